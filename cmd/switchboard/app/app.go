@@ -1,0 +1,188 @@
+// Package app builds the whole gateway from a config: one fiber app on one port with every package mounted.
+// It is importable so end-to-end tests start the real gateway in-process on a loopback port.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/switchboard-gw/switchboard/cmd/switchboard/config"
+)
+
+// Version is set at build time with -ldflags "-X .../cmd/switchboard/app.Version=...".
+var Version = "dev"
+
+// App is a running gateway: the HTTP front door, its metrics and the readiness of what it depends on.
+type App struct {
+	fiber    *fiber.App
+	log      *slog.Logger
+	level    *slog.LevelVar
+	registry *prometheus.Registry
+	httpm    *httpMetrics
+
+	cfg      atomic.Pointer[config.Config]
+	draining atomic.Bool
+
+	mu      sync.Mutex
+	checks  []readinessCheck
+	closers []func(context.Context) error
+}
+
+type readinessCheck struct {
+	name  string
+	check func(context.Context) error
+}
+
+// New builds the gateway. level, when given, is the level the logger obeys; Reload changes it.
+func New(cfg *config.Config, log *slog.Logger, level *slog.LevelVar) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if level == nil {
+		level = new(slog.LevelVar)
+	}
+	a := &App{log: log, level: level, registry: prometheus.NewRegistry()}
+	a.cfg.Store(cfg)
+	a.registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "switchboard_build_info",
+			Help:        "Always 1; the version label tells which build is running.",
+			ConstLabels: prometheus.Labels{"version": Version},
+		}, func() float64 { return 1 }),
+	)
+	a.httpm = newHTTPMetrics(a.registry)
+
+	s := cfg.Server
+	a.fiber = fiber.New(fiber.Config{
+		AppName:               "switchboard",
+		DisableStartupMessage: true,
+		BodyLimit:             s.MaxBodyBytes,
+		ReadBufferSize:        s.MaxHeaderBytes,
+		ReadTimeout:           s.ReadTimeout,
+		IdleTimeout:           s.IdleTimeout,
+		Concurrency:           s.Concurrency,
+		// Streams may run for minutes: a write timeout would cut them; idle and read timeouts bound slow clients.
+		WriteTimeout: 0,
+		ErrorHandler: a.handleError,
+	})
+	// Metrics sit outside recovery so a recovered panic is still counted, as a 500.
+	a.fiber.Use(requestID, a.httpm.middleware, a.recoverPanic)
+	a.fiber.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
+	a.fiber.Get("/readyz", a.readyz)
+	a.fiber.Get("/metrics", metricsHandler(a.registry))
+	return a, nil
+}
+
+// Fiber is the router every package mounts its routes on.
+func (a *App) Fiber() *fiber.App { return a.fiber }
+
+// Registry is where packages register their Prometheus metrics.
+func (a *App) Registry() *prometheus.Registry { return a.registry }
+
+// Logger is the gateway's structured logger.
+func (a *App) Logger() *slog.Logger { return a.log }
+
+// Config is the config in force.
+func (a *App) Config() *config.Config { return a.cfg.Load() }
+
+// AddReadiness makes /readyz answer 503 while check fails.
+func (a *App) AddReadiness(name string, check func(context.Context) error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.checks = append(a.checks, readinessCheck{name, check})
+}
+
+// OnShutdown registers work to do after the last request drained (flush spans, close stores); it runs in
+// reverse order of registration.
+func (a *App) OnShutdown(fn func(context.Context) error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.closers = append(a.closers, fn)
+}
+
+// Reload applies a new config. Fields that need a new listener are reported, not applied.
+func (a *App) Reload(cfg *config.Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	old := a.cfg.Load()
+	if old.Server != cfg.Server {
+		a.log.Warn("config reload: server settings change only on restart", "listen", old.Server.Listen)
+	}
+	level, _ := config.ParseLevel(cfg.Log.Level)
+	a.level.Set(level)
+	a.cfg.Store(cfg)
+	return nil
+}
+
+// Serve answers requests on ln until ctx ends, then stops accepting, lets in-flight requests and streams finish
+// (up to server.shutdown_timeout) and runs the shutdown hooks.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	served := make(chan error, 1)
+	go func() { served <- a.fiber.Listener(ln) }()
+	a.log.Info("switchboard listening", "addr", ln.Addr().String(), "version", Version)
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	a.draining.Store(true)
+	timeout := a.cfg.Load().Server.ShutdownTimeout
+	a.log.Info("shutting down: draining in-flight requests", "timeout", timeout)
+	drainCtx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	err := a.fiber.ShutdownWithContext(drainCtx)
+	if err != nil {
+		err = fmt.Errorf("drain: %w", err)
+	}
+	if serveErr := <-served; serveErr != nil && !errors.Is(serveErr, net.ErrClosed) {
+		err = errors.Join(err, serveErr)
+	}
+	return errors.Join(err, a.close(drainCtx))
+}
+
+func (a *App) close(ctx context.Context) error {
+	a.mu.Lock()
+	closers := a.closers
+	a.closers = nil
+	a.mu.Unlock()
+	var errs []error
+	for i := len(closers) - 1; i >= 0; i-- {
+		errs = append(errs, closers[i](ctx))
+	}
+	return errors.Join(errs...)
+}
+
+func (a *App) readyz(c *fiber.Ctx) error {
+	if a.draining.Load() {
+		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "draining"})
+	}
+	a.mu.Lock()
+	checks := a.checks
+	a.mu.Unlock()
+	ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
+	defer cancel()
+	failing := fiber.Map{}
+	for _, rc := range checks {
+		if err := rc.check(ctx); err != nil {
+			failing[rc.name] = err.Error()
+		}
+	}
+	if len(failing) > 0 {
+		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "not ready", "failing": failing})
+	}
+	return c.JSON(fiber.Map{"status": "ready"})
+}

@@ -1,0 +1,48 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"runtime/debug"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// handleError answers errors that no protocol package turned into its own shape (404s, bodies over the limit,
+// recovered panics) as OpenAI-style JSON, which is what most clients of this port parse.
+func (a *App) handleError(c *fiber.Ctx, err error) error {
+	status := fiber.StatusInternalServerError
+	message := "internal error"
+	var fe *fiber.Error
+	if errors.As(err, &fe) {
+		status, message = fe.Code, fe.Message
+	}
+	kind := "invalid_request_error"
+	switch {
+	case status == fiber.StatusNotFound:
+		kind = "not_found_error"
+	case status == fiber.StatusRequestEntityTooLarge:
+		kind = "request_too_large"
+	case status >= 500:
+		kind = "internal_error"
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSONCharsetUTF8)
+	return c.Status(status).JSON(fiber.Map{"error": fiber.Map{
+		"message":    message,
+		"type":       kind,
+		"request_id": c.GetRespHeader(fiber.HeaderXRequestID),
+	}})
+}
+
+// recoverPanic turns a panic in a handler into a 500 and a log line with the stack; the panic value may hold
+// request data, so it is logged, never sent to the client.
+func (a *App) recoverPanic(c *fiber.Ctx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			a.log.Error("panic in handler", "method", c.Method(), "route", c.Route().Path,
+				"request_id", c.GetRespHeader(fiber.HeaderXRequestID), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			err = errors.New("panic recovered")
+		}
+	}()
+	return c.Next()
+}

@@ -1,0 +1,90 @@
+package app
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/gofiber/fiber/v2/utils"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+const maxRequestIDLen = 128
+
+// requestID keeps a caller's well-formed X-Request-ID (so ids follow a request across services) and makes one
+// otherwise; a malformed or huge id is replaced rather than echoed.
+func requestID(c *fiber.Ctx) error {
+	id := c.Get(fiber.HeaderXRequestID)
+	if !validRequestID(id) {
+		id = utils.UUIDv4()
+	}
+	c.Set(fiber.HeaderXRequestID, id)
+	return c.Next()
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > maxRequestIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		ch := id[i]
+		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '_' || ch == '.' || ch == ':') {
+			return false
+		}
+	}
+	return true
+}
+
+type httpMetrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	inFlight prometheus.Gauge
+}
+
+func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
+	m := &httpMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_http_requests_total", Help: "HTTP requests answered, by route pattern and status.",
+		}, []string{"method", "route", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "switchboard_http_request_duration_seconds",
+			Help:    "Time from request to handler return (for streams: until the stream was handed off).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"method", "route"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "switchboard_http_in_flight_requests", Help: "Requests being handled now.",
+		}),
+	}
+	reg.MustRegister(m.requests, m.duration, m.inFlight)
+	return m
+}
+
+func (m *httpMetrics) middleware(c *fiber.Ctx) error {
+	start := time.Now()
+	m.inFlight.Inc()
+	err := c.Next()
+	m.inFlight.Dec()
+	status := c.Response().StatusCode()
+	if err != nil {
+		// The error handler has not run yet; record the status it will answer.
+		status = fiber.StatusInternalServerError
+		if fe, ok := err.(*fiber.Error); ok {
+			status = fe.Code
+		}
+	}
+	// The route pattern, not the path: raw paths would give one series per URL an attacker invents.
+	route := c.Route().Path
+	if status == fiber.StatusNotFound {
+		route = "unmatched"
+	}
+	method := c.Method()
+	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
+	m.duration.WithLabelValues(method, route).Observe(time.Since(start).Seconds())
+	return err
+}
+
+func metricsHandler(reg *prometheus.Registry) fiber.Handler {
+	return adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+}

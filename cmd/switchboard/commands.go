@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/switchboard-gw/switchboard/cmd/switchboard/app"
+	"github.com/switchboard-gw/switchboard/cmd/switchboard/config"
+)
+
+func rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "switchboard",
+		Short:         "One gateway for an agent's models, tools and other agents",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(serveCommand(), demoCommand(), configCommand(), versionCommand())
+	return root
+}
+
+// configPath is --config, else $SWITCHBOARD_CONFIG.
+func configPath(cmd *cobra.Command) string {
+	if p, _ := cmd.Flags().GetString("config"); p != "" {
+		return p
+	}
+	return os.Getenv("SWITCHBOARD_CONFIG")
+}
+
+func addConfigFlag(cmd *cobra.Command) {
+	cmd.Flags().StringP("config", "c", "", "YAML config file (default $SWITCHBOARD_CONFIG)")
+}
+
+func serveCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the gateway with a config file (hot-reloaded on change)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			path := configPath(cmd)
+			if path == "" {
+				return errors.New("serve needs --config or SWITCHBOARD_CONFIG (try `switchboard demo` for a ready-made setup)")
+			}
+			cfg, err := config.Load(path)
+			if err != nil {
+				return err
+			}
+			return run(cfg, path)
+		},
+	}
+	addConfigFlag(cmd)
+	return cmd
+}
+
+// run serves cfg until SIGINT or SIGTERM; with a path, the file is watched and valid changes are applied.
+func run(cfg *config.Config, path string) error {
+	log, level := app.NewLogger(cfg.Log, os.Stderr)
+	gw, err := app.New(cfg, log, level)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if path != "" {
+		if err := config.Watch(ctx, path, config.DefaultDebounce, log, gw.Reload); err != nil {
+			log.Warn("config hot reload disabled", "err", err)
+		}
+	}
+	return gw.Serve(ctx, ln)
+}
+
+func configCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "config", Short: "Work with config files"}
+	validate := &cobra.Command{
+		Use:   "validate [file]",
+		Short: "Check a config file and name every bad field with its line",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := configPath(cmd)
+			if len(args) == 1 {
+				path = args[0]
+			}
+			if path == "" {
+				return errors.New("name a config file (argument, --config or SWITCHBOARD_CONFIG)")
+			}
+			if _, err := config.Load(path); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok\n", path)
+			return nil
+		},
+	}
+	addConfigFlag(validate)
+	cmd.AddCommand(validate)
+	return cmd
+}
+
+func versionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "switchboard", app.Version) },
+	}
+}

@@ -1,0 +1,117 @@
+// Package config loads the gateway's YAML configuration: the file, SWITCHBOARD_* environment overrides and
+// env:NAME secret references, checked so that every error names the field and, where it comes from the file,
+// its line.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+)
+
+// Config is the whole gateway configuration. Each section belongs to the package that uses it; this package
+// only composes them and knows where in the file each field came from.
+type Config struct {
+	Server ServerConfig `yaml:"server" mapstructure:"server"`
+	Log    LogConfig    `yaml:"log" mapstructure:"log"`
+}
+
+// ServerConfig is the listener and the limits every request shares.
+type ServerConfig struct {
+	Listen          string        `yaml:"listen" mapstructure:"listen"`
+	MaxBodyBytes    int           `yaml:"max_body_bytes" mapstructure:"max_body_bytes"`
+	MaxHeaderBytes  int           `yaml:"max_header_bytes" mapstructure:"max_header_bytes"`
+	ReadTimeout     time.Duration `yaml:"read_timeout" mapstructure:"read_timeout"`
+	IdleTimeout     time.Duration `yaml:"idle_timeout" mapstructure:"idle_timeout"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" mapstructure:"shutdown_timeout"`
+	Concurrency     int           `yaml:"concurrency" mapstructure:"concurrency"`
+}
+
+// LogConfig chooses the log format and level.
+type LogConfig struct {
+	Format string `yaml:"format" mapstructure:"format"` // json | text
+	Level  string `yaml:"level" mapstructure:"level"`   // debug | info | warn | error
+}
+
+// Default is the configuration a field takes when the file leaves it out.
+func Default() Config {
+	return Config{
+		Server: ServerConfig{
+			Listen:          "127.0.0.1:8080",
+			MaxBodyBytes:    8 << 20,
+			MaxHeaderBytes:  16 << 10,
+			ReadTimeout:     30 * time.Second,
+			IdleTimeout:     120 * time.Second,
+			ShutdownTimeout: 30 * time.Second,
+			Concurrency:     256 * 1024,
+		},
+		Log: LogConfig{Format: "json", Level: "info"},
+	}
+}
+
+// Validate checks every section and returns all problems at once, each prefixed with its field path.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(path, msg string) { errs = append(errs, &FieldError{Path: path, Msg: msg}) }
+
+	if _, port, err := net.SplitHostPort(c.Server.Listen); err != nil || port == "" {
+		add("server.listen", fmt.Sprintf("must be host:port, got %q", c.Server.Listen))
+	}
+	if c.Server.MaxBodyBytes <= 0 {
+		add("server.max_body_bytes", "must be positive")
+	}
+	if c.Server.MaxHeaderBytes < 1024 {
+		add("server.max_header_bytes", "must be at least 1024")
+	}
+	if c.Server.ReadTimeout < 0 || c.Server.IdleTimeout < 0 || c.Server.ShutdownTimeout < 0 {
+		add("server", "timeouts must not be negative")
+	}
+	if c.Server.Concurrency <= 0 {
+		add("server.concurrency", "must be positive")
+	}
+	if _, err := ParseLevel(c.Log.Level); err != nil {
+		add("log.level", err.Error())
+	}
+	if c.Log.Format != "json" && c.Log.Format != "text" {
+		add("log.format", fmt.Sprintf("must be json or text, got %q", c.Log.Format))
+	}
+	return errors.Join(errs...)
+}
+
+// ParseLevel turns a level name from the config into a slog level.
+func ParseLevel(name string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(name)); err != nil {
+		return 0, fmt.Errorf("must be debug, info, warn or error, got %q", name)
+	}
+	return l, nil
+}
+
+// FieldError is a problem with one field. Line is 0 when the value did not come from the file (a default or an
+// environment override).
+type FieldError struct {
+	File string
+	Line int
+	Path string
+	Msg  string
+}
+
+func (e *FieldError) Error() string {
+	var b strings.Builder
+	if e.File != "" {
+		b.WriteString(e.File)
+		if e.Line > 0 {
+			fmt.Fprintf(&b, ":%d", e.Line)
+		}
+		b.WriteString(": ")
+	}
+	if e.Path != "" {
+		b.WriteString(e.Path)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}

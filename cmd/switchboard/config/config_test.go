@@ -1,0 +1,125 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseReportsFieldAndLine(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		yaml string
+		want []string // every fragment must appear in the error
+	}{
+		{
+			name: "unknown key names its line and the known ones",
+			yaml: "server:\n  listen: 127.0.0.1:1\n  lisen: x\n",
+			want: []string{"cfg.yaml:3: server.lisen: unknown field", "listen"},
+		},
+		{
+			name: "unknown top-level section",
+			yaml: "log:\n  level: info\nmodel: []\n",
+			want: []string{"cfg.yaml:3: model: unknown field"},
+		},
+		{
+			name: "wrong type names the field and line",
+			yaml: "server:\n  listen: 127.0.0.1:1\n  max_body_bytes: [1, 2]\n",
+			want: []string{"cfg.yaml:3:", "server.max_body_bytes"},
+		},
+		{
+			name: "validation error carries the line of its field",
+			yaml: "server:\n  listen: nonsense\n",
+			want: []string{"cfg.yaml:2: server.listen: must be host:port"},
+		},
+		{
+			name: "several validation errors at once",
+			yaml: "log:\n  format: xml\n  level: loud\n",
+			want: []string{"cfg.yaml:2: log.format", "cfg.yaml:3: log.level"},
+		},
+		{
+			name: "bad duration",
+			yaml: "server:\n  read_timeout: soon\n",
+			want: []string{"server.read_timeout", "cfg.yaml:2"},
+		},
+		{
+			name: "broken YAML",
+			yaml: "server:\n  listen: [\n",
+			want: []string{"cfg.yaml:", "line"},
+		},
+		{
+			name: "missing env reference names the variable, not a value",
+			yaml: "server:\n  listen: env:SWITCHBOARD_TEST_SURELY_UNSET\n",
+			want: []string{"environment variable SWITCHBOARD_TEST_SURELY_UNSET is not set", "cfg.yaml:2"},
+		},
+		{
+			name: "section of the wrong kind",
+			yaml: "server: 8080\n",
+			want: []string{"cfg.yaml:1: server: must be a mapping"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := Parse([]byte(tc.yaml), "cfg.yaml")
+			if err == nil {
+				t.Fatal("Parse accepted a bad config")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestParseDefaultsAndValues(t *testing.T) {
+	t.Parallel()
+	cfg, err := Parse([]byte("server:\n  listen: 0.0.0.0:9999\n  shutdown_timeout: 5s\n"), "cfg.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Server.Listen != "0.0.0.0:9999" || cfg.Server.ShutdownTimeout != 5*time.Second {
+		t.Errorf("values from the file not applied: %+v", cfg.Server)
+	}
+	if cfg.Server.MaxBodyBytes != Default().Server.MaxBodyBytes || cfg.Log.Format != "json" {
+		t.Errorf("defaults not kept for fields the file leaves out: %+v", cfg)
+	}
+	empty, err := Parse(nil, "empty.yaml")
+	if err != nil {
+		t.Fatalf("an empty file should mean all defaults: %v", err)
+	}
+	if *empty != Default() {
+		t.Errorf("empty file: got %+v", *empty)
+	}
+}
+
+// Environment tests change the process environment, so they do not run in parallel.
+func TestEnvironmentOverridesAndSecrets(t *testing.T) {
+	t.Setenv("SWITCHBOARD_SERVER_LISTEN", "127.0.0.1:7777")
+	t.Setenv("SWITCHBOARD_LOG_LEVEL", "debug")
+	t.Setenv("SB_TEST_FORMAT", "text")
+	cfg, err := Parse([]byte("server:\n  listen: 127.0.0.1:1\nlog:\n  format: env:SB_TEST_FORMAT\n"), "cfg.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Server.Listen != "127.0.0.1:7777" {
+		t.Errorf("SWITCHBOARD_SERVER_LISTEN did not override the file: %q", cfg.Server.Listen)
+	}
+	if cfg.Log.Level != "debug" {
+		t.Errorf("SWITCHBOARD_LOG_LEVEL did not override the default: %q", cfg.Log.Level)
+	}
+	if cfg.Log.Format != "text" {
+		t.Errorf("env:SB_TEST_FORMAT not resolved: %q", cfg.Log.Format)
+	}
+}
+
+func TestInvalidEnvironmentOverrideIsRejected(t *testing.T) {
+	t.Setenv("SWITCHBOARD_LOG_FORMAT", "yaml")
+	_, err := Parse([]byte("log:\n  level: info\n"), "cfg.yaml")
+	if err == nil || !strings.Contains(err.Error(), "log.format") {
+		t.Fatalf("want a log.format error, got %v", err)
+	}
+}

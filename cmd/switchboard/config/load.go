@@ -1,0 +1,188 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"strings"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/viper"
+	"go.yaml.in/yaml/v3"
+)
+
+// EnvPrefix starts every environment override: SWITCHBOARD_SERVER_LISTEN overrides server.listen.
+const EnvPrefix = "SWITCHBOARD"
+
+// secretPrefix marks a string value that names an environment variable instead of holding the value, so that
+// secrets stay out of config files.
+const secretPrefix = "env:"
+
+// Load reads, decodes and validates the file at path.
+func Load(path string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(raw, path)
+}
+
+// Parse decodes and validates YAML; file names the source in error messages.
+func Parse(raw []byte, file string) (*Config, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return nil, &FieldError{File: file, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	src := source{file: file, root: &doc}
+	if err := src.checkKnownKeys(); err != nil {
+		return nil, err
+	}
+
+	v := viper.NewWithOptions(viper.ExperimentalBindStruct())
+	v.SetConfigType("yaml")
+	v.SetEnvPrefix(EnvPrefix)
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	if err := v.ReadConfig(bytes.NewReader(raw)); err != nil {
+		return nil, &FieldError{File: file, Msg: err.Error()}
+	}
+	cfg := Default()
+	hook := viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+		resolveSecretHook,
+		mapstructure.StringToTimeDurationHookFunc(),
+	))
+	if err := v.Unmarshal(&cfg, hook); err != nil {
+		return nil, src.locate(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, src.locate(err)
+	}
+	return &cfg, nil
+}
+
+// resolveSecretHook replaces "env:NAME" in any string field with the value of NAME.
+func resolveSecretHook(from, to reflect.Type, data any) (any, error) {
+	if from.Kind() != reflect.String || to.Kind() != reflect.String {
+		return data, nil
+	}
+	s, _ := data.(string)
+	name, ok := strings.CutPrefix(s, secretPrefix)
+	if !ok {
+		return data, nil
+	}
+	if name == "" {
+		return nil, errors.New("env: reference needs a variable name")
+	}
+	val, set := os.LookupEnv(name)
+	if !set {
+		// The name is not a secret; the value would be.
+		return nil, fmt.Errorf("environment variable %s is not set", name)
+	}
+	return val, nil
+}
+
+// source knows where each field sits in the YAML document, so errors can name a line.
+type source struct {
+	file string
+	root *yaml.Node
+}
+
+var quotedPath = regexp.MustCompile(`'([A-Za-z0-9_.\[\]]+)'`)
+
+// locate turns decode and validation errors into FieldErrors that carry file and line.
+func (s source) locate(err error) error {
+	var out []error
+	for _, e := range flatten(err) {
+		var fe *FieldError
+		if errors.As(e, &fe) {
+			located := *fe
+			located.File = s.file
+			located.Line = s.line(fe.Path)
+			out = append(out, &located)
+			continue
+		}
+		// mapstructure names the field in quotes: "'server.listen' expected type 'string', ...".
+		msg := e.Error()
+		path := ""
+		if m := quotedPath.FindStringSubmatch(msg); m != nil {
+			path = m[1]
+		}
+		msg = strings.TrimPrefix(msg, "decoding failed due to the following error(s):")
+		out = append(out, &FieldError{File: s.file, Line: s.line(path), Msg: strings.TrimSpace(msg)})
+	}
+	return errors.Join(out...)
+}
+
+// flatten unwraps errors.Join trees (and mapstructure's multi-errors) into single errors.
+func flatten(err error) []error {
+	if multi, ok := err.(interface{ Unwrap() []error }); ok {
+		var all []error
+		for _, e := range multi.Unwrap() {
+			all = append(all, flatten(e)...)
+		}
+		return all
+	}
+	return []error{err}
+}
+
+// line finds the line of a dotted path like "models[0].deployments[1].base_url"; for a path that does not exist
+// in the file it answers the line of the deepest part that does, and 0 if none does.
+func (s source) line(path string) int {
+	node := s.root
+	if node.Kind == yaml.DocumentNode && len(node.Content) > 0 {
+		node = node.Content[0]
+	}
+	line := 0
+	for _, part := range splitPath(path) {
+		next := child(node, part)
+		if next == nil {
+			return line
+		}
+		node, line = next, next.Line
+	}
+	return line
+}
+
+func splitPath(path string) []string {
+	var parts []string
+	for _, seg := range strings.Split(path, ".") {
+		for seg != "" {
+			i := strings.IndexByte(seg, '[')
+			switch {
+			case i < 0:
+				parts, seg = append(parts, seg), ""
+			case i > 0:
+				parts, seg = append(parts, seg[:i]), seg[i:]
+			default:
+				end := strings.IndexByte(seg, ']')
+				if end < 0 {
+					return append(parts, seg)
+				}
+				parts, seg = append(parts, seg[:end+1]), seg[end+1:]
+			}
+		}
+	}
+	return parts
+}
+
+func child(node *yaml.Node, part string) *yaml.Node {
+	if idx, ok := strings.CutPrefix(part, "["); ok {
+		var i int
+		if _, err := fmt.Sscanf(strings.TrimSuffix(idx, "]"), "%d", &i); err != nil || node.Kind != yaml.SequenceNode || i < 0 || i >= len(node.Content) {
+			return nil
+		}
+		return node.Content[i]
+	}
+	if node.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(node.Content); i += 2 {
+		if strings.EqualFold(node.Content[i].Value, part) {
+			return node.Content[i+1]
+		}
+	}
+	return nil
+}
