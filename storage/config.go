@@ -1,0 +1,109 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Config is the `storage:` block. Without `clickhouse` the embedded SQLite
+// store is used.
+type Config struct {
+	ClickHouse *ClickHouseConfig `yaml:"clickhouse" mapstructure:"clickhouse"`
+	SQLite     SQLiteConfig      `yaml:"sqlite" mapstructure:"sqlite"`
+}
+
+// SQLiteConfig configures the embedded store.
+type SQLiteConfig struct {
+	// Path of the database file, created if missing; ":memory:" keeps
+	// everything in memory. Default "data/switchboard.db".
+	Path string `yaml:"path" mapstructure:"path"`
+}
+
+// DefaultSQLitePath is where the embedded store lives by default.
+const DefaultSQLitePath = "data/switchboard.db"
+
+// ClickHouseConfig configures the ClickHouse store (native protocol).
+type ClickHouseConfig struct {
+	// Addr is host:port of the native interface; several replicas may be
+	// given separated by commas.
+	Addr     string `yaml:"addr" mapstructure:"addr"`
+	Database string `yaml:"database" mapstructure:"database"` // default "switchboard"; created if missing
+	Username string `yaml:"username" mapstructure:"username"` // default "default"
+	Password string `yaml:"password" mapstructure:"password"`
+	// DialTimeout defaults to 5s, ReadTimeout to 30s.
+	DialTimeout  time.Duration `yaml:"dial_timeout" mapstructure:"dial_timeout"`
+	ReadTimeout  time.Duration `yaml:"read_timeout" mapstructure:"read_timeout"`
+	MaxOpenConns int           `yaml:"max_open_conns" mapstructure:"max_open_conns"` // default 10
+}
+
+// DefaultClickHouseDatabase is the database used when none is configured.
+const DefaultClickHouseDatabase = "switchboard"
+
+// identifier is what may be spliced into DDL as a database name.
+var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
+
+// Validate names the bad field by its path under `storage`.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(field, msg string) { errs = append(errs, fmt.Errorf("storage.%s: %s", field, msg)) }
+	if ch := c.ClickHouse; ch != nil {
+		if strings.TrimSpace(ch.Addr) == "" {
+			bad("clickhouse.addr", "is required")
+		}
+		for a := range strings.SplitSeq(ch.Addr, ",") {
+			a = strings.TrimSpace(a)
+			if a == "" {
+				continue
+			}
+			if host, port, err := net.SplitHostPort(a); err != nil || host == "" || port == "" {
+				bad("clickhouse.addr", fmt.Sprintf("%q must be host:port", a))
+			}
+		}
+		if ch.Database != "" && !identifier.MatchString(ch.Database) {
+			bad("clickhouse.database", "must be letters, digits and underscores, not starting with a digit")
+		}
+		if ch.DialTimeout < 0 {
+			bad("clickhouse.dial_timeout", "must not be negative")
+		}
+		if ch.ReadTimeout < 0 {
+			bad("clickhouse.read_timeout", "must not be negative")
+		}
+		if ch.MaxOpenConns < 0 {
+			bad("clickhouse.max_open_conns", "must not be negative")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c ClickHouseConfig) withDefaults() ClickHouseConfig {
+	if c.Database == "" {
+		c.Database = DefaultClickHouseDatabase
+	}
+	if c.Username == "" {
+		c.Username = "default"
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = 5 * time.Second
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = 30 * time.Second
+	}
+	if c.MaxOpenConns == 0 {
+		c.MaxOpenConns = 10
+	}
+	return c
+}
+
+func (c ClickHouseConfig) addrs() []string {
+	var out []string
+	for a := range strings.SplitSeq(c.Addr, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}

@@ -1,0 +1,97 @@
+package trace
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// RecorderConfig tunes the span recorder; it is the top-level `trace:` YAML
+// block. Zero values take the defaults below.
+type RecorderConfig struct {
+	// QueueSize bounds the in-memory queue (spans). Default 10000.
+	QueueSize int `yaml:"queue_size" mapstructure:"queue_size"`
+	// BatchSize is the most spans per write. Default 1000.
+	BatchSize int `yaml:"batch_size" mapstructure:"batch_size"`
+	// FlushInterval is the longest a queued span waits for a write. Default 1s.
+	FlushInterval time.Duration `yaml:"flush_interval" mapstructure:"flush_interval"`
+	// WriteTimeout bounds one write to the sink. Default 10s.
+	WriteTimeout time.Duration `yaml:"write_timeout" mapstructure:"write_timeout"`
+	// SpillDir holds spill segments while the sink is down. Default "data/trace-spill".
+	SpillDir string `yaml:"spill_dir" mapstructure:"spill_dir"`
+	// SpillSegmentBytes is the size after which a spill segment is sealed
+	// and a new one started. Default 64 MiB.
+	SpillSegmentBytes int64 `yaml:"spill_segment_bytes" mapstructure:"spill_segment_bytes"`
+	// RetryInterval is the pause between replay attempts while the sink
+	// keeps failing. Default 2s.
+	RetryInterval time.Duration `yaml:"retry_interval" mapstructure:"retry_interval"`
+}
+
+// Config is the `trace:` block of the gateway's YAML.
+type Config = RecorderConfig
+
+// Defaults used for zero fields.
+const (
+	DefaultQueueSize         = 10000
+	DefaultBatchSize         = 1000
+	DefaultFlushInterval     = time.Second
+	DefaultWriteTimeout      = 10 * time.Second
+	DefaultSpillDir          = "data/trace-spill"
+	DefaultSpillSegmentBytes = 64 << 20
+	DefaultRetryInterval     = 2 * time.Second
+)
+
+// Validate checks the fields a user wrote; zero fields are fine (defaults).
+func (c RecorderConfig) Validate() error {
+	var errs []error
+	bad := func(field, msg string) { errs = append(errs, fmt.Errorf("trace.%s: %s", field, msg)) }
+	if c.QueueSize < 0 {
+		bad("queue_size", "must not be negative")
+	}
+	if c.BatchSize < 0 {
+		bad("batch_size", "must not be negative")
+	}
+	if c.QueueSize > 0 && c.BatchSize > c.QueueSize {
+		bad("batch_size", "must not exceed queue_size")
+	}
+	if c.FlushInterval < 0 {
+		bad("flush_interval", "must not be negative")
+	}
+	if c.WriteTimeout < 0 {
+		bad("write_timeout", "must not be negative")
+	}
+	if c.SpillSegmentBytes < 0 {
+		bad("spill_segment_bytes", "must not be negative")
+	} else if c.SpillSegmentBytes > 0 && c.SpillSegmentBytes < 4096 {
+		bad("spill_segment_bytes", "must be at least 4096")
+	}
+	if c.RetryInterval < 0 {
+		bad("retry_interval", "must not be negative")
+	}
+	return errors.Join(errs...)
+}
+
+func (c RecorderConfig) withDefaults() RecorderConfig {
+	if c.QueueSize == 0 {
+		c.QueueSize = DefaultQueueSize
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = min(DefaultBatchSize, c.QueueSize)
+	}
+	if c.FlushInterval == 0 {
+		c.FlushInterval = DefaultFlushInterval
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.SpillDir == "" {
+		c.SpillDir = DefaultSpillDir
+	}
+	if c.SpillSegmentBytes == 0 {
+		c.SpillSegmentBytes = DefaultSpillSegmentBytes
+	}
+	if c.RetryInterval == 0 {
+		c.RetryInterval = DefaultRetryInterval
+	}
+	return c
+}

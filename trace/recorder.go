@@ -1,0 +1,349 @@
+package trace
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Sink stores span batches (storage.Store implements it). WriteSpans must not
+// keep spans after it returns: the recorder reuses the slice.
+type Sink interface {
+	WriteSpans(ctx context.Context, spans []Span) error
+}
+
+// Stats are the recorder's running totals (the same numbers as its metrics).
+// Written counts every span the sink accepted, replayed ones included, so
+// once the spill is empty Written equals Recorded.
+type Stats struct {
+	Recorded, Written, Spilled, Replayed, Dropped int64
+	Queued                                        int
+	SpillBytes                                    int64
+}
+
+// Recorder queues ended spans and writes them to a Sink in batches on its own
+// goroutines. When the sink fails, or the queue is full, spans go to the
+// on-disk spill and are replayed in order once the sink works again.
+type Recorder struct {
+	cfg   RecorderConfig
+	sink  Sink
+	log   *slog.Logger
+	spill *spill
+	m     *metrics
+
+	queue chan Span
+
+	// mu guards closed: Record holds it shared while it enqueues, so once
+	// Close holds it exclusively no span can slip into the queue unseen.
+	mu       sync.RWMutex
+	closed   bool
+	closeCtx context.Context
+
+	overflowMu sync.Mutex
+	overflow   []Span
+	overflowCh chan struct{}
+
+	kick       chan struct{}
+	stopWriter chan struct{}
+	stopSpill  chan struct{}
+	stopReplay context.CancelFunc
+	wg         sync.WaitGroup
+	replayWG   sync.WaitGroup
+	errMu      sync.Mutex
+	closeErr   error
+	closeOnce  sync.Once
+
+	recorded, written, spilled, replayed, dropped atomic.Int64
+}
+
+// NewRecorder starts a recorder writing to sink. reg may be nil (no metrics
+// registered) and log may be nil (discarded). Segments left in cfg.SpillDir by
+// an earlier process are replayed first.
+func NewRecorder(cfg RecorderConfig, sink Sink, reg prometheus.Registerer, log *slog.Logger) (*Recorder, error) {
+	if sink == nil {
+		return nil, errors.New("trace: NewRecorder needs a Sink")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	sp, err := openSpill(cfg.SpillDir, cfg.SpillSegmentBytes, log)
+	if err != nil {
+		return nil, err
+	}
+	r := &Recorder{
+		cfg: cfg, sink: sink, log: log, spill: sp,
+		queue:      make(chan Span, cfg.QueueSize),
+		overflowCh: make(chan struct{}, 1),
+		kick:       make(chan struct{}, 1),
+		stopWriter: make(chan struct{}),
+		stopSpill:  make(chan struct{}),
+	}
+	r.m = newMetrics(r)
+	if reg != nil {
+		if err := r.m.register(reg); err != nil {
+			return nil, fmt.Errorf("trace: metrics: %w", err)
+		}
+	}
+	replayCtx, cancel := context.WithCancel(context.Background())
+	r.stopReplay = cancel
+	r.wg.Add(2)
+	go r.writeLoop()
+	go r.spillLoop()
+	r.replayWG.Add(1)
+	go r.replayLoop(replayCtx)
+	if sp.pending() {
+		log.Info("trace: replaying spans spilled by an earlier run", "bytes", sp.bytes())
+		r.kickReplay()
+	}
+	return r, nil
+}
+
+// Record queues s for writing. It never blocks on storage and never drops a
+// span: when the queue is full the span goes to the spill instead.
+func (r *Recorder) Record(s Span) {
+	r.recorded.Add(1)
+	r.mu.RLock()
+	if !r.closed {
+		select {
+		case r.queue <- s:
+		default:
+			r.overflowMu.Lock()
+			r.overflow = append(r.overflow, s)
+			r.overflowMu.Unlock()
+			select {
+			case r.overflowCh <- struct{}{}:
+			default:
+			}
+		}
+		r.mu.RUnlock()
+		return
+	}
+	r.mu.RUnlock()
+	// Late spans (a request finishing during shutdown) go straight to disk
+	// for the next run.
+	if err := r.spill.append([]Span{s}); err != nil {
+		r.dropped.Add(1)
+		r.log.Error("trace: span lost after close", "err", err)
+		return
+	}
+	r.spilled.Add(1)
+	if err := r.spill.close(); err != nil {
+		r.log.Error("trace: spill", "err", err)
+	}
+}
+
+// Stats returns the running totals.
+func (r *Recorder) Stats() Stats {
+	return Stats{
+		Recorded: r.recorded.Load(), Written: r.written.Load(), Spilled: r.spilled.Load(),
+		Replayed: r.replayed.Load(), Dropped: r.dropped.Load(),
+		Queued: len(r.queue), SpillBytes: r.spill.bytes(),
+	}
+}
+
+// Close stops the recorder: queued spans are written (within ctx) or
+// spilled, and the spill is synced to disk. Spans still in the spill are
+// replayed by the next recorder on the same SpillDir. Close is idempotent;
+// spans recorded after it are spilled directly.
+func (r *Recorder) Close(ctx context.Context) error {
+	r.closeOnce.Do(func() {
+		r.mu.Lock()
+		r.closed = true
+		r.closeCtx = ctx
+		r.mu.Unlock()
+		r.stopReplay()
+		r.replayWG.Wait()
+		close(r.stopWriter)
+		close(r.stopSpill)
+		r.wg.Wait()
+		if err := r.spill.close(); err != nil {
+			r.setErr(err)
+		}
+	})
+	r.errMu.Lock()
+	defer r.errMu.Unlock()
+	return r.closeErr
+}
+
+func (r *Recorder) setErr(err error) {
+	r.errMu.Lock()
+	r.closeErr = errors.Join(r.closeErr, err)
+	r.errMu.Unlock()
+}
+
+func (r *Recorder) kickReplay() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (r *Recorder) writeLoop() {
+	defer r.wg.Done()
+	batch := make([]Span, 0, r.cfg.BatchSize)
+	tick := time.NewTicker(r.cfg.FlushInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case s := <-r.queue:
+			batch = append(batch, s)
+			if len(batch) >= r.cfg.BatchSize {
+				batch = r.flush(context.Background(), batch)
+			}
+		case <-tick.C:
+			if len(batch) > 0 {
+				batch = r.flush(context.Background(), batch)
+			}
+		case <-r.stopWriter:
+			ctx := r.closeCtx
+			for {
+				select {
+				case s := <-r.queue:
+					batch = append(batch, s)
+					if len(batch) >= r.cfg.BatchSize {
+						batch = r.flush(ctx, batch)
+					}
+					continue
+				default:
+				}
+				break
+			}
+			if len(batch) > 0 {
+				r.flush(ctx, batch)
+			}
+			return
+		}
+	}
+}
+
+// flush writes batch to the sink, or to the spill while older spans wait
+// there (keeping order, and not hammering a sink that is down) or when the
+// write fails. It returns batch emptied for reuse.
+func (r *Recorder) flush(ctx context.Context, batch []Span) []Span {
+	if r.spill.pending() || ctx.Err() != nil {
+		r.toSpill(batch)
+		return clear0(batch)
+	}
+	if err := r.write(ctx, batch); err != nil {
+		r.log.Warn("trace: span write failed; spilling to disk", "spans", len(batch), "err", err)
+		r.toSpill(batch)
+	}
+	return clear0(batch)
+}
+
+// clear0 drops references held by the batch (attrs, strings) before reuse.
+func clear0(batch []Span) []Span {
+	clear(batch)
+	return batch[:0]
+}
+
+func (r *Recorder) write(ctx context.Context, spans []Span) error {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.WriteTimeout)
+	defer cancel()
+	start := time.Now()
+	err := r.sink.WriteSpans(ctx, spans)
+	r.m.writeSeconds.Observe(time.Since(start).Seconds())
+	if err != nil {
+		r.m.writeErrors.Inc()
+		return err
+	}
+	r.written.Add(int64(len(spans)))
+	return nil
+}
+
+func (r *Recorder) toSpill(spans []Span) {
+	if err := r.spill.append(spans); err != nil {
+		r.dropped.Add(int64(len(spans)))
+		r.log.Error("trace: spans lost: spill failed", "spans", len(spans), "err", err)
+		r.setErr(err)
+		return
+	}
+	r.spilled.Add(int64(len(spans)))
+	r.kickReplay()
+}
+
+// spillLoop moves spans that found the queue full to disk, off the request
+// path.
+func (r *Recorder) spillLoop() {
+	defer r.wg.Done()
+	for {
+		select {
+		case <-r.overflowCh:
+			r.drainOverflow()
+		case <-r.stopSpill:
+			r.drainOverflow()
+			return
+		}
+	}
+}
+
+func (r *Recorder) drainOverflow() {
+	r.overflowMu.Lock()
+	spans := r.overflow
+	r.overflow = nil
+	r.overflowMu.Unlock()
+	for len(spans) > 0 {
+		n := min(len(spans), r.cfg.BatchSize)
+		r.toSpill(spans[:n])
+		spans = spans[n:]
+	}
+}
+
+// replayLoop sends spilled spans, oldest first, whenever there are some,
+// pausing RetryInterval after each failure.
+func (r *Recorder) replayLoop(ctx context.Context) {
+	defer r.replayWG.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.kick:
+		}
+		for ctx.Err() == nil {
+			more, err := r.replayOnce(ctx)
+			if err != nil {
+				r.log.Warn("trace: replay of spilled spans failed; will retry", "err", err, "retry_in", r.cfg.RetryInterval)
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(r.cfg.RetryInterval):
+				}
+				continue
+			}
+			if !more {
+				break
+			}
+		}
+	}
+}
+
+func (r *Recorder) replayOnce(ctx context.Context) (bool, error) {
+	c, err := r.spill.next(r.cfg.BatchSize)
+	if err != nil || c == nil {
+		return false, err
+	}
+	if len(c.spans) > 0 {
+		if err := r.write(ctx, c.spans); err != nil {
+			return true, err
+		}
+		r.replayed.Add(int64(len(c.spans)))
+	}
+	if err := r.spill.commit(c); err != nil {
+		// The spans were written; failing to note it would resend them, so
+		// stop replaying this run rather than loop on duplicates.
+		r.log.Error("trace: cannot record spill progress", "err", err)
+		return false, nil
+	}
+	return true, nil
+}
