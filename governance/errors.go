@@ -1,0 +1,86 @@
+package governance
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// ErrorKind classifies a governance denial so each protocol can map it to its
+// own error shape in one place.
+type ErrorKind uint8
+
+const (
+	// Unauthenticated: the key is missing, unknown, expired or disabled.
+	Unauthenticated ErrorKind = iota + 1
+	// Forbidden: the key is valid but an ACL rule denies the target.
+	Forbidden
+	// RateLimited: a requests, tokens, concurrency, tool or agent limit is hit.
+	RateLimited
+	// BudgetExceeded: a key, team or org budget cannot hold the request's estimate.
+	BudgetExceeded
+)
+
+// String returns the error type used in OpenAI-style error bodies.
+func (k ErrorKind) String() string {
+	switch k {
+	case Unauthenticated:
+		return "authentication_error"
+	case Forbidden:
+		return "permission_error"
+	case RateLimited:
+		return "rate_limit_exceeded"
+	case BudgetExceeded:
+		return "budget_exceeded"
+	default:
+		return "governance_error"
+	}
+}
+
+// Error is a governance denial. Message never contains a raw key and, for
+// ACL denials, never reveals whether the target exists.
+type Error struct {
+	Kind       ErrorKind
+	Message    string
+	RetryAfter time.Duration
+	rate       rateHeaders
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Type is the error type string for protocol error bodies (e.g. "budget_exceeded").
+func (e *Error) Type() string { return e.Kind.String() }
+
+// HTTPStatus is 401, 403 or 429. Budget denials answer 429 (type
+// "budget_exceeded") because that is what LiteLLM-style clients handle.
+func (e *Error) HTTPStatus() int {
+	switch e.Kind {
+	case Unauthenticated:
+		return http.StatusUnauthorized
+	case Forbidden:
+		return http.StatusForbidden
+	case RateLimited, BudgetExceeded:
+		return http.StatusTooManyRequests
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// RateLimitHeaders writes Retry-After (whole seconds, rounded up) and the
+// x-ratelimit-* headers of the limit that denied the request.
+func (e *Error) RateLimitHeaders(set func(name, value string)) {
+	if e.RetryAfter > 0 {
+		set("retry-after", strconv.FormatInt(ceilSeconds(e.RetryAfter), 10))
+	}
+	e.rate.write(set)
+}
+
+func ceilSeconds(d time.Duration) int64 {
+	s := int64((d + time.Second - 1) / time.Second)
+	if s < 1 {
+		s = 1
+	}
+	return s
+}
+
+func unauthenticated(msg string) *Error { return &Error{Kind: Unauthenticated, Message: msg} }

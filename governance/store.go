@@ -1,0 +1,174 @@
+package governance
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Record is one persisted runtime-created key or team. Data is JSON.
+type Record struct {
+	Kind      string
+	ID        string
+	Data      []byte
+	UpdatedAt time.Time
+}
+
+// Store persists runtime-created keys and teams (the embedded store in
+// production). Only the HMAC of a key is ever written.
+type Store interface {
+	PutRecord(ctx context.Context, kind, id string, data []byte) error
+	DeleteRecord(ctx context.Context, kind, id string) error
+	ListRecords(ctx context.Context, kind string) ([]Record, error)
+}
+
+// SpendSource answers how much a key or team spent since a time, in
+// nano-USD; scope is "key" (id = KeyID) or "team" (id = team name).
+type SpendSource interface {
+	SpendSince(ctx context.Context, scope string, id string, since time.Time) (int64, error)
+}
+
+// Record kinds used in the Store.
+const (
+	RecordKindKey  = "governance.key"
+	RecordKindTeam = "governance.team"
+)
+
+// keyRecord is a key as stored and as compiled: runtime keys are persisted in
+// this shape, config keys are converted into it.
+type keyRecord struct {
+	ID        string       `json:"id"`
+	Name      string       `json:"name"`
+	Hash      string       `json:"hash,omitempty"`
+	Team      string       `json:"team,omitempty"`
+	User      string       `json:"user,omitempty"`
+	Expires   string       `json:"expires,omitempty"`
+	Disabled  bool         `json:"disabled,omitempty"`
+	Allow     ACLConfig    `json:"allow"`
+	Deny      ACLConfig    `json:"deny"`
+	Limits    LimitsConfig `json:"limits"`
+	Budget    BudgetConfig `json:"budget"`
+	CreatedAt time.Time    `json:"created_at"`
+	UpdatedAt time.Time    `json:"updated_at"`
+}
+
+type teamRecord struct {
+	TeamConfig
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+func (g *Governor) loadRecords(ctx context.Context) error {
+	keys, err := g.store.ListRecords(ctx, RecordKindKey)
+	if err != nil {
+		return fmt.Errorf("governance: load runtime keys: %w", err)
+	}
+	teams, err := g.store.ListRecords(ctx, RecordKindTeam)
+	if err != nil {
+		return fmt.Errorf("governance: load runtime teams: %w", err)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, r := range teams {
+		var t teamRecord
+		if err := json.Unmarshal(r.Data, &t); err != nil || t.validate("team", map[string]bool{t.Org: true}) != nil || t.Name != r.ID {
+			g.log.Warn("skipping unreadable runtime team record", "id", r.ID)
+			continue
+		}
+		g.runtimeTeams[t.Name] = t
+	}
+	for _, r := range keys {
+		var k keyRecord
+		if err := json.Unmarshal(r.Data, &k); err != nil || k.ID != r.ID || k.validate() != nil {
+			g.log.Warn("skipping unreadable runtime key record", "id", r.ID)
+			continue
+		}
+		g.runtimeKeys[k.ID] = k
+	}
+	return nil
+}
+
+// validate checks a runtime key record with the same rules as a config key;
+// whether its team exists is decided when the snapshot is built.
+func (k *keyRecord) validate() error {
+	kc := KeyConfig{Name: k.Name, KeyHash: k.Hash, Team: k.Team, User: k.User, Expires: k.Expires,
+		Allow: k.Allow, Deny: k.Deny, Limits: k.Limits, Budget: k.Budget}
+	return kc.validate("key", map[string]bool{k.Team: true})
+}
+
+func (g *Governor) putRecord(kind, id string, v any) error {
+	if g.store == nil {
+		return nil
+	}
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	return g.store.PutRecord(ctx, kind, id, data)
+}
+
+func (g *Governor) deleteRecord(kind, id string) error {
+	if g.store == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	return g.store.DeleteRecord(ctx, kind, id)
+}
+
+// RebuildSpend loads the current period's spend of every key, team and org
+// from storage, so budgets survive restarts. Org spend is the sum of its
+// teams'. Call it at start-up, before serving; it replaces in-memory spend.
+func (g *Governor) RebuildSpend(ctx context.Context, src SpendSource) error {
+	s := g.state.Load()
+	now := g.now()
+	teamSpend := make(map[string]int64, len(s.teams))
+	for _, name := range sortedKeys(s.teams) {
+		t := s.teams[name]
+		period := t.budget.period.start(now)
+		spent, err := src.SpendSince(ctx, ScopeTeam.String(), name, time.Unix(period, 0).UTC())
+		if err != nil {
+			g.metrics.rebuildErrors.Inc()
+			return fmt.Errorf("governance: spend of team %q: %w", name, err)
+		}
+		teamSpend[name] = spent
+		t.spend.SetSpent(period, spent)
+	}
+	for _, name := range sortedKeys(s.orgs) {
+		o := s.orgs[name]
+		period := o.budget.period.start(now)
+		var total int64
+		for tn, t := range s.teams {
+			if t.org != o {
+				continue
+			}
+			// Teams may use other periods than their org, so ask for the org's own window.
+			spent := teamSpend[tn]
+			if t.budget.period.start(now) != period {
+				var err error
+				spent, err = src.SpendSince(ctx, ScopeTeam.String(), tn, time.Unix(period, 0).UTC())
+				if err != nil {
+					g.metrics.rebuildErrors.Inc()
+					return fmt.Errorf("governance: spend of team %q for org %q: %w", tn, name, err)
+				}
+			}
+			total += spent
+		}
+		o.spend.SetSpent(period, total)
+	}
+	for _, id := range sortedKeys(s.byID) {
+		e := s.byID[id]
+		period := e.budget.period.start(now)
+		spent, err := src.SpendSince(ctx, ScopeKey.String(), id, time.Unix(period, 0).UTC())
+		if err != nil {
+			g.metrics.rebuildErrors.Inc()
+			return fmt.Errorf("governance: spend of key %q: %w", e.rec.Name, err)
+		}
+		e.spend.SetSpent(period, spent)
+	}
+	g.log.Info("governance spend rebuilt", "keys", len(s.byID), "teams", len(s.teams), "orgs", len(s.orgs))
+	return nil
+}
