@@ -1,0 +1,444 @@
+package llm
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	openai "github.com/sashabaranov/go-openai"
+)
+
+// Anthropic Messages API shapes, only the parts the translation needs.
+
+type anthropicRequest struct {
+	Model         string               `json:"model"`
+	System        anthropicContent     `json:"system,omitempty"`
+	Messages      []anthropicMessage   `json:"messages"`
+	MaxTokens     int64                `json:"max_tokens"`
+	Temperature   json.RawMessage      `json:"temperature,omitempty"`
+	TopP          json.RawMessage      `json:"top_p,omitempty"`
+	StopSequences []string             `json:"stop_sequences,omitempty"`
+	Stream        bool                 `json:"stream,omitempty"`
+	Tools         []anthropicTool      `json:"tools,omitempty"`
+	ToolChoice    *anthropicToolChoice `json:"tool_choice,omitempty"`
+	Metadata      *anthropicMetadata   `json:"metadata,omitempty"`
+}
+
+type anthropicMetadata struct {
+	UserID string `json:"user_id,omitempty"`
+}
+
+type anthropicMessage struct {
+	Role    string           `json:"role"`
+	Content anthropicContent `json:"content"`
+}
+
+// anthropicContent is a string or a list of blocks on input; always blocks
+// on output.
+type anthropicContent []anthropicBlock
+
+func (c *anthropicContent) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*c = anthropicContent{{Type: "text", Text: s}}
+		return nil
+	}
+	var blocks []anthropicBlock
+	if err := json.Unmarshal(b, &blocks); err != nil {
+		return err
+	}
+	*c = blocks
+	return nil
+}
+
+type anthropicBlock struct {
+	Type      string           `json:"type"`
+	Text      string           `json:"text,omitempty"`
+	Source    *anthropicSource `json:"source,omitempty"`
+	ID        string           `json:"id,omitempty"`
+	Name      string           `json:"name,omitempty"`
+	Input     json.RawMessage  `json:"input,omitempty"`
+	ToolUseID string           `json:"tool_use_id,omitempty"`
+	Content   anthropicContent `json:"content,omitempty"`
+	IsError   bool             `json:"is_error,omitempty"`
+}
+
+type anthropicSource struct {
+	Type      string `json:"type"` // base64 | url
+	MediaType string `json:"media_type,omitempty"`
+	Data      string `json:"data,omitempty"`
+	URL       string `json:"url,omitempty"`
+}
+
+type anthropicTool struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description,omitempty"`
+	InputSchema json.RawMessage `json:"input_schema"`
+}
+
+type anthropicToolChoice struct {
+	Type                   string `json:"type"` // auto | any | tool | none
+	Name                   string `json:"name,omitempty"`
+	DisableParallelToolUse bool   `json:"disable_parallel_tool_use,omitempty"`
+}
+
+type anthropicUsage struct {
+	InputTokens              int64 `json:"input_tokens"`
+	OutputTokens             int64 `json:"output_tokens"`
+	CacheReadInputTokens     int64 `json:"cache_read_input_tokens,omitempty"`
+	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens,omitempty"`
+}
+
+// usage: Anthropic's input_tokens excludes cache reads and writes, OpenAI's
+// prompt_tokens includes them; Usage follows OpenAI. Cache writes are priced
+// as plain input.
+func (u anthropicUsage) usage() Usage {
+	return Usage{
+		Input:  u.InputTokens + u.CacheReadInputTokens + u.CacheCreationInputTokens,
+		Output: u.OutputTokens,
+		Cached: u.CacheReadInputTokens,
+	}
+}
+
+// openAIChatIn is an OpenAI chat request as the translation reads it.
+// Sampling values stay raw so 0.7 is not turned into a float32 0.699999988.
+type openAIChatIn struct {
+	Messages            []openai.ChatCompletionMessage `json:"messages"`
+	MaxTokens           int64                          `json:"max_tokens"`
+	MaxCompletionTokens int64                          `json:"max_completion_tokens"`
+	Temperature         json.RawMessage                `json:"temperature"`
+	TopP                json.RawMessage                `json:"top_p"`
+	Stop                json.RawMessage                `json:"stop"`
+	Stream              bool                           `json:"stream"`
+	Tools               []openAITool                   `json:"tools"`
+	ToolChoice          json.RawMessage                `json:"tool_choice"`
+	ParallelToolCalls   *bool                          `json:"parallel_tool_calls"`
+	User                string                         `json:"user"`
+}
+
+// openAITool keeps the parameter schema as raw JSON: a decoded schema would
+// lose key order and unknown keywords.
+type openAITool struct {
+	Type     string `json:"type"`
+	Function struct {
+		Name        string          `json:"name"`
+		Description string          `json:"description,omitempty"`
+		Parameters  json.RawMessage `json:"parameters,omitempty"`
+	} `json:"function"`
+}
+
+// chatToAnthropic translates an OpenAI chat request body into an Anthropic
+// Messages request for model.
+func chatToAnthropic(body []byte, model string) ([]byte, error) {
+	var in openAIChatIn
+	if err := json.Unmarshal(body, &in); err != nil {
+		return nil, fmt.Errorf("cannot translate request: %v", err)
+	}
+	out := anthropicRequest{Model: model, Temperature: in.Temperature, TopP: in.TopP, Stream: in.Stream,
+		MaxTokens: max(in.MaxTokens, in.MaxCompletionTokens)}
+	if out.MaxTokens == 0 {
+		out.MaxTokens = defaultMaxOutput // Anthropic requires it
+	}
+	if in.User != "" {
+		out.Metadata = &anthropicMetadata{UserID: in.User}
+	}
+	if len(in.Stop) > 0 && in.Stop[0] == '"' {
+		var s string
+		_ = json.Unmarshal(in.Stop, &s)
+		out.StopSequences = []string{s}
+	} else if len(in.Stop) > 0 && in.Stop[0] == '[' {
+		if err := json.Unmarshal(in.Stop, &out.StopSequences); err != nil {
+			return nil, errors.New("stop: must be a string or a list of strings")
+		}
+	}
+	for _, t := range in.Tools {
+		schema := t.Function.Parameters
+		if len(schema) == 0 || string(schema) == "null" {
+			schema = json.RawMessage(`{"type":"object","properties":{}}`)
+		}
+		out.Tools = append(out.Tools, anthropicTool{Name: t.Function.Name, Description: t.Function.Description, InputSchema: schema})
+	}
+	tc, err := toolChoiceToAnthropic(in.ToolChoice)
+	if err != nil {
+		return nil, err
+	}
+	if in.ParallelToolCalls != nil && !*in.ParallelToolCalls && len(out.Tools) > 0 {
+		if tc == nil {
+			tc = &anthropicToolChoice{Type: "auto"}
+		}
+		tc.DisableParallelToolUse = true
+	}
+	if tc != nil && tc.Type == "none" && len(out.Tools) == 0 {
+		tc = nil
+	}
+	out.ToolChoice = tc
+	for i, m := range in.Messages {
+		if err := appendAnthropicMessage(&out, m); err != nil {
+			return nil, fmt.Errorf("messages[%d]: %v", i, err)
+		}
+	}
+	return json.Marshal(out)
+}
+
+func toolChoiceToAnthropic(raw json.RawMessage) (*anthropicToolChoice, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		switch s {
+		case "auto":
+			return &anthropicToolChoice{Type: "auto"}, nil
+		case "required":
+			return &anthropicToolChoice{Type: "any"}, nil
+		case "none":
+			return &anthropicToolChoice{Type: "none"}, nil
+		}
+		return nil, fmt.Errorf("tool_choice: unknown value %q", s)
+	}
+	var obj struct {
+		Function struct {
+			Name string `json:"name"`
+		} `json:"function"`
+	}
+	if err := json.Unmarshal(raw, &obj); err != nil || obj.Function.Name == "" {
+		return nil, errors.New("tool_choice: must be auto, required, none or a function")
+	}
+	return &anthropicToolChoice{Type: "tool", Name: obj.Function.Name}, nil
+}
+
+// appendAnthropicMessage adds one OpenAI message; consecutive messages of
+// one role merge, since Anthropic wants user and assistant to alternate.
+func appendAnthropicMessage(out *anthropicRequest, m openai.ChatCompletionMessage) error {
+	var role string
+	var blocks anthropicContent
+	switch m.Role {
+	case openai.ChatMessageRoleSystem, openai.ChatMessageRoleDeveloper:
+		out.System = append(out.System, textBlocks(m)...)
+		return nil
+	case openai.ChatMessageRoleUser:
+		role = "user"
+		for _, p := range contentParts(m) {
+			b, err := partToAnthropic(p)
+			if err != nil {
+				return err
+			}
+			blocks = append(blocks, b)
+		}
+	case openai.ChatMessageRoleAssistant:
+		role = "assistant"
+		blocks = textBlocks(m)
+		for _, tc := range m.ToolCalls {
+			input := json.RawMessage(tc.Function.Arguments)
+			if strings.TrimSpace(tc.Function.Arguments) == "" {
+				input = json.RawMessage("{}")
+			} else if !json.Valid(input) {
+				return fmt.Errorf("tool call %q: arguments are not valid JSON", tc.ID)
+			}
+			blocks = append(blocks, anthropicBlock{Type: "tool_use", ID: tc.ID, Name: tc.Function.Name, Input: input})
+		}
+	case openai.ChatMessageRoleTool:
+		role = "user"
+		blocks = anthropicContent{{Type: "tool_result", ToolUseID: m.ToolCallID, Content: textBlocks(m)}}
+	default:
+		return fmt.Errorf("role %q cannot be translated", m.Role)
+	}
+	if len(blocks) == 0 {
+		return nil
+	}
+	if n := len(out.Messages); n > 0 && out.Messages[n-1].Role == role {
+		out.Messages[n-1].Content = append(out.Messages[n-1].Content, blocks...)
+		return nil
+	}
+	out.Messages = append(out.Messages, anthropicMessage{Role: role, Content: blocks})
+	return nil
+}
+
+func contentParts(m openai.ChatCompletionMessage) []openai.ChatMessagePart {
+	if m.MultiContent != nil {
+		return m.MultiContent
+	}
+	if m.Content == "" {
+		return nil
+	}
+	return []openai.ChatMessagePart{{Type: openai.ChatMessagePartTypeText, Text: m.Content}}
+}
+
+func textBlocks(m openai.ChatCompletionMessage) anthropicContent {
+	var out anthropicContent
+	for _, p := range contentParts(m) {
+		if p.Type == openai.ChatMessagePartTypeText && p.Text != "" {
+			out = append(out, anthropicBlock{Type: "text", Text: p.Text})
+		}
+	}
+	return out
+}
+
+func partToAnthropic(p openai.ChatMessagePart) (anthropicBlock, error) {
+	switch p.Type {
+	case openai.ChatMessagePartTypeText:
+		return anthropicBlock{Type: "text", Text: p.Text}, nil
+	case openai.ChatMessagePartTypeImageURL:
+		if p.ImageURL == nil {
+			return anthropicBlock{}, errors.New("image_url part without a url")
+		}
+		u := p.ImageURL.URL
+		if rest, ok := strings.CutPrefix(u, "data:"); ok {
+			meta, data, ok := strings.Cut(rest, ",")
+			mediaType, isB64 := strings.CutSuffix(meta, ";base64")
+			if !ok || !isB64 {
+				return anthropicBlock{}, errors.New("image data URLs must be base64")
+			}
+			return anthropicBlock{Type: "image", Source: &anthropicSource{Type: "base64", MediaType: mediaType, Data: data}}, nil
+		}
+		return anthropicBlock{Type: "image", Source: &anthropicSource{Type: "url", URL: u}}, nil
+	}
+	return anthropicBlock{}, fmt.Errorf("content part type %q cannot be translated", p.Type)
+}
+
+// openAIChatOut is the OpenAI request the Anthropic ingress sends upstream.
+type openAIChatOut struct {
+	Model         string                         `json:"model"`
+	Messages      []openai.ChatCompletionMessage `json:"messages"`
+	MaxTokens     int64                          `json:"max_tokens,omitempty"`
+	Temperature   json.RawMessage                `json:"temperature,omitempty"`
+	TopP          json.RawMessage                `json:"top_p,omitempty"`
+	Stop          []string                       `json:"stop,omitempty"`
+	Stream        bool                           `json:"stream,omitempty"`
+	StreamOptions *openai.StreamOptions          `json:"stream_options,omitempty"`
+	Tools         []openAITool                   `json:"tools,omitempty"`
+	ToolChoice    any                            `json:"tool_choice,omitempty"`
+	ParallelTools *bool                          `json:"parallel_tool_calls,omitempty"`
+	User          string                         `json:"user,omitempty"`
+}
+
+// anthropicToChat translates an Anthropic Messages request body into an
+// OpenAI chat request for model.
+func anthropicToChat(body []byte, model string) ([]byte, error) {
+	var in anthropicRequest
+	if err := json.Unmarshal(body, &in); err != nil {
+		return nil, fmt.Errorf("cannot translate request: %v", err)
+	}
+	out := openAIChatOut{Model: model, MaxTokens: in.MaxTokens, Temperature: in.Temperature, TopP: in.TopP,
+		Stop: in.StopSequences, Stream: in.Stream}
+	if in.Stream {
+		out.StreamOptions = &openai.StreamOptions{IncludeUsage: true}
+	}
+	if in.Metadata != nil {
+		out.User = in.Metadata.UserID
+	}
+	if sys := joinText(in.System); sys != "" {
+		out.Messages = append(out.Messages, openai.ChatCompletionMessage{Role: openai.ChatMessageRoleSystem, Content: sys})
+	}
+	for i, m := range in.Messages {
+		msgs, err := messageToOpenAI(m)
+		if err != nil {
+			return nil, fmt.Errorf("messages[%d]: %v", i, err)
+		}
+		out.Messages = append(out.Messages, msgs...)
+	}
+	for _, t := range in.Tools {
+		var ot openAITool
+		ot.Type = "function"
+		ot.Function.Name, ot.Function.Description, ot.Function.Parameters = t.Name, t.Description, t.InputSchema
+		out.Tools = append(out.Tools, ot)
+	}
+	if tc := in.ToolChoice; tc != nil {
+		switch tc.Type {
+		case "auto":
+			out.ToolChoice = "auto"
+		case "any":
+			out.ToolChoice = "required"
+		case "none":
+			out.ToolChoice = "none"
+		case "tool":
+			out.ToolChoice = map[string]any{"type": "function", "function": map[string]string{"name": tc.Name}}
+		}
+		if tc.DisableParallelToolUse {
+			f := false
+			out.ParallelTools = &f
+		}
+	}
+	return json.Marshal(out)
+}
+
+func joinText(c anthropicContent) string {
+	var parts []string
+	for _, b := range c {
+		if b.Type == "text" {
+			parts = append(parts, b.Text)
+		}
+	}
+	return strings.Join(parts, "\n\n")
+}
+
+// messageToOpenAI maps one Anthropic message to OpenAI messages: tool
+// results become separate "tool" messages, placed before the rest of the
+// user's turn as OpenAI expects.
+func messageToOpenAI(m anthropicMessage) ([]openai.ChatCompletionMessage, error) {
+	var out []openai.ChatCompletionMessage
+	var parts []openai.ChatMessagePart
+	var calls []openai.ToolCall
+	for _, b := range m.Content {
+		switch b.Type {
+		case "text":
+			parts = append(parts, openai.ChatMessagePart{Type: openai.ChatMessagePartTypeText, Text: b.Text})
+		case "image":
+			if b.Source == nil {
+				return nil, errors.New("image block without source")
+			}
+			u := b.Source.URL
+			if b.Source.Type == "base64" {
+				u = "data:" + b.Source.MediaType + ";base64," + b.Source.Data
+			}
+			parts = append(parts, openai.ChatMessagePart{Type: openai.ChatMessagePartTypeImageURL, ImageURL: &openai.ChatMessageImageURL{URL: u}})
+		case "tool_use":
+			args := string(b.Input)
+			if args == "" {
+				args = "{}"
+			}
+			calls = append(calls, openai.ToolCall{ID: b.ID, Type: openai.ToolTypeFunction, Function: openai.FunctionCall{Name: b.Name, Arguments: args}})
+		case "tool_result":
+			out = append(out, openai.ChatCompletionMessage{Role: openai.ChatMessageRoleTool, ToolCallID: b.ToolUseID, Content: joinText(b.Content)})
+		case "thinking", "redacted_thinking":
+			// Reasoning traces have no OpenAI request form; the upstream
+			// model does not need its own past thinking.
+		default:
+			return nil, fmt.Errorf("content block type %q cannot be translated", b.Type)
+		}
+	}
+	msg := openai.ChatCompletionMessage{Role: m.Role, ToolCalls: calls}
+	onlyText := true
+	for _, p := range parts {
+		onlyText = onlyText && p.Type == openai.ChatMessagePartTypeText
+	}
+	if onlyText {
+		var sb bytes.Buffer
+		for i, p := range parts {
+			if i > 0 {
+				sb.WriteString("\n")
+			}
+			sb.WriteString(p.Text)
+		}
+		msg.Content = sb.String()
+	} else {
+		msg.MultiContent = parts
+	}
+	if msg.Content != "" || msg.MultiContent != nil || len(calls) > 0 {
+		out = append(out, msg)
+	}
+	return out, nil
+}
+
+// anthropicURL accepts the base URL with or without its "/v1".
+func anthropicURL(base string) string {
+	if strings.HasSuffix(base, "/v1") {
+		return base + "/messages"
+	}
+	return base + "/v1/messages"
+}

@@ -1,0 +1,303 @@
+package llm
+
+import (
+	"bytes"
+	"encoding/json"
+	"time"
+
+	openai "github.com/sashabaranov/go-openai"
+)
+
+// anthropicEvent covers the fields of every Anthropic stream event the
+// gateway reads.
+type anthropicEvent struct {
+	Type    string `json:"type"`
+	Index   int    `json:"index"`
+	Message *struct {
+		ID    string         `json:"id"`
+		Model string         `json:"model"`
+		Usage anthropicUsage `json:"usage"`
+	} `json:"message"`
+	ContentBlock *anthropicBlock `json:"content_block"`
+	Delta        *struct {
+		Type        string  `json:"type"`
+		Text        string  `json:"text"`
+		PartialJSON string  `json:"partial_json"`
+		StopReason  *string `json:"stop_reason"`
+	} `json:"delta"`
+	Usage *anthropicUsage `json:"usage"`
+	Error *struct {
+		Type    string `json:"type"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// anthropicUsageTracker folds message_start and message_delta usage; the
+// delta's counts are cumulative.
+type anthropicUsageTracker struct{ u anthropicUsage }
+
+func (t *anthropicUsageTracker) observe(e *anthropicEvent) {
+	if e.Message != nil {
+		t.u = e.Message.Usage
+	}
+	if e.Usage != nil {
+		t.u.OutputTokens = e.Usage.OutputTokens
+		if e.Usage.InputTokens > 0 {
+			t.u.InputTokens = e.Usage.InputTokens
+		}
+		if e.Usage.CacheReadInputTokens > 0 {
+			t.u.CacheReadInputTokens = e.Usage.CacheReadInputTokens
+		}
+		if e.Usage.CacheCreationInputTokens > 0 {
+			t.u.CacheCreationInputTokens = e.Usage.CacheCreationInputTokens
+		}
+	}
+}
+
+func anthropicErrorEvent(ae *apiError) []byte {
+	return append(append([]byte("event: error\ndata: "), ae.anthropicJSON()...), "\n\n"...)
+}
+
+// anthropicStream relays an Anthropic stream to an Anthropic client.
+type anthropicStream struct {
+	tracker  anthropicUsageTracker
+	finished bool
+}
+
+func (s *anthropicStream) event(ev, out []byte) ([]byte, error) {
+	_, data := sseData(ev)
+	out = append(out, ev...)
+	if data == nil {
+		return out, nil
+	}
+	var e anthropicEvent
+	if err := json.Unmarshal(data, &e); err != nil {
+		return out, err
+	}
+	switch e.Type {
+	case "message_stop":
+		s.finished = true
+	case "error":
+		return out, errUpstreamStreamError
+	}
+	s.tracker.observe(&e)
+	return out, nil
+}
+
+func (s *anthropicStream) done() bool                     { return s.finished }
+func (s *anthropicStream) usage() Usage                   { return s.tracker.u.usage() }
+func (s *anthropicStream) errorEvent(ae *apiError) []byte { return anthropicErrorEvent(ae) }
+
+// anthropicToChatStream turns Anthropic events into OpenAI chunks.
+type anthropicToChatStream struct {
+	clientWantsUsage bool
+	tracker          anthropicUsageTracker
+	id, model        string
+	created          int64
+	toolIndex        map[int]int // content block index -> tool call index
+	finish           openai.FinishReason
+	finished         bool
+}
+
+func newAnthropicToChatStream(clientWantsUsage bool) *anthropicToChatStream {
+	return &anthropicToChatStream{clientWantsUsage: clientWantsUsage, toolIndex: map[int]int{}, created: time.Now().Unix()}
+}
+
+func (s *anthropicToChatStream) chunk(out []byte, delta openai.ChatCompletionStreamChoiceDelta, finish openai.FinishReason) []byte {
+	choice := chatChunkChoice{Index: 0, Delta: delta}
+	if finish != "" {
+		choice.FinishReason = &finish
+	}
+	return appendData(out, chatChunk{ID: s.id, Object: "chat.completion.chunk", Created: s.created, Model: s.model,
+		Choices: []chatChunkChoice{choice}})
+}
+
+func appendData(out []byte, v any) []byte {
+	b, _ := json.Marshal(v)
+	out = append(out, "data: "...)
+	out = append(out, b...)
+	return append(out, "\n\n"...)
+}
+
+func (s *anthropicToChatStream) event(ev, out []byte) ([]byte, error) {
+	_, data := sseData(ev)
+	if data == nil {
+		return out, nil
+	}
+	var e anthropicEvent
+	if err := json.Unmarshal(data, &e); err != nil {
+		return out, err
+	}
+	s.tracker.observe(&e)
+	switch e.Type {
+	case "message_start":
+		if e.Message != nil {
+			s.id, s.model = e.Message.ID, e.Message.Model
+		}
+		return s.chunk(out, openai.ChatCompletionStreamChoiceDelta{Role: openai.ChatMessageRoleAssistant}, ""), nil
+	case "content_block_start":
+		if b := e.ContentBlock; b != nil && b.Type == "tool_use" {
+			i := len(s.toolIndex)
+			s.toolIndex[e.Index] = i
+			return s.chunk(out, openai.ChatCompletionStreamChoiceDelta{ToolCalls: []openai.ToolCall{{
+				Index: &i, ID: b.ID, Type: openai.ToolTypeFunction, Function: openai.FunctionCall{Name: b.Name},
+			}}}, ""), nil
+		}
+	case "content_block_delta":
+		if e.Delta == nil {
+			return out, nil
+		}
+		switch e.Delta.Type {
+		case "text_delta":
+			return s.chunk(out, openai.ChatCompletionStreamChoiceDelta{Content: e.Delta.Text}, ""), nil
+		case "input_json_delta":
+			i := s.toolIndex[e.Index]
+			return s.chunk(out, openai.ChatCompletionStreamChoiceDelta{ToolCalls: []openai.ToolCall{{
+				Index: &i, Function: openai.FunctionCall{Arguments: e.Delta.PartialJSON},
+			}}}, ""), nil
+		}
+	case "message_delta":
+		if e.Delta != nil && e.Delta.StopReason != nil {
+			s.finish = stopToFinish[*e.Delta.StopReason]
+			if s.finish == "" {
+				s.finish = openai.FinishReasonStop
+			}
+		}
+	case "message_stop":
+		s.finished = true
+		if s.finish == "" {
+			s.finish = openai.FinishReasonStop
+		}
+		out = s.chunk(out, openai.ChatCompletionStreamChoiceDelta{}, s.finish)
+		if s.clientWantsUsage {
+			u := openAIUsageFrom(s.usage())
+			out = appendData(out, chatChunk{ID: s.id, Object: "chat.completion.chunk",
+				Created: s.created, Model: s.model, Choices: []chatChunkChoice{}, Usage: &u})
+		}
+		return append(out, "data: [DONE]\n\n"...), nil
+	case "error":
+		msg := "upstream error"
+		if e.Error != nil {
+			msg = e.Error.Message
+		}
+		ae := &apiError{typ: "server_error", code: "upstream_error", message: msg}
+		return append(out, s.errorEvent(ae)...), errUpstreamStreamError
+	}
+	return out, nil
+}
+
+func (s *anthropicToChatStream) done() bool   { return s.finished }
+func (s *anthropicToChatStream) usage() Usage { return s.tracker.u.usage() }
+func (s *anthropicToChatStream) errorEvent(ae *apiError) []byte {
+	return append(append([]byte("data: "), ae.openAIJSON()...), "\n\n"...)
+}
+
+// chatToAnthropicStream turns OpenAI chunks into Anthropic events.
+type chatToAnthropicStream struct {
+	started   bool
+	open      string // type of the open content block, "" when none
+	index     int    // index of the open (or next) content block
+	toolCalls map[int]bool
+	stop      string
+	u         Usage
+	finished  bool
+}
+
+func newChatToAnthropicStream() *chatToAnthropicStream {
+	return &chatToAnthropicStream{toolCalls: map[int]bool{}, index: -1}
+}
+
+func appendEvent(out []byte, name string, v any) []byte {
+	b, _ := json.Marshal(v)
+	out = append(out, "event: "...)
+	out = append(out, name...)
+	out = append(out, "\ndata: "...)
+	out = append(out, b...)
+	return append(out, "\n\n"...)
+}
+
+func (s *chatToAnthropicStream) closeBlock(out []byte) []byte {
+	if s.open == "" {
+		return out
+	}
+	s.open = ""
+	return appendEvent(out, "content_block_stop", map[string]any{"type": "content_block_stop", "index": s.index})
+}
+
+func (s *chatToAnthropicStream) openBlock(out []byte, block map[string]any) []byte {
+	out = s.closeBlock(out)
+	s.index++
+	s.open = block["type"].(string)
+	return appendEvent(out, "content_block_start", map[string]any{"type": "content_block_start", "index": s.index, "content_block": block})
+}
+
+func (s *chatToAnthropicStream) event(ev, out []byte) ([]byte, error) {
+	_, data := sseData(ev)
+	if data == nil {
+		return out, nil
+	}
+	if string(data) == "[DONE]" {
+		s.finished = true
+		out = s.closeBlock(out)
+		if s.stop == "" {
+			s.stop = "end_turn"
+		}
+		au := anthropicUsageFrom(s.u)
+		out = appendEvent(out, "message_delta", map[string]any{"type": "message_delta",
+			"delta": map[string]any{"stop_reason": s.stop, "stop_sequence": nil}, "usage": au})
+		return appendEvent(out, "message_stop", map[string]any{"type": "message_stop"}), nil
+	}
+	if bytes.HasPrefix(data, []byte(`{"error"`)) {
+		var eb upstreamErrorBody
+		_ = json.Unmarshal(data, &eb)
+		return append(out, anthropicErrorEvent(&apiError{message: eb.Error.Message})...), errUpstreamStreamError
+	}
+	var c openai.ChatCompletionStreamResponse
+	if err := json.Unmarshal(data, &c); err != nil {
+		return out, err
+	}
+	if c.Usage != nil {
+		s.u = usageFromOpenAI(c.Usage)
+	}
+	if !s.started {
+		s.started = true
+		out = appendEvent(out, "message_start", map[string]any{"type": "message_start", "message": map[string]any{
+			"id": anthropicMessageID(c.ID), "type": "message", "role": "assistant", "model": c.Model, "content": []any{},
+			"stop_reason": nil, "stop_sequence": nil, "usage": anthropicUsage{},
+		}})
+	}
+	for _, ch := range c.Choices {
+		if t := ch.Delta.Content; t != "" {
+			if s.open != "text" {
+				out = s.openBlock(out, map[string]any{"type": "text", "text": ""})
+			}
+			out = appendEvent(out, "content_block_delta", map[string]any{"type": "content_block_delta", "index": s.index,
+				"delta": map[string]any{"type": "text_delta", "text": t}})
+		}
+		for _, tc := range ch.Delta.ToolCalls {
+			i := 0
+			if tc.Index != nil {
+				i = *tc.Index
+			}
+			if !s.toolCalls[i] {
+				s.toolCalls[i] = true
+				out = s.openBlock(out, map[string]any{"type": "tool_use", "id": tc.ID, "name": tc.Function.Name, "input": map[string]any{}})
+			}
+			if tc.Function.Arguments != "" {
+				out = appendEvent(out, "content_block_delta", map[string]any{"type": "content_block_delta", "index": s.index,
+					"delta": map[string]any{"type": "input_json_delta", "partial_json": tc.Function.Arguments}})
+			}
+		}
+		if ch.FinishReason != "" {
+			if st, ok := finishToStop[ch.FinishReason]; ok {
+				s.stop = st
+			}
+			out = s.closeBlock(out)
+		}
+	}
+	return out, nil
+}
+
+func (s *chatToAnthropicStream) done() bool                     { return s.finished }
+func (s *chatToAnthropicStream) usage() Usage                   { return s.u }
+func (s *chatToAnthropicStream) errorEvent(ae *apiError) []byte { return anthropicErrorEvent(ae) }

@@ -1,0 +1,348 @@
+package llm
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	openai "github.com/sashabaranov/go-openai"
+	"github.com/switchboard-gw/switchboard/loadtest/mock"
+)
+
+func anthropicDep(m *mock.LLMServer, model string) DeploymentConfig {
+	return DeploymentConfig{Provider: ProviderAnthropic, BaseURL: m.URL, Model: model}
+}
+
+// directMessages calls the mock's Anthropic API without the gateway.
+func directMessages(t *testing.T, m *mock.LLMServer, body string) anthropicResponse {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, m.URL+"/v1/messages", strings.NewReader(body))
+	req.Header.Set("anthropic-version", "2023-06-01")
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r anthropicResponse
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+var weatherTool = openai.Tool{Type: openai.ToolTypeFunction, Function: &openai.FunctionDefinition{
+	Name: "get_weather", Description: "Weather for a city",
+	Parameters: json.RawMessage(`{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}`),
+}}
+
+func TestChatThroughAnthropicUpstream(t *testing.T) {
+	t.Parallel()
+	m := startMock(t, mock.LLMOptions{})
+	h := newHarness(t, oneModel("claude", anthropicDep(m, "claude-3-5-haiku-latest")))
+	ctx := context.Background()
+	prompt := "tell me about the sea today"
+	want := directMessages(t, m, `{"model":"claude-3-5-haiku-latest","max_tokens":50,"messages":[{"role":"user","content":"`+prompt+`"}]}`)
+
+	t.Run("json", func(t *testing.T) {
+		req := chatReq("claude", prompt)
+		req.Messages = append([]openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleSystem, Content: "be brief"}}, req.Messages...)
+		got, err := h.client(keyAll).CreateChatCompletion(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Choices[0].Message.Content != joinText(want.Content) || got.Choices[0].FinishReason != openai.FinishReasonStop ||
+			got.Usage.CompletionTokens != int(want.Usage.OutputTokens) || got.Usage.PromptTokens == 0 {
+			t.Fatalf("got %+v, want text %q usage %+v", got, joinText(want.Content), want.Usage)
+		}
+		if got.Header().Get("x-switchboard-cost-usd") == "" {
+			t.Fatal("no cost header")
+		}
+	})
+	t.Run("stream", func(t *testing.T) {
+		req := chatReq("claude", prompt)
+		req.Stream, req.StreamOptions = true, &openai.StreamOptions{IncludeUsage: true}
+		s, err := h.client(keyAll).CreateChatCompletionStream(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		content, _, usage, err := collect(t, s)
+		if err != nil || content != joinText(want.Content) || usage == nil || usage.CompletionTokens != int(want.Usage.OutputTokens) {
+			t.Fatalf("content %q usage %+v err %v; want %q", content, usage, err, joinText(want.Content))
+		}
+	})
+	t.Run("tool call json", func(t *testing.T) {
+		req := chatReq("claude", "please call tool get_weather for Paris")
+		req.Tools = []openai.Tool{weatherTool}
+		got, err := h.client(keyAll).CreateChatCompletion(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc := got.Choices[0].Message.ToolCalls
+		if len(tc) != 1 || tc[0].Function.Name != "get_weather" || !json.Valid([]byte(tc[0].Function.Arguments)) ||
+			got.Choices[0].FinishReason != openai.FinishReasonToolCalls {
+			t.Fatalf("tool calls = %+v", got.Choices[0])
+		}
+	})
+	t.Run("tool call stream", func(t *testing.T) {
+		req := chatReq("claude", "please call tool get_weather for Paris")
+		req.Tools, req.Stream = []openai.Tool{weatherTool}, true
+		s, err := h.client(keyAll).CreateChatCompletionStream(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		var name, args string
+		var finish openai.FinishReason
+		for {
+			c, err := s.Recv()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ch := range c.Choices {
+				for _, tc := range ch.Delta.ToolCalls {
+					name += tc.Function.Name
+					args += tc.Function.Arguments
+				}
+				if ch.FinishReason != "" {
+					finish = ch.FinishReason
+				}
+			}
+		}
+		if name != "get_weather" || !json.Valid([]byte(args)) || finish != openai.FinishReasonToolCalls {
+			t.Fatalf("streamed tool call %q(%s), finish %q", name, args, finish)
+		}
+	})
+}
+
+// sseEvents reads an Anthropic stream: event names and the joined text.
+func sseEvents(t *testing.T, r io.Reader) (names []string, text string) {
+	t.Helper()
+	sc := bufio.NewScanner(r)
+	var sb strings.Builder
+	for sc.Scan() {
+		line := sc.Text()
+		if n, ok := strings.CutPrefix(line, "event: "); ok && n != "ping" {
+			names = append(names, n)
+		}
+		if d, ok := strings.CutPrefix(line, "data: "); ok {
+			var e anthropicEvent
+			if json.Unmarshal([]byte(d), &e) == nil && e.Delta != nil {
+				sb.WriteString(e.Delta.Text)
+			}
+		}
+	}
+	return names, sb.String()
+}
+
+// wellFormed checks the Anthropic event grammar.
+func wellFormed(names []string) bool {
+	if len(names) < 3 || names[0] != "message_start" || names[len(names)-1] != "message_stop" || names[len(names)-2] != "message_delta" {
+		return false
+	}
+	open := false
+	for _, n := range names[1 : len(names)-2] {
+		switch n {
+		case "content_block_start":
+			if open {
+				return false
+			}
+			open = true
+		case "content_block_delta":
+			if !open {
+				return false
+			}
+		case "content_block_stop":
+			if !open {
+				return false
+			}
+			open = false
+		default:
+			return false
+		}
+	}
+	return !open
+}
+
+func TestMessagesIngress(t *testing.T) {
+	t.Parallel()
+	m := startMock(t, mock.LLMOptions{})
+	cfg := Config{Models: []ModelConfig{
+		{Name: "claude", Deployments: []DeploymentConfig{anthropicDep(m, "claude-3-5-haiku-latest")}},
+		{Name: "gpt", Deployments: []DeploymentConfig{openaiDep(m, "gpt-4o-mini")}},
+	}}
+	h := newHarness(t, cfg)
+	prompt := "hello from an anthropic sdk client"
+	want := directMessages(t, m, `{"model":"claude-3-5-haiku-latest","max_tokens":64,"messages":[{"role":"user","content":"`+prompt+`"}]}`)
+	for _, model := range []string{"claude", "gpt"} {
+		body := `{"model":"` + model + `","max_tokens":64,"system":"be kind","messages":[{"role":"user","content":[{"type":"text","text":"` + prompt + `"}]}]}`
+		t.Run(model+" json", func(t *testing.T) {
+			status, hdr, _, raw := h.post("/v1/messages", "", body, "x-api-key", keyAll, "anthropic-version", "2023-06-01")
+			var got anthropicResponse
+			if err := json.Unmarshal(raw, &got); err != nil || status != 200 {
+				t.Fatalf("%d %s", status, raw)
+			}
+			if got.Type != "message" || joinText(got.Content) != joinText(want.Content) || got.Usage.OutputTokens == 0 ||
+				got.StopReason == nil || *got.StopReason != "end_turn" || hdr.Get("traceparent") == "" {
+				t.Fatalf("got %s", raw)
+			}
+		})
+		t.Run(model+" stream", func(t *testing.T) {
+			sbody := strings.Replace(body, `"max_tokens":64`, `"max_tokens":64,"stream":true`, 1)
+			req, _ := http.NewRequest(http.MethodPost, h.url+"/v1/messages", strings.NewReader(sbody))
+			req.Header.Set("x-api-key", keyAll)
+			req.Header.Set("anthropic-version", "2023-06-01")
+			resp, err := httpClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			names, text := sseEvents(t, resp.Body)
+			if resp.StatusCode != 200 || !wellFormed(names) || text != joinText(want.Content) {
+				t.Fatalf("status %d events %v text %q want %q", resp.StatusCode, names, text, joinText(want.Content))
+			}
+		})
+	}
+	t.Run("errors in Anthropic shape", func(t *testing.T) {
+		for _, tc := range []struct {
+			key, body string
+			status    int
+			typ       string
+		}{
+			{"", `{"model":"claude","max_tokens":5,"messages":[]}`, 401, "authentication_error"},
+			{keyAll, `{"model":"claude","messages":[]}`, 400, "invalid_request_error"},
+			{keyAll, `{"model":"nope","max_tokens":5,"messages":[]}`, 404, "not_found_error"},
+			{keyMini, `{"model":"claude","max_tokens":5,"messages":[]}`, 403, "permission_error"},
+		} {
+			status, _, _, raw := h.post("/v1/messages", "", tc.body, "x-api-key", tc.key)
+			var e struct {
+				Type  string `json:"type"`
+				Error struct{ Type, Message string }
+			}
+			if json.Unmarshal(raw, &e) != nil || status != tc.status || e.Type != "error" || e.Error.Type != tc.typ {
+				t.Fatalf("got %d %s, want %d %s", status, raw, tc.status, tc.typ)
+			}
+		}
+	})
+}
+
+func TestChatToAnthropicTranslation(t *testing.T) {
+	t.Parallel()
+	body := `{"model":"x","temperature":0.7,"stop":"END","max_completion_tokens":99,"user":"u1","parallel_tool_calls":false,
+	"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"a":{"type":"integer"}}}}}],
+	"tool_choice":"required",
+	"messages":[
+	 {"role":"system","content":"sys one"},
+	 {"role":"developer","content":"sys two"},
+	 {"role":"user","content":[{"type":"text","text":"look"},{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}},{"type":"image_url","image_url":{"url":"https://x/y.png"}}]},
+	 {"role":"assistant","content":"calling","tool_calls":[{"id":"call_1","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]},
+	 {"role":"tool","tool_call_id":"call_1","content":"42"},
+	 {"role":"user","content":"thanks"}]}`
+	out, err := chatToAnthropic([]byte(body), "claude-x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got anthropicRequest
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name string
+		ok   bool
+	}{
+		{"model", got.Model == "claude-x"},
+		{"system", joinText(got.System) == "sys one\n\nsys two"},
+		{"temperature exact", string(got.Temperature) == "0.7"},
+		{"stop", len(got.StopSequences) == 1 && got.StopSequences[0] == "END"},
+		{"max tokens", got.MaxTokens == 99},
+		{"user", got.Metadata != nil && got.Metadata.UserID == "u1"},
+		{"tool schema raw", len(got.Tools) == 1 && string(got.Tools[0].InputSchema) == `{"type":"object","properties":{"a":{"type":"integer"}}}`},
+		{"tool choice", got.ToolChoice != nil && got.ToolChoice.Type == "any" && got.ToolChoice.DisableParallelToolUse},
+		{"alternating roles", len(got.Messages) == 3 && got.Messages[0].Role == "user" && got.Messages[1].Role == "assistant" && got.Messages[2].Role == "user"},
+		{"images", len(got.Messages[0].Content) == 3 && got.Messages[0].Content[1].Source.Type == "base64" &&
+			got.Messages[0].Content[1].Source.MediaType == "image/png" && got.Messages[0].Content[2].Source.URL == "https://x/y.png"},
+		{"tool use", got.Messages[1].Content[1].Type == "tool_use" && string(got.Messages[1].Content[1].Input) == `{"a":1}`},
+		{"tool result merged with next user turn", got.Messages[2].Content[0].Type == "tool_result" &&
+			got.Messages[2].Content[0].ToolUseID == "call_1" && joinText(got.Messages[2].Content[0].Content) == "42" &&
+			got.Messages[2].Content[1].Text == "thanks"},
+	}
+	for _, c := range checks {
+		if !c.ok {
+			t.Errorf("%s: wrong in %s", c.name, out)
+		}
+	}
+}
+
+func TestAnthropicToChatTranslation(t *testing.T) {
+	t.Parallel()
+	body := `{"model":"x","max_tokens":10,"system":[{"type":"text","text":"sys"}],"stop_sequences":["Z"],"temperature":1,
+	"tools":[{"name":"f","input_schema":{"type":"object"}}],"tool_choice":{"type":"tool","name":"f"},
+	"messages":[
+	 {"role":"user","content":[{"type":"text","text":"see"},{"type":"image","source":{"type":"base64","media_type":"image/jpeg","data":"QQ=="}}]},
+	 {"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"f","input":{"q":1}}]},
+	 {"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":"done"},{"type":"text","text":"and?"}]}],
+	"stream":true}`
+	out, err := anthropicToChat([]byte(body), "gpt-x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Model         string                         `json:"model"`
+		Messages      []openai.ChatCompletionMessage `json:"messages"`
+		Stop          []string                       `json:"stop"`
+		StreamOptions *openai.StreamOptions          `json:"stream_options"`
+		ToolChoice    json.RawMessage                `json:"tool_choice"`
+		Tools         []openAITool                   `json:"tools"`
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatal(err)
+	}
+	ms := got.Messages
+	if got.Model != "gpt-x" || len(ms) != 5 || ms[0].Role != "system" || ms[0].Content != "sys" ||
+		ms[1].MultiContent[1].ImageURL.URL != "data:image/jpeg;base64,QQ==" ||
+		ms[2].ToolCalls[0].Function.Arguments != `{"q":1}` || ms[3].Role != "tool" || ms[3].ToolCallID != "t1" || ms[3].Content != "done" ||
+		ms[4].Content != "and?" || got.Stop[0] != "Z" || got.StreamOptions == nil || !got.StreamOptions.IncludeUsage ||
+		!bytes.Contains(got.ToolChoice, []byte(`"name":"f"`)) || string(got.Tools[0].Function.Parameters) != `{"type":"object"}` {
+		t.Fatalf("translation wrong: %s", out)
+	}
+}
+
+// Translated replies must look like OpenAI's own: no Azure-only fields, finish_reason null until the end.
+func TestAnthropicToChatStreamWireShape(t *testing.T) {
+	t.Parallel()
+	events := []string{
+		`{"type":"message_start","message":{"id":"msg_1","model":"claude-x","usage":{"input_tokens":3,"output_tokens":0}}}`,
+		`{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`,
+		`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}`,
+		`{"type":"content_block_stop","index":0}`,
+		`{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":1}}`,
+		`{"type":"message_stop"}`,
+	}
+	s := newAnthropicToChatStream(true)
+	var out []byte
+	for _, e := range events {
+		var err error
+		if out, err = s.event([]byte("data: "+e+"\n\n"), out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	text := string(out)
+	if strings.Contains(text, "content_filter_results") || strings.Contains(text, "system_fingerprint") {
+		t.Errorf("translated stream carries fields the upstream never sent:\n%s", text)
+	}
+	first, _, _ := strings.Cut(text, "\n\n")
+	if !strings.Contains(first, `"finish_reason":null`) {
+		t.Errorf("first chunk should have finish_reason null: %s", first)
+	}
+	if !strings.Contains(text, `"finish_reason":"stop"`) || !strings.Contains(text, `"prompt_tokens":3`) ||
+		!strings.HasSuffix(text, "data: [DONE]\n\n") {
+		t.Errorf("stream lacks its finish, usage or [DONE]:\n%s", text)
+	}
+}

@@ -1,0 +1,98 @@
+package llm
+
+import (
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchboard-gw/switchboard/loadtest/mock"
+	"github.com/valyala/fasthttp"
+)
+
+// BenchmarkChatOverhead measures non-streamed chat against the zero-latency
+// mock directly and through the gateway, in one run, so the difference is
+// the gateway's cost: compare the p50/p99 and req/s metrics of the two.
+//
+//	go test -run '^$' -bench ChatOverhead -benchtime 20000x ./llm/
+//
+// Latencies are in µs; the client runs in the same process.
+func BenchmarkChatOverhead(b *testing.B) {
+	m, err := mock.StartLLM("127.0.0.1:0", mock.LLMOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = m.Close() })
+	h := newHarness(b, oneModel("gpt-4o-mini", openaiDep(m, "gpt-4o-mini")))
+	h.sink.mu.Lock()
+	h.sink.discard = true
+	h.sink.mu.Unlock()
+	body := []byte(`{"model":"gpt-4o-mini","max_tokens":16,"messages":[{"role":"user","content":"hello there, how are you today?"}]}`)
+	// serial: one client, the added latency without queueing; parallel: 8
+	// clients per core, the maximum rate (client, gateway and mock share the
+	// machine's cores).
+	for _, mode := range []struct {
+		name        string
+		parallelism int
+	}{{"serial", 0}, {"parallel", 8}} {
+		for _, target := range []struct{ name, url, key string }{
+			{"direct", m.URL + "/v1/chat/completions", ""},
+			{"gateway", h.url + "/v1/chat/completions", keyAll},
+		} {
+			b.Run(mode.name+"/"+target.name, func(b *testing.B) {
+				benchChat(b, target.url, target.key, body, mode.parallelism)
+			})
+		}
+	}
+}
+
+func benchChat(b *testing.B, url, key string, body []byte, parallelism int) {
+	client := &fasthttp.Client{MaxConnsPerHost: 512}
+	var mu sync.Mutex
+	var lat []time.Duration
+	// run issues calls until next says stop and keeps their latencies.
+	run := func(next func() bool) {
+		local := make([]time.Duration, 0, 1024)
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		for next() {
+			req.Reset()
+			req.SetRequestURI(url)
+			req.Header.SetMethod(fasthttp.MethodPost)
+			req.Header.SetContentType("application/json")
+			if key != "" {
+				req.Header.Set("Authorization", "Bearer "+key)
+			}
+			req.SetBodyRaw(body)
+			t0 := time.Now()
+			if err := client.DoTimeout(req, resp, 10*time.Second); err != nil || resp.StatusCode() != 200 {
+				b.Errorf("call failed: %v %d %s", err, resp.StatusCode(), resp.Body())
+				return
+			}
+			local = append(local, time.Since(t0))
+		}
+		mu.Lock()
+		lat = append(lat, local...)
+		mu.Unlock()
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	if parallelism == 0 {
+		n := 0
+		run(func() bool { n++; return n <= b.N })
+	} else {
+		b.SetParallelism(parallelism)
+		b.RunParallel(func(pb *testing.PB) { run(pb.Next) })
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "req/s")
+}

@@ -1,0 +1,69 @@
+package llm
+
+import (
+	"testing"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"go.yaml.in/yaml/v3"
+)
+
+const sampleYAML = `
+models:
+  - name: gpt-4o-mini
+    strategy: least-busy
+    deployments:
+      - {provider: openai, base_url: "http://127.0.0.1:19101/v1", model: gpt-4o-mini, api_key: "sk-x", weight: 2, timeout: 30s, max_parallel: 4}
+      - {provider: azure, base_url: "https://x.openai.azure.com", deployment: my-dep, api_version: "2024-10-21", api_key: "k"}
+      - {provider: anthropic, base_url: "https://api.anthropic.com", model: claude-3-5-haiku-latest, api_key: "k"}
+    fallbacks: [claude-haiku]
+    context_window_fallbacks: [claude-haiku]
+    pricing: {input_per_mtok: 0.15, output_per_mtok: "0.60", cached_input_per_mtok: 0.075}
+  - name: claude-haiku
+    deployments:
+      - {provider: anthropic, base_url: "https://api.anthropic.com", model: claude-3-5-haiku-latest, api_key: "k"}
+router: {strategy: least-busy, retries: 2, allowed_fails: 3, cooldown: 30s, timeout: 60s, stream_idle_timeout: 30s}
+`
+
+// TestConfigDecodes checks the YAML users write maps onto Config through
+// both decoders the loader may use, with prices exact either way.
+func TestConfigDecodes(t *testing.T) {
+	t.Parallel()
+	var viaYAML Config
+	if err := yaml.Unmarshal([]byte(sampleYAML), &viaYAML); err != nil {
+		t.Fatal(err)
+	}
+	var generic map[string]any
+	if err := yaml.Unmarshal([]byte(sampleYAML), &generic); err != nil {
+		t.Fatal(err)
+	}
+	var viaMapstructure Config
+	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
+		Result: &viaMapstructure, WeaklyTypedInput: true, // as viper decodes
+		DecodeHook: mapstructure.StringToTimeDurationHookFunc(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dec.Decode(generic); err != nil {
+		t.Fatal(err)
+	}
+	for name, cfg := range map[string]Config{"yaml": viaYAML, "mapstructure": viaMapstructure} {
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		m := cfg.Models[0]
+		p, ferr := m.Pricing.parse()
+		if ferr != nil || p != (Price{Input: 150_000_000, Output: 600_000_000, CachedInput: 75_000_000}) {
+			t.Fatalf("%s: pricing %+v %v from %+v", name, p, ferr, m.Pricing)
+		}
+		d := m.Deployments[0]
+		if m.Strategy != StrategyLeastBusy || d.Weight != 2 || d.MaxParallel != 4 || m.Deployments[1].APIVersion != "2024-10-21" ||
+			cfg.Router.Cooldown != 30*time.Second || cfg.Router.Retries != 2 || m.ContextWindowFallbacks[0] != "claude-haiku" {
+			t.Fatalf("%s: decoded %+v", name, cfg)
+		}
+		if name == "mapstructure" && d.Timeout != 30*time.Second {
+			t.Fatalf("timeout = %v", d.Timeout)
+		}
+	}
+}

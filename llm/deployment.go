@@ -1,0 +1,172 @@
+package llm
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// deployment is one upstream of a model group, built from config. Its
+// runtime state lives in st, which survives reloads.
+type deployment struct {
+	id            string // shown in spans and metrics; never holds a secret
+	provider      Provider
+	upstreamModel string
+	apiKey        string
+	chatURL       string
+	embeddingsURL string
+	weight        int
+	timeout       time.Duration
+	maxParallel   int
+	headers       [][2]string
+	price         Price
+	st            *deploymentState
+}
+
+// deploymentState is what the router learns about a deployment at run time.
+type deploymentState struct {
+	inFlight atomic.Int64
+	latency  atomic.Int64 // EWMA of successful call latency (TTFT for streams), ns
+	breaker  breaker
+}
+
+// observeLatency folds d into the EWMA with weight 1/5.
+func (s *deploymentState) observeLatency(d time.Duration) {
+	for {
+		old := s.latency.Load()
+		next := int64(d)
+		if old != 0 {
+			next = old + (int64(d)-old)/5
+		}
+		if s.latency.CompareAndSwap(old, next) {
+			return
+		}
+	}
+}
+
+// group is a public model name and its deployments.
+type group struct {
+	name         string
+	strategy     Strategy
+	deployments  []*deployment
+	fallbacks    []string
+	ctxFallbacks []string
+}
+
+// table is one immutable routing configuration; Reload swaps it whole.
+type table struct {
+	router RouterConfig
+	groups map[string]*group
+	order  []string // model names in config order, for /v1/models
+	// created is when the table was built, the "created" time /v1/models shows.
+	created int64
+}
+
+// stateKey identifies a deployment across reloads: same group, provider,
+// endpoint and model means same upstream, so its cooldown and latency carry over.
+func stateKey(groupName string, d DeploymentConfig) string {
+	return strings.Join([]string{groupName, string(d.Provider), d.BaseURL, d.Model, d.Deployment, d.APIVersion}, "\x00")
+}
+
+func buildTable(cfg Config, old map[string]*deploymentState) (*table, map[string]*deploymentState, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, nil, err
+	}
+	t := &table{router: cfg.Router.withDefaults(), groups: make(map[string]*group, len(cfg.Models)), created: time.Now().Unix()}
+	states := make(map[string]*deploymentState)
+	for _, m := range cfg.Models {
+		g := &group{name: m.Name, strategy: m.Strategy, fallbacks: m.Fallbacks, ctxFallbacks: m.ContextWindowFallbacks}
+		if g.strategy == "" {
+			g.strategy = t.router.Strategy
+		}
+		ids := map[string]int{}
+		for _, dc := range m.Deployments {
+			d, err := newDeployment(m, dc, t.router)
+			if err != nil {
+				return nil, nil, err
+			}
+			// Two deployments on the same endpoint and model get #2, #3...
+			if n := ids[d.id]; n > 0 {
+				ids[d.id] = n + 1
+				d.id = fmt.Sprintf("%s#%d", d.id, n+1)
+			} else {
+				ids[d.id] = 1
+			}
+			key := stateKey(m.Name, dc)
+			st := old[key]
+			if st == nil {
+				st = states[key]
+			}
+			if st == nil {
+				st = &deploymentState{}
+			}
+			states[key] = st
+			d.st = st
+			g.deployments = append(g.deployments, d)
+		}
+		t.groups[m.Name] = g
+		t.order = append(t.order, m.Name)
+	}
+	return t, states, nil
+}
+
+func newDeployment(m ModelConfig, dc DeploymentConfig, r RouterConfig) (*deployment, error) {
+	u, err := url.Parse(dc.BaseURL)
+	if err != nil {
+		return nil, err
+	}
+	d := &deployment{
+		provider:      dc.Provider,
+		upstreamModel: dc.Model,
+		apiKey:        dc.APIKey,
+		weight:        dc.Weight,
+		timeout:       dc.Timeout,
+		maxParallel:   dc.MaxParallel,
+	}
+	if d.upstreamModel == "" {
+		d.upstreamModel = m.Name
+	}
+	for k, v := range dc.Headers {
+		d.headers = append(d.headers, [2]string{k, v})
+	}
+	if d.weight == 0 {
+		d.weight = 1
+	}
+	if d.timeout == 0 {
+		d.timeout = r.Timeout
+	}
+	base := strings.TrimRight(dc.BaseURL, "/")
+	switch dc.Provider {
+	case ProviderAzure:
+		d.upstreamModel = dc.Deployment
+		d.chatURL, d.embeddingsURL = azureURLs(base, dc.Deployment, dc.APIVersion)
+	case ProviderAnthropic:
+		d.chatURL = anthropicURL(base)
+	default:
+		d.chatURL, d.embeddingsURL = base+"/chat/completions", base+"/embeddings"
+	}
+	d.id = u.Host + "/" + d.upstreamModel
+	d.price, err = deploymentPrice(m, dc, d.upstreamModel)
+	return d, err
+}
+
+// deploymentPrice: the deployment's own pricing, else the group's, else the
+// built-in list price of the upstream model, else free.
+func deploymentPrice(m ModelConfig, dc DeploymentConfig, upstreamModel string) (Price, error) {
+	for _, pc := range []*PricingConfig{dc.Pricing, m.Pricing} {
+		if pc != nil {
+			p, ferr := pc.parse()
+			if ferr != nil {
+				return Price{}, ferr
+			}
+			return p, nil
+		}
+	}
+	if p, ok := builtinPrice(upstreamModel); ok {
+		return p, nil
+	}
+	p, _ := builtinPrice(m.Name)
+	return p, nil
+}

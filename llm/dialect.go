@@ -1,0 +1,106 @@
+package llm
+
+import (
+	"bytes"
+	"encoding/json"
+)
+
+// The client speaks OpenAI (chat, embeddings) or Anthropic (messages); the
+// deployment speaks OpenAI (openai, azure) or Anthropic. Same dialect means
+// raw bytes with the model field rewritten; different dialects translate.
+// These four functions are the only place that decides which.
+
+func sameDialect(k callKind, p Provider) bool {
+	return (k == kindMessages) == (p == ProviderAnthropic)
+}
+
+// upstreamFor returns the URL and body for d.
+func upstreamFor(c *call, d *deployment) (string, []byte, *apiError) {
+	switch {
+	case c.kind == kindEmbeddings && d.embeddingsURL == "":
+		return "", nil, errBadRequest("invalid_request", "model %q does not serve embeddings", c.req.model)
+	case c.kind == kindEmbeddings:
+		return d.embeddingsURL, c.req.upstreamBody(d.upstreamModel, false), nil
+	case sameDialect(c.kind, d.provider):
+		return d.chatURL, c.req.upstreamBody(d.upstreamModel, d.provider != ProviderAnthropic), nil
+	case d.provider == ProviderAnthropic:
+		body, err := chatToAnthropic(c.req.body, d.upstreamModel)
+		if err != nil {
+			return "", nil, errBadRequest("invalid_request", "%v", err)
+		}
+		return d.chatURL, body, nil
+	default:
+		body, err := anthropicToChat(c.req.body, d.upstreamModel)
+		if err != nil {
+			return "", nil, errBadRequest("invalid_request", "%v", err)
+		}
+		return d.chatURL, body, nil
+	}
+}
+
+// upstreamHeaders carries d's credentials in its provider's header.
+func upstreamHeaders(c *call, d *deployment) [][2]string {
+	return append(credentialHeaders(c, d), d.headers...)
+}
+
+func credentialHeaders(c *call, d *deployment) [][2]string {
+	switch d.provider {
+	case ProviderAzure:
+		return [][2]string{{"api-key", d.apiKey}}
+	case ProviderAnthropic:
+		h := [][2]string{{"x-api-key", d.apiKey}, {"anthropic-version", defaultAnthropicVer}}
+		if c.kind == kindMessages {
+			for _, ch := range c.headers {
+				if ch[0] == "anthropic-version" {
+					h[1] = ch
+				} else {
+					h = append(h, ch)
+				}
+			}
+		}
+		return h
+	}
+	if d.apiKey == "" {
+		return nil
+	}
+	return [][2]string{{"Authorization", "Bearer " + d.apiKey}}
+}
+
+func streamTranslatorFor(c *call, d *deployment) streamTranslator {
+	switch {
+	case c.kind != kindMessages && d.provider != ProviderAnthropic:
+		return &openAIStream{clientWantsUsage: c.req.includeUsage}
+	case c.kind == kindMessages && d.provider == ProviderAnthropic:
+		return &anthropicStream{}
+	case d.provider == ProviderAnthropic:
+		return newAnthropicToChatStream(c.req.includeUsage)
+	}
+	return newChatToAnthropicStream()
+}
+
+// responseFor converts a non-streamed upstream reply for the client and
+// reads its usage. raw belongs to the upstream response: copy before keeping.
+func responseFor(c *call, d *deployment, raw []byte) ([]byte, Usage, error) {
+	switch {
+	case sameDialect(c.kind, d.provider) && d.provider == ProviderAnthropic:
+		u, err := anthropicUsageOf(raw)
+		return bytes.Clone(raw), u, err
+	case sameDialect(c.kind, d.provider):
+		u, err := openAIUsageOf(raw)
+		return bytes.Clone(raw), u, err
+	case d.provider == ProviderAnthropic:
+		return anthropicToChatResponse(raw)
+	}
+	return chatToAnthropicResponse(raw)
+}
+
+// anthropicUsageOf reads the usage of a non-streamed Anthropic reply.
+func anthropicUsageOf(raw []byte) (Usage, error) {
+	var r struct {
+		Usage anthropicUsage `json:"usage"`
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return Usage{}, err
+	}
+	return r.Usage.usage(), nil
+}

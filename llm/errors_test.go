@@ -1,0 +1,120 @@
+package llm
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard-gw/switchboard/loadtest/mock"
+)
+
+var httpClient = &http.Client{Timeout: 10 * time.Second}
+
+// post sends body to the gateway and returns status, headers and the parsed
+// OpenAI error (if any).
+func (h *harness) post(path, key, body string, hdr ...string) (int, http.Header, openAIErrorBody, []byte) {
+	h.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, h.url+path, strings.NewReader(body))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var eb openAIErrorBody
+	_ = json.Unmarshal(raw, &eb)
+	return resp.StatusCode, resp.Header, eb, raw
+}
+
+func TestErrorCases(t *testing.T) {
+	t.Parallel()
+	up := startMock(t, mock.LLMOptions{})
+	downMock := startMock(t, mock.LLMOptions{Fail: map[string]int{"gpt-4o": 503}})
+	cfg := Config{
+		Models: []ModelConfig{
+			{Name: "gpt-4o-mini", Deployments: []DeploymentConfig{openaiDep(up, "gpt-4o-mini")}},
+			{Name: "down", Deployments: []DeploymentConfig{openaiDep(downMock, "gpt-4o")}},
+			{Name: "unreachable", Deployments: []DeploymentConfig{{Provider: ProviderOpenAI, BaseURL: "http://127.0.0.1:1/v1"}}},
+		},
+		Router: RouterConfig{Retries: 1, RetryBackoff: time.Millisecond, MaxBodyBytes: 4096},
+	}
+	h := newHarness(t, cfg)
+	ok := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`
+	for _, tc := range []struct {
+		name       string
+		key        string
+		body       string
+		wantStatus int
+		wantType   string
+		wantCode   string
+	}{
+		{"no key", "", ok, 401, "invalid_request_error", "invalid_api_key"},
+		{"wrong key", "sk-nope-000000000000000000000", ok, 401, "invalid_request_error", "invalid_api_key"},
+		{"malformed JSON", keyAll, `{"model":"gpt-4o-mini",`, 400, "invalid_request_error", "invalid_json"},
+		{"empty body", keyAll, ``, 400, "invalid_request_error", "invalid_request"},
+		{"not an object", keyAll, `[1,2]`, 400, "invalid_request_error", "invalid_request"},
+		{"missing model", keyAll, `{"messages":[]}`, 400, "invalid_request_error", "missing_required_parameter"},
+		{"model not a string", keyAll, `{"model":7}`, 400, "invalid_request_error", "invalid_request"},
+		{"stream not a bool", keyAll, `{"model":"gpt-4o-mini","stream":"yes"}`, 400, "invalid_request_error", "invalid_request"},
+		{"duplicate model", keyAll, `{"model":"gpt-4o-mini","model":"gpt-4o"}`, 400, "invalid_request_error", "invalid_request"},
+		{"case-variant model", keyAll, `{"model":"gpt-4o-mini","Model":"down"}`, 400, "invalid_request_error", "invalid_request"},
+		{"escaped duplicate model", keyAll, `{"model":"gpt-4o-mini","mod\u0065l":"down"}`, 400, "invalid_request_error", "invalid_request"},
+		{"case-variant stream", keyAll, `{"model":"gpt-4o-mini","STREAM":true}`, 400, "invalid_request_error", "invalid_request"},
+		{"too large", keyAll, `{"model":"gpt-4o-mini","pad":"` + strings.Repeat("x", 5000) + `"}`, 413, "invalid_request_error", "request_too_large"},
+		{"unknown model", keyAll, `{"model":"nope","messages":[]}`, 404, "invalid_request_error", "model_not_found"},
+		{"model not allowed", keyMini, `{"model":"down","messages":[]}`, 403, "permission_error", "model_not_allowed"},
+		{"budget exceeded", keyBroke, ok, 429, "budget_exceeded", "budget_exceeded"},
+		{"upstream down after retries", keyAll, `{"model":"down","messages":[{"role":"user","content":"hi"}]}`, 502, "server_error", "upstream_unavailable"},
+		{"upstream unreachable", keyAll, `{"model":"unreachable","messages":[{"role":"user","content":"hi"}]}`, 502, "server_error", "upstream_unavailable"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, _, eb, raw := h.post("/v1/chat/completions", tc.key, tc.body)
+			if status != tc.wantStatus || eb.Error.Type != tc.wantType || eb.Error.Code == nil || *eb.Error.Code != tc.wantCode || eb.Error.Message == "" {
+				t.Fatalf("got %d %s, want %d type %q code %q", status, raw, tc.wantStatus, tc.wantType, tc.wantCode)
+			}
+		})
+	}
+	t.Run("rate limited", func(t *testing.T) {
+		if status, _, _, raw := h.post("/v1/chat/completions", keyLimited, ok); status != 200 {
+			t.Fatalf("first call: %d %s", status, raw)
+		}
+		status, hdr, eb, raw := h.post("/v1/chat/completions", keyLimited, ok)
+		if status != 429 || eb.Error.Code == nil || *eb.Error.Code != "rate_limit_exceeded" || hdr.Get("Retry-After") == "" {
+			t.Fatalf("second call: %d %v %s", status, hdr, raw)
+		}
+	})
+	t.Run("no upstream contact on refusals", func(t *testing.T) {
+		before := up.Requests()
+		h.post("/v1/chat/completions", keyAll, `{"model":"gpt-4o-mini","model":"gpt-4o-mini"}`)
+		h.post("/v1/chat/completions", "", ok)
+		if up.Requests() != before {
+			t.Fatal("a refused request reached the upstream")
+		}
+	})
+}
+
+func TestUpstreamClientErrorIsRelayed(t *testing.T) {
+	t.Parallel()
+	up := startMock(t, mock.LLMOptions{Fail: map[string]int{"gpt-4o-mini": 422}})
+	h := newHarness(t, oneModel("gpt-4o-mini", openaiDep(up, "gpt-4o-mini")))
+	status, _, eb, raw := h.post("/v1/chat/completions", keyAll, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`)
+	if status != 422 || !strings.Contains(eb.Error.Message, "failure injected") {
+		t.Fatalf("got %d %s, want the upstream's 422 relayed", status, raw)
+	}
+	if up.Requests() != 1 {
+		t.Fatalf("a client error was retried: %d upstream requests", up.Requests())
+	}
+}

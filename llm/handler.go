@@ -1,0 +1,282 @@
+package llm
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/switchboard-gw/switchboard/governance"
+	"github.com/switchboard-gw/switchboard/trace"
+)
+
+// serve is the whole pipeline of one call: authenticate -> parse ->
+// authorize -> reserve -> span -> route/proxy -> reply -> settle -> end span.
+func (g *Gateway) serve(c *fiber.Ctx, kind callKind) (err error) {
+	writeErr := writeOpenAIError
+	if kind == kindMessages {
+		writeErr = writeAnthropicError
+	}
+	var res *governance.Reservation
+	var span *trace.Span
+	defer func() {
+		if r := recover(); r != nil {
+			g.log.Error("llm handler panic", "panic", r)
+			g.abandon(res, span)
+			writeErr(c, errInternal("internal error"))
+			err = nil
+		}
+	}()
+	t := g.table.Load()
+	start := time.Now()
+
+	p, err := g.gov.Authenticate(governance.KeyFromHeaders(c.Get(fiber.HeaderAuthorization), c.Get("x-api-key")))
+	if err != nil {
+		return g.reject(c, writeErr, "", err)
+	}
+	req, grp, err := parseCall(c.BodyRaw(), kind, t)
+	if err != nil {
+		return g.reject(c, writeErr, "", err)
+	}
+	if err := g.gov.Authorize(p, governance.KindModel, req.model).Err(); err != nil {
+		return g.reject(c, writeErr, req.model, err)
+	}
+	// A fallback is a model like any other: a key that may not call it directly must not reach it through
+	// another model's failure.
+	mayUse := func(model string) bool { return g.gov.Authorize(p, governance.KindModel, model).Allowed }
+	estimate := estimateUsage(req, kind)
+	res, err = g.gov.Reserve(p, governance.Request{Kind: governance.KindModel, Name: req.model,
+		EstimatedCostNanoUSD: reachablePrice(t, grp, mayUse).Cost(estimate), EstimatedTokens: estimate.Total()})
+	if err != nil {
+		return g.reject(c, writeErr, req.model, err)
+	}
+	span = g.tracer.Start(trace.FromHeaders(func(k string) string { return c.Get(k) }), trace.LayerLLM, kind.spanName(req.model))
+	span.KeyID, span.KeyName, span.Team, span.Org, span.Model = p.KeyID, p.KeyName, p.Team, p.Org, req.model
+	c.Set("traceparent", span.Context().Traceparent())
+	res.RateLimitHeaders(func(k, v string) { c.Set(k, v) })
+
+	cl := &call{kind: kind, req: req, group: grp, tbl: t, span: span, start: start, headers: clientHeaders(c, kind), mayUse: mayUse}
+	out, err := g.route(cl)
+	// From here on finish owns the reservation and the span.
+	held := res
+	res, span = nil, nil
+	if err != nil {
+		ae := asAPIError(err)
+		g.finish(cl, held, nil, ae.status, ae.message)
+		writeErr(c, ae)
+		return nil
+	}
+	if out.stream == nil {
+		c.Set("x-switchboard-cost-usd", FormatUSD(out.d.price.Cost(out.usage)))
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+		c.Response().SetBodyRaw(out.body)
+		g.finish(cl, held, out, http.StatusOK, "")
+		return nil
+	}
+	c.Set(fiber.HeaderContentType, "text/event-stream")
+	c.Set(fiber.HeaderCacheControl, "no-cache")
+	c.Set("X-Accel-Buffering", "no")
+	c.Response().ImmediateHeaderFlush = true
+	// The writer runs after this handler returned, on its own goroutine: it
+	// must not touch c. The stream's cost is known only at its end, so it
+	// goes on the span, not in a header.
+	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) { g.stream(w, cl, held, out) })
+	return nil
+}
+
+// stream relays a committed stream and then settles and ends the call.
+func (g *Gateway) stream(w *bufio.Writer, cl *call, res *governance.Reservation, out *result) {
+	status, msg := http.StatusInternalServerError, "stream writer panicked"
+	defer func() {
+		if r := recover(); r != nil {
+			g.log.Error("llm stream panic", "panic", r)
+		}
+		out.stream.close(errClientGone)
+		out.usage = out.stream.tr.usage()
+		out.d.st.inFlight.Add(-1)
+		g.finish(cl, res, out, status, msg)
+	}()
+	switch err := relay(w, out.stream, out.first); {
+	case err == nil:
+		status, msg = http.StatusOK, ""
+	case errors.Is(err, errClientGone):
+		status, msg = 499, "client closed the stream"
+	default:
+		status, msg = http.StatusBadGateway, "upstream stream failed: "+err.Error()
+		out.d.st.breaker.failure(time.Now(), cl.tbl.router.AllowedFails, cl.tbl.router.Cooldown)
+	}
+}
+
+// abandon releases what a panicking call holds; Settle and End are idempotent.
+func (g *Gateway) abandon(res *governance.Reservation, span *trace.Span) {
+	if res != nil {
+		res.Settle(0, 0)
+	}
+	if span != nil {
+		span.Status, span.HTTPStatus, span.Error = trace.StatusError, http.StatusInternalServerError, "internal error"
+		span.End()
+	}
+}
+
+// reject answers a call refused before any upstream was contacted.
+func (g *Gateway) reject(c *fiber.Ctx, writeErr func(*fiber.Ctx, error), model string, err error) error {
+	ae := asAPIError(err)
+	var ge *governance.Error
+	if errors.As(err, &ge) {
+		ge.RateLimitHeaders(func(k, v string) { c.Set(k, v) })
+	}
+	g.metrics.requests.WithLabelValues(model, strconv.Itoa(ae.status)).Inc()
+	writeErr(c, ae)
+	return nil
+}
+
+// finish settles the reservation with the real cost and ends the spans.
+// The call's cost is booked on the call span only; attempt spans carry 0.
+func (g *Gateway) finish(cl *call, res *governance.Reservation, out *result, status int, msg string) {
+	span := cl.span
+	span.Retries, span.Fallbacks, span.TTFT, span.HTTPStatus = cl.retries, cl.fallbacks, cl.ttft, status
+	var cost int64
+	if out != nil {
+		cost = out.d.price.Cost(out.usage)
+		span.Provider, span.Deployment = string(out.d.provider), out.d.id
+		span.InputTokens, span.OutputTokens, span.CachedTokens = out.usage.Input, out.usage.Output, out.usage.Cached
+		span.CostNanoUSD = cost
+		if out.attempt != nil {
+			out.attempt.TTFT = cl.ttft
+			if msg != "" {
+				out.attempt.Status, out.attempt.Error = trace.StatusError, msg
+			}
+			out.attempt.End()
+		}
+		res.Settle(cost, out.usage.Total())
+	} else {
+		res.Settle(0, 0)
+	}
+	if msg != "" {
+		span.Status, span.Error = trace.StatusError, msg
+	} else {
+		span.Status = trace.StatusOK
+	}
+	span.End()
+	g.metrics.requests.WithLabelValues(cl.req.model, strconv.Itoa(status)).Inc()
+	g.metrics.latency.WithLabelValues(cl.req.model).Observe(time.Since(cl.start).Seconds())
+	if cl.req.stream && cl.ttft > 0 {
+		g.metrics.ttft.WithLabelValues(cl.req.model).Observe(cl.ttft.Seconds())
+	}
+}
+
+// parseCall reads the body and finds the model group it asks for.
+func parseCall(body []byte, kind callKind, t *table) (*request, *group, error) {
+	if len(body) > t.router.MaxBodyBytes {
+		return nil, nil, errTooLarge(t.router.MaxBodyBytes)
+	}
+	req, err := parseRequest(body)
+	if err != nil {
+		return nil, nil, err
+	}
+	if req.model == "" {
+		return nil, nil, errBadRequest("missing_required_parameter", "you must provide a model parameter")
+	}
+	if kind == kindEmbeddings && req.stream {
+		return nil, nil, errBadRequest("invalid_request", "embeddings cannot be streamed")
+	}
+	if kind == kindMessages && req.maxTokens == 0 {
+		return nil, nil, errBadRequest("invalid_request", "max_tokens: field required")
+	}
+	grp := t.groups[req.model]
+	if grp == nil {
+		return nil, nil, errModelNotFound(req.model)
+	}
+	return req, grp, nil
+}
+
+// defaultMaxOutput is assumed when a chat call sets no max_tokens, so the
+// budget hold covers a long answer.
+const defaultMaxOutput = 4096
+
+func estimateUsage(req *request, kind callKind) Usage {
+	u := Usage{Input: req.estimateInput}
+	if kind != kindEmbeddings {
+		u.Output = req.maxTokens
+		if u.Output == 0 {
+			u.Output = defaultMaxOutput
+		}
+	}
+	return u
+}
+
+// maxPrice is the dearest deployment's price: the hold must cover any of them.
+func maxPrice(g *group) Price {
+	var p Price
+	for _, d := range g.deployments {
+		p = p.max(d.price)
+	}
+	return p
+}
+
+// reachablePrice is the dearest price among the group and the fallbacks the key may use, so a reservation
+// covers whichever of them ends up answering.
+func reachablePrice(t *table, grp *group, mayUse func(string) bool) Price {
+	p := maxPrice(grp)
+	for _, names := range [][]string{grp.fallbacks, grp.ctxFallbacks} {
+		for _, name := range names {
+			if fb := t.groups[name]; fb != nil && mayUse(name) {
+				p = p.max(maxPrice(fb))
+			}
+		}
+	}
+	return p
+}
+
+func (p Price) max(o Price) Price {
+	return Price{Input: max(p.Input, o.Input), Output: max(p.Output, o.Output), CachedInput: max(p.CachedInput, o.CachedInput)}
+}
+
+// clientHeaders are the few client headers an upstream of the same dialect
+// needs; everything else (the gateway key above all) stays here.
+func clientHeaders(c *fiber.Ctx, kind callKind) [][2]string {
+	if kind != kindMessages {
+		return nil
+	}
+	var h [][2]string
+	for _, name := range []string{"anthropic-version", "anthropic-beta"} {
+		if v := c.Get(name); v != "" {
+			h = append(h, [2]string{name, v})
+		}
+	}
+	return h
+}
+
+type modelList struct {
+	Object string        `json:"object"`
+	Data   []modelObject `json:"data"`
+}
+
+type modelObject struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	OwnedBy string `json:"owned_by"`
+}
+
+// models lists the model groups the caller's key may use.
+func (g *Gateway) models(c *fiber.Ctx) error {
+	p, err := g.gov.Authenticate(governance.KeyFromHeaders(c.Get(fiber.HeaderAuthorization), c.Get("x-api-key")))
+	if err != nil {
+		return g.reject(c, writeOpenAIError, "", err)
+	}
+	t := g.table.Load()
+	list := modelList{Object: "list", Data: []modelObject{}}
+	for _, name := range t.order {
+		if g.gov.Authorize(p, governance.KindModel, name).Allowed {
+			list.Data = append(list.Data, modelObject{ID: name, Object: "model", Created: t.created, OwnedBy: "switchboard"})
+		}
+	}
+	b, _ := json.Marshal(list)
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	c.Response().SetBodyRaw(b)
+	return nil
+}

@@ -1,0 +1,281 @@
+package llm
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// upstreamClient sends requests to providers with one pooled fasthttp client.
+type upstreamClient struct {
+	hc *fasthttp.Client
+	// conns finds the connection under a streamed response: fasthttp keeps
+	// the header deadline on the connection for the whole body, so a stream
+	// clears it and runs its own idle-gap timer instead.
+	conns sync.Map // connKey -> *trackedConn
+}
+
+type connKey struct{ local, remote string }
+
+type trackedConn struct {
+	net.Conn
+	owner *upstreamClient
+	key   connKey
+	once  sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() { c.owner.conns.Delete(c.key) })
+	return c.Conn.Close()
+}
+
+func newUpstreamClient() *upstreamClient {
+	u := &upstreamClient{}
+	u.hc = &fasthttp.Client{
+		NoDefaultUserAgentHeader: true,
+		MaxConnsPerHost:          4096,
+		MaxConnWaitTimeout:       5 * time.Second,
+		MaxIdleConnDuration:      30 * time.Second,
+		ReadBufferSize:           16 << 10,
+		// A stale pooled keep-alive connection fails before the upstream saw
+		// the request; only that case is safe to resend a POST for.
+		RetryIfErr: func(_ *fasthttp.Request, attempts int, err error) (bool, bool) {
+			return false, attempts < 2 && (errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrConnectionClosed))
+		},
+		DialTimeout: func(addr string, timeout time.Duration) (net.Conn, error) {
+			c, err := fasthttp.DialTimeout(addr, timeout)
+			if err != nil {
+				return nil, err
+			}
+			tc := &trackedConn{Conn: c, owner: u, key: connKey{c.LocalAddr().String(), c.RemoteAddr().String()}}
+			u.conns.Store(tc.key, tc)
+			return tc, nil
+		},
+	}
+	return u
+}
+
+// upstreamRequest is one HTTP call to a deployment.
+type upstreamRequest struct {
+	url         string
+	body        []byte
+	headers     [][2]string
+	stream      bool
+	deadline    time.Time
+	traceparent string
+}
+
+// send performs the call. For streams the returned response's body is
+// unread and its connection has no read deadline; the caller must close it
+// through openStream.
+func (u *upstreamClient) send(r upstreamRequest) (*fasthttp.Response, error) {
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	req.SetRequestURI(r.url)
+	req.Header.SetMethod(fasthttp.MethodPost)
+	req.Header.SetContentType("application/json")
+	if r.stream {
+		req.Header.Set("Accept", "text/event-stream")
+	} else {
+		req.Header.Set("Accept", "application/json")
+	}
+	for _, h := range r.headers {
+		req.Header.Set(h[0], h[1])
+	}
+	if r.traceparent != "" {
+		req.Header.Set("traceparent", r.traceparent)
+	}
+	req.SetBodyRaw(r.body)
+	resp := fasthttp.AcquireResponse()
+	resp.StreamBody = r.stream
+	if err := u.hc.DoDeadline(req, resp, r.deadline); err != nil {
+		fasthttp.ReleaseResponse(resp)
+		return nil, err
+	}
+	// An error reply is read under the header deadline; only a stream that
+	// is really flowing runs on the idle-gap timer alone.
+	if r.stream && resp.StatusCode() >= 200 && resp.StatusCode() < 300 {
+		u.clearReadDeadline(resp)
+	}
+	return resp, nil
+}
+
+func (u *upstreamClient) clearReadDeadline(resp *fasthttp.Response) {
+	l, r := resp.LocalAddr(), resp.RemoteAddr()
+	if l == nil || r == nil {
+		return
+	}
+	if v, ok := u.conns.Load(connKey{l.String(), r.String()}); ok {
+		_ = v.(*trackedConn).SetReadDeadline(time.Time{})
+	}
+}
+
+var (
+	errStreamIdle      = errors.New("upstream stream stalled")
+	errStreamTruncated = errors.New("upstream stream ended without its terminal event")
+	errClientGone      = errors.New("client went away")
+)
+
+// upstreamStream reads a streamed upstream body event by event, with an
+// idle-gap timeout, and feeds the events through a translator.
+type upstreamStream struct {
+	resp  *fasthttp.Response
+	body  io.Reader
+	idle  time.Duration
+	timer *time.Timer
+	tr    streamTranslator
+	buf   []byte
+	split sseSplitter
+
+	mu       sync.Mutex
+	closed   bool
+	timedOut bool
+	released bool
+}
+
+func openStream(resp *fasthttp.Response, idle time.Duration, tr streamTranslator) *upstreamStream {
+	s := &upstreamStream{resp: resp, body: resp.BodyStream(), idle: idle, tr: tr, buf: make([]byte, 16<<10)}
+	s.timer = time.AfterFunc(idle, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if !s.closed {
+			s.closed, s.timedOut = true, true
+			s.closeBody(errStreamIdle)
+		}
+	})
+	return s
+}
+
+func (s *upstreamStream) closeBody(cause error) {
+	if rc, ok := s.body.(fasthttp.ReadCloserWithError); ok {
+		_ = rc.CloseWithError(cause)
+		return
+	}
+	_ = s.resp.CloseBodyStream()
+}
+
+// pump does one upstream read and appends the translated output of every
+// event it completed. io.EOF means the stream finished properly.
+func (s *upstreamStream) pump(out []byte) ([]byte, error) {
+	if s.tr.done() {
+		return out, io.EOF
+	}
+	s.timer.Reset(s.idle)
+	n, err := s.body.Read(s.buf)
+	s.split.feed(s.buf[:n])
+	for {
+		ev, ok := s.split.next()
+		if !ok {
+			break
+		}
+		var terr error
+		if out, terr = s.tr.event(ev, out); terr != nil {
+			return out, terr
+		}
+		if s.tr.done() {
+			return out, nil
+		}
+	}
+	switch {
+	case err == nil:
+		return out, nil
+	case s.isTimedOut():
+		return out, errStreamIdle
+	case errors.Is(err, io.EOF):
+		// fasthttp reports a connection that died between chunks as a clean
+		// EOF, so only the terminal event proves the stream is complete.
+		return out, errStreamTruncated
+	}
+	return out, err
+}
+
+func (s *upstreamStream) isTimedOut() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.timedOut
+}
+
+// close ends the upstream call; a non-nil cause drops the connection, which
+// is how the upstream learns that the client went away. Extra calls are no-ops.
+func (s *upstreamStream) close(cause error) {
+	s.timer.Stop()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.released {
+		return
+	}
+	if !s.closed {
+		s.closed = true
+		if cause == nil && !s.tr.done() {
+			cause = errStreamTruncated
+		}
+		s.closeBody(cause)
+	}
+	s.released = true
+	fasthttp.ReleaseResponse(s.resp)
+}
+
+// sseSplitter cuts a byte stream into server-sent events (blank-line
+// terminated), accepting both \n and \r\n line ends.
+type sseSplitter struct {
+	pending []byte
+	off     int
+}
+
+func (p *sseSplitter) feed(b []byte) {
+	if p.off > 0 && p.off == len(p.pending) {
+		p.pending, p.off = p.pending[:0], 0
+	}
+	p.pending = append(p.pending, b...)
+}
+
+func (p *sseSplitter) next() ([]byte, bool) {
+	rest := p.pending[p.off:]
+	i := bytes.Index(rest, []byte("\n\n"))
+	sep := 2
+	if j := bytes.Index(rest, []byte("\r\n\r\n")); j >= 0 && (i < 0 || j < i) {
+		i, sep = j, 4
+	}
+	if i < 0 {
+		if p.off > 0 {
+			p.pending = append(p.pending[:0], rest...)
+			p.off = 0
+		}
+		return nil, false
+	}
+	ev := rest[:i+sep]
+	p.off += i + sep
+	return ev, true
+}
+
+// sseData returns the payload of an event's data lines (joined by \n) and
+// its event name.
+func sseData(ev []byte) (name string, data []byte) {
+	for len(ev) > 0 {
+		line := ev
+		if i := bytes.IndexByte(ev, '\n'); i >= 0 {
+			line, ev = ev[:i], ev[i+1:]
+		} else {
+			ev = nil
+		}
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		switch {
+		case bytes.HasPrefix(line, []byte("data:")):
+			v := bytes.TrimPrefix(line[5:], []byte(" "))
+			if data != nil {
+				// Copy: appending in place would overwrite the event buffer.
+				data = append(append(append([]byte(nil), data...), '\n'), v...)
+			} else {
+				data = v
+			}
+		case bytes.HasPrefix(line, []byte("event:")):
+			name = string(bytes.TrimSpace(line[6:]))
+		}
+	}
+	return name, data
+}

@@ -1,0 +1,248 @@
+package llm
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"strings"
+)
+
+// span is a byte range [start, end) of a JSON value inside a request body.
+type span struct{ start, end int }
+
+func (s span) present() bool { return s.end > s.start }
+
+// request is what the gateway reads from a client body: only the fields it
+// routes, prices or edits on. Everything else stays bytes.
+type request struct {
+	body          []byte
+	model         string
+	modelAt       span
+	stream        bool
+	streamAt      span
+	streamOptsAt  span
+	includeUsage  bool // the client asked for the usage chunk itself
+	maxTokens     int64
+	estimateInput int64 // prompt tokens, estimated from the body size
+}
+
+// guardedKeys may not appear twice or in another letter case: Go's
+// encoding/json would match them case-insensitively and keep the last copy,
+// while an upstream may read another one, so what we route on would not be
+// what the upstream acts on.
+var guardedKeys = [...]string{"model", "stream", "stream_options", "max_tokens", "max_completion_tokens"}
+
+// parseRequest validates body as JSON and picks out the routing fields.
+func parseRequest(body []byte) (*request, error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, errBadRequest("invalid_request", "request body is empty")
+	}
+	if !json.Valid(body) {
+		return nil, errBadRequest("invalid_json", "request body is not valid JSON")
+	}
+	i := skipSpace(body, 0)
+	if body[i] != '{' {
+		return nil, errBadRequest("invalid_request", "request body must be a JSON object")
+	}
+	r := &request{body: body, estimateInput: int64(len(body)+3) / 4}
+	var seen [len(guardedKeys)]bool
+	i = skipSpace(body, i+1)
+	for body[i] != '}' {
+		keyEnd := skipString(body, i)
+		key := decodeKey(body[i:keyEnd])
+		i = skipSpace(body, keyEnd)
+		i = skipSpace(body, i+1) // ':'
+		valEnd := skipValue(body, i)
+		val := span{i, valEnd}
+		for k, g := range guardedKeys {
+			if key == "" {
+				break
+			}
+			if !strings.EqualFold(key, g) {
+				continue
+			}
+			if key != g {
+				return nil, errBadRequest("invalid_request", "field %q must be spelled %q", key, g)
+			}
+			if seen[k] {
+				return nil, errBadRequest("invalid_request", "field %q appears more than once", g)
+			}
+			seen[k] = true
+			if err := r.set(g, val); err != nil {
+				return nil, err
+			}
+		}
+		i = skipSpace(body, valEnd)
+		if body[i] == ',' {
+			i = skipSpace(body, i+1)
+		}
+	}
+	return r, nil
+}
+
+func (r *request) set(key string, at span) error {
+	raw := r.body[at.start:at.end]
+	switch key {
+	case "model":
+		if raw[0] != '"' {
+			return errBadRequest("invalid_request", "field \"model\" must be a string")
+		}
+		if err := json.Unmarshal(raw, &r.model); err != nil {
+			return errBadRequest("invalid_request", "field \"model\" must be a string")
+		}
+		r.modelAt = at
+	case "stream":
+		switch string(raw) {
+		case "true":
+			r.stream = true
+		case "false", "null":
+		default:
+			return errBadRequest("invalid_request", "field \"stream\" must be a boolean")
+		}
+		r.streamAt = at
+	case "stream_options":
+		if raw[0] == 'n' {
+			return nil
+		}
+		var so struct {
+			IncludeUsage *bool `json:"include_usage"`
+		}
+		if raw[0] != '{' || json.Unmarshal(raw, &so) != nil {
+			return errBadRequest("invalid_request", "field \"stream_options\" must be an object")
+		}
+		r.includeUsage = so.IncludeUsage != nil && *so.IncludeUsage
+		r.streamOptsAt = at
+	case "max_tokens", "max_completion_tokens":
+		if raw[0] == 'n' {
+			return nil
+		}
+		n, err := strconv.ParseInt(string(raw), 10, 64)
+		if err != nil || n < 0 {
+			return errBadRequest("invalid_request", "field %q must be a non-negative integer", key)
+		}
+		r.maxTokens = max(r.maxTokens, n)
+	}
+	return nil
+}
+
+// edit replaces body[at] with repl; an empty span at p inserts at p.
+type edit struct {
+	at   span
+	repl []byte
+}
+
+// upstreamBody returns the body the upstream must see: the deployment's model
+// name and, for streams, include_usage switched on so the gateway learns the
+// usage. Only those bytes change.
+func (r *request) upstreamBody(model string, forceUsage bool) []byte {
+	edits := make([]edit, 0, 2)
+	if r.modelAt.present() {
+		q, _ := json.Marshal(model)
+		edits = append(edits, edit{r.modelAt, q})
+	}
+	if forceUsage && r.stream && !r.includeUsage {
+		if r.streamOptsAt.present() {
+			edits = append(edits, edit{r.streamOptsAt, withIncludeUsage(r.body[r.streamOptsAt.start:r.streamOptsAt.end])})
+		} else {
+			open := skipSpace(r.body, 0) + 1
+			edits = append(edits, edit{span{open, open}, []byte(`"stream_options":{"include_usage":true},`)})
+		}
+	}
+	return applyEdits(r.body, edits)
+}
+
+// withIncludeUsage re-encodes the small stream_options object only.
+func withIncludeUsage(raw []byte) []byte {
+	m := map[string]json.RawMessage{}
+	_ = json.Unmarshal(raw, &m) // parseRequest already checked it is an object
+	m["include_usage"] = json.RawMessage("true")
+	out, _ := json.Marshal(m)
+	return out
+}
+
+func applyEdits(body []byte, edits []edit) []byte {
+	// Edits come in any order; apply them front to back.
+	if len(edits) == 2 && edits[1].at.start < edits[0].at.start {
+		edits[0], edits[1] = edits[1], edits[0]
+	}
+	n := len(body)
+	for _, e := range edits {
+		n += len(e.repl) - (e.at.end - e.at.start)
+	}
+	out := make([]byte, 0, n)
+	prev := 0
+	for _, e := range edits {
+		out = append(out, body[prev:e.at.start]...)
+		out = append(out, e.repl...)
+		prev = e.at.end
+	}
+	return append(out, body[prev:]...)
+}
+
+// The scanners below run on bodies json.Valid accepted, so they only find
+// boundaries; they never need to report syntax errors.
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the string starting at b[i] == '"'.
+func skipString(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return len(b)
+}
+
+func skipValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return len(b)
+	}
+	for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r' {
+		i++
+	}
+	return i
+}
+
+// decodeKey unescapes a quoted key; escapes such as "mod\u0065l" must count
+// as the key they spell. Keys that cannot fold to a guarded key come back
+// empty, which saves an allocation for every other key of the body.
+func decodeKey(quoted []byte) string {
+	if bytes.IndexByte(quoted, '\\') < 0 {
+		raw := quoted[1 : len(quoted)-1]
+		for _, g := range guardedKeys {
+			if bytes.EqualFold(raw, []byte(g)) {
+				return string(raw)
+			}
+		}
+		return ""
+	}
+	var s string
+	_ = json.Unmarshal(quoted, &s)
+	return s
+}

@@ -1,0 +1,317 @@
+package llm
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/switchboard-gw/switchboard/trace"
+	"github.com/valyala/fasthttp"
+)
+
+// callKind is the client-facing endpoint of a call.
+type callKind int
+
+const (
+	kindChat       callKind = iota // POST /v1/chat/completions
+	kindEmbeddings                 // POST /v1/embeddings
+	kindMessages                   // POST /v1/messages (Anthropic ingress)
+)
+
+func (k callKind) spanName(model string) string {
+	if k == kindEmbeddings {
+		return "embeddings " + model
+	}
+	return "chat " + model
+}
+
+// call is one client request on its way through the router.
+type call struct {
+	kind    callKind
+	req     *request
+	group   *group
+	tbl     *table
+	span    *trace.Span // the call's span; attempts are its children
+	start   time.Time
+	headers [][2]string // client headers forwarded as-is (Anthropic version/beta)
+	mayUse  func(model string) bool
+
+
+	retries, fallbacks int32
+	ttft               time.Duration
+}
+
+// outcome classifies one attempt for the retry/fallback loop.
+type outcome int
+
+const (
+	outcomeOK            outcome = iota
+	outcomeRetry                 // connection error, timeout, 408, 429, 5xx, upstream auth
+	outcomeClientError           // the request itself is wrong: relay, no fallback
+	outcomeContextWindow         // prompt too long: context-window fallbacks only
+)
+
+// result is a successful upstream answer, already in the client's dialect.
+type result struct {
+	d       *deployment
+	body    []byte // non-streamed reply
+	usage   Usage
+	stream  *upstreamStream
+	first   []byte // stream output read before the reply was committed
+	attempt *trace.Span
+}
+
+// route tries the requested group, then its fallbacks in order; a prompt
+// that is too long switches to the context-window fallbacks instead.
+func (g *Gateway) route(c *call) (*result, error) {
+	chain := append([]string{c.group.name}, c.group.fallbacks...)
+	switched := false
+	var last *apiError
+	for i := 0; i < len(chain); i++ {
+		grp := c.tbl.groups[chain[i]]
+		if i > 0 {
+			if !c.mayUse(chain[i]) {
+				continue
+			}
+			c.fallbacks++
+		}
+		res, err, class := g.tryGroup(c, grp)
+		if err == nil {
+			return res, nil
+		}
+		last = err
+		switch class {
+		case outcomeClientError:
+			return nil, err
+		case outcomeContextWindow:
+			if switched || len(c.group.ctxFallbacks) == 0 {
+				return nil, err
+			}
+			switched = true
+			chain = append(chain[:i+1:i+1], c.group.ctxFallbacks...)
+		}
+	}
+	return nil, exhausted(c.group.name, last)
+}
+
+func (g *Gateway) tryGroup(c *call, grp *group) (*result, *apiError, outcome) {
+	var tried []*deployment
+	var last *apiError
+	for n := 0; n <= c.tbl.router.Retries; n++ {
+		if n > 0 {
+			c.retries++
+			time.Sleep(backoff(c.tbl.router.RetryBackoff, n))
+		}
+		d := pick(grp, tried, time.Now())
+		if d == nil {
+			if last == nil {
+				last = &apiError{status: http.StatusServiceUnavailable, typ: "server_error", code: "no_healthy_deployment",
+					message:    fmt.Sprintf("no deployment of model %q is available (all cooling down or at capacity)", grp.name),
+					retryAfter: cooldownLeft(grp, time.Now())}
+			}
+			return nil, last, outcomeRetry
+		}
+		tried = append(tried, d)
+		res, err, class := g.attempt(c, d)
+		if class == outcomeOK {
+			return res, nil, class
+		}
+		last = err
+		if class != outcomeRetry {
+			return nil, err, class
+		}
+	}
+	return nil, last, outcomeRetry
+}
+
+// backoff is exponential from base with full jitter in [d/2, d), capped.
+func backoff(base time.Duration, n int) time.Duration {
+	d := min(base<<(n-1), 5*time.Second)
+	if d <= 1 {
+		return d
+	}
+	return d/2 + rand.N(d/2)
+}
+
+// exhausted is the error once every group failed with a retryable error.
+func exhausted(model string, last *apiError) *apiError {
+	if last == nil || last.code == "no_healthy_deployment" {
+		return last
+	}
+	e := &apiError{status: http.StatusBadGateway, typ: "server_error", code: "upstream_unavailable",
+		message: fmt.Sprintf("all deployments of model %q failed; last: %s", model, last.message), retryAfter: last.retryAfter}
+	switch last.status {
+	case http.StatusTooManyRequests:
+		e.status, e.typ, e.code = http.StatusTooManyRequests, "rate_limit_error", "upstream_rate_limited"
+	case http.StatusGatewayTimeout:
+		e.status, e.code = http.StatusGatewayTimeout, "upstream_timeout"
+	}
+	return e
+}
+
+// attempt makes one upstream call on d, whose in-flight slot pick took. On
+// success with a stream, the slot and the attempt span stay held until the
+// stream is finished.
+func (g *Gateway) attempt(c *call, d *deployment) (*result, *apiError, outcome) {
+	target, body, aerr := upstreamFor(c, d)
+	if aerr != nil {
+		d.st.inFlight.Add(-1)
+		d.st.breaker.release()
+		return nil, aerr, outcomeClientError
+	}
+	span := g.tracer.Start(c.span.Context(), trace.LayerLLM, "attempt "+d.id)
+	span.Model, span.Provider, span.Deployment = c.req.model, string(d.provider), d.id
+	span.KeyID, span.KeyName, span.Team, span.Org = c.span.KeyID, c.span.KeyName, c.span.Team, c.span.Org
+	fail := func(ae *apiError, class outcome, httpStatus int) (*result, *apiError, outcome) {
+		d.st.inFlight.Add(-1)
+		if class == outcomeRetry {
+			if d.st.breaker.failure(time.Now(), c.tbl.router.AllowedFails, c.tbl.router.Cooldown) {
+				g.metrics.cooldowns.WithLabelValues(d.id).Inc()
+				g.log.Warn("deployment cooling down", "deployment", d.id, "cooldown", c.tbl.router.Cooldown)
+			}
+		} else {
+			d.st.breaker.success()
+		}
+		g.metrics.attempts.WithLabelValues(d.id, outcomeLabel(class)).Inc()
+		span.Status, span.HTTPStatus, span.Error = trace.StatusError, httpStatus, ae.message
+		span.End()
+		return nil, ae, class
+	}
+	start := time.Now()
+	resp, err := g.client.send(upstreamRequest{
+		url: target, body: body, headers: upstreamHeaders(c, d), stream: c.req.stream,
+		deadline: start.Add(d.timeout), traceparent: span.Context().Traceparent(),
+	})
+	if err != nil {
+		ae := &apiError{status: http.StatusBadGateway, typ: "server_error", code: "upstream_error",
+			message: fmt.Sprintf("deployment %s: connection failed", d.id)}
+		if isTimeout(err) {
+			ae.status, ae.message = http.StatusGatewayTimeout, fmt.Sprintf("deployment %s: timed out after %s", d.id, d.timeout)
+		}
+		return fail(ae, outcomeRetry, 0)
+	}
+	status := resp.StatusCode()
+	if status < 200 || status > 299 {
+		raw := readErrorBody(resp, c.req.stream)
+		ae, class := classifyStatus(d, status, raw, resp.Header.Peek("Retry-After"))
+		return fail(ae, class, status)
+	}
+	res := &result{d: d, attempt: span}
+	if c.req.stream {
+		st := openStream(resp, c.tbl.router.StreamIdleTimeout, streamTranslatorFor(c, d))
+		var perr error
+		for len(res.first) == 0 && perr == nil {
+			res.first, perr = st.pump(res.first)
+		}
+		if perr != nil && !errors.Is(perr, io.EOF) {
+			st.close(perr)
+			ae := &apiError{status: http.StatusBadGateway, typ: "server_error", code: "upstream_error",
+				message: fmt.Sprintf("deployment %s: stream failed before its first event: %v", d.id, perr)}
+			return fail(ae, outcomeRetry, status)
+		}
+		res.stream = st
+		c.ttft = time.Since(c.start)
+		d.st.observeLatency(time.Since(start))
+	} else {
+		out, u, terr := responseFor(c, d, resp.Body())
+		releaseResponse(resp)
+		if terr != nil {
+			ae := &apiError{status: http.StatusBadGateway, typ: "server_error", code: "upstream_error",
+				message: fmt.Sprintf("deployment %s: unreadable reply: %v", d.id, terr)}
+			return fail(ae, outcomeRetry, status)
+		}
+		res.body, res.usage = out, u
+		d.st.inFlight.Add(-1)
+		d.st.observeLatency(time.Since(start))
+	}
+	d.st.breaker.success()
+	g.metrics.attempts.WithLabelValues(d.id, outcomeLabel(outcomeOK)).Inc()
+	span.HTTPStatus = status
+	return res, nil, outcomeOK
+}
+
+func outcomeLabel(o outcome) string {
+	return [...]string{"ok", "retryable_error", "client_error", "context_window"}[o]
+}
+
+func isTimeout(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
+}
+
+// upstreamErrorBody covers both OpenAI's and Anthropic's error shapes.
+type upstreamErrorBody struct {
+	Error struct {
+		Message string          `json:"message"`
+		Type    string          `json:"type"`
+		Code    json.RawMessage `json:"code"`
+	} `json:"error"`
+}
+
+// classifyStatus turns an upstream error reply into what the loop does next
+// and what the client would see. Retryable errors never carry the upstream's
+// text: a provider's 401 message can quote part of our key.
+func classifyStatus(d *deployment, status int, raw []byte, retryAfter []byte) (*apiError, outcome) {
+	var eb upstreamErrorBody
+	_ = json.Unmarshal(raw, &eb)
+	code := strings.Trim(string(eb.Error.Code), `"`)
+	if (status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge) && isContextWindow(code, eb.Error.Message) {
+		return &apiError{status: http.StatusBadRequest, typ: "invalid_request_error", code: "context_length_exceeded",
+			message: eb.Error.Message, upstreamBody: raw, upstreamAnthropic: d.provider == ProviderAnthropic}, outcomeContextWindow
+	}
+	if status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500 ||
+		status == http.StatusUnauthorized || status == http.StatusForbidden {
+		ae := &apiError{status: status, typ: "server_error", code: "upstream_error",
+			message: fmt.Sprintf("deployment %s answered HTTP %d", d.id, status)}
+		if secs, err := time.ParseDuration(string(retryAfter) + "s"); err == nil && secs > 0 && secs <= time.Hour {
+			ae.retryAfter = secs
+		}
+		return ae, outcomeRetry
+	}
+	if len(raw) == 0 || eb.Error.Message == "" {
+		return &apiError{status: status, typ: "invalid_request_error", code: "upstream_rejected",
+			message: fmt.Sprintf("deployment %s rejected the request with HTTP %d", d.id, status)}, outcomeClientError
+	}
+	return &apiError{status: status, typ: eb.Error.Type, code: code, message: eb.Error.Message,
+		upstreamBody: raw, upstreamAnthropic: d.provider == ProviderAnthropic}, outcomeClientError
+}
+
+func isContextWindow(code, msg string) bool {
+	if code == "context_length_exceeded" {
+		return true
+	}
+	m := strings.ToLower(msg)
+	for _, s := range []string{"context length", "context window", "maximum context", "prompt is too long", "too many tokens", "input is too long"} {
+		if strings.Contains(m, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// readErrorBody copies at most 64 KiB of an error reply and releases it.
+func readErrorBody(resp *fasthttp.Response, streamed bool) []byte {
+	var raw []byte
+	if streamed {
+		raw, _ = io.ReadAll(io.LimitReader(resp.BodyStream(), 64<<10))
+	} else {
+		raw = bytes.Clone(resp.Body())
+	}
+	releaseResponse(resp)
+	return raw
+}
+
+// releaseResponse returns a fully handled reply to the pool; a streamed body
+// must be closed first or the client sees an empty reply.
+func releaseResponse(resp *fasthttp.Response) {
+	if resp.StreamBody {
+		_ = resp.CloseBodyStream()
+	}
+	fasthttp.ReleaseResponse(resp)
+}
