@@ -1,0 +1,210 @@
+package mcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+	"github.com/switchboard-gw/switchboard/governance"
+	"github.com/switchboard-gw/switchboard/trace"
+)
+
+// toolHandler serves tools/call for one upstream tool.
+func (g *Gateway) toolHandler(u *upstream, tool string) server.ToolHandlerFunc {
+	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		return g.callTool(ctx, u, tool, req)
+	}
+}
+
+// callTool is the governed pipeline of one tools/call. The caller was
+// authenticated at the HTTP edge (principalFrom) and authorised by the view's
+// tool filter before mcp-go dispatched here, so a hidden tool fails exactly
+// like an unknown one.
+func (g *Gateway) callTool(ctx context.Context, u *upstream, tool string, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	p := principalFrom(ctx)
+	name := u.name + nameSeparator + tool
+	cost := u.prices.Load().of(tool)
+	hold, err := g.gov.Reserve(p, governance.Request{Kind: governance.KindTool, Name: name, EstimatedCostNanoUSD: cost})
+	if err != nil {
+		g.metrics.call(u.name, "denied")
+		return deniedResult(err), nil
+	}
+	span := g.tracer.Start(callerContext(req), trace.LayerTool, "tools/call "+name)
+	result, callErr := u.callTool(ctx, tool, req, span.Context())
+	if callErr != nil {
+		cost = 0 // nothing was served
+	}
+	hold.Settle(cost, 0)
+	g.endSpan(span, p, u.name, tool, result, callErr, cost)
+	if callErr != nil {
+		return failureResult(u.name, callErr)
+	}
+	return withTraceparent(result, span.Context()), nil
+}
+
+func (g *Gateway) endSpan(span *trace.Span, p *governance.Principal, server, tool string, res *mcp.CallToolResult, err error, cost int64) {
+	span.KeyID, span.KeyName, span.Team, span.Org = p.KeyID, p.KeyName, p.Team, p.Org
+	span.ToolServer, span.Tool = server, tool
+	span.CostNanoUSD = cost
+	span.Status = trace.StatusOK
+	status := "ok"
+	switch {
+	case err != nil:
+		span.Status, span.Error, status = trace.StatusError, upstreamError(server, err).Error(), "upstream_error"
+	case res.IsError:
+		span.Status, span.Error, status = trace.StatusError, "tool returned an error result", "tool_error"
+	}
+	span.End()
+	g.metrics.call(server, status)
+}
+
+// callerContext is the trace parent: params._meta.traceparent, else the
+// HTTP traceparent header.
+func callerContext(req mcp.CallToolRequest) trace.SpanContext {
+	if req.Params.Meta != nil {
+		if sc := trace.FromMeta(req.Params.Meta.AdditionalFields); sc.IsValid() {
+			return sc
+		}
+	}
+	return trace.FromHeaders(req.Header.Get)
+}
+
+// callTool forwards one call. The upstream request is built afresh: only the
+// arguments, a gateway-issued progress token and the trace context go on,
+// never the client's other _meta or headers.
+func (u *upstream) callTool(ctx context.Context, tool string, in mcp.CallToolRequest, sc trace.SpanContext) (*mcp.CallToolResult, error) {
+	cli, err := u.client()
+	if err != nil {
+		return nil, err
+	}
+	var clientToken mcp.ProgressToken
+	if in.Params.Meta != nil {
+		clientToken = in.Params.Meta.ProgressToken
+	}
+	srv := server.ServerFromContext(ctx)
+	c := u.calls.add(clientToken, func(method string, params map[string]any) {
+		if srv != nil {
+			// Best effort: a client without a stream simply misses it.
+			_ = srv.SendNotificationToClient(ctx, method, params)
+		}
+	})
+	defer u.calls.remove(c)
+
+	meta := map[string]any{}
+	trace.InjectMeta(meta, sc)
+	out := mcp.CallToolRequest{}
+	out.Params.Name = tool
+	out.Params.Arguments = in.Params.Arguments
+	out.Params.RawArguments = in.Params.RawArguments
+	out.Params.Meta = &mcp.Meta{AdditionalFields: meta}
+	if clientToken != nil {
+		out.Params.Meta.ProgressToken = c.token
+	}
+	ctx, cancel := u.timeout(ctx)
+	defer cancel()
+	res, err := cli.CallTool(withHeaders(ctx, u.headers(in.Header, &sc)), out)
+	if err != nil {
+		u.failed(err)
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, errTimeout
+		}
+		return nil, err
+	}
+	return res, nil
+}
+
+var errTimeout = errors.New("upstream timed out")
+
+// headers are the per-request HTTP headers for an HTTP upstream.
+func (u *upstream) headers(in http.Header, sc *trace.SpanContext) map[string]string {
+	h := map[string]string{}
+	if sc != nil {
+		trace.InjectHeaders(*sc, func(k, v string) { h[k] = v })
+	}
+	if u.cfg.Load().ForwardClientHeader && in != nil {
+		if v := in.Get("x-mcp-" + u.name + "-authorization"); v != "" {
+			h["Authorization"] = v
+		}
+	}
+	return h
+}
+
+// upstreamError describes a failed upstream request without internals.
+func upstreamError(server string, err error) error {
+	var te *transport.Error
+	switch {
+	case errors.Is(err, errTimeout):
+		return fmt.Errorf("MCP server %s timed out", server)
+	case errors.Is(err, errUnavailable) || errors.As(err, &te):
+		return fmt.Errorf("MCP server %s is unavailable", server)
+	}
+	return fmt.Errorf("MCP server %s: %w", server, err)
+}
+
+// failureResult answers a failed tools/call: the server being down or slow
+// is a tool execution error the model can read (isError result); a JSON-RPC
+// error from the upstream stays a JSON-RPC error.
+func failureResult(server string, err error) (*mcp.CallToolResult, error) {
+	var te *transport.Error
+	if errors.Is(err, errTimeout) || errors.Is(err, errUnavailable) || errors.As(err, &te) {
+		return mcp.NewToolResultError(upstreamError(server, err).Error()), nil
+	}
+	return nil, upstreamError(server, err)
+}
+
+// deniedResult reports a rate-limit or budget denial as a tool error the
+// model can read, with the machine-readable reason in _meta.
+func deniedResult(err error) *mcp.CallToolResult {
+	msg, kind := "request denied", "denied"
+	fields := map[string]any{}
+	var ge *governance.Error
+	if errors.As(err, &ge) {
+		msg, kind = ge.Message, ge.Type()
+		if ge.RetryAfter > 0 {
+			fields["retryAfterMs"] = ge.RetryAfter.Milliseconds()
+			msg += fmt.Sprintf(" (retry after %s)", ge.RetryAfter.Round(1e6))
+		}
+	}
+	fields["error"] = kind
+	res := mcp.NewToolResultError(msg)
+	res.Meta = mcp.NewMetaFromMap(map[string]any{"switchboard": fields})
+	return res
+}
+
+// withTraceparent tells the client which span the gateway made, so an agent
+// can parent its next call on it.
+func withTraceparent(res *mcp.CallToolResult, sc trace.SpanContext) *mcp.CallToolResult {
+	if res.Meta == nil {
+		res.Meta = &mcp.Meta{}
+	}
+	if res.Meta.AdditionalFields == nil {
+		res.Meta.AdditionalFields = map[string]any{}
+	}
+	trace.InjectMeta(res.Meta.AdditionalFields, sc)
+	return res
+}
+
+// promptHandler serves prompts/get for one upstream prompt.
+func (g *Gateway) promptHandler(u *upstream, prompt string) server.PromptHandlerFunc {
+	return func(ctx context.Context, req mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+		cli, err := u.client()
+		if err != nil {
+			return nil, upstreamError(u.name, err)
+		}
+		ctx, cancel := u.timeout(ctx)
+		defer cancel()
+		out := mcp.GetPromptRequest{}
+		out.Params.Name = prompt
+		out.Params.Arguments = req.Params.Arguments
+		res, err := cli.GetPrompt(withHeaders(ctx, u.headers(req.Header, nil)), out)
+		if err != nil {
+			u.failed(err)
+			return nil, upstreamError(u.name, err)
+		}
+		return res, nil
+	}
+}

@@ -1,0 +1,360 @@
+package mcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/switchboard-gw/switchboard/governance"
+	"github.com/switchboard-gw/switchboard/trace"
+)
+
+// Governor is the part of governance the gateway uses.
+type Governor interface {
+	Authenticate(rawKey string) (*governance.Principal, error)
+	Authorize(p *governance.Principal, kind governance.Kind, name string) governance.Decision
+	Reserve(p *governance.Principal, r governance.Request) (*governance.Reservation, error)
+}
+
+// Tracer starts spans.
+type Tracer interface {
+	Start(parent trace.SpanContext, layer trace.Layer, name string) *trace.Span
+}
+
+// Deps are the gateway's collaborators. Metrics may be nil.
+type Deps struct {
+	Governor Governor
+	Tracer   Tracer
+	Logger   *slog.Logger
+	Metrics  prometheus.Registerer
+}
+
+// Gateway federates the configured MCP servers.
+type Gateway struct {
+	gov     Governor
+	tracer  Tracer
+	log     *slog.Logger
+	metrics *metrics
+	http    *http.Client
+
+	mu        sync.RWMutex // guards cfg, ups, order, views
+	cfg       Config
+	ups       map[string]*upstream
+	order     []string // configuration order: it decides URI collisions
+	views     map[string]*view
+	federated *view
+	closed    bool
+
+	syncMu sync.Mutex // serialises catalogue → view syncs
+}
+
+// New starts connecting to every configured server; it does not wait for
+// them (a server that is down is retried in the background).
+func New(cfg Config, deps Deps) (*Gateway, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Governor == nil || deps.Tracer == nil || deps.Logger == nil {
+		return nil, errors.New("mcp: Governor, Tracer and Logger are required")
+	}
+	m, err := newMetrics(deps.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{
+		gov:     deps.Governor,
+		tracer:  deps.Tracer,
+		log:     deps.Logger,
+		metrics: m,
+		http: &http.Client{Transport: &http.Transport{
+			Proxy:               http.ProxyFromEnvironment,
+			DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+			MaxIdleConnsPerHost: 64,
+			IdleConnTimeout:     90 * time.Second,
+		}},
+		cfg:   cfg.withDefaults(),
+		ups:   map[string]*upstream{},
+		views: map[string]*view{},
+	}
+	g.federated = g.newView("")
+	g.mu.Lock()
+	for _, s := range g.cfg.Servers {
+		g.addLocked(s)
+		g.order = append(g.order, s.Name)
+	}
+	g.mu.Unlock()
+	g.resyncAll()
+	return g, nil
+}
+
+// addLocked starts an upstream, and its view unless a replaced upstream
+// left one (its sessions carry on); g.mu must be held.
+func (g *Gateway) addLocked(s ServerConfig) {
+	name := s.Name
+	if _, ok := g.views[name]; !ok {
+		g.views[name] = g.newView(name)
+	}
+	g.ups[name] = newUpstream(s, g.log, g.http, func() { g.resync(name) })
+}
+
+// Reload applies a new configuration: servers are added, removed or, when
+// their connection settings changed, replaced; costs and timeouts of the
+// others change in place. Sessions on unaffected servers continue.
+func (g *Gateway) Reload(cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	cfg = cfg.withDefaults()
+	var stale []*upstream
+	var staleViews []*view
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return errors.New("mcp: gateway closed")
+	}
+	want := map[string]ServerConfig{}
+	for _, s := range cfg.Servers {
+		want[s.Name] = s
+	}
+	for name, u := range g.ups {
+		s, keep := want[name]
+		if keep && s.sameConnection(u.cfg.Load()) {
+			u.setConfig(s)
+			continue
+		}
+		stale = append(stale, u)
+		delete(g.ups, name)
+		if !keep {
+			staleViews = append(staleViews, g.views[name])
+			delete(g.views, name)
+		}
+	}
+	g.order = g.order[:0]
+	for _, s := range cfg.Servers {
+		if _, ok := g.ups[s.Name]; !ok {
+			g.addLocked(s)
+		}
+		g.order = append(g.order, s.Name)
+	}
+	g.cfg = cfg
+	g.mu.Unlock()
+
+	// Closing waits for the upstream's goroutine, which may be resyncing:
+	// never under g.mu.
+	for _, u := range stale {
+		u.close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, v := range staleViews {
+		_ = v.stream.Shutdown(ctx)
+	}
+	g.resyncAll()
+	return nil
+}
+
+// Close stops every upstream (stdio processes exit) and ends sessions.
+func (g *Gateway) Close() error {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil
+	}
+	g.closed = true
+	ups := g.ups
+	views := append([]*view{g.federated}, mapValues(g.views)...)
+	g.ups, g.views, g.order = map[string]*upstream{}, map[string]*view{}, nil
+	g.mu.Unlock()
+	for _, u := range ups {
+		u.close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, v := range views {
+		_ = v.stream.Shutdown(ctx)
+	}
+	g.http.CloseIdleConnections()
+	return nil
+}
+
+func mapValues[K comparable, V any](m map[K]V) []V {
+	out := make([]V, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}
+
+// upstreamsFor returns the upstreams behind a view in configuration order.
+func (g *Gateway) upstreamsFor(server string) []*upstream {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if server != "" {
+		if u, ok := g.ups[server]; ok {
+			return []*upstream{u}
+		}
+		return nil
+	}
+	out := make([]*upstream, 0, len(g.order))
+	for _, name := range g.order {
+		if u, ok := g.ups[name]; ok {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// resync mirrors one server's catalogue into its view and the federated one.
+func (g *Gateway) resync(server string) {
+	g.syncMu.Lock()
+	defer g.syncMu.Unlock()
+	g.mu.RLock()
+	v := g.views[server]
+	g.mu.RUnlock()
+	if v != nil {
+		v.sync(g.upstreamsFor(server))
+	}
+	g.federated.sync(g.upstreamsFor(""))
+}
+
+func (g *Gateway) resyncAll() {
+	g.syncMu.Lock()
+	defer g.syncMu.Unlock()
+	g.mu.RLock()
+	names := slices.Clone(g.order)
+	g.mu.RUnlock()
+	for _, name := range names {
+		g.mu.RLock()
+		v := g.views[name]
+		g.mu.RUnlock()
+		if v != nil {
+			v.sync(g.upstreamsFor(name))
+		}
+	}
+	g.federated.sync(g.upstreamsFor(""))
+}
+
+// view returns the endpoint for /mcp ("") or /mcp/<server>.
+func (g *Gateway) view(server string) *view {
+	if server == "" {
+		return g.federated
+	}
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.views[server]
+}
+
+// principalKey carries the authenticated principal in the request context.
+type principalKey struct{}
+
+func principalFrom(ctx context.Context) *governance.Principal {
+	p, _ := ctx.Value(principalKey{}).(*governance.Principal)
+	return p
+}
+
+// Register mounts /mcp, /mcp/:server and the OAuth protected-resource
+// metadata on r.
+func (g *Gateway) Register(r fiber.Router) {
+	r.Get(metadataPath, g.serveMetadata)
+	r.Get(metadataPath+"/mcp", g.serveMetadata)
+	r.Get(metadataPath+"/mcp/:server", g.serveMetadata)
+	r.All("/mcp", g.serve)
+	r.All("/mcp/:server", g.serve)
+}
+
+// serve is the HTTP edge: size check, authentication, then the view (mcp-go)
+// does the protocol; tools/call continues in callTool.
+func (g *Gateway) serve(c *fiber.Ctx) error {
+	if int64(len(c.BodyRaw())) > g.maxMessageBytes() {
+		return rpcError(c, fiber.StatusRequestEntityTooLarge, codeInvalidRequest,
+			fmt.Sprintf("message larger than %d bytes", g.maxMessageBytes()))
+	}
+	p, err := g.gov.Authenticate(governance.KeyFromHeaders(c.Get(fiber.HeaderAuthorization), c.Get("x-api-key")))
+	if err != nil {
+		return g.unauthorized(c, err)
+	}
+	name := c.Params("server")
+	v := g.view(name)
+	if v == nil || (name != "" && !g.mayUse(p, name)) {
+		return rpcError(c, fiber.StatusNotFound, codeInvalidParams, fmt.Sprintf("unknown MCP server %q", name))
+	}
+	c.Context().SetUserValue(principalKey{}, p)
+	v.serve(c.Context())
+	return nil
+}
+
+// mayUse reports whether a key can see /mcp/<server>: some item of it is
+// allowed, or a pattern allows the whole server (while it is down and lists
+// nothing). Unknown and forbidden servers answer alike.
+func (g *Gateway) mayUse(p *governance.Principal, server string) bool {
+	if g.gov.Authorize(p, governance.KindTool, server+nameSeparator+"*").Allowed {
+		return true
+	}
+	g.mu.RLock()
+	u := g.ups[server]
+	g.mu.RUnlock()
+	if u == nil {
+		return false
+	}
+	cat := u.cat.Load()
+	names := make([]string, 0, len(cat.tools)+len(cat.prompts)+len(cat.resources)+len(cat.templates))
+	for _, t := range cat.tools {
+		names = append(names, t.Name)
+	}
+	for _, x := range cat.prompts {
+		names = append(names, x.Name)
+	}
+	for _, x := range cat.resources {
+		names = append(names, x.Name)
+	}
+	for _, x := range cat.templates {
+		names = append(names, x.Name)
+	}
+	for _, n := range names {
+		if g.gov.Authorize(p, governance.KindTool, server+nameSeparator+n).Allowed {
+			return true
+		}
+	}
+	return false
+}
+
+func (g *Gateway) maxMessageBytes() int64 {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.cfg.MaxMessageBytes
+}
+
+// JSON-RPC error codes used at the HTTP edge.
+const (
+	codeInvalidRequest = -32600
+	codeInvalidParams  = -32602
+	codeUnauthorized   = -32001
+)
+
+func rpcError(c *fiber.Ctx, status, code int, msg string) error {
+	return c.Status(status).JSON(fiber.Map{
+		"jsonrpc": "2.0",
+		"id":      nil,
+		"error":   fiber.Map{"code": code, "message": msg},
+	})
+}
+
+func (g *Gateway) unauthorized(c *fiber.Ctx, err error) error {
+	status, msg := fiber.StatusUnauthorized, "authentication required"
+	var ge *governance.Error
+	if errors.As(err, &ge) {
+		status, msg = ge.HTTPStatus(), ge.Message
+	}
+	if status == fiber.StatusUnauthorized {
+		c.Set(fiber.HeaderWWWAuthenticate, fmt.Sprintf(`Bearer resource_metadata="%s%s"`, g.baseURL(c), metadataPath))
+	}
+	return rpcError(c, status, codeUnauthorized, msg)
+}

@@ -1,0 +1,421 @@
+package mcp
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/switchboard-gw/switchboard/trace"
+)
+
+func TestFederatedEndpointListsAndRoutes(t *testing.T) {
+	t.Parallel()
+	e := start(t, nil)
+	for _, p := range protocols {
+		t.Run(p.name, func(t *testing.T) {
+			ctx := ctxT(t)
+			cli := e.connect(t, "/mcp", keyAll, p.version)
+			if got := cli.ProtocolVersion(); got != p.version {
+				t.Fatalf("negotiated %q, want %q", got, p.version)
+			}
+			tools, err := cli.ListTools(ctx, mcp.ListToolsRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			names := toolNames(tools.Tools)
+			for _, want := range []string{"weather__get_forecast", "weather__add", "files__add", "files__slow"} {
+				if !slices.Contains(names, want) {
+					t.Fatalf("tools %v lack %s", names, want)
+				}
+			}
+			res, err := callTool(ctx, cli, "weather__get_forecast", map[string]any{"city": "Paris"})
+			if err != nil || res.IsError || !strings.Contains(resultText(res), "Forecast for Paris") {
+				t.Fatalf("weather__get_forecast = %+v, %v", res, err)
+			}
+			res, err = callTool(ctx, cli, "files__add", map[string]any{"a": 2, "b": 3})
+			if err != nil || res.IsError || !strings.HasPrefix(resultText(res), "5") {
+				t.Fatalf("files__add = %+v, %v", res, err)
+			}
+			read, err := cli.ReadResource(ctx, mcp.ReadResourceRequest{Params: mcp.ReadResourceParams{URI: "weather://cities"}})
+			if err != nil || len(read.Contents) != 1 {
+				t.Fatalf("read weather://cities = %+v, %v", read, err)
+			}
+			read, err = cli.ReadResource(ctx, mcp.ReadResourceRequest{Params: mcp.ReadResourceParams{URI: "weather://forecast/Lisbon"}})
+			if err != nil || !strings.Contains(read.Contents[0].(mcp.TextResourceContents).Text, "Lisbon") {
+				t.Fatalf("read template = %+v, %v", read, err)
+			}
+			templates, err := cli.ListResourceTemplates(ctx, mcp.ListResourceTemplatesRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, tpl := range templates.ResourceTemplates {
+				if tpl.Name == catchAllTemplate {
+					t.Fatal("internal catch-all template is listed")
+				}
+			}
+			prompt, err := cli.GetPrompt(ctx, mcp.GetPromptRequest{Params: mcp.GetPromptParams{
+				Name: "files__weather_report", Arguments: map[string]string{"city": "Tokyo"}}})
+			if err != nil || !strings.Contains(prompt.Description, "Tokyo") {
+				t.Fatalf("get prompt = %+v, %v", prompt, err)
+			}
+		})
+	}
+}
+
+func TestServerEndpointUsesOriginalNames(t *testing.T) {
+	t.Parallel()
+	e := start(t, nil)
+	for _, p := range protocols {
+		t.Run(p.name, func(t *testing.T) {
+			ctx := ctxT(t)
+			cli := e.connect(t, "/mcp/files", keyAll, p.version)
+			tools, err := cli.ListTools(ctx, mcp.ListToolsRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := toolNames(tools.Tools), []string{"add", "fail", "get_forecast", "slow"}; !slices.Equal(got, want) {
+				t.Fatalf("tools = %v, want %v", got, want)
+			}
+			res, err := callTool(ctx, cli, "add", map[string]any{"a": 1, "b": 1})
+			if err != nil || !strings.HasPrefix(resultText(res), "2") {
+				t.Fatalf("add = %+v, %v", res, err)
+			}
+			prompts, err := cli.ListPrompts(ctx, mcp.ListPromptsRequest{})
+			if err != nil || len(prompts.Prompts) != 1 || prompts.Prompts[0].Name != "weather_report" {
+				t.Fatalf("prompts = %+v, %v", prompts, err)
+			}
+		})
+	}
+}
+
+func TestToolSchemasPassThroughRaw(t *testing.T) {
+	t.Parallel()
+	e := start(t, nil)
+	tool := e.gw.federated.srv.GetTool("weather__get_forecast")
+	if tool == nil || len(tool.Tool.RawInputSchema) == 0 {
+		t.Fatalf("tool schema not kept raw: %+v", tool)
+	}
+	var schema map[string]any
+	if err := json.Unmarshal(tool.Tool.RawInputSchema, &schema); err != nil || schema["type"] != "object" {
+		t.Fatalf("raw schema %s: %v", tool.Tool.RawInputSchema, err)
+	}
+	if tool.Tool.Description != "Today's forecast for a city" {
+		t.Fatalf("description = %q", tool.Tool.Description)
+	}
+}
+
+func TestACLFiltersListsAndHidesTools(t *testing.T) {
+	t.Parallel()
+	e := start(t, nil)
+	for _, p := range protocols {
+		t.Run(p.name, func(t *testing.T) {
+			ctx := ctxT(t)
+			cli := e.connect(t, "/mcp", keyWeather, p.version)
+			tools, err := cli.ListTools(ctx, mcp.ListToolsRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range toolNames(tools.Tools) {
+				if !strings.HasPrefix(name, "weather__") {
+					t.Fatalf("key limited to weather__* sees %s", name)
+				}
+			}
+			prompts, err := cli.ListPrompts(ctx, mcp.ListPromptsRequest{})
+			if err != nil || len(prompts.Prompts) != 1 || prompts.Prompts[0].Name != "weather__weather_report" {
+				t.Fatalf("prompts = %+v, %v", prompts, err)
+			}
+			_, hidden := callTool(ctx, cli, "files__add", map[string]any{"a": 1, "b": 1})
+			_, missing := callTool(ctx, cli, "files__nope", map[string]any{"a": 1, "b": 1})
+			if hidden == nil || missing == nil {
+				t.Fatalf("hidden/missing tool calls succeeded: %v / %v", hidden, missing)
+			}
+			if a, b := strings.ReplaceAll(hidden.Error(), "files__add", "X"), strings.ReplaceAll(missing.Error(), "files__nope", "X"); a != b {
+				t.Fatalf("hidden tool error %q differs from unknown tool error %q", a, b)
+			}
+			_, hidden = cli.GetPrompt(ctx, mcp.GetPromptRequest{Params: mcp.GetPromptParams{Name: "files__weather_report"}})
+			_, missing = cli.GetPrompt(ctx, mcp.GetPromptRequest{Params: mcp.GetPromptParams{Name: "files__nope_report"}})
+			if hidden == nil || missing == nil ||
+				strings.ReplaceAll(hidden.Error(), "files__weather_report", "X") != strings.ReplaceAll(missing.Error(), "files__nope_report", "X") {
+				t.Fatalf("hidden prompt error %v differs from unknown prompt error %v", hidden, missing)
+			}
+		})
+	}
+	// A server the key may not use answers like one that does not exist.
+	if _, err := e.dial("/mcp/files", keyWeather, mcp.ProtocolVersion20251125); err == nil {
+		t.Fatal("key limited to weather__* connected to /mcp/files")
+	}
+	forbidden := post(t, e.url+"/mcp/files", keyWeather, `{"jsonrpc":"2.0","id":1,"method":"ping"}`)
+	unknown := post(t, e.url+"/mcp/nope", keyWeather, `{"jsonrpc":"2.0","id":1,"method":"ping"}`)
+	if forbidden.status != http.StatusNotFound || unknown.status != http.StatusNotFound ||
+		strings.ReplaceAll(forbidden.body, "files", "X") != strings.ReplaceAll(unknown.body, "nope", "X") {
+		t.Fatalf("forbidden server %+v vs unknown server %+v", forbidden, unknown)
+	}
+}
+
+func TestHiddenResourceFailsLikeMissing(t *testing.T) {
+	t.Parallel()
+	e := start(t, func(c *Config) {
+		// Only files serves resources here, and keyWeather may not use it.
+		c.Servers = c.Servers[1:]
+	})
+	ctx := ctxT(t)
+	cli := e.connect(t, "/mcp", keyWeather, mcp.ProtocolVersion20260728)
+	list, err := cli.ListResources(ctx, mcp.ListResourcesRequest{})
+	if err != nil || len(list.Resources) != 0 {
+		t.Fatalf("resources = %+v, %v", list, err)
+	}
+	_, hidden := cli.ReadResource(ctx, mcp.ReadResourceRequest{Params: mcp.ReadResourceParams{URI: "weather://cities"}})
+	_, missing := cli.ReadResource(ctx, mcp.ReadResourceRequest{Params: mcp.ReadResourceParams{URI: "weather://towns"}})
+	if hidden == nil || missing == nil ||
+		strings.ReplaceAll(hidden.Error(), "cities", "X") != strings.ReplaceAll(missing.Error(), "towns", "X") {
+		t.Fatalf("hidden resource error %v differs from missing resource error %v", hidden, missing)
+	}
+}
+
+func TestToolCallSpanAndTraceContext(t *testing.T) {
+	t.Parallel()
+	e := start(t, nil)
+	const parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	for _, p := range protocols {
+		t.Run(p.name, func(t *testing.T) {
+			ctx := ctxT(t)
+			cli := e.connect(t, "/mcp", keyAll, p.version)
+			req := mcp.CallToolRequest{}
+			req.Params.Name = "weather__get_forecast"
+			req.Params.Arguments = map[string]any{"city": "Berlin"}
+			req.Params.Meta = &mcp.Meta{AdditionalFields: map[string]any{"traceparent": parent, "secret": "do-not-forward"}}
+			res, err := cli.CallTool(ctx, req)
+			if err != nil || res.IsError {
+				t.Fatalf("call = %+v, %v", res, err)
+			}
+			upstreamTP := e.weather.LastTraceparent()
+			sc, ok := trace.ParseTraceparent(upstreamTP)
+			if !ok || sc.TraceID.String() != "0af7651916cd43dd8448eb211c80319c" {
+				t.Fatalf("upstream saw traceparent %q", upstreamTP)
+			}
+			if strings.Contains(resultText(res), "do-not-forward") {
+				t.Fatal("client _meta was forwarded upstream")
+			}
+			span := waitSpan(t, e, sc.SpanID)
+			if span.Layer != trace.LayerTool || span.Name != "tools/call weather__get_forecast" ||
+				span.ToolServer != "weather" || span.Tool != "get_forecast" || span.Status != trace.StatusOK ||
+				span.ParentSpanID.String() != "b7ad6b7169203331" || span.CostNanoUSD != 1_000_000 || span.KeyName != "all" {
+				t.Fatalf("span = %+v", span)
+			}
+		})
+	}
+}
+
+func waitSpan(t *testing.T, e *env, id trace.SpanID) trace.Span {
+	t.Helper()
+	var span trace.Span
+	eventually(t, 5*time.Second, func() bool {
+		var ok bool
+		span, ok = e.spans.find(func(s trace.Span) bool { return s.SpanID == id })
+		return ok
+	}, "span")
+	return span
+}
+
+func TestPerToolCostAndToolErrorSpan(t *testing.T) {
+	t.Parallel()
+	e := start(t, nil)
+	ctx := ctxT(t)
+	cli := e.connect(t, "/mcp", keyAll, mcp.ProtocolVersion20260728)
+	res, err := callTool(ctx, cli, "weather__add", map[string]any{"a": 1, "b": 2})
+	if err != nil || res.IsError {
+		t.Fatalf("add = %+v, %v", res, err)
+	}
+	sc := trace.FromMeta(res.Meta.AdditionalFields)
+	if span := waitSpan(t, e, sc.SpanID); span.CostNanoUSD != 2 {
+		t.Fatalf("per-tool cost: span cost = %d, want 2", span.CostNanoUSD)
+	}
+	res, err = callTool(ctx, cli, "weather__fail", nil)
+	if err != nil || !res.IsError {
+		t.Fatalf("fail = %+v, %v", res, err)
+	}
+	sc = trace.FromMeta(res.Meta.AdditionalFields)
+	if span := waitSpan(t, e, sc.SpanID); span.Status != trace.StatusError {
+		t.Fatalf("tool error span status = %q", span.Status)
+	}
+}
+
+func TestRateLimitedCallIsToolError(t *testing.T) {
+	t.Parallel()
+	e := start(t, nil)
+	ctx := ctxT(t)
+	cli := e.connect(t, "/mcp", keyLimited, mcp.ProtocolVersion20260728)
+	if res, err := callTool(ctx, cli, "files__add", map[string]any{"a": 1, "b": 1}); err != nil || res.IsError {
+		t.Fatalf("first call = %+v, %v", res, err)
+	}
+	res, err := callTool(ctx, cli, "files__add", map[string]any{"a": 1, "b": 1})
+	if err != nil || !res.IsError {
+		t.Fatalf("second call within tool_rpm 1 = %+v, %v", res, err)
+	}
+	sb, _ := res.Meta.AdditionalFields["switchboard"].(map[string]any)
+	if sb["error"] != "rate_limit_exceeded" {
+		t.Fatalf("denial meta = %+v", res.Meta.AdditionalFields)
+	}
+}
+
+type httpReply struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func post(t *testing.T, url, key, body string) httpReply {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Mcp-Protocol-Version", mcp.ProtocolVersion20251125)
+	if key != "" {
+		req.Header.Set("x-api-key", key)
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return httpReply{status: resp.StatusCode, header: resp.Header, body: string(b)}
+}
+
+func TestEdgeErrors(t *testing.T) {
+	t.Parallel()
+	e := start(t, func(c *Config) { c.MaxMessageBytes = 1024 })
+	tests := []struct {
+		name       string
+		path, key  string
+		body       string
+		wantStatus int
+		wantBody   string
+	}{
+		{"no key", "/mcp", "", `{"jsonrpc":"2.0","id":1,"method":"ping"}`, http.StatusUnauthorized, `"code":-32001`},
+		{"wrong key", "/mcp", "sk-sb-wrong", `{"jsonrpc":"2.0","id":1,"method":"ping"}`, http.StatusUnauthorized, `"code":-32001`},
+		{"malformed json", "/mcp", keyAll, `{"jsonrpc":"2.0","id":1,"method":`, http.StatusBadRequest, `"code":-32700`},
+		{"oversized", "/mcp", keyAll, `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"x":"` + strings.Repeat("a", 2048) + `"}}`, http.StatusRequestEntityTooLarge, `"code":-32600`},
+		{"unknown server", "/mcp/nope", keyAll, `{"jsonrpc":"2.0","id":1,"method":"ping"}`, http.StatusNotFound, `unknown MCP server`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := post(t, e.url+tc.path, tc.key, tc.body)
+			if r.status != tc.wantStatus || !strings.Contains(r.body, tc.wantBody) {
+				t.Fatalf("got %d %s, want %d containing %s", r.status, r.body, tc.wantStatus, tc.wantBody)
+			}
+			if tc.wantStatus == http.StatusUnauthorized {
+				want := `Bearer resource_metadata="` + e.url + `/.well-known/oauth-protected-resource"`
+				if got := r.header.Get("WWW-Authenticate"); got != want {
+					t.Fatalf("WWW-Authenticate = %q, want %q", got, want)
+				}
+			}
+		})
+	}
+}
+
+func TestProtectedResourceMetadata(t *testing.T) {
+	t.Parallel()
+	e := start(t, func(c *Config) { c.AuthorizationServers = []string{"https://auth.example.com"} })
+	resp, err := http.Get(e.url + "/.well-known/oauth-protected-resource/mcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var md struct {
+		Resource             string   `json:"resource"`
+		AuthorizationServers []string `json:"authorization_servers"`
+		BearerMethods        []string `json:"bearer_methods_supported"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&md); err != nil {
+		t.Fatal(err)
+	}
+	if md.Resource != e.url+"/mcp" || !slices.Equal(md.AuthorizationServers, []string{"https://auth.example.com"}) ||
+		!slices.Equal(md.BearerMethods, []string{"header"}) {
+		t.Fatalf("metadata = %+v", md)
+	}
+}
+
+func TestUnknownToolIsJSONRPCError(t *testing.T) {
+	t.Parallel()
+	e := start(t, nil)
+	ctx := ctxT(t)
+	for _, p := range protocols {
+		cli := e.connect(t, "/mcp", keyAll, p.version)
+		if _, err := callTool(ctx, cli, "nope__tool", nil); err == nil || !strings.Contains(err.Error(), "not found") {
+			t.Fatalf("%s: unknown tool error = %v", p.name, err)
+		}
+	}
+}
+
+func TestPaginationPages(t *testing.T) {
+	t.Parallel()
+	e := start(t, func(c *Config) { c.PageSize = 3 })
+	ctx := ctxT(t)
+	cli := e.connect(t, "/mcp", keyAll, mcp.ProtocolVersion20260728)
+	page, err := cli.ListToolsByPage(ctx, mcp.ListToolsRequest{})
+	if err != nil || len(page.Tools) != 3 || page.NextCursor == "" {
+		t.Fatalf("first page = %d tools, cursor %q, %v", len(page.Tools), page.NextCursor, err)
+	}
+	all, err := cli.ListTools(ctx, mcp.ListToolsRequest{})
+	if err != nil || len(all.Tools) != 8 {
+		t.Fatalf("all pages = %d tools, %v", len(all.Tools), err)
+	}
+}
+
+func TestProgressPassesThrough(t *testing.T) {
+	t.Parallel()
+	e := start(t, nil)
+	for _, p := range protocols {
+		t.Run(p.name, func(t *testing.T) {
+			ctx := ctxT(t)
+			cli := e.connect(t, "/mcp", keyAll, p.version)
+			got := make(chan mcp.JSONRPCNotification, 16)
+			cli.OnNotification(func(n mcp.JSONRPCNotification) {
+				if n.Method == string(mcp.MethodNotificationProgress) {
+					got <- n
+				}
+			})
+			for _, server := range []string{"weather", "files"} {
+				req := mcp.CallToolRequest{}
+				req.Params.Name = server + "__slow"
+				req.Params.Arguments = map[string]any{"ms": 200}
+				req.Params.Meta = &mcp.Meta{ProgressToken: "tok-" + server}
+				res, err := cli.CallTool(ctx, req)
+				if err != nil || res.IsError {
+					t.Fatalf("%s slow = %+v, %v", server, res, err)
+				}
+				select {
+				case n := <-got:
+					if tok := n.Params.AdditionalFields["progressToken"]; tok != "tok-"+server {
+						t.Fatalf("progress token = %v, want the client's", tok)
+					}
+				case <-ctx.Done():
+					t.Fatalf("%s: no progress notification reached the client", server)
+				}
+				for len(got) > 0 {
+					<-got
+				}
+			}
+		})
+	}
+}
+
+func TestCallTimesOutAsToolError(t *testing.T) {
+	t.Parallel()
+	e := start(t, func(c *Config) { c.Servers[0].Timeout = 300 * time.Millisecond })
+	ctx := ctxT(t)
+	cli := e.connect(t, "/mcp", keyAll, mcp.ProtocolVersion20260728)
+	res, err := callTool(ctx, cli, "weather__slow", map[string]any{"ms": 5000})
+	if err != nil || !res.IsError || !strings.Contains(resultText(res), "timed out") {
+		t.Fatalf("slow call past timeout = %+v, %v", res, err)
+	}
+}

@@ -1,0 +1,43 @@
+package mcp
+
+import (
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// metadataPath is the RFC 9728 well-known location of the protected-resource
+// metadata; the resource path may follow it (/.well-known/…/mcp).
+const metadataPath = "/.well-known/oauth-protected-resource"
+
+// serveMetadata tells clients that /mcp is a protected resource taking bearer
+// tokens (Switchboard keys) in the Authorization header, and which
+// authorization servers issue them when any are configured.
+func (g *Gateway) serveMetadata(c *fiber.Ctx) error {
+	g.mu.RLock()
+	servers := append([]string{}, g.cfg.AuthorizationServers...)
+	g.mu.RUnlock()
+	resource := g.baseURL(c) + "/mcp"
+	if s := c.Params("server"); s != "" {
+		resource += "/" + s
+	}
+	c.Set(fiber.HeaderCacheControl, "public, max-age=3600")
+	return c.JSON(fiber.Map{
+		"resource":                 resource,
+		"authorization_servers":    servers,
+		"bearer_methods_supported": []string{"header"},
+		"resource_name":            "Switchboard MCP gateway",
+	})
+}
+
+// baseURL is the configured public URL, else the scheme and host the client
+// used.
+func (g *Gateway) baseURL(c *fiber.Ctx) string {
+	g.mu.RLock()
+	public := g.cfg.PublicURL
+	g.mu.RUnlock()
+	if public != "" {
+		return strings.TrimRight(public, "/")
+	}
+	return c.Protocol() + "://" + c.Hostname()
+}

@@ -1,0 +1,340 @@
+package mcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+// Reconnect/restart backoff bounds for an upstream that is down.
+const (
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 30 * time.Second
+)
+
+// errUnavailable is what a call gets while its upstream is not connected.
+var errUnavailable = errors.New("upstream unavailable")
+
+// upstream is one configured MCP server: a supervised client connection and
+// the catalogue it last listed. A dead connection or process is replaced with
+// exponential backoff; calls meanwhile fail fast with errUnavailable.
+type upstream struct {
+	name     string
+	cfg      atomic.Pointer[ServerConfig] // timeout and costs may change on reload
+	prices   atomic.Pointer[costs]
+	log      *slog.Logger
+	onChange func() // the catalogue changed: views must resync
+	http     *http.Client
+
+	cli atomic.Pointer[client.Client] // nil while down
+	cat atomic.Pointer[catalogue]
+
+	refresh chan struct{} // upstream said list_changed
+	broken  chan struct{} // a request failed at the transport level
+
+	calls inflight
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func newUpstream(cfg ServerConfig, log *slog.Logger, httpClient *http.Client, onChange func()) *upstream {
+	ctx, cancel := context.WithCancel(context.Background())
+	u := &upstream{
+		name:     cfg.Name,
+		log:      log.With("mcp_server", cfg.Name),
+		onChange: onChange,
+		http:     httpClient,
+		refresh:  make(chan struct{}, 1),
+		broken:   make(chan struct{}, 1),
+		ctx:      ctx,
+		cancel:   cancel,
+		done:     make(chan struct{}),
+	}
+	u.calls.tokens = map[string]*call{}
+	u.setConfig(cfg)
+	u.cat.Store(&catalogue{})
+	go u.run()
+	return u
+}
+
+func (u *upstream) setConfig(cfg ServerConfig) {
+	p := cfg.costs()
+	u.cfg.Store(&cfg)
+	u.prices.Store(&p)
+}
+
+func (u *upstream) close() {
+	u.cancel()
+	<-u.done
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// run keeps the upstream connected until close.
+func (u *upstream) run() {
+	defer close(u.done)
+	backoff := minBackoff
+	for u.ctx.Err() == nil {
+		cli, stopListen, err := u.connect()
+		if err != nil {
+			u.log.Warn("mcp upstream connect failed", "err", err, "retry_in", backoff)
+			if !sleep(u.ctx, backoff) {
+				return
+			}
+			backoff = min(backoff*2, maxBackoff)
+			continue
+		}
+		backoff = minBackoff
+		u.cli.Store(cli)
+		u.log.Info("mcp upstream connected", "protocol", cli.ProtocolVersion())
+		u.serve(cli)
+		u.cli.Store(nil)
+		stopListen()
+		_ = cli.Close()
+		if u.ctx.Err() == nil {
+			u.log.Warn("mcp upstream lost; reconnecting")
+		}
+	}
+}
+
+// serve refreshes the catalogue and watches the connection until it breaks.
+func (u *upstream) serve(cli *client.Client) {
+	// Drain signals that belong to the previous connection.
+	select {
+	case <-u.broken:
+	default:
+	}
+	if !u.reload(cli) {
+		return
+	}
+	tick := time.NewTicker(u.cfg.Load().HealthInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-u.ctx.Done():
+			return
+		case <-u.broken:
+			return
+		case <-u.refresh:
+			if !u.reload(cli) {
+				return
+			}
+		case <-tick.C:
+			// A re-list is the health check: ping is a no-op on the
+			// stateless protocol, and servers that never send list_changed
+			// still get their catalogue refreshed.
+			if !u.reload(cli) {
+				return
+			}
+		}
+	}
+}
+
+// reload lists the catalogue and publishes it if it changed.
+func (u *upstream) reload(cli *client.Client) bool {
+	ctx, cancel := context.WithTimeout(u.ctx, u.cfg.Load().Timeout)
+	defer cancel()
+	cat, err := fetchCatalogue(ctx, cli)
+	if err != nil {
+		u.log.Warn("mcp upstream list failed", "err", err)
+		return false
+	}
+	if !cat.equal(u.cat.Swap(cat)) {
+		u.onChange()
+	}
+	return true
+}
+
+// connect opens and initialises a client. stopListen ends the subscription
+// stream that carries list_changed on the stateless protocol.
+func (u *upstream) connect() (cli *client.Client, stopListen func(), err error) {
+	cfg := u.cfg.Load()
+	var tr transport.Interface
+	if cfg.URL != "" {
+		h, err := transport.NewStreamableHTTP(cfg.URL,
+			transport.WithHTTPBasicClient(u.http),
+			transport.WithHTTPHeaders(cfg.Headers),
+			transport.WithHTTPHeaderFunc(headersFromContext),
+			transport.WithHTTPLogger(u.log),
+		)
+		if err != nil {
+			return nil, nil, err
+		}
+		tr = httpTransport{h}
+	} else {
+		tr = stdioTransport{transport.NewStdioWithOptions(cfg.Command[0], cfg.envList(), cfg.Command[1:],
+			transport.WithCommandLogger(u.log))}
+	}
+	cli = client.NewClient(tr)
+	cli.OnNotification(u.onNotification)
+	// The process (stdio) lives as long as u.ctx, not as long as this call.
+	if err := cli.Start(u.ctx); err != nil {
+		return nil, nil, fmt.Errorf("start: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(u.ctx, cfg.Timeout)
+	defer cancel()
+	req := mcp.InitializeRequest{}
+	req.Params.ClientInfo = mcp.Implementation{Name: "switchboard", Version: "1"}
+	if _, err := cli.Initialize(ctx, req); err != nil {
+		_ = cli.Close()
+		return nil, nil, fmt.Errorf("initialize: %w", err)
+	}
+	stopListen = func() {}
+	if mcp.IsModernProtocol(cli.ProtocolVersion()) {
+		caps := cli.GetServerCapabilities()
+		filter := mcp.SubscriptionFilter{
+			ToolsListChanged:     caps.Tools != nil && caps.Tools.ListChanged,
+			PromptsListChanged:   caps.Prompts != nil && caps.Prompts.ListChanged,
+			ResourcesListChanged: caps.Resources != nil && caps.Resources.ListChanged,
+		}
+		if !filter.IsEmpty() {
+			stop, err := cli.ListenAsync(u.ctx, filter, func(err error) {
+				u.log.Warn("mcp upstream subscription ended", "err", err)
+				signal(u.broken)
+			})
+			if err == nil {
+				stopListen = stop
+			}
+		}
+	}
+	return cli, stopListen, nil
+}
+
+// onNotification handles what the upstream pushes: list changes refresh the
+// catalogue; progress and log messages go to the callers they concern.
+func (u *upstream) onNotification(n mcp.JSONRPCNotification) {
+	switch n.Method {
+	case mcp.MethodNotificationToolsListChanged, mcp.MethodNotificationPromptsListChanged,
+		mcp.MethodNotificationResourcesListChanged:
+		signal(u.refresh)
+	case string(mcp.MethodNotificationProgress):
+		u.calls.progress(n.Params.AdditionalFields)
+	case string(mcp.MethodNotificationMessage):
+		u.calls.logMessage(n.Params.AdditionalFields)
+	}
+}
+
+// client returns the live client or errUnavailable.
+func (u *upstream) client() (*client.Client, error) {
+	if cli := u.cli.Load(); cli != nil {
+		return cli, nil
+	}
+	return nil, errUnavailable
+}
+
+// failed inspects an upstream error: a transport failure means the
+// connection is gone and the supervisor must reconnect.
+func (u *upstream) failed(err error) {
+	var te *transport.Error
+	if errors.As(err, &te) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		signal(u.broken)
+	}
+}
+
+// timeout returns ctx bounded by the server's request timeout.
+func (u *upstream) timeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, u.cfg.Load().Timeout)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// headersKey carries per-request headers for an HTTP upstream (trace context,
+// a forwarded client Authorization).
+type headersKey struct{}
+
+func withHeaders(ctx context.Context, h map[string]string) context.Context {
+	return context.WithValue(ctx, headersKey{}, h)
+}
+
+func headersFromContext(ctx context.Context) map[string]string {
+	h, _ := ctx.Value(headersKey{}).(map[string]string)
+	return h
+}
+
+// inflight tracks the tool calls running on one upstream so that its
+// progress and log notifications reach the right clients.
+type inflight struct {
+	mu     sync.Mutex
+	seq    uint64
+	tokens map[string]*call // gateway progress token -> call
+}
+
+// call is one in-flight tool call: where its notifications go.
+type call struct {
+	token  string            // the token the upstream sees ("" without progress)
+	client mcp.ProgressToken // the token the client chose
+	notify func(method string, params map[string]any)
+}
+
+// add registers a call. Each call gets its own token upstream, because two
+// clients may pick the same progress token.
+func (f *inflight) add(clientToken mcp.ProgressToken, notify func(string, map[string]any)) *call {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.seq++
+	c := &call{token: fmt.Sprintf("sb-%d", f.seq), client: clientToken, notify: notify}
+	f.tokens[c.token] = c
+	return c
+}
+
+func (f *inflight) remove(c *call) {
+	f.mu.Lock()
+	delete(f.tokens, c.token)
+	f.mu.Unlock()
+}
+
+func (f *inflight) progress(params map[string]any) {
+	tok := fmt.Sprint(params["progressToken"])
+	f.mu.Lock()
+	c := f.tokens[tok]
+	f.mu.Unlock()
+	if c == nil || c.client == nil {
+		return
+	}
+	out := make(map[string]any, len(params))
+	for k, v := range params {
+		out[k] = v
+	}
+	out["progressToken"] = c.client
+	c.notify(string(mcp.MethodNotificationProgress), out)
+}
+
+// logMessage relays an upstream log message to the callers with a call in
+// flight on that upstream: the protocol does not tie a log message to a
+// request, and only those callers are known to be allowed to see the server.
+func (f *inflight) logMessage(params map[string]any) {
+	f.mu.Lock()
+	targets := make([]*call, 0, len(f.tokens))
+	for _, c := range f.tokens {
+		targets = append(targets, c)
+	}
+	f.mu.Unlock()
+	for _, c := range targets {
+		c.notify(string(mcp.MethodNotificationMessage), params)
+	}
+}

@@ -1,0 +1,243 @@
+package mcp
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+	"github.com/switchboard-gw/switchboard/governance"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+)
+
+// catchAllTemplate routes every resource URI that matches nothing else to
+// the view's read handler, so that a hidden resource and one that does not
+// exist fail with the same error. It is never listed.
+const catchAllTemplate = "switchboard-any-resource"
+
+// view is one MCP endpoint: /mcp (federated, server == "") or /mcp/<server>.
+// It is an mcp-go server whose catalogue mirrors the upstreams', so mcp-go
+// speaks both protocol versions, sessions, pagination and list_changed.
+type view struct {
+	g      *Gateway
+	server string
+	srv    *server.MCPServer
+	stream *server.StreamableHTTPServer
+	serve  fasthttp.RequestHandler
+
+	// last synced JSON per kind: unchanged kinds are not re-set, because
+	// every Set sends list_changed to all clients.
+	synced [4]string
+}
+
+func (g *Gateway) newView(serverName string) *view {
+	v := &view{g: g, server: serverName}
+	hooks := &server.Hooks{}
+	hooks.AddAfterListResources(func(ctx context.Context, _ any, _ *mcp.ListResourcesRequest, res *mcp.ListResourcesResult) {
+		if res != nil {
+			res.Resources = keep(res.Resources, func(r mcp.Resource) bool { return v.allowed(ctx, r.Name) })
+		}
+	})
+	hooks.AddAfterListResourceTemplates(func(ctx context.Context, _ any, _ *mcp.ListResourceTemplatesRequest, res *mcp.ListResourceTemplatesResult) {
+		if res != nil {
+			res.ResourceTemplates = keep(res.ResourceTemplates, func(t mcp.ResourceTemplate) bool {
+				return t.Name != catchAllTemplate && v.allowed(ctx, t.Name)
+			})
+		}
+	})
+	opts := []server.ServerOption{
+		server.WithToolCapabilities(true),
+		server.WithResourceCapabilities(false, true),
+		server.WithPromptCapabilities(true),
+		server.WithLogging(),
+		server.WithHooks(hooks),
+		server.WithToolFilter(func(ctx context.Context, tools []mcp.Tool) []mcp.Tool {
+			return keep(tools, func(t mcp.Tool) bool { return v.allowed(ctx, t.Name) })
+		}),
+		server.WithPromptFilter(func(ctx context.Context, prompts []mcp.Prompt) []mcp.Prompt {
+			return keep(prompts, func(p mcp.Prompt) bool { return v.allowed(ctx, p.Name) })
+		}),
+		server.WithRecovery(),
+	}
+	if g.cfg.PageSize > 0 {
+		opts = append(opts, server.WithPaginationLimit(g.cfg.PageSize))
+	}
+	v.srv = server.NewMCPServer("switchboard", "1", opts...)
+	v.srv.AddResourceTemplate(mcp.NewResourceTemplate("{+uri}", catchAllTemplate), v.readResource)
+	v.stream = server.NewStreamableHTTPServer(v.srv,
+		// The gateway authenticates every request; the Host check would
+		// refuse clients that reach it through a proxy on the same host.
+		server.WithDisableLocalhostProtection(true),
+		server.WithHTTPContextFunc(func(ctx context.Context, r *http.Request) context.Context {
+			// Copy the principal out of the fasthttp request's user values,
+			// which are reset when the request ends.
+			p, _ := r.Context().Value(principalKey{}).(*governance.Principal)
+			return context.WithValue(ctx, principalKey{}, p)
+		}),
+		server.WithStreamableHTTPLogger(g.log),
+	)
+	v.serve = fasthttpadaptor.NewFastHTTPHandler(v.stream)
+	return v
+}
+
+func keep[T any](items []T, ok func(T) bool) []T {
+	out := items[:0:0]
+	for _, it := range items {
+		if ok(it) {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+// fullName is the governance name of an item listed in this view.
+func (v *view) fullName(name string) string {
+	if v.server == "" {
+		return name
+	}
+	return v.server + nameSeparator + name
+}
+
+// listedName is how this view names an upstream's item.
+func (v *view) listedName(u *upstream, name string) string {
+	if v.server == "" {
+		return u.name + nameSeparator + name
+	}
+	return name
+}
+
+func (v *view) allowed(ctx context.Context, name string) bool {
+	p := principalFrom(ctx)
+	return p != nil && v.g.gov.Authorize(p, governance.KindTool, v.fullName(name)).Allowed
+}
+
+// sync mirrors the upstreams' catalogues into the view.
+func (v *view) sync(ups []*upstream) {
+	var (
+		tools     []server.ServerTool
+		resources []server.ServerResource
+		templates = []server.ServerResourceTemplate{{
+			Template: mcp.NewResourceTemplate("{+uri}", catchAllTemplate), Handler: v.readResource,
+		}}
+		prompts []server.ServerPrompt
+		uris    = map[string]string{}
+	)
+	for _, u := range ups {
+		cat := u.cat.Load()
+		for _, t := range cat.tools {
+			orig := t.Name
+			t.Name = v.listedName(u, orig)
+			// Task-augmented calls are not proxied: advertise plain calls only.
+			t.Execution = nil
+			if err := mcp.ValidateParamHeaderAnnotations(&t); err != nil {
+				v.g.log.Warn("mcp tool skipped", "mcp_server", u.name, "tool", orig, "err", err)
+				continue
+			}
+			tools = append(tools, server.ServerTool{Tool: t, Handler: v.g.toolHandler(u, orig)})
+		}
+		for _, r := range cat.resources {
+			if other, dup := uris[r.URI]; dup {
+				v.g.log.Warn("mcp resource URI served by two servers; first wins",
+					"uri", r.URI, "mcp_server", u.name, "kept", other)
+				continue
+			}
+			uris[r.URI] = u.name
+			r.Name = v.listedName(u, r.Name)
+			resources = append(resources, server.ServerResource{Resource: r, Handler: v.readResource})
+		}
+		for _, t := range cat.templates {
+			t.Name = v.listedName(u, t.Name)
+			templates = append(templates, server.ServerResourceTemplate{Template: t, Handler: v.readResource})
+		}
+		for _, p := range cat.prompts {
+			orig := p.Name
+			p.Name = v.listedName(u, orig)
+			prompts = append(prompts, server.ServerPrompt{Prompt: p, Handler: v.g.promptHandler(u, orig)})
+		}
+	}
+	if v.changed(0, defs(tools, func(t server.ServerTool) any { return t.Tool })) {
+		v.srv.SetTools(tools...)
+	}
+	if v.changed(1, defs(resources, func(r server.ServerResource) any { return r.Resource })) {
+		v.srv.SetResources(resources...)
+	}
+	if v.changed(2, defs(templates, func(t server.ServerResourceTemplate) any { return t.Template })) {
+		v.srv.SetResourceTemplates(templates...)
+	}
+	if v.changed(3, defs(prompts, func(p server.ServerPrompt) any { return p.Prompt })) {
+		v.srv.SetPrompts(prompts...)
+	}
+}
+
+// defs extracts the listed definitions (handlers are closures over the same
+// upstream and name, so the definitions decide whether anything changed).
+func defs[T any](items []T, def func(T) any) []any {
+	out := make([]any, len(items))
+	for i, it := range items {
+		out[i] = def(it)
+	}
+	return out
+}
+
+// changed reports whether one kind's definitions differ from the last sync.
+func (v *view) changed(kind int, items []any) bool {
+	b, err := json.Marshal(items)
+	if err != nil {
+		return true
+	}
+	if string(b) == v.synced[kind] {
+		return false
+	}
+	v.synced[kind] = string(b)
+	return true
+}
+
+// route finds the upstream serving a resource URI for this caller: a listed
+// resource first, then the first matching template, in configuration order.
+func (v *view) route(ctx context.Context, uri string) *upstream {
+	ups := v.g.upstreamsFor(v.server)
+	for _, u := range ups {
+		for _, r := range u.cat.Load().resources {
+			if r.URI == uri {
+				if v.allowed(ctx, v.listedName(u, r.Name)) {
+					return u
+				}
+				return nil
+			}
+		}
+	}
+	for _, u := range ups {
+		for _, t := range u.cat.Load().templates {
+			if t.URITemplate != nil && t.URITemplate.Regexp().MatchString(uri) && v.allowed(ctx, v.listedName(u, t.Name)) {
+				return u
+			}
+		}
+	}
+	return nil
+}
+
+// readResource serves resources/read for every URI of the view.
+func (v *view) readResource(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
+	uri := req.Params.URI
+	u := v.route(ctx, uri)
+	if u == nil {
+		return nil, fmt.Errorf("resource %q not found", uri)
+	}
+	cli, err := u.client()
+	if err != nil {
+		return nil, fmt.Errorf("server %s: %w", u.name, err)
+	}
+	ctx, cancel := u.timeout(ctx)
+	defer cancel()
+	out := mcp.ReadResourceRequest{}
+	out.Params.URI = uri
+	res, err := cli.ReadResource(withHeaders(ctx, u.headers(req.Header, nil)), out)
+	if err != nil {
+		u.failed(err)
+		return nil, fmt.Errorf("server %s: %w", u.name, err)
+	}
+	return res.Contents, nil
+}
