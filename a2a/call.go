@@ -1,0 +1,229 @@
+package a2a
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/a2aproject/a2a-go/v2/a2a"
+	"github.com/a2aproject/a2a-go/v2/a2aclient"
+
+	"github.com/switchboard-gw/switchboard/governance"
+)
+
+var (
+	errUpstreamUnavailable  = a2a.NewError(a2a.ErrServerError, "upstream agent unavailable")
+	errContextInUse         = a2a.NewError(a2a.ErrInvalidParams, "contextId belongs to another caller")
+	errInvalidAgentResponse = a2a.NewError(a2a.ErrInvalidAgentResponse, "upstream agent sent an empty result")
+)
+
+// call is the state of one JSON-RPC call through the gateway: who calls which
+// agent, and what the span will say. The streaming handler may still be
+// observing events on its own goroutine when the HTTP handler returns, hence
+// the mutex.
+type call struct {
+	agent       *agent
+	owners      *ownership
+	principal   *governance.Principal
+	method      string
+	endpoint    string // this agent's gateway URL, for rewriting extended cards
+	traceparent string // the gateway span, sent upstream
+	extensions  []string
+	start       time.Time
+
+	mu        sync.Mutex
+	reached   bool // a2a-go's handler decoded the params and called the proxy
+	taskID    string
+	contextID string
+	states    []string
+	err       error
+	billable  bool
+	ttft      time.Duration
+}
+
+type callKey struct{}
+
+func withCall(ctx context.Context, c *call) context.Context {
+	return context.WithValue(ctx, callKey{}, c)
+}
+
+func callFrom(ctx context.Context) (*call, error) {
+	c, ok := ctx.Value(callKey{}).(*call)
+	if !ok {
+		return nil, a2a.ErrInternalError
+	}
+	c.mu.Lock()
+	c.reached = true
+	c.mu.Unlock()
+	return c, nil
+}
+
+// outgoing is ctx with the headers the upstream must see: the gateway
+// span's traceparent (so the agent's own calls back to the gateway join
+// this trace) and the client's requested extensions. The A2A client adds
+// A2A-Version itself, naming the version the upstream interface speaks.
+func (c *call) outgoing(ctx context.Context) context.Context {
+	params := a2aclient.ServiceParams{"traceparent": {c.traceparent}}
+	if len(c.extensions) > 0 {
+		params[strings.ToLower(a2a.SvcParamExtensions)] = c.extensions
+	}
+	return a2aclient.AttachServiceParams(ctx, params)
+}
+
+func (c *call) keyID() string { return c.principal.KeyID }
+
+func (c *call) taskRef(id a2a.TaskID) ownedID {
+	return ownedID{agent: c.agent.name, kind: ownedTask, id: string(id)}
+}
+
+func (c *call) contextRef(id string) ownedID {
+	return ownedID{agent: c.agent.name, kind: ownedContext, id: id}
+}
+
+// checkTask answers "task not found" for a task this key did not create,
+// exactly as the upstream answers for one that does not exist. Tasks the
+// gateway never saw (another replica's, or from before a restart) are
+// refused too: ownership cannot be proven for them.
+func (c *call) checkTask(id a2a.TaskID) error {
+	c.noteTask(string(id), "")
+	if id == "" || !c.owners.owns(c.taskRef(id), c.keyID()) {
+		return c.record(a2a.ErrTaskNotFound)
+	}
+	return nil
+}
+
+// checkMessage lets a message continue only this key's tasks and contexts.
+// A context id the gateway has not seen is allowed (clients may mint their
+// own) and becomes this key's.
+func (c *call) checkMessage(m *a2a.Message) error {
+	if m == nil {
+		return nil
+	}
+	if m.TaskID != "" {
+		if err := c.checkTask(m.TaskID); err != nil {
+			return err
+		}
+	}
+	if m.ContextID != "" && !c.owners.claim(c.contextRef(m.ContextID), c.keyID()) {
+		return c.record(errContextInUse)
+	}
+	return nil
+}
+
+// observe records a result or stream event for the span and claims the
+// task and context it names for this key. A task another key already owns
+// is hidden from this one.
+func (c *call) observe(ev a2a.Event) error {
+	var state a2a.TaskState
+	switch e := ev.(type) {
+	case *a2a.Task:
+		if e == nil {
+			return c.record(errInvalidAgentResponse)
+		}
+		state = e.Status.State
+	case *a2a.TaskStatusUpdateEvent:
+		if e == nil {
+			return c.record(errInvalidAgentResponse)
+		}
+		state = e.Status.State
+	case *a2a.Message:
+		if e == nil {
+			return c.record(errInvalidAgentResponse)
+		}
+	case *a2a.TaskArtifactUpdateEvent:
+		if e == nil {
+			return c.record(errInvalidAgentResponse)
+		}
+	default:
+		return c.record(errInvalidAgentResponse)
+	}
+	info := ev.TaskInfo()
+	if info.TaskID != "" && !c.owners.claim(c.taskRef(info.TaskID), c.keyID()) {
+		return c.record(a2a.ErrTaskNotFound)
+	}
+	if info.ContextID != "" {
+		c.owners.claim(c.contextRef(info.ContextID), c.keyID())
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ttft == 0 {
+		c.ttft = time.Since(c.start)
+	}
+	c.billable = true
+	if c.taskID == "" {
+		c.taskID = string(info.TaskID)
+	}
+	if c.contextID == "" {
+		c.contextID = info.ContextID
+	}
+	if state != "" && (len(c.states) == 0 || c.states[len(c.states)-1] != string(state)) {
+		c.states = append(c.states, string(state))
+	}
+	return nil
+}
+
+func (c *call) noteTask(taskID, contextID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.taskID == "" {
+		c.taskID = taskID
+	}
+	if c.contextID == "" {
+		c.contextID = contextID
+	}
+}
+
+// upstreamError turns a failure of the upstream call into what the client
+// sees: the agent's own A2A errors pass through; a transport failure
+// becomes a generic "upstream agent unavailable" (its text may name
+// internal addresses).
+func (c *call) upstreamError(ctx context.Context, err error) error {
+	var a2aErr *a2a.Error
+	switch {
+	case errors.As(err, &a2aErr):
+	case ctx.Err() != nil:
+		err = context.Cause(ctx)
+	default:
+		c.agent.log.Warn("a2a: upstream call failed", "method", c.method, "err", err)
+		err = errUpstreamUnavailable
+	}
+	return c.record(err)
+}
+
+func (c *call) record(err error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		c.err = err
+	}
+	return err
+}
+
+// cost is what the call is charged: the agent's price once the upstream
+// accepted a message (answered or streamed at least one event).
+func (c *call) cost() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.billable && isSendMethod(c.method) {
+		return c.agent.cost
+	}
+	return 0
+}
+
+func isStreamMethod(m string) bool {
+	switch m {
+	case "SendStreamingMessage", "SubscribeToTask", "message/stream", "tasks/resubscribe":
+		return true
+	}
+	return false
+}
+
+func isSendMethod(m string) bool {
+	switch m {
+	case "SendMessage", "SendStreamingMessage", "message/send", "message/stream":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,278 @@
+// Package a2a is the gateway's A2A front door: a registry of upstream
+// agents, their cards rewritten to point at the gateway, and a JSON-RPC
+// proxy (A2A 1.0 and 0.3) that checks keys, ACLs, limits and task
+// ownership and leaves one span per call.
+package a2a
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+
+	"github.com/a2aproject/a2a-go/v2/a2a"
+	"github.com/a2aproject/a2a-go/v2/a2acompat/a2av0"
+	"github.com/a2aproject/a2a-go/v2/a2asrv"
+	a2alog "github.com/a2aproject/a2a-go/v2/log"
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/shopspring/decimal"
+
+	"github.com/switchboard-gw/switchboard/governance"
+	"github.com/switchboard-gw/switchboard/trace"
+)
+
+// Governor is the part of governance the A2A gateway uses.
+type Governor interface {
+	Authenticate(rawKey string) (*governance.Principal, error)
+	Authorize(p *governance.Principal, kind governance.Kind, name string) governance.Decision
+	Reserve(p *governance.Principal, r governance.Request) (*governance.Reservation, error)
+}
+
+// Tracer starts the span of each call.
+type Tracer interface {
+	Start(parent trace.SpanContext, layer trace.Layer, name string) *trace.Span
+}
+
+// Deps are the gateway's collaborators; Metrics may be nil.
+type Deps struct {
+	Governor Governor
+	Tracer   Tracer
+	Logger   *slog.Logger
+	Metrics  prometheus.Registerer
+}
+
+// Gateway serves /a2a.
+type Gateway struct {
+	gov     Governor
+	tracer  Tracer
+	log     *slog.Logger
+	metrics *metrics
+	owners  *ownership
+	agents  *registry
+	cfg     atomic.Pointer[Config]
+
+	v1, v0 http.Handler
+	rpc    fiber.Handler
+}
+
+// New validates cfg, builds the registry and fetches every card once
+// (concurrently; an agent whose card cannot be fetched is retried later and
+// answers "upstream agent unavailable" meanwhile).
+func New(cfg Config, deps Deps) (*Gateway, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Governor == nil || deps.Tracer == nil || deps.Logger == nil {
+		return nil, errors.New("a2a: Deps.Governor, Deps.Tracer and Deps.Logger are required")
+	}
+	g := &Gateway{
+		gov:    deps.Governor,
+		tracer: deps.Tracer,
+		log:    deps.Logger,
+		owners: newOwnership(cfg.TaskTTL, cfg.MaxTasks),
+	}
+	m, err := newMetrics(deps.Metrics, func() float64 { return float64(g.owners.len()) })
+	if err != nil {
+		return nil, err
+	}
+	g.metrics = m
+	g.agents = newRegistry(g.log, func(agent string) { g.metrics.cardErrors.WithLabelValues(agent).Inc() })
+	g.cfg.Store(&cfg)
+	// fasthttp does not report a closed client connection: a stream notices
+	// one only when it writes, so idle streams write keep-alives.
+	opts := []a2asrv.TransportOption{
+		a2asrv.WithTransportKeepAlive(cfg.streamKeepAlive()),
+		a2asrv.WithTransportPanicHandler(func(r any) error {
+			g.log.Error("a2a: panic while proxying", "panic", r)
+			return a2a.ErrInternalError
+		}),
+	}
+	g.v1 = a2asrv.NewJSONRPCHandler(proxy{}, opts...)
+	g.v0 = a2av0.NewJSONRPCHandler(proxy{}, opts...)
+	g.rpc = adaptor.HTTPHandler(http.HandlerFunc(g.serveRPC))
+	ctx, cancel := context.WithTimeout(context.Background(), cardFetchTimeout)
+	defer cancel()
+	g.agents.apply(ctx, cfg.Agents)
+	return g, nil
+}
+
+// Register mounts the A2A routes on r.
+func (g *Gateway) Register(r fiber.Router) {
+	r.Get("/a2a", g.catalogue)
+	r.Get("/a2a/:agent/.well-known/agent-card.json", g.card)
+	r.Get("/a2a/:agent/.well-known/agent.json", g.card) // the 0.3 name
+	r.Post("/a2a/:agent", g.handleRPC)
+}
+
+// Reload swaps the agent list: new agents are added (cards fetched before
+// Reload returns), removed ones stop answering, unchanged ones keep their
+// card and client. Task ownership survives; task_ttl, max_tasks and
+// stream_keepalive apply from the next start.
+func (g *Gateway) Reload(cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	g.cfg.Store(&cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), cardFetchTimeout)
+	defer cancel()
+	g.agents.apply(ctx, cfg.Agents)
+	return nil
+}
+
+// Close stops the card refreshers.
+func (g *Gateway) Close() error {
+	g.agents.close()
+	return nil
+}
+
+type agentNameKey struct{}
+type endpointKey struct{}
+
+// handleRPC hands the call to net/http land (a2a-go's handlers), passing the
+// agent name and its gateway URL as request values.
+func (g *Gateway) handleRPC(c *fiber.Ctx) error {
+	name := strings.Clone(c.Params("agent"))
+	c.Context().SetUserValue(agentNameKey{}, name)
+	c.Context().SetUserValue(endpointKey{}, agentEndpoint(g.baseURL(c), name))
+	return g.rpc(c)
+}
+
+// serveRPC is the pipeline of one JSON-RPC call:
+// envelope → span → authenticate → authorize → agent → reserve → proxy → settle → end span.
+func (g *Gateway) serveRPC(w http.ResponseWriter, r *http.Request) {
+	name, _ := r.Context().Value(agentNameKey{}).(string)
+	endpoint, _ := r.Context().Value(endpointKey{}).(string)
+	env, err := readEnvelope(r)
+	span := g.tracer.Start(trace.FromHeaders(r.Header.Get), trace.LayerAgent, "invoke_agent "+name)
+	span.Agent = name
+	span.Attrs = append(span.Attrs, trace.Attr{Key: "a2a.method", Value: metricMethod(env.Method)})
+	w.Header().Set("traceparent", span.Context().Traceparent())
+	if err != nil {
+		g.fail(w, span, env, err)
+		return
+	}
+	p, err := g.gov.Authenticate(governance.KeyFromHeaders(r.Header.Get("Authorization"), r.Header.Get("x-api-key")))
+	if err != nil {
+		g.fail(w, span, env, err)
+		return
+	}
+	span.KeyID, span.KeyName, span.Team, span.Org = p.KeyID, p.KeyName, p.Team, p.Org
+	if d := g.gov.Authorize(p, governance.KindAgent, name); !d.Allowed {
+		g.fail(w, span, env, d.Err())
+		return
+	}
+	ag := g.agents.get(name)
+	if ag == nil {
+		g.fail(w, span, env, errAgentNotFound)
+		return
+	}
+	res, err := g.gov.Reserve(p, governance.Request{Kind: governance.KindAgent, Name: name, EstimatedCostNanoUSD: estimate(ag, env.Method)})
+	if err != nil {
+		g.fail(w, span, env, err)
+		return
+	}
+	res.RateLimitHeaders(w.Header().Set)
+	c := &call{
+		agent: ag, owners: g.owners, principal: p, method: env.Method, endpoint: endpoint,
+		traceparent: span.Context().Traceparent(), extensions: r.Header.Values("A2A-Extensions"), start: span.Start,
+	}
+	// Not derived from r.Context(): that is fasthttp's RequestCtx, which the
+	// server recycles once a streamed response is handed over, while this
+	// context lives until the stream ends.
+	ctx, cancel := context.WithCancel(withCall(a2alog.AttachLogger(context.Background(), g.log), c))
+	defer cancel()
+	env.handler(g).ServeHTTP(costHeader(w, c), r.WithContext(ctx))
+	cost := c.cost()
+	res.Settle(cost, 0)
+	g.end(span, c, cost)
+}
+
+func estimate(ag *agent, method string) int64 {
+	if isSendMethod(method) {
+		return ag.cost
+	}
+	return 0
+}
+
+// end completes the span of a call that reached the proxy.
+func (g *Gateway) end(span *trace.Span, c *call, cost int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	span.CostNanoUSD = cost
+	span.HTTPStatus = http.StatusOK
+	span.TTFT = c.ttft
+	span.Status = trace.StatusOK
+	switch {
+	case c.err != nil:
+		span.Status, span.Error = trace.StatusError, c.err.Error()
+	case !c.reached:
+		span.Status, span.Error = trace.StatusError, "invalid params"
+	}
+	if c.taskID != "" {
+		span.Attrs = append(span.Attrs, trace.Attr{Key: "task_id", Value: c.taskID})
+	}
+	if c.contextID != "" {
+		span.Attrs = append(span.Attrs, trace.Attr{Key: "context_id", Value: c.contextID})
+	}
+	if len(c.states) > 0 {
+		span.Attrs = append(span.Attrs, trace.Attr{Key: "states", Value: strings.Join(c.states, ",")})
+	}
+	span.End()
+	g.metrics.calls.WithLabelValues(c.agent.name, metricMethod(c.method), string(span.Status)).Inc()
+}
+
+// fail answers a call refused before the proxy, in JSON-RPC shape.
+func (g *Gateway) fail(w http.ResponseWriter, span *trace.Span, env envelope, err error) {
+	status := writeRPCError(w, env.ID, err)
+	span.Status, span.HTTPStatus, span.Error = trace.StatusError, status, err.Error()
+	span.End()
+	outcome := "error"
+	var ge *governance.Error
+	if errors.As(err, &ge) {
+		outcome = "denied"
+	}
+	agent := span.Agent
+	if g.agents.get(agent) == nil {
+		agent = "unknown"
+	}
+	g.metrics.calls.WithLabelValues(agent, metricMethod(env.Method), outcome).Inc()
+}
+
+func (g *Gateway) config() *Config { return g.cfg.Load() }
+
+// costHeader stamps x-switchboard-cost-usd on a non-streaming answer when
+// it starts, i.e. after the upstream answered. A stream's headers leave
+// before its cost is known; its cost is on the span only.
+func costHeader(w http.ResponseWriter, c *call) http.ResponseWriter {
+	if isStreamMethod(c.method) {
+		return w
+	}
+	return &costWriter{ResponseWriter: w, c: c}
+}
+
+type costWriter struct {
+	http.ResponseWriter
+	c       *call
+	stamped bool
+}
+
+func (w *costWriter) stamp() {
+	if !w.stamped {
+		w.stamped = true
+		w.Header().Set("x-switchboard-cost-usd", decimal.New(w.c.cost(), -9).String())
+	}
+}
+
+func (w *costWriter) WriteHeader(code int) {
+	w.stamp()
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *costWriter) Write(b []byte) (int, error) {
+	w.stamp()
+	return w.ResponseWriter.Write(b)
+}
