@@ -14,8 +14,12 @@ import (
 //go:embed demo.yaml
 var demoConfig []byte
 
-// Fixed loopback ports, so the embedded demo config can name its upstreams.
+// Fixed loopback ports, so the embedded demo config can name its upstreams; the keys are the ones demo.yaml
+// declares.
 const (
+	demoKey      = "sk-sb-demo-0000000000000000000000000000"
+	demoAdminKey = "sk-sb-admin-demo-0000000000000000000000"
+
 	demoLLMAddr = "127.0.0.1:19101"
 	demoMCPAddr = "127.0.0.1:19201"
 	demoA2AAddr = "127.0.0.1:19301"
@@ -80,10 +84,15 @@ func printDemoIntro(w io.Writer, cfg *config.Config) {
 Switchboard demo on %[1]s  (Ctrl-C to stop)
   demo upstreams: LLM %[2]s, MCP %[3]s, A2A %[4]s
 
-Try:
-  curl -s %[1]s/healthz
-  curl -s %[1]s/readyz
-  curl -s %[1]s/metrics | grep switchboard_
+  demo API key:  %[5]s
+  admin key:     %[6]s
 
-`, url, demoLLMAddr, demoMCPAddr, demoA2AAddr)
+Try:
+  curl -s %[1]s/v1/chat/completions -H 'Authorization: Bearer %[5]s' \
+       -H 'Content-Type: application/json' -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello gateway"}]}'
+  curl -sN %[1]s/v1/chat/completions -H 'Authorization: Bearer %[5]s' \
+       -H 'Content-Type: application/json' -d '{"model":"claude-haiku","stream":true,"messages":[{"role":"user","content":"Stream me"}]}'
+  curl -s %[1]s/admin/keys/demo-agent/usage -H 'Authorization: Bearer %[6]s'
+
+`, url, demoLLMAddr, demoMCPAddr, demoA2AAddr, demoKey, demoAdminKey)
 }

@@ -33,6 +33,8 @@ type App struct {
 	cfg      atomic.Pointer[config.Config]
 	draining atomic.Bool
 
+	parts components
+
 	mu      sync.Mutex
 	checks  []readinessCheck
 	closers []func(context.Context) error
@@ -82,6 +84,10 @@ func New(cfg *config.Config, log *slog.Logger, level *slog.LevelVar) (*App, erro
 	a.fiber.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	a.fiber.Get("/readyz", a.readyz)
 	a.fiber.Get("/metrics", metricsHandler(a.registry))
+	if err := a.mount(cfg); err != nil {
+		// Release what was opened before the failure (the store, the recorder).
+		return nil, errors.Join(err, a.close(context.Background()))
+	}
 	return a, nil
 }
 
@@ -120,6 +126,9 @@ func (a *App) Reload(cfg *config.Config) error {
 	old := a.cfg.Load()
 	if old.Server != cfg.Server {
 		a.log.Warn("config reload: server settings change only on restart", "listen", old.Server.Listen)
+	}
+	if err := a.reloadParts(cfg); err != nil {
+		return err
 	}
 	level, _ := config.ParseLevel(cfg.Log.Level)
 	a.level.Set(level)

@@ -27,8 +27,7 @@ type started struct {
 
 func start(t *testing.T, mutate func(*config.Config), mount func(*App)) *started {
 	t.Helper()
-	cfg := config.Default()
-	cfg.Server.Listen = "127.0.0.1:0"
+	cfg := testConfig(t)
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -55,6 +54,15 @@ func start(t *testing.T, mutate func(*config.Config), mount func(*App)) *started
 		}
 	})
 	return s
+}
+
+// testConfig keeps the embedded store in memory and spills into the test's temp dir.
+func testConfig(t *testing.T) config.Config {
+	cfg := config.Default()
+	cfg.Server.Listen = "127.0.0.1:0"
+	cfg.Storage.SQLite.Path = ":memory:"
+	cfg.Trace.SpillDir = t.TempDir()
+	return cfg
 }
 
 func get(t *testing.T, url string) (int, string, http.Header) {
@@ -278,7 +286,7 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 
 func TestReloadChangesLogLevel(t *testing.T) {
 	t.Parallel()
-	cfg := config.Default()
+	cfg := testConfig(t)
 	var buf strings.Builder
 	log, level := NewLogger(cfg.Log, &buf)
 	a, err := New(&cfg, log, level)

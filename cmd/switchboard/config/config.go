@@ -10,18 +10,56 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/switchboard-gw/switchboard/a2a"
+	"github.com/switchboard-gw/switchboard/governance"
+	"github.com/switchboard-gw/switchboard/llm"
+	"github.com/switchboard-gw/switchboard/mcp"
+	"github.com/switchboard-gw/switchboard/storage"
+	"github.com/switchboard-gw/switchboard/trace"
 )
 
 // Config is the whole gateway configuration. Each section belongs to the package that uses it; this package
 // only composes them and knows where in the file each field came from.
 type Config struct {
-	Server ServerConfig `yaml:"server" mapstructure:"server"`
-	Log    LogConfig    `yaml:"log" mapstructure:"log"`
+	Server     ServerConfig      `yaml:"server" mapstructure:"server"`
+	Log        LogConfig         `yaml:"log" mapstructure:"log"`
+	Models     []llm.ModelConfig `yaml:"models" mapstructure:"models"`
+	Router     llm.RouterConfig  `yaml:"router" mapstructure:"router"`
+	MCP        mcp.Config        `yaml:"mcp" mapstructure:"mcp"`
+	A2A        a2a.Config        `yaml:"a2a" mapstructure:"a2a"`
+	Governance governance.Config `yaml:"governance" mapstructure:"governance"`
+	Trace      trace.Config      `yaml:"trace" mapstructure:"trace"`
+	Storage    storage.Config    `yaml:"storage" mapstructure:"storage"`
 }
+
+// MCPConfig is the tool gateway's part of the config, with the server's public URL as its default.
+func (c *Config) MCPConfig() mcp.Config {
+	m := c.MCP
+	if m.PublicURL == "" {
+		m.PublicURL = c.Server.PublicURL
+	}
+	return m
+}
+
+// A2AConfig is the agent gateway's part of the config, with the server's public URL as its default.
+func (c *Config) A2AConfig() a2a.Config {
+	a := c.A2A
+	if a.PublicURL == "" {
+		a.PublicURL = c.Server.PublicURL
+	}
+	return a
+}
+
+// LLM is the model gateway's part of the config.
+func (c *Config) LLM() llm.Config { return llm.Config{Models: c.Models, Router: c.Router} }
 
 // ServerConfig is the listener and the limits every request shares.
 type ServerConfig struct {
-	Listen          string        `yaml:"listen" mapstructure:"listen"`
+	Listen string `yaml:"listen" mapstructure:"listen"`
+	// PublicURL is how clients reach the gateway (https://gw.example.com); links the gateway hands out (A2A
+	// cards, MCP auth metadata) use it unless their own section sets one.
+	PublicURL       string        `yaml:"public_url" mapstructure:"public_url"`
 	MaxBodyBytes    int           `yaml:"max_body_bytes" mapstructure:"max_body_bytes"`
 	MaxHeaderBytes  int           `yaml:"max_header_bytes" mapstructure:"max_header_bytes"`
 	ReadTimeout     time.Duration `yaml:"read_timeout" mapstructure:"read_timeout"`
@@ -49,6 +87,9 @@ func Default() Config {
 			Concurrency:     256 * 1024,
 		},
 		Log: LogConfig{Format: "json", Level: "info"},
+		// Retries must be set here: in the llm package zero means "no retries", which a user who leaves the
+		// field out does not expect.
+		Router: llm.RouterConfig{Retries: 2},
 	}
 }
 
@@ -78,7 +119,31 @@ func (c *Config) Validate() error {
 	if c.Log.Format != "json" && c.Log.Format != "text" {
 		add("log.format", fmt.Sprintf("must be json or text, got %q", c.Log.Format))
 	}
+	// Each package names fields by their path inside its own section (or, for llm, from the top).
+	errs = append(errs, sectionErrors("", c.LLM().Validate())...)
+	mcpCfg, a2aCfg := c.MCPConfig(), c.A2AConfig()
+	errs = append(errs, sectionErrors("", mcpCfg.Validate())...)
+	errs = append(errs, sectionErrors("", a2aCfg.Validate())...)
+	errs = append(errs, sectionErrors("governance.", c.Governance.Validate())...)
+	errs = append(errs, sectionErrors("", c.Trace.Validate())...)
+	errs = append(errs, sectionErrors("", c.Storage.Validate())...)
 	return errors.Join(errs...)
+}
+
+// sectionErrors turns a package's "path: message" errors into FieldErrors under prefix.
+func sectionErrors(prefix string, err error) []error {
+	if err == nil {
+		return nil
+	}
+	var out []error
+	for _, e := range flatten(err) {
+		path, msg, ok := strings.Cut(e.Error(), ": ")
+		if !ok || strings.ContainsAny(path, " \t") {
+			path, msg = "", e.Error()
+		}
+		out = append(out, &FieldError{Path: prefix + path, Msg: msg})
+	}
+	return out
 }
 
 // ParseLevel turns a level name from the config into a slog level.

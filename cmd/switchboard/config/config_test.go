@@ -1,6 +1,7 @@
 package config
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -91,7 +92,7 @@ func TestParseDefaultsAndValues(t *testing.T) {
 	if err != nil {
 		t.Fatalf("an empty file should mean all defaults: %v", err)
 	}
-	if *empty != Default() {
+	if !reflect.DeepEqual(*empty, Default()) {
 		t.Errorf("empty file: got %+v", *empty)
 	}
 }
@@ -121,5 +122,47 @@ func TestInvalidEnvironmentOverrideIsRejected(t *testing.T) {
 	_, err := Parse([]byte("log:\n  level: info\n"), "cfg.yaml")
 	if err == nil || !strings.Contains(err.Error(), "log.format") {
 		t.Fatalf("want a log.format error, got %v", err)
+	}
+}
+
+// Map keys are names (model patterns, header names): they must reach the packages exactly as written.
+func TestParseKeepsNamesInMapKeys(t *testing.T) {
+	t.Parallel()
+	yaml := `
+models:
+  - name: GPT-4.1-Mini
+    deployments:
+      - provider: openai
+        base_url: http://127.0.0.1:1/v1
+        headers: {X-Title.Case: kept}
+    pricing: {input_per_mtok: 0.15, output_per_mtok: 0.60}
+governance:
+  secret: 0123456789abcdef0123
+  keys:
+    - name: a
+      key_hash: "00000000000000000000000000000000000000000000000000000000000000ab"
+      expires: 2027-01-31
+      limits:
+        per_model: {"gpt-4.1*": {rpm: 5}, "GPT-4o": {rpm: 7}}
+`
+	cfg, err := Parse([]byte(yaml), "cfg.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pm := cfg.Governance.Keys[0].Limits.PerModel
+	if pm["gpt-4.1*"].RPM != 5 || pm["GPT-4o"].RPM != 7 {
+		t.Errorf("per_model patterns changed: %+v", pm)
+	}
+	if h := cfg.Models[0].Deployments[0].Headers; h["X-Title.Case"] != "kept" {
+		t.Errorf("header names changed: %+v", h)
+	}
+	if cfg.Models[0].Name != "GPT-4.1-Mini" {
+		t.Errorf("model name changed: %q", cfg.Models[0].Name)
+	}
+	if p := cfg.Models[0].Pricing; p.InputPerMTok != "0.15" || p.OutputPerMTok != "0.6" {
+		t.Errorf("prices not kept exactly: %+v", p)
+	}
+	if got := cfg.Governance.Keys[0].Expires; got != "2027-01-31" {
+		t.Errorf("unquoted date became %q", got)
 	}
 }

@@ -1,13 +1,13 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"reflect"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
@@ -31,6 +31,10 @@ func Load(path string) (*Config, error) {
 }
 
 // Parse decodes and validates YAML; file names the source in error messages.
+//
+// The YAML is decoded by us, not by viper: viper lower-cases map keys and splits them on dots, which would
+// corrupt keys that are names (per-model limit patterns like "gpt-4.1*", tool names, HTTP headers). viper is
+// the environment layer only: SWITCHBOARD_* variables override the scalar fields they name.
 func Parse(raw []byte, file string) (*Config, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(raw, &doc); err != nil {
@@ -40,21 +44,31 @@ func Parse(raw []byte, file string) (*Config, error) {
 	if err := src.checkKnownKeys(); err != nil {
 		return nil, err
 	}
-
-	v := viper.NewWithOptions(viper.ExperimentalBindStruct())
-	v.SetConfigType("yaml")
-	v.SetEnvPrefix(EnvPrefix)
-	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
-	v.AutomaticEnv()
-	if err := v.ReadConfig(bytes.NewReader(raw)); err != nil {
-		return nil, &FieldError{File: file, Msg: err.Error()}
+	tree := map[string]any{}
+	if doc.Kind != 0 {
+		if err := doc.Decode(&tree); err != nil {
+			return nil, &FieldError{File: file, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+		}
+		if tree == nil { // a document that is only a comment or null
+			tree = map[string]any{}
+		}
 	}
+	applyEnvironment(tree)
+
 	cfg := Default()
-	hook := viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
-		resolveSecretHook,
-		mapstructure.StringToTimeDurationHookFunc(),
-	))
-	if err := v.Unmarshal(&cfg, hook); err != nil {
+	decoder, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
+		Result:           &cfg,
+		WeaklyTypedInput: true, // env values are strings; YAML numbers may fill string fields (prices)
+		DecodeHook: mapstructure.ComposeDecodeHookFunc(
+			timestampToText,
+			resolveSecretHook,
+			mapstructure.StringToTimeDurationHookFunc(),
+		),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := decoder.Decode(tree); err != nil {
 		return nil, src.locate(err)
 	}
 	if err := cfg.Validate(); err != nil {
@@ -63,25 +77,83 @@ func Parse(raw []byte, file string) (*Config, error) {
 	return &cfg, nil
 }
 
-// resolveSecretHook replaces "env:NAME" in any string field with the value of NAME.
-func resolveSecretHook(from, to reflect.Type, data any) (any, error) {
-	if from.Kind() != reflect.String || to.Kind() != reflect.String {
+// applyEnvironment writes every SWITCHBOARD_<PATH> variable that names a scalar config field into tree.
+func applyEnvironment(tree map[string]any) {
+	v := viper.New()
+	v.SetEnvPrefix(EnvPrefix)
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	for _, path := range scalarPaths(reflect.TypeOf(Config{}), "") {
+		if !v.IsSet(path) {
+			continue
+		}
+		setPath(tree, strings.Split(path, "."), v.GetString(path))
+	}
+}
+
+// scalarPaths lists the dotted mapstructure paths of the fields an environment variable can set: scalars
+// reached through structs (lists and maps are left to the file).
+func scalarPaths(t reflect.Type, prefix string) []string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct || t == durationType {
+		return []string{prefix}
+	}
+	var paths []string
+	for name, ft := range structFields(t) {
+		for ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		if ft.Kind() == reflect.Slice || ft.Kind() == reflect.Map || ft.Kind() == reflect.Interface {
+			continue
+		}
+		paths = append(paths, scalarPaths(ft, join(prefix, name))...)
+	}
+	return paths
+}
+
+func setPath(tree map[string]any, path []string, value string) {
+	for _, key := range path[:len(path)-1] {
+		next, ok := lookupFold(tree, key).(map[string]any)
+		if !ok {
+			next = map[string]any{}
+			tree[key] = next
+		}
+		tree = next
+	}
+	last := path[len(path)-1]
+	for k := range tree {
+		if strings.EqualFold(k, last) {
+			delete(tree, k)
+		}
+	}
+	tree[last] = value
+}
+
+// lookupFold finds a key the way the decoder matches it to a field: ignoring case.
+func lookupFold(tree map[string]any, key string) any {
+	for k, v := range tree {
+		if strings.EqualFold(k, key) {
+			return v
+		}
+	}
+	return nil
+}
+
+// timestampToText keeps an unquoted YAML date (expires: 2027-01-31), which YAML reads as a timestamp, usable
+// in a string field.
+func timestampToText(from, to reflect.Type, data any) (any, error) {
+	if to.Kind() != reflect.String {
 		return data, nil
 	}
-	s, _ := data.(string)
-	name, ok := strings.CutPrefix(s, secretPrefix)
-	if !ok {
-		return data, nil
+	if ts, ok := data.(time.Time); ok {
+		if ts.Equal(ts.Truncate(24 * time.Hour)) {
+			return ts.Format(time.DateOnly), nil
+		}
+		return ts.Format(time.RFC3339Nano), nil
 	}
-	if name == "" {
-		return nil, errors.New("env: reference needs a variable name")
-	}
-	val, set := os.LookupEnv(name)
-	if !set {
-		// The name is not a secret; the value would be.
-		return nil, fmt.Errorf("environment variable %s is not set", name)
-	}
-	return val, nil
+	return data, nil
 }
 
 // source knows where each field sits in the YAML document, so errors can name a line.
@@ -185,4 +257,25 @@ func child(node *yaml.Node, part string) *yaml.Node {
 		}
 	}
 	return nil
+}
+
+// resolveSecretHook replaces "env:NAME" in any string field with the value of NAME.
+func resolveSecretHook(from, to reflect.Type, data any) (any, error) {
+	if from.Kind() != reflect.String || to.Kind() != reflect.String {
+		return data, nil
+	}
+	s, _ := data.(string)
+	name, ok := strings.CutPrefix(s, secretPrefix)
+	if !ok {
+		return data, nil
+	}
+	if name == "" {
+		return nil, errors.New("env: reference needs a variable name")
+	}
+	val, set := os.LookupEnv(name)
+	if !set {
+		// The name is not a secret; the value would be.
+		return nil, fmt.Errorf("environment variable %s is not set", name)
+	}
+	return val, nil
 }

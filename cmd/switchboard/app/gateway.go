@@ -1,0 +1,122 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/switchboard-gw/switchboard/a2a"
+	"github.com/switchboard-gw/switchboard/cmd/switchboard/config"
+	"github.com/switchboard-gw/switchboard/governance"
+	"github.com/switchboard-gw/switchboard/llm"
+	"github.com/switchboard-gw/switchboard/mcp"
+	"github.com/switchboard-gw/switchboard/storage"
+	"github.com/switchboard-gw/switchboard/trace"
+)
+
+// startupTimeout bounds opening the store and rebuilding spend at start-up.
+const startupTimeout = 30 * time.Second
+
+// components are the packages a gateway is made of, in the order they are built.
+type components struct {
+	store    storage.Store
+	recorder *trace.Recorder
+	tracer   *trace.Tracer
+	governor *governance.Governor
+	llm      *llm.Gateway
+	mcp      *mcp.Gateway
+	a2a      *a2a.Gateway
+}
+
+// mount builds storage, tracing, governance and the protocol gateways from cfg and mounts their routes.
+// Shutdown runs in reverse: spans are flushed (or spilled) before the store closes.
+func (a *App) mount(cfg *config.Config) error {
+	ctx, cancel := context.WithTimeout(context.Background(), startupTimeout)
+	defer cancel()
+	var c components
+	var err error
+
+	if c.store, err = storage.Open(ctx, cfg.Storage, a.log); err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	a.OnShutdown(func(context.Context) error { return c.store.Close() })
+	a.AddReadiness("storage", c.store.Ping)
+
+	if c.recorder, err = trace.NewRecorder(cfg.Trace, c.store, a.registry, a.log); err != nil {
+		return fmt.Errorf("trace: %w", err)
+	}
+	a.OnShutdown(c.recorder.Close)
+	c.tracer = trace.NewTracer(c.recorder)
+
+	if c.governor, err = governance.New(cfg.Governance, recordStore{c.store}, a.log, a.registry); err != nil {
+		return fmt.Errorf("governance: %w", err)
+	}
+	if err := c.governor.RebuildSpend(ctx, spendSource{c.store}); err != nil {
+		return fmt.Errorf("governance: rebuilding spend from storage: %w", err)
+	}
+
+	if c.llm, err = llm.New(cfg.LLM(), llm.Deps{Governor: c.governor, Tracer: c.tracer, Logger: a.log, Metrics: a.registry}); err != nil {
+		return fmt.Errorf("llm: %w", err)
+	}
+	if c.mcp, err = mcp.New(cfg.MCPConfig(), mcp.Deps{Governor: c.governor, Tracer: c.tracer, Logger: a.log, Metrics: a.registry}); err != nil {
+		return fmt.Errorf("mcp: %w", err)
+	}
+	a.OnShutdown(func(context.Context) error { return c.mcp.Close() })
+	if c.a2a, err = a2a.New(cfg.A2AConfig(), a2a.Deps{Governor: c.governor, Tracer: c.tracer, Logger: a.log, Metrics: a.registry}); err != nil {
+		return fmt.Errorf("a2a: %w", err)
+	}
+	a.OnShutdown(func(context.Context) error { return c.a2a.Close() })
+
+	c.governor.RegisterAdmin(a.fiber.Group("/admin"))
+	c.llm.Register(a.fiber)
+	c.mcp.Register(a.fiber)
+	c.a2a.Register(a.fiber)
+	a.parts = c
+	return nil
+}
+
+// reload hands each package its part of a new config; the first refusal stops the reload.
+func (a *App) reloadParts(cfg *config.Config) error {
+	if err := a.parts.governor.Reload(cfg.Governance); err != nil {
+		return fmt.Errorf("governance: %w", err)
+	}
+	if err := a.parts.llm.Reload(cfg.LLM()); err != nil {
+		return fmt.Errorf("llm: %w", err)
+	}
+	if err := a.parts.mcp.Reload(cfg.MCPConfig()); err != nil {
+		return fmt.Errorf("mcp: %w", err)
+	}
+	if err := a.parts.a2a.Reload(cfg.A2AConfig()); err != nil {
+		return fmt.Errorf("a2a: %w", err)
+	}
+	return nil
+}
+
+// recordStore adapts storage records to governance's own record type, so governance needs no storage import.
+type recordStore struct{ s storage.Store }
+
+func (r recordStore) PutRecord(ctx context.Context, kind, id string, data []byte) error {
+	return r.s.PutRecord(ctx, kind, id, data)
+}
+
+func (r recordStore) DeleteRecord(ctx context.Context, kind, id string) error {
+	return r.s.DeleteRecord(ctx, kind, id)
+}
+
+func (r recordStore) ListRecords(ctx context.Context, kind string) ([]governance.Record, error) {
+	recs, err := r.s.ListRecords(ctx, kind)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]governance.Record, len(recs))
+	for i, rec := range recs {
+		out[i] = governance.Record{Kind: rec.Kind, ID: rec.ID, Data: rec.Data, UpdatedAt: rec.UpdatedAt}
+	}
+	return out, nil
+}
+
+type spendSource struct{ s storage.Store }
+
+func (s spendSource) SpendSince(ctx context.Context, scope, id string, since time.Time) (int64, error) {
+	return s.s.SpendSince(ctx, storage.Scope(scope), id, since)
+}
