@@ -71,16 +71,23 @@ func (g *Gateway) newView(serverName string) *view {
 		// The gateway authenticates every request; the Host check would
 		// refuse clients that reach it through a proxy on the same host.
 		server.WithDisableLocalhostProtection(true),
-		server.WithHTTPContextFunc(func(ctx context.Context, r *http.Request) context.Context {
-			// Copy the principal out of the fasthttp request's user values,
-			// which are reset when the request ends.
-			p, _ := r.Context().Value(principalKey{}).(*governance.Principal)
-			return context.WithValue(ctx, principalKey{}, p)
-		}),
 		server.WithStreamableHTTPLogger(g.log),
 	)
-	v.serve = fasthttpadaptor.NewFastHTTPHandler(v.stream)
+	v.serve = fasthttpadaptor.NewFastHTTPHandler(detachFromFastHTTP(v.stream))
 	return v
+}
+
+// detachFromFastHTTP serves h on a context of its own that carries only the principal. The adaptor's request
+// context is the pooled fasthttp RequestCtx: a context derived from it (mcp-go derives one per message) is
+// still read by Go's cancel propagation after the request ended, while fasthttp resets the ctx for the next
+// request — a data race and a source of wrong values.
+func detachFromFastHTTP(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := r.Context().Value(principalKey{}).(*governance.Principal)
+		ctx, cancel := context.WithCancel(context.WithValue(context.Background(), principalKey{}, p))
+		defer cancel()
+		h.ServeHTTP(w, r.WithContext(ctx))
+	})
 }
 
 func keep[T any](items []T, ok func(T) bool) []T {
