@@ -18,7 +18,7 @@ import "strings"
 //   - records: governance records; the row with the highest version wins,
 //     deleted = 1 is a tombstone.
 //
-// deploy/clickhouse-cluster.sql creates the same objects for a cluster.
+// deploy/clickhouse/cluster.sql creates the same objects for a cluster.
 var clickHouseSchema = []string{
 	`CREATE DATABASE IF NOT EXISTS {db}`,
 	`CREATE TABLE IF NOT EXISTS {db}.spans (
