@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/switchboard-gw/switchboard/cmd/switchboard/config"
+	"github.com/switchboard-gw/switchboard/storage"
 )
 
 // Version is set at build time with -ldflags "-X .../cmd/switchboard/app.Version=...".
@@ -96,6 +97,9 @@ func (a *App) Fiber() *fiber.App { return a.fiber }
 
 // Registry is where packages register their Prometheus metrics.
 func (a *App) Registry() *prometheus.Registry { return a.registry }
+
+// Store is where spans, spend and runtime keys live.
+func (a *App) Store() storage.Store { return a.parts.store }
 
 // Logger is the gateway's structured logger.
 func (a *App) Logger() *slog.Logger { return a.log }

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/switchboard-gw/switchboard/loadtest/mock"
+)
+
+const serveTestKey = "sk-test-serve-000000000000000000"
+
+// serveConfig is a config file for one model, served by the mock at upstream.
+func serveConfig(listen, upstream, dir string, extraModel string) string {
+	cfg := fmt.Sprintf(`server: {listen: %q, shutdown_timeout: 20s}
+log: {format: text, level: info}
+models:
+  - name: slow-model
+    deployments: [{provider: openai, base_url: "%s/v1", model: gpt-4o-mini}]
+%s
+governance:
+  secret: serve-test-secret-0123456789
+  keys: [{name: tester, key: %s}]
+storage: {sqlite: {path: %q}}
+trace: {spill_dir: %q}
+`, listen, upstream, extraModel, serveTestKey, filepath.Join(dir, "sb.db"), filepath.Join(dir, "spill"))
+	return cfg
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func chat(base, model string) (int, string, error) {
+	body := fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":"still here"}]}`, model)
+	req, _ := http.NewRequest("POST", base+"/v1/chat/completions", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+serveTestKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// The real binary: SIGTERM during a slow upstream call lets the call finish with 200 and then exits 0; a valid
+// config change is applied without restart and a broken one is refused while the old config keeps serving.
+func TestServeBinaryDrainsOnSIGTERMAndHotReloads(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "switchboard")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	up, err := mock.StartLLM("127.0.0.1:0", mock.LLMOptions{Latency: 1500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	fast, err := mock.StartLLM("127.0.0.1:0", mock.LLMOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fast.Close()
+
+	addr := freeAddr(t)
+	base := "http://" + addr
+	cfgPath := filepath.Join(dir, "switchboard.yaml")
+	if err := os.WriteFile(cfgPath, []byte(serveConfig(addr, up.URL, dir, "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	cmd := exec.Command(bin, "serve", "--config", cfgPath)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer cmd.Process.Kill()
+
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if resp, err := http.Get(base + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gateway not ready; logs:\n%s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// Hot reload: a new model appears without a restart.
+	replace := func(content string) {
+		tmp := cfgPath + ".tmp"
+		if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, cfgPath); err != nil {
+			t.Fatal(err)
+		}
+	}
+	extra := fmt.Sprintf(`  - name: fast-model
+    deployments: [{provider: openai, base_url: "%s/v1", model: gpt-4o-mini}]`, fast.URL)
+	replace(serveConfig(addr, up.URL, dir, extra))
+	waitFor(t, "the reloaded model to answer", func() bool { code, _, _ := chat(base, "fast-model"); return code == 200 })
+
+	// A broken file is refused: the running config (with fast-model) keeps serving.
+	replace("models: [{name: broken, deployments: [{provider: nonsense}]}]\n")
+	waitFor(t, "the broken reload to be logged", func() bool { return strings.Contains(logs.String(), "config reload rejected") })
+	if code, body, err := chat(base, "fast-model"); err != nil || code != 200 {
+		t.Fatalf("after a broken reload: %d %s %v", code, body, err)
+	}
+
+	type result struct {
+		code int
+		body string
+		err  error
+	}
+	slow := make(chan result, 1)
+	go func() {
+		code, body, err := chat(base, "slow-model")
+		slow <- result{code, body, err}
+	}()
+	time.Sleep(400 * time.Millisecond) // the call is now waiting on the upstream
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	r := <-slow
+	if r.err != nil || r.code != 200 || !strings.Contains(r.body, "still here") {
+		t.Fatalf("slow call during shutdown: %d %q %v\nlogs:\n%s", r.code, r.body, r.err, logs.String())
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("exit: %v\nlogs:\n%s", err, logs.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("gateway did not exit after SIGTERM; logs:\n%s", logs.String())
+	}
+}
+
+// lockedBuffer is written by the process's output copier and read by the test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
