@@ -42,7 +42,6 @@ type call struct {
 	headers [][2]string // client headers forwarded as-is (Anthropic version/beta)
 	mayUse  func(model string) bool
 
-
 	retries, fallbacks int32
 	ttft               time.Duration
 }

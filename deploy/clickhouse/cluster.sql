@@ -1,5 +1,5 @@
 -- Switchboard on a ClickHouse cluster (optional). Apply once with
---   clickhouse-client --multiquery < clickhouse-cluster.sql
+--   clickhouse-client --multiquery < deploy/clickhouse/cluster.sql
 -- after replacing the cluster name `switchboard` with yours (remote_servers in the
 -- server config) and making sure the {shard} and {replica} macros are set on every node.
 --
