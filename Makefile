@@ -9,7 +9,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 CLICKHOUSE_PORT ?= 9000
 export CLICKHOUSE_PORT
 
-.PHONY: build run test lint clickhouse
+.PHONY: build run test lint bench clickhouse
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/switchboard
@@ -22,9 +22,14 @@ run: build
 clickhouse:
 	bash deploy/clickhouse.sh start
 
-## test: install and start what the tests need, then run every test with the race detector
-test: clickhouse
+## test: lint, install and start what the tests need, then run every test with the race detector
+test: lint clickhouse
 	SWITCHBOARD_TEST_CLICKHOUSE=127.0.0.1:$(CLICKHOUSE_PORT) $(GO) test -race -count=1 -timeout 15m ./...
+
+## bench: the Go benchmarks (decision path, span end, ClickHouse writes, gateway overhead per protocol vs direct)
+bench: clickhouse
+	SWITCHBOARD_TEST_CLICKHOUSE=127.0.0.1:$(CLICKHOUSE_PORT) $(GO) test -run '^$$' -bench . -benchmem -timeout 20m \
+		./governance/ ./trace/ ./storage/ ./llm/ ./mcp/ ./a2a/
 
 ## lint: gofmt, go vet, staticcheck
 lint:

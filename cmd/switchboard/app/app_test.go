@@ -15,6 +15,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/switchboard-gw/switchboard/cmd/switchboard/config"
+	"github.com/switchboard-gw/switchboard/governance"
 )
 
 // started is a gateway serving on a loopback port.
@@ -314,5 +315,42 @@ func TestReloadChangesLogLevel(t *testing.T) {
 	var line map[string]any
 	if err := json.Unmarshal([]byte(strings.SplitN(buf.String(), "\n", 2)[0]), &line); err != nil {
 		t.Errorf("json log format not JSON: %v", err)
+	}
+}
+
+func TestProfilingNeedsTheAdminKey(t *testing.T) {
+	t.Parallel()
+	const admin = "sk-test-admin-000000000000000000"
+	s := start(t, func(c *config.Config) {
+		c.Governance = governance.Config{Secret: "pprof-test-secret-0123456789", AdminKey: admin,
+			Keys: []governance.KeyConfig{{Name: "user", Key: goodKey}}}
+	}, nil)
+	cases := []struct {
+		name, key string
+		status    int
+	}{
+		{"no key", "", 401},
+		{"a non-admin key", goodKey, 401},
+		{"the admin key", admin, 200},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", s.url+"/admin/debug/pprof/heap?debug=1", nil)
+			if tc.key != "" {
+				req.Header.Set("Authorization", "Bearer "+tc.key)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
+			}
+			if tc.status == 200 && !strings.Contains(string(body), "heap profile") {
+				t.Fatalf("not a heap profile: %.200s", body)
+			}
+		})
 	}
 }

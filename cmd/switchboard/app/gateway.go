@@ -67,6 +67,7 @@ func (a *App) mount(cfg *config.Config) error {
 	}
 	a.OnShutdown(func(context.Context) error { return c.a2a.Close() })
 
+	a.mountProfiling(c.governor)
 	c.governor.RegisterAdmin(a.fiber.Group("/admin"))
 	c.llm.Register(a.fiber)
 	c.mcp.Register(a.fiber)
