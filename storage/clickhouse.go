@@ -310,34 +310,10 @@ func scanClickHouseSpan(rows driver.Rows) (trace.Span, error) {
 }
 
 func (s *clickHouseStore) RecentTraces(ctx context.Context, f TraceFilter) ([]TraceSummary, error) {
-	var w, having where
+	var w where
 	spanRange(&w, f.From, f.To)
-	if f.Team != "" {
-		having.add("countIf(team = ?) > 0", f.Team)
-	}
-	if f.KeyID != "" {
-		having.add("countIf(key_id = ?) > 0", f.KeyID)
-	}
-	if f.Layer != "" {
-		having.add("countIf(layer = ?) > 0", string(f.Layer))
-	}
-	switch f.Status {
-	case trace.StatusError:
-		having.add("countIf(status = 'error') > 0")
-	case trace.StatusOK:
-		having.add("countIf(status = 'error') = 0")
-	}
-	if f.MinCostNanoUSD > 0 {
-		having.add("sum(cost_nano) >= ?", f.MinCostNanoUSD)
-	}
-	if f.MinDuration > 0 {
-		having.add("max(start_ns + duration_ns) - min(start_ns) >= ?", int64(f.MinDuration))
-	}
-	havingSQL := ""
-	if len(having.conds) > 0 {
-		havingSQL = " HAVING " + strings.Join(having.conds, " AND ")
-	}
-	args := append(append([]any{}, w.args...), having.args...)
+	havingSQL, havingArgs := traceHaving(f, func(cond string) string { return "countIf(" + cond + ")" })
+	args := append(append([]any{}, w.args...), havingArgs...)
 	rows, err := s.conn.Query(ctx, `SELECT hex(trace_id), min(start_ns) AS first, max(start_ns + duration_ns), toUInt64(count()),
 			toUInt64(countIf(status = 'error')), sum(cost_nano), sum(input_tokens), sum(output_tokens),
 			argMin(name, start_ns), argMin(layer, start_ns), argMin(team, start_ns), argMin(key_id, start_ns), argMin(key_name, start_ns)

@@ -240,34 +240,10 @@ func scanSQLiteSpan(rows *sql.Rows) (trace.Span, error) {
 }
 
 func (s *sqliteStore) RecentTraces(ctx context.Context, f TraceFilter) ([]TraceSummary, error) {
-	var w, having where
+	var w where
 	w.timeRange(f.From, f.To)
-	if f.Team != "" {
-		having.add("SUM(team = ?) > 0", f.Team)
-	}
-	if f.KeyID != "" {
-		having.add("SUM(key_id = ?) > 0", f.KeyID)
-	}
-	if f.Layer != "" {
-		having.add("SUM(layer = ?) > 0", string(f.Layer))
-	}
-	switch f.Status {
-	case trace.StatusError:
-		having.add("SUM(status = 'error') > 0")
-	case trace.StatusOK:
-		having.add("SUM(status = 'error') = 0")
-	}
-	if f.MinCostNanoUSD > 0 {
-		having.add("SUM(cost_nano) >= ?", f.MinCostNanoUSD)
-	}
-	if f.MinDuration > 0 {
-		having.add("MAX(start_ns + duration_ns) - MIN(start_ns) >= ?", int64(f.MinDuration))
-	}
-	havingSQL := ""
-	if len(having.conds) > 0 {
-		havingSQL = " HAVING " + strings.Join(having.conds, " AND ")
-	}
-	args := append(append([]any{}, w.args...), having.args...)
+	havingSQL, havingArgs := traceHaving(f, func(cond string) string { return "SUM(" + cond + ")" })
+	args := append(append([]any{}, w.args...), havingArgs...)
 	rows, err := s.db.QueryContext(ctx, `SELECT g.trace_id, g.first, g.last, g.n, g.errs, g.cost, g.inp, g.outp,
 			e.name, e.layer, e.team, e.key_id, e.key_name
 		FROM (SELECT trace_id, MIN(start_ns) AS first, MAX(start_ns + duration_ns) AS last, COUNT(*) AS n,

@@ -1,6 +1,10 @@
 package storage
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/switchboard-gw/switchboard/trace"
+)
 
 // where gathers SQL conditions and their arguments.
 type where struct {
@@ -18,4 +22,36 @@ func (w *where) sql() string {
 		return ""
 	}
 	return " WHERE " + strings.Join(w.conds, " AND ")
+}
+
+// traceHaving is the HAVING clause of RecentTraces, for a dialect that counts the spans of a trace meeting cond
+// as countIf(cond): a trace matches when any span has the team, key or layer asked for, while status, cost and
+// duration apply to the trace as a whole.
+func traceHaving(f TraceFilter, countIf func(cond string) string) (string, []any) {
+	var h where
+	if f.Team != "" {
+		h.add(countIf("team = ?")+" > 0", f.Team)
+	}
+	if f.KeyID != "" {
+		h.add(countIf("key_id = ?")+" > 0", f.KeyID)
+	}
+	if f.Layer != "" {
+		h.add(countIf("layer = ?")+" > 0", string(f.Layer))
+	}
+	switch f.Status {
+	case trace.StatusError:
+		h.add(countIf("status = 'error'") + " > 0")
+	case trace.StatusOK:
+		h.add(countIf("status = 'error'") + " = 0")
+	}
+	if f.MinCostNanoUSD > 0 {
+		h.add("sum(cost_nano) >= ?", f.MinCostNanoUSD)
+	}
+	if f.MinDuration > 0 {
+		h.add("max(start_ns + duration_ns) - min(start_ns) >= ?", int64(f.MinDuration))
+	}
+	if len(h.conds) == 0 {
+		return "", nil
+	}
+	return " HAVING " + strings.Join(h.conds, " AND "), h.args
 }
