@@ -12,6 +12,9 @@ RUN CGO_ENABLED=0 go build -trimpath \
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/switchboard /usr/local/bin/switchboard
+# The embedded store and the span spill default to ./data: keep them in the nonroot user's home (mount a volume
+# there to keep them across restarts).
+WORKDIR /home/nonroot
 # Listen on all interfaces inside the container; the default config binds loopback only.
 ENV SWITCHBOARD_SERVER_LISTEN=0.0.0.0:8080
 EXPOSE 8080

@@ -212,11 +212,13 @@ func (e *env) dial(path, key, version string, opts ...transport.StreamableHTTPCO
 		return nil, err
 	}
 	cli := client.NewClient(tr, client.WithProtocolVersion(version))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := cli.Start(ctx); err != nil {
+	// Start's context bounds the client's listening GET stream for its whole
+	// life (Close ends it), not only the handshake.
+	if err := cli.Start(context.Background()); err != nil {
 		return nil, err
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	req := mcp.InitializeRequest{}
 	req.Params.ProtocolVersion = version
 	req.Params.ClientInfo = mcp.Implementation{Name: "test", Version: "1"}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/switchboard-gw/switchboard/loadtest/mock"
 )
@@ -95,27 +96,33 @@ func TestStdioUpstreamRestartsAfterCrash(t *testing.T) {
 	}, "stdio server restart")
 }
 
-// Only the stateless protocol's subscriptions/listen is covered: with the
-// 2025-11-25 GET stream the mcp-go client receives nothing through the
-// fiber adaptor although a plain GET does (open issue, see the report).
+// On 2026-07-28 the client subscribes with subscriptions/listen; on
+// 2025-11-25 it receives list_changed on its session's GET stream.
 func TestListChangedPropagates(t *testing.T) {
 	t.Parallel()
 	e := start(t, nil)
-	for _, p := range protocols[:1] {
+	for _, p := range protocols {
 		t.Run(p.name, func(t *testing.T) {
 			ctx := ctxT(t)
-			cli := e.connect(t, "/mcp", keyAll, p.version)
+			modern := mcp.IsModernProtocol(p.version)
+			var opts []transport.StreamableHTTPCOption
+			if !modern {
+				opts = append(opts, transport.WithContinuousListening())
+			}
+			cli := e.connect(t, "/mcp", keyAll, p.version, opts...)
 			changed := make(chan struct{}, 8)
 			cli.OnNotification(func(n mcp.JSONRPCNotification) {
 				if n.Method == mcp.MethodNotificationToolsListChanged {
 					changed <- struct{}{}
 				}
 			})
-			stop, err := cli.ListenAsync(ctx, mcp.SubscriptionFilter{ToolsListChanged: true}, nil)
-			if err != nil {
-				t.Fatal(err)
+			if modern {
+				stop, err := cli.ListenAsync(ctx, mcp.SubscriptionFilter{ToolsListChanged: true}, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer stop()
 			}
-			defer stop()
 			// The client opens its listening stream in the background, so
 			// toggle the upstream's tool list until a change reaches it.
 			eventually(t, 10*time.Second, func() bool {
