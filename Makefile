@@ -9,7 +9,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 CLICKHOUSE_PORT ?= 9000
 export CLICKHOUSE_PORT
 
-.PHONY: build run test lint bench clickhouse
+.PHONY: build run test test-ui lint bench clickhouse loadtest
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/switchboard
@@ -22,9 +22,21 @@ run: build
 clickhouse:
 	bash deploy/clickhouse.sh start
 
+# The dashboard's browser test drives Debian's chromium with npm's playwright-core, kept out of the tree.
+UI_TEST_MODULES := $(CURDIR)/.cache/ui-test/node_modules
+
 ## test: lint, install and start what the tests need, then run every test with the race detector
-test: lint clickhouse
-	SWITCHBOARD_TEST_CLICKHOUSE=127.0.0.1:$(CLICKHOUSE_PORT) $(GO) test -race -count=1 -timeout 15m ./...
+test: lint clickhouse ui-test-deps
+	SWITCHBOARD_TEST_CLICKHOUSE=127.0.0.1:$(CLICKHOUSE_PORT) PLAYWRIGHT_NODE_MODULES=$(UI_TEST_MODULES) \
+		$(GO) test -race -count=1 -timeout 15m ./...
+
+## test-ui: only the dashboard's browser test (screenshots in dashboard/screenshots/)
+test-ui: ui-test-deps
+	PLAYWRIGHT_NODE_MODULES=$(UI_TEST_MODULES) $(GO) test -race -count=1 -run TestBrowserDashboard -v ./dashboard/
+
+ui-test-deps:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@test -d $(UI_TEST_MODULES)/playwright-core || npm install --silent --prefix .cache/ui-test --no-save --no-audit --no-fund playwright-core
 
 ## bench: the Go benchmarks (decision path, span end, ClickHouse writes, gateway overhead per protocol vs direct)
 bench: clickhouse
@@ -36,3 +48,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+
+## loadtest: k6 against the mocks directly, two bare proxy floors and the gateway; writes loadtest/results/summary.md
+loadtest:
+	bash loadtest/bench/run.sh

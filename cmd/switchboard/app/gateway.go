@@ -7,6 +7,7 @@ import (
 
 	"github.com/switchboard-gw/switchboard/a2a"
 	"github.com/switchboard-gw/switchboard/cmd/switchboard/config"
+	"github.com/switchboard-gw/switchboard/dashboard"
 	"github.com/switchboard-gw/switchboard/governance"
 	"github.com/switchboard-gw/switchboard/llm"
 	"github.com/switchboard-gw/switchboard/mcp"
@@ -68,6 +69,7 @@ func (a *App) mount(cfg *config.Config) error {
 	a.OnShutdown(func(context.Context) error { return c.a2a.Close() })
 
 	a.mountProfiling(c.governor)
+	dashboard.New(dashboard.Deps{Store: c.store, Governor: c.governor, Logger: a.log}).Register(a.fiber)
 	c.governor.RegisterAdmin(a.fiber.Group("/admin"))
 	c.llm.Register(a.fiber)
 	c.mcp.Register(a.fiber)

@@ -1,0 +1,187 @@
+// Package dashboard serves the spend and trace API (/admin/spend,
+// /admin/traces) and the built-in web dashboard (/ui). The admin key sees
+// every team; any other key sees only its own team's spans (or, for a key
+// without a team, its own spans): the scope is forced from the key, never
+// taken from the query.
+package dashboard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/switchboard-gw/switchboard/governance"
+	"github.com/switchboard-gw/switchboard/storage"
+	"github.com/switchboard-gw/switchboard/trace"
+)
+
+// Store is the part of storage.Store the dashboard reads.
+type Store interface {
+	Spend(ctx context.Context, q storage.SpendQuery) ([]storage.SpendRow, error)
+	RecentTraces(ctx context.Context, f storage.TraceFilter) ([]storage.TraceSummary, error)
+	Trace(ctx context.Context, id trace.TraceID) ([]storage.TraceNode, error)
+}
+
+// Governor maps a raw key to its principal.
+type Governor interface {
+	Authenticate(rawKey string) (*governance.Principal, error)
+}
+
+// Deps are what the dashboard is built from. Logger may be nil.
+type Deps struct {
+	Store    Store
+	Governor Governor
+	Logger   *slog.Logger
+}
+
+// Dashboard holds the API and UI handlers.
+type Dashboard struct {
+	store Store
+	gov   Governor
+	log   *slog.Logger
+	now   func() time.Time
+}
+
+// queryTimeout bounds one store query, so a slow ClickHouse cannot pin a
+// request forever.
+const queryTimeout = 30 * time.Second
+
+// New builds the dashboard.
+func New(deps Deps) *Dashboard {
+	log := deps.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Dashboard{store: deps.Store, gov: deps.Governor, log: log, now: time.Now}
+}
+
+// Register mounts the API under /admin and the dashboard under /ui on r,
+// which must be the app's root router. The API routes accept any valid key
+// and scope non-admin keys to their team.
+func (d *Dashboard) Register(r fiber.Router) {
+	auth := d.authenticate
+	r.Get("/admin/spend", auth, d.spend)
+	r.Get("/admin/traces", auth, d.traces)
+	r.Get("/admin/traces/:id", auth, d.traceTree)
+
+	r.Get("/ui", d.page)
+	r.Get("/ui/assets/:name", d.asset)
+	r.Post("/ui/login", d.login)
+	r.Post("/ui/logout", d.logout)
+	r.Get("/ui/session", d.session)
+}
+
+// scope is what a principal may see.
+type scope struct {
+	admin bool
+	team  string // forced team filter; "" with admin false means keyID applies
+	keyID string // forced key filter for keys without a team
+}
+
+func scopeOf(p *governance.Principal) scope {
+	switch {
+	case p.Admin:
+		return scope{admin: true}
+	case p.Team != "":
+		return scope{team: p.Team}
+	default:
+		return scope{keyID: p.KeyID}
+	}
+}
+
+// owns reports whether a span is within the scope.
+func (s scope) owns(sp *trace.Span) bool {
+	switch {
+	case s.admin:
+		return true
+	case s.team != "":
+		return sp.Team == s.team
+	default:
+		return sp.KeyID == s.keyID
+	}
+}
+
+// restrict forces the scope onto the team and key filters a client asked
+// for. Asking for another team (or key, for a team-less key) is refused
+// rather than silently answered with one's own data.
+func (s scope) restrict(team, keyID string) (string, string, error) {
+	switch {
+	case s.admin:
+		return team, keyID, nil
+	case s.team != "":
+		if team != "" && team != s.team {
+			return "", "", errForbidden("this key may only see team " + s.team)
+		}
+		return s.team, keyID, nil
+	default:
+		if team != "" || (keyID != "" && keyID != s.keyID) {
+			return "", "", errForbidden("this key has no team and may only see its own spans")
+		}
+		return "", s.keyID, nil
+	}
+}
+
+const principalLocal = "dashboard.principal"
+
+func (d *Dashboard) authenticate(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	raw := governance.KeyFromHeaders(c.Get(fiber.HeaderAuthorization), c.Get("x-api-key"))
+	if raw == "" {
+		raw = keyFromCookie(c)
+	}
+	p, err := d.gov.Authenticate(raw)
+	if err != nil {
+		return sendError(c, &apiError{http.StatusUnauthorized, "authentication_error", err.Error()})
+	}
+	c.Locals(principalLocal, p)
+	return c.Next()
+}
+
+func principal(c *fiber.Ctx) *governance.Principal {
+	p, _ := c.Locals(principalLocal).(*governance.Principal)
+	return p
+}
+
+// apiError is an error with its HTTP status and the type field of the JSON
+// error body {"error":{"message","type"}} the admin API uses.
+type apiError struct {
+	status int
+	typ    string
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func errBadRequest(format string, a ...any) *apiError {
+	return &apiError{http.StatusBadRequest, "invalid_request_error", fmt.Sprintf(format, a...)}
+}
+
+func errForbidden(msg string) *apiError {
+	return &apiError{http.StatusForbidden, "permission_error", msg}
+}
+
+var errTraceNotFound = &apiError{http.StatusNotFound, "not_found", "no such trace"}
+
+func sendError(c *fiber.Ctx, err error) error {
+	var e *apiError
+	if !errors.As(err, &e) {
+		e = &apiError{http.StatusInternalServerError, "server_error", "internal error"}
+	}
+	return c.Status(e.status).JSON(fiber.Map{"error": fiber.Map{"message": e.msg, "type": e.typ}})
+}
+
+// storeFailed logs a store error and answers 500 without its details, which
+// may name hosts or tables.
+func (d *Dashboard) storeFailed(c *fiber.Ctx, op string, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		d.log.Warn("dashboard query timed out", "op", op, "timeout", queryTimeout)
+		return sendError(c, &apiError{http.StatusGatewayTimeout, "timeout", "query timed out"})
+	}
+	d.log.Error("dashboard query failed", "op", op, "err", err)
+	return sendError(c, err)
+}
