@@ -2,17 +2,13 @@ package app
 
 import (
 	"context"
-	"fmt"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/a2aproject/a2a-go/v2/a2a"
 	"github.com/a2aproject/a2a-go/v2/a2aclient"
-	"github.com/mark3labs/mcp-go/client"
-	"github.com/mark3labs/mcp-go/client/transport"
-	"github.com/mark3labs/mcp-go/mcp"
-	openai "github.com/sashabaranov/go-openai"
 
 	sba2a "github.com/switchboard-gw/switchboard/a2a"
 	"github.com/switchboard-gw/switchboard/cmd/switchboard/config"
@@ -28,16 +24,12 @@ const (
 	workflowAgentKey  = "sk-test-agent-00000000000000000"
 )
 
-// headerTransport adds the gateway key and the caller's traceparent to every request, as an agent that
-// propagates trace context does.
-type headerTransport struct{ key, traceparent string }
+// headerTransport adds the client's gateway key to every request.
+type headerTransport struct{ key string }
 
 func (h headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	r.Header.Set("Authorization", "Bearer "+h.key)
-	if h.traceparent != "" {
-		r.Header.Set("traceparent", h.traceparent)
-	}
 	return http.DefaultTransport.RoundTrip(r)
 }
 
@@ -57,13 +49,17 @@ func TestWorkflowAcrossProtocolsIsOneTrace(t *testing.T) {
 	}
 	t.Cleanup(func() { toolUp.Close() })
 
-	gatewayURL := make(chan string, 1)
+	var gatewayURL atomic.Value
+	gateway := func() string { return gatewayURL.Load().(string) }
+	writerUp, err := mock.StartA2A("127.0.0.1:0", mock.A2AOptions{Name: "writer",
+		OnMessage: mock.GatewayAgent{Gateway: gateway, Key: workflowAgentKey, Model: "gpt-4o-mini"}.OnMessage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { writerUp.Close() })
 	agentUp, err := mock.StartA2A("127.0.0.1:0", mock.A2AOptions{Name: "researcher",
-		OnMessage: func(ctx context.Context, text, traceparent string) (string, error) {
-			base := <-gatewayURL
-			gatewayURL <- base
-			return researcherWork(ctx, base, text, traceparent)
-		}})
+		OnMessage: mock.GatewayAgent{Gateway: gateway, Key: workflowAgentKey, Model: "gpt-4o-mini",
+			Tool: "weather__get_forecast", Agent: "writer"}.OnMessage})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,14 +70,16 @@ func TestWorkflowAcrossProtocolsIsOneTrace(t *testing.T) {
 			Deployments: []llm.DeploymentConfig{{Provider: llm.ProviderOpenAI, BaseURL: llmUp.URL + "/v1"}},
 			Pricing:     &llm.PricingConfig{InputPerMTok: "0.15", OutputPerMTok: "0.60"}}}
 		c.MCP = sbmcp.Config{Servers: []sbmcp.ServerConfig{{Name: "weather", URL: toolUp.URL + "/mcp", CostPerCallUSD: "0.001"}}}
-		c.A2A = sba2a.Config{Agents: []sba2a.AgentConfig{{Name: "researcher",
-			CardURL: agentUp.URL + "/.well-known/agent-card.json", CostPerCallUSD: "0.01"}}}
+		c.A2A = sba2a.Config{Agents: []sba2a.AgentConfig{
+			{Name: "researcher", CardURL: agentUp.URL + "/.well-known/agent-card.json", CostPerCallUSD: "0.01"},
+			{Name: "writer", CardURL: writerUp.URL + "/.well-known/agent-card.json", CostPerCallUSD: "0.02"},
+		}}
 		c.Governance = governance.Config{Secret: "workflow-test-secret-0123456789", Keys: []governance.KeyConfig{
 			{Name: "client", Key: workflowClientKey},
 			{Name: "researcher-agent", Key: workflowAgentKey},
 		}}
 	}, nil)
-	gatewayURL <- s.url
+	gatewayURL.Store(s.url)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -102,7 +100,8 @@ func TestWorkflowAcrossProtocolsIsOneTrace(t *testing.T) {
 		t.Fatalf("agent answered %#v", res)
 	}
 
-	root := waitForTrace(t, s.app.Store(), "invoke_agent researcher", 4)
+	// invoke_agent researcher -> chat (-> attempt), tools/call, invoke_agent writer -> chat (-> attempt)
+	root := waitForTrace(t, s.app.Store(), "invoke_agent researcher", 7)
 	if root.Span.Name != "invoke_agent researcher" || root.Span.KeyName != "client" {
 		t.Fatalf("root span %+v", root.Span)
 	}
@@ -110,55 +109,20 @@ func TestWorkflowAcrossProtocolsIsOneTrace(t *testing.T) {
 	for _, ch := range root.Children {
 		children[ch.Span.Name] = ch
 	}
-	chat, tool := children["chat gpt-4o-mini"], children["tools/call weather__get_forecast"]
+	chat, tool, writer := children["chat gpt-4o-mini"], children["tools/call weather__get_forecast"], children["invoke_agent writer"]
 	if chat.Span.KeyName != "researcher-agent" || chat.Span.CostNanoUSD <= 0 || len(chat.Children) != 1 {
 		t.Errorf("chat span under the agent span: %+v (children %d)", chat.Span, len(chat.Children))
 	}
 	if tool.Span.CostNanoUSD != 1_000_000 || tool.Span.ToolServer != "weather" {
 		t.Errorf("tool span under the agent span: %+v", tool.Span)
 	}
+	if writer.Span.CostNanoUSD != 20_000_000 || writer.Span.KeyName != "researcher-agent" || len(writer.Children) != 1 ||
+		writer.Children[0].Span.Name != "chat gpt-4o-mini" {
+		t.Errorf("delegation to the writer: %+v (children %d)", writer.Span, len(writer.Children))
+	}
 	if root.Span.CostNanoUSD != 10_000_000 {
 		t.Errorf("agent span cost %d, want 10000000 nano-USD", root.Span.CostNanoUSD)
 	}
-}
-
-// researcherWork is the agent's own job: a model call and a tool call through the gateway, under the
-// traceparent it was called with.
-func researcherWork(ctx context.Context, gateway, city, traceparent string) (string, error) {
-	hc := &http.Client{Transport: headerTransport{key: workflowAgentKey, traceparent: traceparent}}
-	oc := openai.DefaultConfig(workflowAgentKey)
-	oc.BaseURL, oc.HTTPClient = gateway+"/v1", hc
-	chat, err := openai.NewClientWithConfig(oc).CreateChatCompletion(ctx, openai.ChatCompletionRequest{
-		Model: "gpt-4o-mini", Messages: []openai.ChatCompletionMessage{{Role: "user", Content: "weather in " + city}}})
-	if err != nil {
-		return "", fmt.Errorf("model: %w", err)
-	}
-
-	tr, err := transport.NewStreamableHTTP(gateway+"/mcp", transport.WithHTTPBasicClient(hc))
-	if err != nil {
-		return "", err
-	}
-	mc := client.NewClient(tr)
-	defer mc.Close()
-	if err := mc.Start(ctx); err != nil {
-		return "", err
-	}
-	init := mcp.InitializeRequest{}
-	init.Params.ProtocolVersion = "2025-11-25"
-	init.Params.ClientInfo = mcp.Implementation{Name: "researcher", Version: "1"}
-	if _, err := mc.Initialize(ctx, init); err != nil {
-		return "", fmt.Errorf("mcp initialize: %w", err)
-	}
-	call := mcp.CallToolRequest{}
-	call.Params.Name = "weather__get_forecast"
-	call.Params.Arguments = map[string]any{"city": city}
-	// The trace context travels in _meta too, as MCP clients carry it.
-	call.Params.Meta = &mcp.Meta{AdditionalFields: map[string]any{"traceparent": traceparent}}
-	out, err := mc.CallTool(ctx, call)
-	if err != nil || out.IsError {
-		return "", fmt.Errorf("tool: %v %+v", err, out)
-	}
-	return chat.Choices[0].Message.Content, nil
 }
 
 // waitForTrace polls the store until the trace whose root is named rootName holds at least spans spans (the
