@@ -53,6 +53,8 @@ func (g *Gateway) endSpan(span *trace.Span, p *governance.Principal, server, too
 	span.Status = trace.StatusOK
 	status := "ok"
 	switch {
+	case errors.Is(err, errCancelled):
+		span.Status, span.Error, status = trace.StatusError, errCancelled.Error(), "cancelled"
 	case err != nil:
 		span.Status, span.Error, status = trace.StatusError, upstreamError(server, err).Error(), "upstream_error"
 	case res.IsError:
@@ -104,20 +106,30 @@ func (u *upstream) callTool(ctx context.Context, tool string, in mcp.CallToolReq
 	if clientToken != nil {
 		out.Params.Meta.ProgressToken = c.token
 	}
+	ctx, stop := cancellable(ctx)
+	defer stop()
 	ctx, cancel := u.timeout(ctx)
 	defer cancel()
 	res, err := cli.CallTool(withHeaders(ctx, u.headers(in.Header, &sc)), out)
 	if err != nil {
 		u.failed(err)
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		switch {
+		case errors.Is(ctx.Err(), context.DeadlineExceeded):
 			return nil, errTimeout
+		case errors.Is(ctx.Err(), context.Canceled):
+			return nil, errCancelled
 		}
 		return nil, err
 	}
 	return res, nil
 }
 
-var errTimeout = errors.New("upstream timed out")
+var (
+	errTimeout = errors.New("upstream timed out")
+	// errCancelled: the client cancelled the call (notifications/cancelled),
+	// which cancelled the upstream request too.
+	errCancelled = errors.New("cancelled by the client")
+)
 
 // headers are the per-request HTTP headers for an HTTP upstream.
 func (u *upstream) headers(in http.Header, sc *trace.SpanContext) map[string]string {
@@ -139,6 +151,8 @@ func upstreamError(server string, err error) error {
 	switch {
 	case errors.Is(err, errTimeout):
 		return fmt.Errorf("MCP server %s timed out", server)
+	case errors.Is(err, errCancelled):
+		return fmt.Errorf("MCP server %s: call %w", server, errCancelled)
 	case errors.Is(err, errUnavailable) || errors.As(err, &te):
 		return fmt.Errorf("MCP server %s is unavailable", server)
 	}
@@ -150,7 +164,7 @@ func upstreamError(server string, err error) error {
 // error from the upstream stays a JSON-RPC error.
 func failureResult(server string, err error) (*mcp.CallToolResult, error) {
 	var te *transport.Error
-	if errors.Is(err, errTimeout) || errors.Is(err, errUnavailable) || errors.As(err, &te) {
+	if errors.Is(err, errTimeout) || errors.Is(err, errCancelled) || errors.Is(err, errUnavailable) || errors.As(err, &te) {
 		return mcp.NewToolResultError(upstreamError(server, err).Error()), nil
 	}
 	return nil, upstreamError(server, err)
@@ -195,6 +209,8 @@ func (g *Gateway) promptHandler(u *upstream, prompt string) server.PromptHandler
 		if err != nil {
 			return nil, upstreamError(u.name, err)
 		}
+		ctx, stop := cancellable(ctx)
+		defer stop()
 		ctx, cancel := u.timeout(ctx)
 		defer cancel()
 		out := mcp.GetPromptRequest{}

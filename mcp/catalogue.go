@@ -131,7 +131,7 @@ func capturePage(ctx context.Context, req transport.JSONRPCRequest, resp *transp
 	}
 }
 
-// httpTransport and stdioTransport embed the concrete transports so every
+// httpTransport, sseTransport and stdioTransport embed the concrete transports so every
 // optional interface the client probes for (HTTPConnection, bidirectional
 // requests) stays visible; only SendRequest is wrapped to see raw pages.
 type httpTransport struct{ *transport.StreamableHTTP }
@@ -146,6 +146,14 @@ type stdioTransport struct{ *transport.Stdio }
 
 func (t stdioTransport) SendRequest(ctx context.Context, req transport.JSONRPCRequest) (*transport.JSONRPCResponse, error) {
 	resp, err := t.Stdio.SendRequest(ctx, req)
+	capturePage(ctx, req, resp)
+	return resp, err
+}
+
+type sseTransport struct{ *transport.SSE }
+
+func (t sseTransport) SendRequest(ctx context.Context, req transport.JSONRPCRequest) (*transport.JSONRPCResponse, error) {
+	resp, err := t.SSE.SendRequest(ctx, req)
 	capturePage(ctx, req, resp)
 	return resp, err
 }

@@ -1,6 +1,7 @@
 // Package mcp is the MCP gateway: it federates upstream MCP servers (Streamable
-// HTTP and stdio subprocesses) behind /mcp and /mcp/<server>, with per-key tool
-// filtering, governance and one span per tool call.
+// HTTP, the older HTTP+SSE transport and stdio subprocesses) behind /mcp and
+// /mcp/<server>, with per-key tool filtering, governance and one span per tool
+// call.
 package mcp
 
 import (
@@ -44,13 +45,23 @@ type Config struct {
 	AuthorizationServers []string `yaml:"authorization_servers" mapstructure:"authorization_servers"`
 }
 
+// Transports of a url server.
+const (
+	TransportStreamableHTTP = "streamable_http"
+	TransportSSE            = "sse" // the HTTP+SSE transport of protocol 2024-11-05
+)
+
 // ServerConfig declares one upstream MCP server: exactly one of URL
-// (Streamable HTTP) and Command (stdio subprocess).
+// (Streamable HTTP, or HTTP+SSE with transport: sse) and Command (stdio
+// subprocess).
 type ServerConfig struct {
-	Name    string            `yaml:"name" mapstructure:"name"`
-	URL     string            `yaml:"url" mapstructure:"url"`
-	Command []string          `yaml:"command" mapstructure:"command"`
-	Env     map[string]string `yaml:"env" mapstructure:"env"`
+	Name string `yaml:"name" mapstructure:"name"`
+	URL  string `yaml:"url" mapstructure:"url"`
+	// Transport of a url server: streamable_http (default) or sse, where URL
+	// is the server's SSE endpoint (e.g. http://host/sse).
+	Transport string            `yaml:"transport" mapstructure:"transport"`
+	Command   []string          `yaml:"command" mapstructure:"command"`
+	Env       map[string]string `yaml:"env" mapstructure:"env"`
 	// Headers are sent on every request to an HTTP upstream (e.g. its API key).
 	Headers map[string]string `yaml:"headers" mapstructure:"headers"`
 	// ForwardClientHeader passes the client's x-mcp-<name>-authorization header
@@ -123,6 +134,14 @@ func (s *ServerConfig) validate(path string) error {
 	}
 	if s.URL == "" && len(s.Headers) > 0 {
 		return fmt.Errorf("%s.headers: only for url servers", path)
+	}
+	if s.Transport != "" && s.URL == "" {
+		return fmt.Errorf("%s.transport: only for url servers", path)
+	}
+	switch s.Transport {
+	case "", TransportStreamableHTTP, TransportSSE:
+	default:
+		return fmt.Errorf("%s.transport: must be %s or %s", path, TransportStreamableHTTP, TransportSSE)
 	}
 	if s.URL != "" && len(s.Env) > 0 {
 		return fmt.Errorf("%s.env: only for command servers", path)
@@ -235,12 +254,20 @@ func (s *ServerConfig) envList() []string {
 // sameConnection reports whether two configs would open the same upstream
 // connection; Reload keeps a server whose connection is unchanged.
 func (s *ServerConfig) sameConnection(o *ServerConfig) bool {
-	return s.URL == o.URL &&
+	return s.URL == o.URL && s.transport() == o.transport() &&
 		strings.Join(s.Command, "\x00") == strings.Join(o.Command, "\x00") &&
 		strings.Join(s.envList(), "\x00") == strings.Join(o.envList(), "\x00") &&
 		mapsEqual(s.Headers, o.Headers) &&
 		s.ForwardClientHeader == o.ForwardClientHeader &&
 		s.HealthInterval == o.HealthInterval
+}
+
+// transport is the effective transport of a url server.
+func (s *ServerConfig) transport() string {
+	if s.Transport == "" {
+		return TransportStreamableHTTP
+	}
+	return s.Transport
 }
 
 func mapsEqual(a, b map[string]string) bool {

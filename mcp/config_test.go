@@ -14,6 +14,10 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 		want    string
 	}{
 		{"valid", []ServerConfig{ok, {Name: "files", Command: []string{"srv"}, Env: map[string]string{"K": "V"}}}, ""},
+		{"sse", []ServerConfig{{Name: "legacy", URL: "http://127.0.0.1:1/sse", Transport: TransportSSE}}, ""},
+		{"explicit streamable", []ServerConfig{{Name: "x", URL: ok.URL, Transport: TransportStreamableHTTP}}, ""},
+		{"unknown transport", []ServerConfig{{Name: "x", URL: ok.URL, Transport: "websocket"}}, "mcp.servers[0].transport: must be"},
+		{"transport on command", []ServerConfig{{Name: "x", Command: []string{"a"}, Transport: TransportSSE}}, "mcp.servers[0].transport: only for url"},
 		{"upper case", []ServerConfig{{Name: "Weather", URL: ok.URL}}, "mcp.servers[0].name"},
 		{"double underscore", []ServerConfig{{Name: "a__b", URL: ok.URL}}, "mcp.servers[0].name"},
 		{"duplicate", []ServerConfig{ok, ok}, "mcp.servers[1].name"},

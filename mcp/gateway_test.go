@@ -2,6 +2,7 @@ package mcp
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"slices"
@@ -163,17 +164,49 @@ func TestHiddenResourceFailsLikeMissing(t *testing.T) {
 		// Only files serves resources here, and keyWeather may not use it.
 		c.Servers = c.Servers[1:]
 	})
-	ctx := ctxT(t)
-	cli := e.connect(t, "/mcp", keyWeather, mcp.ProtocolVersion20260728)
-	list, err := cli.ListResources(ctx, mcp.ListResourcesRequest{})
-	if err != nil || len(list.Resources) != 0 {
-		t.Fatalf("resources = %+v, %v", list, err)
+	// Each revision's "resource not found": -32002 before 2026-07-28,
+	// invalid params (-32602) from it.
+	wantErr := map[string]error{
+		mcp.ProtocolVersion20251125: mcp.ErrResourceNotFound,
+		mcp.ProtocolVersion20260728: mcp.ErrInvalidParams,
 	}
-	_, hidden := cli.ReadResource(ctx, mcp.ReadResourceRequest{Params: mcp.ReadResourceParams{URI: "weather://cities"}})
-	_, missing := cli.ReadResource(ctx, mcp.ReadResourceRequest{Params: mcp.ReadResourceParams{URI: "weather://towns"}})
-	if hidden == nil || missing == nil ||
-		strings.ReplaceAll(hidden.Error(), "cities", "X") != strings.ReplaceAll(missing.Error(), "towns", "X") {
-		t.Fatalf("hidden resource error %v differs from missing resource error %v", hidden, missing)
+	for _, p := range protocols {
+		t.Run(p.name, func(t *testing.T) {
+			ctx := ctxT(t)
+			cli := e.connect(t, "/mcp", keyWeather, p.version)
+			list, err := cli.ListResources(ctx, mcp.ListResourcesRequest{})
+			if err != nil || len(list.Resources) != 0 {
+				t.Fatalf("resources = %+v, %v", list, err)
+			}
+			tests := []struct{ name, uri string }{
+				{"hidden resource", "weather://cities"},
+				{"hidden template", "weather://forecast/Paris"},
+				{"missing", "weather://towns"},
+			}
+			var first string
+			for _, tc := range tests {
+				_, err := cli.ReadResource(ctx, mcp.ReadResourceRequest{Params: mcp.ReadResourceParams{URI: tc.uri}})
+				if !errors.Is(err, wantErr[p.version]) {
+					t.Fatalf("%s: read %s = %v, want %v", tc.name, tc.uri, err, wantErr[p.version])
+				}
+				if first == "" {
+					first = err.Error()
+				} else if err.Error() != first {
+					t.Fatalf("%s error %q differs from %q", tc.name, err, first)
+				}
+			}
+			// A reachable resource is still served through the guard.
+			all := e.connect(t, "/mcp", keyAll, p.version)
+			if read, err := all.ReadResource(ctx, mcp.ReadResourceRequest{Params: mcp.ReadResourceParams{URI: "weather://cities"}}); err != nil || len(read.Contents) != 1 {
+				t.Fatalf("allowed read = %+v, %v", read, err)
+			}
+		})
+	}
+	// The raw answer carries the spec's code and the URI.
+	r := post(t, e.url+"/mcp", keyWeather, `{"jsonrpc":"2.0","id":7,"method":"resources/read","params":{"uri":"weather://cities"}}`)
+	if r.status != http.StatusOK || !strings.Contains(r.body, `"code":-32002`) || !strings.Contains(r.body, `"id":7`) ||
+		!strings.Contains(r.body, `"uri":"weather://cities"`) {
+		t.Fatalf("raw not-found answer: %d %s", r.status, r.body)
 	}
 }
 

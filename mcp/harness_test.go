@@ -206,7 +206,8 @@ func (e *env) connect(t testing.TB, path, key, version string, opts ...transport
 }
 
 func (e *env) dial(path, key, version string, opts ...transport.StreamableHTTPCOption) (*client.Client, error) {
-	opts = append(opts, transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + key}))
+	opts = append(opts, transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + key}),
+		transport.WithHTTPLogger(quietLogger()))
 	tr, err := transport.NewStreamableHTTP(e.url+path, opts...)
 	if err != nil {
 		return nil, err

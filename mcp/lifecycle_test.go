@@ -1,6 +1,9 @@
 package mcp
 
 import (
+	"context"
+	"net"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -8,6 +11,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
 	"github.com/switchboard-gw/switchboard/loadtest/mock"
 )
 
@@ -107,7 +111,7 @@ func TestListChangedPropagates(t *testing.T) {
 			modern := mcp.IsModernProtocol(p.version)
 			var opts []transport.StreamableHTTPCOption
 			if !modern {
-				//lint:ignore SA1019 session clients of 2025-11-25 receive list_changed on this GET stream, which is what is tested
+				//lint:ignore SA1019 the 2025-11-25 GET stream is what this case covers
 				opts = append(opts, transport.WithContinuousListening())
 			}
 			cli := e.connect(t, "/mcp", keyAll, p.version, opts...)
@@ -162,4 +166,91 @@ func TestCloseStopsUpstreams(t *testing.T) {
 	if err := e.gw.Reload(e.cfg); err == nil {
 		t.Fatal("Reload after Close succeeded")
 	}
+}
+
+// sseUpstream is the mock's MCP server served over the legacy HTTP+SSE
+// transport (protocol 2024-11-05).
+type sseUpstream struct {
+	url  string // the SSE endpoint
+	addr string
+	core *server.MCPServer
+	stop func()
+}
+
+func startSSE(t *testing.T, addr string) *sseUpstream {
+	t.Helper()
+	core := mock.NewMCPServer(mock.MCPOptions{Name: "legacy"})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
+	sse := server.NewSSEServer(core, server.WithBaseURL(base), server.WithSSEDisableLocalhostProtection(true))
+	srv := &http.Server{Handler: sse, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	stop := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = sse.Shutdown(ctx)
+		_ = srv.Close()
+	}
+	t.Cleanup(stop)
+	return &sseUpstream{url: base + "/sse", addr: ln.Addr().String(), core: core, stop: stop}
+}
+
+func TestSSEUpstream(t *testing.T) {
+	t.Parallel()
+	up := startSSE(t, "127.0.0.1:0")
+	e := start(t, func(c *Config) {
+		c.Servers = append(c.Servers, ServerConfig{Name: "legacy", URL: up.url, Transport: TransportSSE, Timeout: 5 * time.Second})
+	})
+	e.waitTools(t, func(names []string) bool { return slices.Contains(names, "legacy__add") })
+	for _, p := range protocols {
+		t.Run(p.name, func(t *testing.T) {
+			ctx := ctxT(t)
+			cli := e.connect(t, "/mcp", keyAll, p.version)
+			res, err := callTool(ctx, cli, "legacy__add", map[string]any{"a": 20, "b": 22})
+			if err != nil || res.IsError || !strings.HasPrefix(resultText(res), "42") {
+				t.Fatalf("legacy__add = %+v, %v", res, err)
+			}
+			read, err := cli.ReadResource(ctx, mcp.ReadResourceRequest{Params: mcp.ReadResourceParams{URI: "weather://forecast/Oslo"}})
+			if err != nil || len(read.Contents) != 1 {
+				t.Fatalf("read through sse = %+v, %v", read, err)
+			}
+			one := e.connect(t, "/mcp/legacy", keyAll, p.version)
+			prompt, err := one.GetPrompt(ctx, mcp.GetPromptRequest{Params: mcp.GetPromptParams{
+				Name: "weather_report", Arguments: map[string]string{"city": "Oslo"}}})
+			if err != nil || !strings.Contains(prompt.Description, "Oslo") {
+				t.Fatalf("prompt through sse = %+v, %v", prompt, err)
+			}
+		})
+	}
+	// The event stream carries the upstream's list_changed too.
+	up.core.DeleteTools("fail")
+	e.waitTools(t, func(names []string) bool { return !slices.Contains(names, "legacy__fail") })
+}
+
+// An SSE upstream whose event stream breaks is reconnected when it is back.
+func TestSSEUpstreamDiesAndComesBack(t *testing.T) {
+	t.Parallel()
+	up := startSSE(t, "127.0.0.1:0")
+	e := start(t, func(c *Config) {
+		// No periodic re-list: the lost event stream alone must trigger the
+		// reconnect.
+		c.Servers = append(c.Servers, ServerConfig{Name: "legacy", URL: up.url, Transport: TransportSSE,
+			Timeout: 2 * time.Second, HealthInterval: time.Hour})
+	})
+	e.waitTools(t, func(names []string) bool { return slices.Contains(names, "legacy__add") })
+	ctx := ctxT(t)
+	cli := e.connect(t, "/mcp", keyAll, mcp.ProtocolVersion20260728)
+	up.stop()
+	eventually(t, 10*time.Second, func() bool {
+		res, err := callTool(ctx, cli, "legacy__add", map[string]any{"a": 1, "b": 1})
+		return err == nil && res.IsError && strings.Contains(resultText(res), "unavailable")
+	}, "calls to fail while the upstream is down")
+	startSSE(t, up.addr)
+	eventually(t, 10*time.Second, func() bool {
+		res, err := callTool(ctx, cli, "legacy__add", map[string]any{"a": 1, "b": 1})
+		return err == nil && !res.IsError
+	}, "the SSE upstream to come back")
 }

@@ -166,7 +166,27 @@ func (u *upstream) reload(cli *client.Client) bool {
 func (u *upstream) connect() (cli *client.Client, stopListen func(), err error) {
 	cfg := u.cfg.Load()
 	var tr transport.Interface
-	if cfg.URL != "" {
+	switch {
+	case cfg.URL != "" && cfg.transport() == TransportSSE:
+		sse, err := transport.NewSSE(cfg.URL,
+			transport.WithHTTPClient(u.http),
+			transport.WithHeaders(cfg.Headers),
+			transport.WithHeaderFunc(headersFromContext),
+			transport.WithSSELogger(u.log),
+			transport.WithEndpointTimeout(cfg.Timeout),
+			// Each request is bounded by its context (the server's timeout
+			// for tools/call); the transport's own 60s cap would cut longer
+			// ones short.
+			transport.WithResponseTimeout(cfg.Timeout),
+		)
+		if err != nil {
+			return nil, nil, err
+		}
+		// The event stream carries every response: once it is gone the
+		// connection is useless.
+		sse.SetConnectionLostHandler(func(error) { signal(u.broken) })
+		tr = sseTransport{sse}
+	case cfg.URL != "":
 		h, err := transport.NewStreamableHTTP(cfg.URL,
 			transport.WithHTTPBasicClient(u.http),
 			transport.WithHTTPHeaders(cfg.Headers),
@@ -177,7 +197,7 @@ func (u *upstream) connect() (cli *client.Client, stopListen func(), err error) 
 			return nil, nil, err
 		}
 		tr = httpTransport{h}
-	} else {
+	default:
 		tr = stdioTransport{transport.NewStdioWithOptions(cfg.Command[0], cfg.envList(), cfg.Command[1:],
 			transport.WithCommandLogger(u.log))}
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
@@ -31,6 +32,8 @@ type view struct {
 	// last synced JSON per kind: unchanged kinds are not re-set, because
 	// every Set sends list_changed to all clients.
 	synced [4]string
+
+	requests requests // in flight, for notifications/cancelled
 }
 
 func (g *Gateway) newView(serverName string) *view {
@@ -72,10 +75,18 @@ func (g *Gateway) newView(serverName string) *view {
 		// refuse clients that reach it through a proxy on the same host.
 		server.WithDisableLocalhostProtection(true),
 		server.WithStreamableHTTPLogger(g.log),
+		// The detached request context never sees a client hang up, so an
+		// abandoned GET stream (and its session) ends only when a write to
+		// it fails: heartbeats make that write happen.
+		server.WithHeartbeatInterval(listenHeartbeat),
 	)
-	v.serve = fasthttpadaptor.NewFastHTTPHandler(detachFromFastHTTP(v.stream))
+	v.serve = fasthttpadaptor.NewFastHTTPHandler(detachFromFastHTTP(v.edge(v.stream)))
 	return v
 }
+
+// listenHeartbeat is how often an idle GET stream (2025-11-25 sessions) gets
+// a ping.
+const listenHeartbeat = 30 * time.Second
 
 // detachFromFastHTTP serves h on a context of its own that carries only the principal. The adaptor's request
 // context is the pooled fasthttp RequestCtx: a context derived from it (mcp-go derives one per message) is
@@ -237,6 +248,8 @@ func (v *view) readResource(ctx context.Context, req mcp.ReadResourceRequest) ([
 	if err != nil {
 		return nil, fmt.Errorf("server %s: %w", u.name, err)
 	}
+	ctx, stop := cancellable(ctx)
+	defer stop()
 	ctx, cancel := u.timeout(ctx)
 	defer cancel()
 	out := mcp.ReadResourceRequest{}
