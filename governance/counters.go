@@ -187,12 +187,14 @@ func (g *gauge) Acquire(max int64) bool {
 func (g *gauge) Release()        { g.n.Add(-1) }
 func (g *gauge) InFlight() int64 { return g.n.Load() }
 
-// minuteNanos is the refill window: a bucket refills limit units per minute.
-const minuteNanos = int64(time.Minute)
+// minuteMicros is the refill window: a bucket refills limit units per minute. Bucket time is kept in
+// microseconds, not nanoseconds: at the largest limit (maxLimit) a bucket in debt spans 2 × limit × minute
+// unit-ticks, which overflows int64 in nanoseconds (and wrapped to a long lock-out) but not in microseconds.
+const minuteMicros = int64(time.Minute / time.Microsecond)
 
 // rateBucket is a token bucket kept in exact integers: the level is in
-// "unit-nanoseconds" (one unit = minuteNanos), and refills by limit per
-// nanosecond, so no rounding ever admits an extra request.
+// "unit-microseconds" (one unit = minuteMicros), and refills by limit per
+// microsecond, so no rounding ever admits an extra request.
 type rateBucket struct {
 	mu    sync.Mutex
 	level int64
@@ -201,15 +203,15 @@ type rateBucket struct {
 }
 
 func (b *rateBucket) refill(limit, now int64) {
-	capacity := limit * minuteNanos
+	capacity := limit * minuteMicros
 	if !b.init {
 		b.level, b.last, b.init = capacity, now, true
 		return
 	}
 	if elapsed := now - b.last; elapsed > 0 {
-		// Capping elapsed first keeps elapsed*limit inside int64.
-		if elapsed > minuteNanos*2 {
-			elapsed = minuteNanos * 2
+		// Two minutes refill any level, even from full debt, to capacity.
+		if elapsed > minuteMicros*2 {
+			elapsed = minuteMicros * 2
 		}
 		b.level += elapsed * limit
 		b.last = now
@@ -225,11 +227,11 @@ func (b *rateBucket) refill(limit, now int64) {
 }
 
 func (b *rateBucket) Take(limit, units int64, at time.Time) RateResult {
-	now := at.UnixNano()
+	now := at.UnixMicro()
 	if units > limit {
 		units = limit
 	}
-	need := units * minuteNanos
+	need := units * minuteMicros
 	b.mu.Lock()
 	b.refill(limit, now)
 	ok := b.level >= need && (units > 0 || b.level > 0)
@@ -238,20 +240,20 @@ func (b *rateBucket) Take(limit, units int64, at time.Time) RateResult {
 	}
 	level := b.level
 	b.mu.Unlock()
-	r := RateResult{Allowed: ok, Remaining: max(level, 0) / minuteNanos}
-	r.Reset = time.Duration((limit*minuteNanos - level + limit - 1) / limit)
+	r := RateResult{Allowed: ok, Remaining: max(level, 0) / minuteMicros}
+	r.Reset = time.Duration((limit*minuteMicros-level+limit-1)/limit) * time.Microsecond
 	if !ok {
 		missing := need - level
 		if missing <= 0 {
 			missing = 1
 		}
-		r.RetryAfter = time.Duration((missing + limit - 1) / limit)
+		r.RetryAfter = time.Duration((missing+limit-1)/limit) * time.Microsecond
 	}
 	return r
 }
 
 func (b *rateBucket) Give(limit, units int64, at time.Time) {
-	now := at.UnixNano()
+	now := at.UnixMicro()
 	if units > limit {
 		units = limit
 	}
@@ -260,7 +262,7 @@ func (b *rateBucket) Give(limit, units int64, at time.Time) {
 	}
 	b.mu.Lock()
 	b.refill(limit, now)
-	b.level += units * minuteNanos
+	b.level += units * minuteMicros
 	b.refill(limit, now) // clamp
 	b.mu.Unlock()
 }
