@@ -1,0 +1,318 @@
+#!/usr/bin/env bash
+# run.sh — the Switchboard benchmark (`make loadtest`). Everything on 127.0.0.1, every step bounded in time.
+#
+# It builds the gateway, the mock upstreams and the two proxy floors, starts ClickHouse, mocks with 0 ms and
+# 50 ms latency, and one gateway (governance and ClickHouse tracing on) in front of both. Then it runs each
+# k6 scenario against the mock directly, through the fiber floor, through the net/http floor and through the
+# gateway, back to back, and writes loadtest/results/summary.md: latency per target, latency the gateway adds
+# over direct, max RPS and CPU per request at saturation, the gateway's peak RSS, and spans written to
+# ClickHouse against calls sent.
+#
+# Env (all optional):
+#   BENCH_DURATION  length of each constant-rate run (default 8s); BENCH_SAT_DURATION the ramp (default 15s)
+#   BENCH_CHAT_RATE (1000), BENCH_RATE (500, MCP/A2A/stream/embeddings), BENCH_FLOW_RATE (20 workflows/s),
+#   BENCH_SAT_MAX (20000, the rate the saturation ramp climbs to)
+#   BENCH_ONLY      space-separated scenario names to run (default: all; see SCENARIOS below)
+#   GATEWAY_ADDR    gateway listen address (default 127.0.0.1:18480)
+#   CLICKHOUSE_PORT native port of the local ClickHouse (default 9000)
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$root"
+results="$root/loadtest/results"
+work="$results/run"
+bin="$results/bin"
+rm -rf "$work"
+mkdir -p "$work/json" "$work/log" "$bin"
+
+duration="${BENCH_DURATION:-8s}"
+sat_duration="${BENCH_SAT_DURATION:-15s}"
+chat_rate="${BENCH_CHAT_RATE:-1000}"
+rate="${BENCH_RATE:-500}"
+flow_rate="${BENCH_FLOW_RATE:-20}"
+sat_max="${BENCH_SAT_MAX:-20000}"
+gateway_addr="${GATEWAY_ADDR:-127.0.0.1:18480}"
+ch_port="${CLICKHOUSE_PORT:-9000}"
+db=loadtest
+api_key="sk-sb-loadtest-00000000000000000000000000"
+
+say() { echo "bench: $*" >&2; }
+fail() { say "error: $*"; exit 1; }
+
+# --- processes we start, stopped by pid on exit ---------------------------------------------------------
+pids=()
+cleanup() {
+  local pid
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+# start NAME CMD... runs CMD in the background and waits (10 s at most) for the URL it prints on stdout.
+started_url=""
+start() {
+  local name="$1"; shift
+  # Removed first: the child truncates the file only after the fork, so a stale URL could be read.
+  rm -f "$work/log/$name.out"
+  "$@" >"$work/log/$name.out" 2>"$work/log/$name.err" &
+  local pid=$!
+  pids+=("$pid")
+  local i
+  for i in $(seq 100); do
+    if [[ -s "$work/log/$name.out" ]]; then
+      started_url="$(head -n1 "$work/log/$name.out")"
+      return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || { cat "$work/log/$name.err" >&2; fail "$name exited"; }
+    sleep 0.1
+  done
+  fail "$name printed no URL within 10s"
+}
+
+stop_pid() {
+  local pid="$1" i
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for i in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$pid" 2>/dev/null && { say "pid $pid ignored SIGTERM for 30s; killing it"; kill -KILL "$pid"; }
+  wait "$pid" 2>/dev/null || true
+}
+
+# cpu_ticks PID: user+system CPU of a process in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+clk_tck="$(getconf CLK_TCK)"
+
+# --- tools -------------------------------------------------------------------------------------------------
+gobin="$(go env GOBIN)"; [[ -n "$gobin" ]] || gobin="$(go env GOPATH)/bin"
+export PATH="$gobin:$PATH"
+if ! command -v k6 >/dev/null; then
+  say "installing k6 v1.8.1 (go install, about 2 minutes) ..."
+  timeout 900 go install go.k6.io/k6@v1.8.1
+fi
+say "building gateway, mocks and floors ..."
+CGO_ENABLED=0 go build -trimpath -o "$bin/switchboard" ./cmd/switchboard
+go build -trimpath -o "$bin/mock" ./loadtest/cmd/mock
+go build -trimpath -o "$bin/fiberproxy" ./loadtest/floor/fiberproxy
+go build -trimpath -o "$bin/httpproxy" ./loadtest/floor/httpproxy
+
+say "starting ClickHouse on 127.0.0.1:$ch_port ..."
+CLICKHOUSE_PORT="$ch_port" timeout 600 bash deploy/clickhouse.sh start
+ch() { timeout 60 clickhouse-client --host 127.0.0.1 --port "$ch_port" -q "$1"; }
+ch "DROP DATABASE IF EXISTS $db"
+
+# --- upstreams -------------------------------------------------------------------------------------------
+# up[KINDLAT] is a mock's base URL, up_pid[KINDLAT] its pid (for the CPU the direct runs cost).
+declare -A up up_pid
+for lat in 0 50; do
+  start "llm-$lat" "$bin/mock" llm --listen 127.0.0.1:0 --latency "${lat}ms"
+  up[llm$lat]="${started_url%/v1}"; up_pid[llm$lat]="${pids[-1]}"
+  start "mcp-$lat" "$bin/mock" mcp --listen 127.0.0.1:0 --latency "${lat}ms" --name "m$lat"
+  up[mcp$lat]="${started_url%/mcp}"; up_pid[mcp$lat]="${pids[-1]}"
+  start "a2a-$lat" "$bin/mock" a2a --listen 127.0.0.1:0 --latency "${lat}ms" --name "a$lat"
+  up[a2a$lat]="${started_url%/}"; up_pid[a2a$lat]="${pids[-1]}"
+done
+
+cat >"$work/gateway.yaml" <<EOF
+server: {listen: "$gateway_addr"}
+log: {format: json, level: info}
+models:
+  - name: mock-0ms
+    deployments: [{provider: openai, base_url: "${up[llm0]}/v1", model: gpt-4o-mini, api_key: bench-upstream-key}]
+    pricing: {input_per_mtok: "0.15", output_per_mtok: "0.60"}
+  - name: mock-50ms
+    deployments: [{provider: openai, base_url: "${up[llm50]}/v1", model: gpt-4o-mini, api_key: bench-upstream-key}]
+    pricing: {input_per_mtok: "0.15", output_per_mtok: "0.60"}
+router: {strategy: weighted, retries: 2, allowed_fails: 3, cooldown: 30s, timeout: 60s}
+mcp:
+  servers:
+    - {name: m0, url: "${up[mcp0]}/mcp", cost_per_call_usd: "0.001"}
+    - {name: m50, url: "${up[mcp50]}/mcp", cost_per_call_usd: "0.001"}
+a2a:
+  agents:
+    - {name: a0, card_url: "${up[a2a0]}/.well-known/agent-card.json", cost_per_call_usd: "0.01"}
+    - {name: a50, card_url: "${up[a2a50]}/.well-known/agent-card.json", cost_per_call_usd: "0.01"}
+# Governance on the whole path: key lookup, ACL globs, rate limits, concurrency limit and a budget, all set
+# high enough that the benchmark measures their cost, not their refusals.
+governance:
+  secret: "loadtest-hmac-secret-0000000000"
+  admin_key: "sk-sb-loadtest-admin-000000000000000000"
+  teams:
+    - {name: bench, budget: {usd: "1000000", period: daily}, limits: {rpm: 50000000}}
+  keys:
+    - name: bench
+      key: "$api_key"
+      team: bench
+      allow: {models: ["mock-*"], tools: ["m*__*"], agents: ["a*"]}
+      limits: {rpm: 50000000, tpm: 50000000, max_parallel: 100000, tool_rpm: 50000000, agent_rpm: 50000000}
+      budget: {usd: "1000000", period: daily}
+trace: {spill_dir: "$work/spill"}
+storage:
+  clickhouse: {addr: "127.0.0.1:$ch_port", database: $db}
+EOF
+
+say "starting the gateway on $gateway_addr ..."
+"$bin/switchboard" serve --config "$work/gateway.yaml" >"$work/log/gateway.out" 2>"$work/log/gateway.err" &
+gw_pid=$!
+pids+=("$gw_pid")
+gateway="http://$gateway_addr"
+for i in $(seq 150); do
+  curl -fsS "$gateway/readyz" >/dev/null 2>&1 && break
+  kill -0 "$gw_pid" 2>/dev/null || { tail -n 20 "$work/log/gateway.err" >&2; fail "gateway exited"; }
+  (( i < 150 )) || fail "gateway not ready within 15s"
+  sleep 0.1
+done
+
+# --- runs --------------------------------------------------------------------------------------------------
+# k6run NAME TARGET PID ENV...: one k6 run; its JSON goes to json/NAME.TARGET.json, with the window (for the
+# span count) and the CPU the process PID spent.
+k6run() {
+  local name="$1" target="$2" pid="$3"; shift 3
+  local out="$work/json/$name.$target.json" t0 t1 c0 c1 rc=0 secs
+  secs="$(awk -v d="${DURATION_FOR_TIMEOUT}" 'BEGIN{print d+90}')"
+  c0="$(cpu_ticks "$pid")"; t0="$(date +%s%N)"
+  env "$@" API_KEY="$api_key" LABEL="$name/$target" SUMMARY="$out" \
+    timeout "$secs" k6 run --quiet --no-usage-report "$k6script" >"$work/log/k6.$name.$target.txt" 2>&1 || rc=$?
+  t1="$(date +%s%N)"; c1="$(cpu_ticks "$pid")"
+  # 99 = thresholds crossed: the numbers are still the result.
+  if [[ $rc != 0 && $rc != 99 ]] || [[ ! -s "$out" ]]; then
+    tail -n 20 "$work/log/k6.$name.$target.txt" >&2; fail "k6 $name against $target failed ($rc)"
+  fi
+  local tmp; tmp="$(mktemp)"
+  jq --argjson t0 "$t0" --argjson t1 "$t1" --argjson cpu "$(( c1 - c0 ))" --argjson tck "$clk_tck" \
+    '. + {window_ns: [$t0, $t1], cpu_ms: ($cpu * 1000 / $tck)}' "$out" >"$tmp" && mv "$tmp" "$out"
+  sed -n '/^$/,$p' "$work/log/k6.$name.$target.txt" | grep -v '^$' | head -n 8 >&2 || true
+}
+
+# floors UPSTREAM...: starts a fiber and a net/http floor per upstream; sets fiber_urls/http_urls/floor_pids.
+floors() {
+  fiber_urls=(); http_urls=(); floor_pids=()
+  local u n=0
+  for u in "$@"; do
+    n=$((n + 1))
+    start "fiber-$name-$n" "$bin/fiberproxy" --listen 127.0.0.1:0 --upstream "$u"; fiber_urls+=("$started_url"); floor_pids+=("${pids[-1]}")
+    start "http-$name-$n" "$bin/httpproxy" --listen 127.0.0.1:0 --upstream "$u"; http_urls+=("$started_url"); floor_pids+=("${pids[-1]}")
+  done
+}
+stop_floors() { local p; for p in "${floor_pids[@]}"; do stop_pid "$p"; done; }
+
+# scenario NAME SCRIPT LAT KIND RATE ENV...: the four targets, one after the other. KIND is llm, mcp, a2a
+# or flow (all three).
+scenario() {
+  local name="$1" script="$2" lat="$3" kind="$4" r="$5"; shift 5
+  if [[ -n "${BENCH_ONLY:-}" && " $BENCH_ONLY " != *" $name "* ]]; then return 0; fi
+  say "scenario $name ($script, ${lat} ms upstream, rate $r)"
+  ran+=("$name")
+  k6script="loadtest/k6/$script"
+  local base=(RATE="$r" "$@")
+  # One upstream per layer the script calls; workflow calls all three.
+  local ups=() l=0 m=0 a=0 direct_pid
+  case "$kind" in
+    llm|mcp|a2a) ups=("${up[$kind$lat]}"); direct_pid="${up_pid[$kind$lat]}" ;;
+    flow) ups=("${up[llm$lat]}" "${up[mcp$lat]}" "${up[a2a$lat]}"); m=1; a=2; direct_pid="${up_pid[llm$lat]}" ;;
+  esac
+  urls() { echo "LLM_URL=$1/v1" "MCP_URL=$2/mcp" "A2A_URL=$3/"; }
+  # shellcheck disable=SC2046
+  k6run "$name" direct "$direct_pid" "${base[@]}" MODEL=gpt-4o-mini TOOL=get_forecast \
+    $(urls "${ups[$l]}" "${ups[$m]}" "${ups[$a]}")
+  floors "${ups[@]}"
+  # shellcheck disable=SC2046
+  k6run "$name" fiber "${floor_pids[0]}" "${base[@]}" MODEL=gpt-4o-mini TOOL=get_forecast \
+    $(urls "${fiber_urls[$l]}" "${fiber_urls[$m]}" "${fiber_urls[$a]}")
+  # shellcheck disable=SC2046
+  k6run "$name" nethttp "${floor_pids[1]}" "${base[@]}" MODEL=gpt-4o-mini TOOL=get_forecast \
+    $(urls "${http_urls[$l]}" "${http_urls[$m]}" "${http_urls[$a]}")
+  stop_floors
+  k6run "$name" gateway "$gw_pid" "${base[@]}" BASE_URL="$gateway" MODEL="mock-${lat}ms" EMBED_MODEL="mock-${lat}ms" \
+    TOOL="m${lat}__get_forecast" AGENT="a${lat}"
+  grep VmHWM "/proc/$gw_pid/status" | awk '{print $2}' >"$work/json/$name.rss_kb"
+}
+
+ran=()
+secs_of() { awk -v d="$1" 'BEGIN{ if (d ~ /m$/) print d*60; else print d+0 }'; }
+DURATION_FOR_TIMEOUT="$(secs_of "$duration")"
+common=(SCENARIO=constant DURATION="$duration")
+# SCENARIOS (names for BENCH_ONLY): chat chat-50ms stream embeddings mcp-stateless mcp-session a2a workflow saturation
+scenario chat chat.js 0 llm "$chat_rate" "${common[@]}"
+scenario chat-50ms chat.js 50 llm "$chat_rate" "${common[@]}"
+scenario stream chat-stream.js 0 llm "$rate" "${common[@]}"
+scenario embeddings embeddings.js 0 llm "$rate" "${common[@]}"
+scenario mcp-stateless mcp.js 0 mcp "$rate" "${common[@]}" MCP_PROTOCOL=2026-07-28
+scenario mcp-session mcp.js 0 mcp "$rate" "${common[@]}" MCP_PROTOCOL=2025-11-25
+scenario a2a a2a.js 0 a2a "$rate" "${common[@]}"
+scenario workflow workflow.js 50 flow "$flow_rate" "${common[@]}"
+DURATION_FOR_TIMEOUT="$(secs_of "$sat_duration")"
+scenario saturation chat.js 0 llm 500 SCENARIO=ramp DURATION="$sat_duration" MAX_RATE="$sat_max" MAX_VUS=256 \
+  P99_MS=60000
+
+# --- spans -------------------------------------------------------------------------------------------------
+rss_kb="$(grep VmHWM "/proc/$gw_pid/status" | awk '{print $2}')"
+say "stopping the gateway (it flushes its spans on SIGTERM) ..."
+stop_pid "$gw_pid"
+# A call leaves one span for itself plus one child per upstream attempt (llm); the table compares the calls'
+# own spans with the calls k6 sent and shows the attempt spans next to them.
+spans_in() {
+  ch "SELECT countIf(name NOT LIKE 'attempt %'), countIf(name LIKE 'attempt %') FROM $db.spans
+      WHERE start_ns >= $1 AND start_ns <= $2" | awk '{ printf "%s", $1; if ($2 > 0) printf " (+%s attempt spans)", $2 }'
+}
+ch "SELECT layer, name, count() FROM $db.spans GROUP BY layer, name ORDER BY layer, name" >"$work/spans-by-name.tsv"
+
+# --- table -------------------------------------------------------------------------------------------------
+ms() { jq -r "$1 // empty | . * 100 | round / 100" "$2" 2>/dev/null; }
+summary="$results/summary.md"
+{
+  echo "# Switchboard load test — $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo
+  echo "$(nproc) cores, $(go version | awk '{print $3}'), k6 $(k6 version 2>/dev/null | awk 'NR==1{print $2}'); mocks, floors, gateway, ClickHouse and k6 on one machine, all on 127.0.0.1."
+  echo "Gateway: governance (key, ACL globs, rpm/tpm/parallel limits, budgets) and tracing to ClickHouse on; log level info."
+  echo "Latencies in ms (p50 / p99 of http_req_duration, streamed chat: time to first byte). Added = gateway − direct."
+  echo
+  echo "| scenario | upstream | rate/s | direct p50/p99 | fiber floor p50/p99 | net/http floor p50/p99 | gateway p50/p99 | added p50/p99 | gateway errors | gateway CPU ms/call | gateway peak RSS | call spans / calls sent |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+  for name in "${ran[@]}"; do
+    f="$work/json/$name.gateway.json"
+    [[ "$name" == saturation ]] && continue
+    sel='.all'; [[ "$(jq -r .script "$f")" == chat-stream ]] && sel='.ttfb'
+    pair() { local j="$work/json/$name.$1.json"; [[ -s "$j" ]] || { echo "-"; return; }; echo "$(ms "$sel.p50" "$j") / $(ms "$sel.p99" "$j")"; }
+    d="$work/json/$name.direct.json"
+    added="$(jq -rn --slurpfile g "$f" --slurpfile d "$d" \
+      "(\$g[0]$sel.p50 - \$d[0]$sel.p50 | . * 100 | round / 100 | tostring) + \" / \" + (\$g[0]$sel.p99 - \$d[0]$sel.p99 | . * 100 | round / 100 | tostring)")"
+    w0="$(jq '.window_ns[0]' "$f")"; w1="$(jq '.window_ns[1]' "$f")"
+    spans="$(spans_in "$w0" "$w1")"
+    upstream=0ms; [[ "$name" == *50ms || "$name" == workflow ]] && upstream=50ms
+    echo "| $name | $upstream | $(jq -r .rate "$f") | $(pair direct) | $(pair fiber) | $(pair nethttp) | $(pair gateway) | $added |" \
+      "$(jq -r '.error_rate * 10000 | round / 100 | tostring + "%"' "$f") | $(jq -r '.cpu_ms / .calls * 1000 | round / 1000' "$f") |" \
+      "$(( $(cat "$work/json/$name.rss_kb") / 1024 )) MB |" \
+      "$spans / $(jq -r .calls "$f") |"
+  done
+  if [[ -s "$work/json/saturation.gateway.json" ]]; then
+    echo
+    echo "Saturation (chat JSON, 0 ms upstream, arrival rate ramped to $sat_max/s over ${sat_duration}; max RPS = completed requests/s in the final third; CPU = the proxy process's user+system time per request over the whole run):"
+    echo
+    echo "| target | max RPS | % of fiber floor | CPU ms/req | × fiber floor CPU | p50/p99 at saturation | errors |"
+    echo "|---|---|---|---|---|---|---|"
+    fib="$work/json/saturation.fiber.json"
+    for t in direct fiber nethttp gateway; do
+      j="$work/json/saturation.$t.json"
+      [[ -s "$j" ]] || continue
+      jq -r --slurpfile f "$fib" --arg t "$t" '
+        def r2: . * 100 | round / 100;
+        def cpu(x): if ($t == "direct") then null else (x.cpu_ms / x.requests) end;
+        "| \($t) | \(.max_rps | round) | \((.max_rps / $f[0].max_rps * 100) | round)% | " +
+        "\(if $t == "direct" then "(mock)" else (cpu(.) | . * 1000 | round / 1000 | tostring) end) | " +
+        "\(if $t == "direct" then "-" else ((cpu(.) / cpu($f[0])) | r2 | tostring) end) | " +
+        "\(.all.p50 | r2) / \(.all.p99 | r2) | \(.error_rate * 10000 | round / 100)% |"' "$j"
+    done
+  fi
+  echo
+  echo "Gateway peak RSS (VmHWM) over the whole run: $(( rss_kb / 1024 )) MB."
+  total_calls="$(jq -s 'map(.calls) | add' "$work"/json/*.gateway.json)"
+  total_spans="$(spans_in 0 9223372036854775807)"
+  echo "Call spans in ClickHouse after the gateway's shutdown flush: $total_spans; calls sent to the gateway: $total_calls."
+  echo
+  echo "Spans by layer and name:"
+  echo
+  echo '```'
+  cat "$work/spans-by-name.tsv"
+  echo '```'
+} >"$summary"
+cat "$summary"
+say "wrote $summary (raw k6 summaries and logs in $work)"
