@@ -10,58 +10,21 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
-	"errors"
-	"flag"
-	"fmt"
-	"net"
 	"net/url"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/switchboard-gw/switchboard/loadtest/floor"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
 )
 
 func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "fiberproxy:", err)
-		os.Exit(2)
-	}
-}
-
-func run() error {
-	listen := flag.String("listen", "127.0.0.1:0", "address to listen on")
-	upstream := flag.String("upstream", "", "upstream base URL (scheme://host:port[/prefix]); the request URI is appended")
-	flag.Parse()
-	u, err := url.Parse(*upstream)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("--upstream must be an http(s) URL, got %q", *upstream)
-	}
-	app := newApp(strings.TrimRight(u.String(), "/"))
-
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		return err
-	}
-	fmt.Println("http://" + ln.Addr().String())
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	served := make(chan error, 1)
-	go func() { served <- app.Listener(ln) }()
-	select {
-	case err := <-served:
-		return err
-	case <-ctx.Done():
-	}
-	if err := app.ShutdownWithTimeout(5 * time.Second); err != nil && !errors.Is(err, net.ErrClosed) {
-		return err
-	}
-	return nil
+	floor.Main("fiberproxy", func(u *url.URL) floor.Server {
+		app := newApp(strings.TrimRight(u.String(), "/"))
+		return floor.Server{Serve: app.Listener, Shutdown: app.ShutdownWithContext}
+	})
 }
 
 // newApp is the proxy: every method and path goes to base + the request URI.

@@ -8,60 +8,20 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
+
+	"github.com/switchboard-gw/switchboard/loadtest/floor"
 )
 
 func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "httpproxy:", err)
-		os.Exit(2)
-	}
-}
-
-func run() error {
-	listen := flag.String("listen", "127.0.0.1:0", "address to listen on")
-	upstream := flag.String("upstream", "", "upstream base URL (scheme://host:port[/prefix]); the request path is appended")
-	flag.Parse()
-	target, err := url.Parse(*upstream)
-	if err != nil || (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" {
-		return fmt.Errorf("--upstream must be an http(s) URL, got %q", *upstream)
-	}
-
-	srv := &http.Server{Handler: newHandler(target), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
-
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		return err
-	}
-	fmt.Println("http://" + ln.Addr().String())
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	select {
-	case err := <-served:
-		return err
-	case <-ctx.Done():
-	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	floor.Main("httpproxy", func(target *url.URL) floor.Server {
+		srv := &http.Server{Handler: newHandler(target), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+		return floor.Server{Serve: srv.Serve, Shutdown: srv.Shutdown}
+	})
 }
 
 // newHandler is the proxy: every method and path goes to target + the request path.
