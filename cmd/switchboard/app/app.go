@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -128,8 +129,14 @@ func (a *App) Reload(cfg *config.Config) error {
 		return err
 	}
 	old := a.cfg.Load()
-	if old.Server != cfg.Server {
-		a.log.Warn("config reload: server settings change only on restart", "listen", old.Server.Listen)
+	for section, changed := range map[string]bool{
+		"server":  old.Server != cfg.Server,
+		"storage": !reflect.DeepEqual(old.Storage, cfg.Storage),
+		"trace":   old.Trace != cfg.Trace,
+	} {
+		if changed {
+			a.log.Warn("config reload: this section changes only on restart", "section", section)
+		}
 	}
 	if err := a.reloadParts(cfg); err != nil {
 		return err
