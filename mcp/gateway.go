@@ -193,6 +193,22 @@ func mapValues[K comparable, V any](m map[K]V) []V {
 	return out
 }
 
+// Ready reports an error until every configured server has had its first connection attempt, so a gateway
+// that says it is ready never answers "tool not found" for a tool it is still loading. A server that is down
+// counts as settled: its calls fail as unavailable, which is the truth.
+func (g *Gateway) Ready(context.Context) error {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	for _, name := range g.order {
+		select {
+		case <-g.ups[name].settled:
+		default:
+			return fmt.Errorf("mcp server %s: first connection still in progress", name)
+		}
+	}
+	return nil
+}
+
 // upstreamsFor returns the upstreams behind a view in configuration order.
 func (g *Gateway) upstreamsFor(server string) []*upstream {
 	g.mu.RLock()

@@ -41,6 +41,10 @@ type upstream struct {
 	refresh chan struct{} // upstream said list_changed
 	broken  chan struct{} // a request failed at the transport level
 
+	// settled closes after the first connection attempt ended: with the catalogue published, or failed.
+	settled    chan struct{}
+	settleOnce sync.Once
+
 	calls inflight
 
 	ctx    context.Context
@@ -57,6 +61,7 @@ func newUpstream(cfg ServerConfig, log *slog.Logger, httpClient *http.Client, on
 		http:     httpClient,
 		refresh:  make(chan struct{}, 1),
 		broken:   make(chan struct{}, 1),
+		settled:  make(chan struct{}),
 		ctx:      ctx,
 		cancel:   cancel,
 		done:     make(chan struct{}),
@@ -86,6 +91,8 @@ func signal(ch chan struct{}) {
 	}
 }
 
+func (u *upstream) settle() { u.settleOnce.Do(func() { close(u.settled) }) }
+
 // run keeps the upstream connected until close.
 func (u *upstream) run() {
 	defer close(u.done)
@@ -93,6 +100,7 @@ func (u *upstream) run() {
 	for u.ctx.Err() == nil {
 		cli, stopListen, err := u.connect()
 		if err != nil {
+			u.settle()
 			u.log.Warn("mcp upstream connect failed", "err", err, "retry_in", backoff)
 			if !sleep(u.ctx, backoff) {
 				return
@@ -120,7 +128,9 @@ func (u *upstream) serve(cli *client.Client) {
 	case <-u.broken:
 	default:
 	}
-	if !u.reload(cli) {
+	loaded := u.reload(cli)
+	u.settle()
+	if !loaded {
 		return
 	}
 	tick := time.NewTicker(u.cfg.Load().HealthInterval)

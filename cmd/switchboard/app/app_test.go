@@ -57,6 +57,26 @@ func start(t *testing.T, mutate func(*config.Config), mount func(*App)) *started
 	return s
 }
 
+// waitReady polls /readyz: MCP upstreams load their catalogues after start, and calls before that would find
+// no tools.
+func (s *started) waitReady(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get(s.url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("gateway not ready")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // testConfig keeps the embedded store in memory and spills into the test's temp dir.
 func testConfig(t *testing.T) config.Config {
 	cfg := config.Default()

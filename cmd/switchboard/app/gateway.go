@@ -63,6 +63,7 @@ func (a *App) mount(cfg *config.Config) error {
 		return fmt.Errorf("mcp: %w", err)
 	}
 	a.OnShutdown(func(context.Context) error { return c.mcp.Close() })
+	a.AddReadiness("mcp", c.mcp.Ready)
 	if c.a2a, err = a2a.New(cfg.A2AConfig(), a2a.Deps{Governor: c.governor, Tracer: c.tracer, Logger: a.log, Metrics: a.registry}); err != nil {
 		return fmt.Errorf("a2a: %w", err)
 	}

@@ -51,6 +51,8 @@ func TestInvalidKeysNeverReachAnUpstream(t *testing.T) {
 		}}
 	}, nil)
 
+	s.waitReady(t)
+
 	type route struct {
 		name, path, body string
 		header           map[string]string

@@ -80,6 +80,7 @@ func TestWorkflowAcrossProtocolsIsOneTrace(t *testing.T) {
 		}}
 	}, nil)
 	gatewayURL.Store(s.url)
+	s.waitReady(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -97,7 +98,11 @@ func TestWorkflowAcrossProtocolsIsOneTrace(t *testing.T) {
 	}
 	task, ok := res.(*a2a.Task)
 	if !ok || len(task.Artifacts) == 0 {
-		t.Fatalf("agent answered %#v", res)
+		reason := ""
+		if ok && task.Status.Message != nil && len(task.Status.Message.Parts) > 0 {
+			reason = task.Status.Message.Parts[0].Text()
+		}
+		t.Fatalf("agent answered %#v: %s", res, reason)
 	}
 
 	// invoke_agent researcher -> chat (-> attempt), tools/call, invoke_agent writer -> chat (-> attempt)
