@@ -264,21 +264,7 @@ func (s *clickHouseStore) Trace(ctx context.Context, id trace.TraceID) ([]TraceN
 		return nil, fmt.Errorf("storage: trace: %w", err)
 	}
 	defer rows.Close()
-	var spans []trace.Span
-	for rows.Next() {
-		sp, err := scanClickHouseSpan(rows)
-		if err != nil {
-			return nil, fmt.Errorf("storage: trace: %w", err)
-		}
-		spans = append(spans, sp)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("storage: trace: %w", err)
-	}
-	if len(spans) == 0 {
-		return nil, ErrNotFound
-	}
-	return buildForest(spans), nil
+	return collectTrace(rows, scanClickHouseSpan)
 }
 
 func scanClickHouseSpan(rows driver.Rows) (trace.Span, error) {

@@ -194,21 +194,7 @@ func (s *sqliteStore) Trace(ctx context.Context, id trace.TraceID) ([]TraceNode,
 		return nil, fmt.Errorf("storage: trace: %w", err)
 	}
 	defer rows.Close()
-	var spans []trace.Span
-	for rows.Next() {
-		sp, err := scanSQLiteSpan(rows)
-		if err != nil {
-			return nil, fmt.Errorf("storage: trace: %w", err)
-		}
-		spans = append(spans, sp)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("storage: trace: %w", err)
-	}
-	if len(spans) == 0 {
-		return nil, ErrNotFound
-	}
-	return buildForest(spans), nil
+	return collectTrace(rows, scanSQLiteSpan)
 }
 
 func scanSQLiteSpan(rows *sql.Rows) (trace.Span, error) {

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"fmt"
 	"slices"
 
 	"github.com/switchboard-gw/switchboard/trace"
@@ -61,4 +62,29 @@ func buildForest(spans []trace.Span) []TraceNode {
 	}
 	slices.SortStableFunc(roots, func(a, b TraceNode) int { return a.Span.Start.Compare(b.Span.Start) })
 	return roots
+}
+
+// spanRows is what both stores' query results offer for reading spans one by one.
+type spanRows interface {
+	Next() bool
+	Err() error
+}
+
+// collectTrace reads one trace's spans with scan and builds its forest; a trace without spans is ErrNotFound.
+func collectTrace[R spanRows](rows R, scan func(R) (trace.Span, error)) ([]TraceNode, error) {
+	var spans []trace.Span
+	for rows.Next() {
+		sp, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("storage: trace: %w", err)
+		}
+		spans = append(spans, sp)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("storage: trace: %w", err)
+	}
+	if len(spans) == 0 {
+		return nil, ErrNotFound
+	}
+	return buildForest(spans), nil
 }
