@@ -442,6 +442,42 @@ func TestProgressPassesThrough(t *testing.T) {
 	}
 }
 
+func TestUpstreamLogMessagesReachTheCaller(t *testing.T) {
+	t.Parallel()
+	e := start(t, nil)
+	for _, p := range protocols {
+		t.Run(p.name, func(t *testing.T) {
+			ctx := ctxT(t)
+			cli := e.connect(t, "/mcp", keyAll, p.version)
+			got := make(chan mcp.JSONRPCNotification, 16)
+			cli.OnNotification(func(n mcp.JSONRPCNotification) {
+				if n.Method == string(mcp.MethodNotificationMessage) {
+					got <- n
+				}
+			})
+			for _, server := range []string{"weather", "files"} {
+				req := mcp.CallToolRequest{}
+				req.Params.Name = server + "__slow"
+				req.Params.Arguments = map[string]any{"ms": 200}
+				if res, err := cli.CallTool(ctx, req); err != nil || res.IsError {
+					t.Fatalf("%s slow = %+v, %v", server, res, err)
+				}
+				select {
+				case n := <-got:
+					if f := n.Params.AdditionalFields; f["logger"] != "slow" || f["data"] != "waiting 200ms" || f["level"] != "info" {
+						t.Fatalf("%s: log message = %v", server, f)
+					}
+				case <-ctx.Done():
+					t.Fatalf("%s: the upstream's log message did not reach the caller", server)
+				}
+				for len(got) > 0 {
+					<-got
+				}
+			}
+		})
+	}
+}
+
 func TestCallTimesOutAsToolError(t *testing.T) {
 	t.Parallel()
 	e := start(t, func(c *Config) { c.Servers[0].Timeout = 300 * time.Millisecond })

@@ -206,6 +206,15 @@ func slowTool(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult
 				"message":       fmt.Sprintf("step %d of %d", i+1, slowProgressSteps),
 			})
 		}
+		if i == 0 && srv != nil {
+			// A log message, so that gateways can be tested for relaying
+			// what a server logs while it works on a call.
+			_ = srv.SendNotificationToClient(ctx, string(mcp.MethodNotificationMessage), map[string]any{
+				"level":  "info",
+				"logger": "slow",
+				"data":   fmt.Sprintf("waiting %gms", ms),
+			})
+		}
 		if !sleepCtx(ctx.Done(), step) {
 			return nil, ctx.Err()
 		}
