@@ -9,7 +9,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 CLICKHOUSE_PORT ?= 9000
 export CLICKHOUSE_PORT
 
-.PHONY: build run test test-ui lint bench clickhouse loadtest
+.PHONY: build run test test-ui lint bench clickhouse loadtest kubeconform
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/switchboard
@@ -26,7 +26,7 @@ clickhouse:
 UI_TEST_MODULES := $(CURDIR)/.cache/ui-test/node_modules
 
 ## test: lint, install and start what the tests need, then run every test with the race detector
-test: lint clickhouse ui-test-deps
+test: lint kubeconform clickhouse ui-test-deps
 	SWITCHBOARD_TEST_CLICKHOUSE=127.0.0.1:$(CLICKHOUSE_PORT) PLAYWRIGHT_NODE_MODULES=$(UI_TEST_MODULES) \
 		$(GO) test -race -count=1 -timeout 15m ./...
 
@@ -37,6 +37,10 @@ test-ui: ui-test-deps
 ui-test-deps:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 	@test -d $(UI_TEST_MODULES)/playwright-core || npm install --silent --prefix .cache/ui-test --no-save --no-audit --no-fund playwright-core
+
+## kubeconform: validate deploy/kubernetes against the Kubernetes schemas, offline (built from the k8s module)
+kubeconform:
+	bash deploy/kubeconform.sh
 
 ## bench: the Go benchmarks (decision path, span end, ClickHouse writes, gateway overhead per protocol vs direct)
 bench: clickhouse
