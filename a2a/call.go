@@ -25,7 +25,7 @@ var (
 // the mutex.
 type call struct {
 	agent       *agent
-	owners      *ownership
+	owners      taskOwners
 	principal   *governance.Principal
 	method      string
 	endpoint    string // this agent's gateway URL, for rewriting extended cards

@@ -43,6 +43,8 @@ type Deps struct {
 	Tracer   Tracer
 	Logger   *slog.Logger
 	Metrics  prometheus.Registerer
+	// Owners, when set, shares task ownership between replicas.
+	Owners OwnerStore
 }
 
 // Gateway serves /a2a.
@@ -51,7 +53,7 @@ type Gateway struct {
 	tracer  Tracer
 	log     *slog.Logger
 	metrics *metrics
-	owners  *ownership
+	owners  taskOwners
 	agents  *registry
 	cfg     atomic.Pointer[Config]
 
@@ -73,7 +75,10 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		gov:    deps.Governor,
 		tracer: deps.Tracer,
 		log:    deps.Logger,
-		owners: newOwnership(cfg.TaskTTL, cfg.MaxTasks),
+	}
+	g.owners = newOwnership(cfg.TaskTTL, cfg.MaxTasks)
+	if deps.Owners != nil {
+		g.owners = sharedOwners{deps.Owners}
 	}
 	m, err := newMetrics(deps.Metrics, func() float64 { return float64(g.owners.len()) })
 	if err != nil {

@@ -21,6 +21,9 @@ type Config struct {
 	Orgs   []OrgConfig  `yaml:"orgs" mapstructure:"orgs"`
 	Teams  []TeamConfig `yaml:"teams" mapstructure:"teams"`
 	Keys   []KeyConfig  `yaml:"keys" mapstructure:"keys"`
+	// Redis, when set, shares counters, runtime keys and teams (and A2A task
+	// ownership) between replicas; unset, everything lives in this process.
+	Redis *RedisConfig `yaml:"redis" mapstructure:"redis"`
 }
 
 // OrgConfig is an organisation above teams; it only carries a budget.
@@ -187,6 +190,11 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%s.name: duplicate team %q", p, t.Name)
 		}
 		teams[t.Name] = true
+	}
+	if c.Redis != nil {
+		if err := c.Redis.Validate(); err != nil {
+			return err
+		}
 	}
 	names := make(map[string]bool, len(c.Keys))
 	hashes := make(map[string]bool, len(c.Keys))

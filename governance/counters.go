@@ -55,6 +55,9 @@ type RateResult struct {
 	Remaining  int64         // whole units left
 	Reset      time.Duration // until the bucket is full again
 	RetryAfter time.Duration // until the denied units would fit; 0 when allowed
+	// Unavailable: a shared counter store could not be asked; Allowed then
+	// carries its fail mode (open admits, closed denies) and nothing was taken.
+	Unavailable bool
 }
 
 // BudgetResult is the state of a spend counter after Hold.
@@ -62,6 +65,15 @@ type BudgetResult struct {
 	Allowed bool
 	Spent   int64 // settled spend of the period, nano-USD
 	Held    int64 // estimates of requests in flight, nano-USD
+	// Unavailable: as in RateResult; nothing was held.
+	Unavailable bool
+}
+
+// AcquireResult is the outcome of ConcurrencyCounter.Acquire.
+type AcquireResult struct {
+	Allowed bool
+	// Unavailable: as in RateResult; no slot was taken, so none is released.
+	Unavailable bool
 }
 
 // Counters hands out the rate-limit, concurrency and spend counters. The
@@ -92,7 +104,7 @@ type RateCounter interface {
 // ConcurrencyCounter counts requests in flight.
 type ConcurrencyCounter interface {
 	// Acquire takes a slot if fewer than max are in use.
-	Acquire(max int64) bool
+	Acquire(max int64) AcquireResult
 	// Release frees a slot taken by Acquire.
 	Release()
 	InFlight() int64
@@ -108,6 +120,8 @@ type SpendCounter interface {
 	// in; it returns the period's spend before and after.
 	Settle(period, held, actual int64) (before, after int64)
 	// SetSpent sets a period's spend, e.g. rebuilt from storage at start-up.
+	// A shared store that already counts the period keeps its own value: it
+	// is the truth for every replica, while one replica's storage may not be.
 	SetSpent(period, spent int64)
 	// Spent is the settled spend of the period and the holds in flight.
 	Spent(period int64) (spent, held int64)
@@ -176,12 +190,12 @@ func (m *MemoryCounters) SpendCounter(k CounterKey) SpendCounter {
 
 type gauge struct{ n atomic.Int64 }
 
-func (g *gauge) Acquire(max int64) bool {
+func (g *gauge) Acquire(max int64) AcquireResult {
 	if g.n.Add(1) > max {
 		g.n.Add(-1)
-		return false
+		return AcquireResult{}
 	}
-	return true
+	return AcquireResult{Allowed: true}
 }
 
 func (g *gauge) Release()        { g.n.Add(-1) }
@@ -240,10 +254,22 @@ func (b *rateBucket) Take(limit, units int64, at time.Time) RateResult {
 	}
 	level := b.level
 	b.mu.Unlock()
-	r := RateResult{Allowed: ok, Remaining: max(level, 0) / minuteMicros}
+	return BucketResult(limit, units, level, ok)
+}
+
+// BucketUnit is one unit in a token bucket's level: the level is kept in
+// unit-microseconds so that refilling limit units per minute adds exactly
+// limit per microsecond.
+const BucketUnit = minuteMicros
+
+// BucketResult derives what Take reports from a bucket's level (in
+// BucketUnit) after the take, so every RateCounter reports alike.
+func BucketResult(limit, units, level int64, allowed bool) RateResult {
+	units = min(units, limit)
+	r := RateResult{Allowed: allowed, Remaining: max(level, 0) / minuteMicros}
 	r.Reset = time.Duration((limit*minuteMicros-level+limit-1)/limit) * time.Microsecond
-	if !ok {
-		missing := need - level
+	if !allowed {
+		missing := units*minuteMicros - level
 		if missing <= 0 {
 			missing = 1
 		}

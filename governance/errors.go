@@ -19,6 +19,9 @@ const (
 	RateLimited
 	// BudgetExceeded: a key, team or org budget cannot hold the request's estimate.
 	BudgetExceeded
+	// Unavailable: the shared counter store (Redis) could not be asked and
+	// governance.redis.fail_mode is closed, so nothing can be admitted.
+	Unavailable
 )
 
 // String returns the error type used in OpenAI-style error bodies.
@@ -32,6 +35,8 @@ func (k ErrorKind) String() string {
 		return "rate_limit_exceeded"
 	case BudgetExceeded:
 		return "budget_exceeded"
+	case Unavailable:
+		return "service_unavailable"
 	default:
 		return "governance_error"
 	}
@@ -51,7 +56,7 @@ func (e *Error) Error() string { return e.Message }
 // Type is the error type string for protocol error bodies (e.g. "budget_exceeded").
 func (e *Error) Type() string { return e.Kind.String() }
 
-// HTTPStatus is 401, 403 or 429. Budget denials answer 429 (type
+// HTTPStatus is 401, 403, 429 or 503. Budget denials answer 429 (type
 // "budget_exceeded") because that is what LiteLLM-style clients handle.
 func (e *Error) HTTPStatus() int {
 	switch e.Kind {
@@ -61,6 +66,8 @@ func (e *Error) HTTPStatus() int {
 		return http.StatusForbidden
 	case RateLimited, BudgetExceeded:
 		return http.StatusTooManyRequests
+	case Unavailable:
+		return http.StatusServiceUnavailable
 	default:
 		return http.StatusInternalServerError
 	}
@@ -81,6 +88,11 @@ func ceilSeconds(d time.Duration) int64 {
 		s = 1
 	}
 	return s
+}
+
+// errUnavailable keeps clients from hammering a gateway whose counter store is down.
+func errUnavailable() *Error {
+	return &Error{Kind: Unavailable, RetryAfter: time.Second, Message: "governance counters unavailable; try again shortly"}
 }
 
 func unauthenticated(msg string) *Error { return &Error{Kind: Unauthenticated, Message: msg} }

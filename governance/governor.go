@@ -36,6 +36,8 @@ type Governor struct {
 	cfg          Config
 	runtimeKeys  map[string]keyRecord  // by id
 	runtimeTeams map[string]teamRecord // by name
+
+	misses missCache // unknown keys recently looked up in a shared store
 }
 
 // Option adjusts a Governor built by New.
@@ -103,9 +105,16 @@ func (g *Governor) Reload(cfg Config) error {
 		g.log.Warn("governance secret changed: runtime-created keys no longer authenticate until rotated",
 			"runtime_keys", len(g.runtimeKeys))
 	}
+	if !sameRedis(cfg.Redis, g.cfg.Redis) {
+		g.log.Warn("governance.redis changed: it applies at the next start")
+	}
 	g.cfg = cfg
 	g.state.Store(g.build(g.log.Warn))
 	return nil
+}
+
+func sameRedis(a, b *RedisConfig) bool {
+	return a == nil && b == nil || a != nil && b != nil && *a == *b
 }
 
 // Authenticate maps a raw key to its principal with one HMAC and one map
@@ -126,6 +135,9 @@ func (g *Governor) Authenticate(rawKey string) (*Principal, error) {
 		return s.admin, nil
 	}
 	e := s.byHash[h]
+	if e == nil {
+		e = g.lookupMissing(h)
+	}
 	if e == nil || subtle.ConstantTimeCompare(e.hash[:], h[:]) != 1 {
 		g.metrics.authFailures["invalid"].Inc()
 		return nil, unauthenticated("invalid API key")

@@ -122,7 +122,9 @@ func (g *Governor) Reserve(p *Principal, req Request) (*Reservation, error) {
 		for _, l := range levels[:n] {
 			if err := r.takeRates(l, ki, req.Name, tokens, now); err != nil {
 				r.rollback(now)
-				g.metrics.rateLimited[ki].Inc()
+				if err.Kind != Unavailable {
+					g.metrics.rateLimited[ki].Inc()
+				}
 				return nil, err
 			}
 		}
@@ -130,10 +132,17 @@ func (g *Governor) Reserve(p *Principal, req Request) (*Reservation, error) {
 			if l.parallel == nil {
 				continue
 			}
-			if !l.parallel.Acquire(l.maxParallel) {
+			res := l.parallel.Acquire(l.maxParallel)
+			if !res.Allowed {
 				r.rollback(now)
+				if res.Unavailable {
+					return nil, errUnavailable()
+				}
 				g.metrics.rateLimited[ki].Inc()
 				return nil, &Error{Kind: RateLimited, RetryAfter: time.Second, Message: l.parallelMsg}
+			}
+			if res.Unavailable {
+				continue // admitted by fail_mode open: no slot to release
 			}
 			r.gauges[r.nGauges] = l.parallel
 			r.nGauges++
@@ -148,7 +157,9 @@ func (g *Governor) Reserve(p *Principal, req Request) (*Reservation, error) {
 	}
 	if err != nil {
 		r.rollback(now)
-		g.metrics.budgetDenied[ki].Inc()
+		if err.Kind != Unavailable {
+			g.metrics.budgetDenied[ki].Inc()
+		}
 		return nil, err
 	}
 	g.metrics.reservations[ki].Inc()
@@ -156,7 +167,7 @@ func (g *Governor) Reserve(p *Principal, req Request) (*Reservation, error) {
 	return r, nil
 }
 
-func (r *Reservation) takeRates(l *limitSet, ki int, name string, tokens int64, now time.Time) error {
+func (r *Reservation) takeRates(l *limitSet, ki int, name string, tokens int64, now time.Time) *Error {
 	if c := l.reqRate[ki]; c != nil {
 		if err := r.take(c, l.reqLimit[ki], 1, false, now, l.reqMsg[ki]); err != nil {
 			return err
@@ -187,9 +198,15 @@ func (r *Reservation) takeRates(l *limitSet, ki int, name string, tokens int64, 
 	return nil
 }
 
-func (r *Reservation) take(c RateCounter, limit, units int64, tokens bool, now time.Time, msg string) error {
+func (r *Reservation) take(c RateCounter, limit, units int64, tokens bool, now time.Time, msg string) *Error {
 	units = min(units, limit)
 	res := c.Take(limit, units, now)
+	if res.Unavailable {
+		if !res.Allowed {
+			return errUnavailable()
+		}
+		return nil // admitted by fail_mode open: nothing taken, nothing to give back
+	}
 	r.headers.note(tokens, limit, res)
 	if !res.Allowed {
 		e := &Error{Kind: RateLimited, RetryAfter: res.RetryAfter, Message: msg}
@@ -201,10 +218,17 @@ func (r *Reservation) take(c RateCounter, limit, units int64, tokens bool, now t
 	return nil
 }
 
-func (r *Reservation) hold(scope Scope, id string, c SpendCounter, b budgetRule, cost int64, now time.Time) error {
+func (r *Reservation) hold(scope Scope, id string, c SpendCounter, b budgetRule, cost int64, now time.Time) *Error {
 	period := b.period.start(now)
 	res := c.Hold(period, b.limit, cost)
-	if !res.Allowed {
+	if res.Unavailable {
+		if !res.Allowed {
+			return errUnavailable()
+		}
+		// Admitted by fail_mode open: nothing is held, but the actual cost is
+		// still settled, so spend is counted once the store answers again.
+		cost = 0
+	} else if !res.Allowed {
 		e := &Error{Kind: BudgetExceeded, Message: scope.String() + " budget exceeded"}
 		if next := b.period.next(now); !next.IsZero() {
 			e.RetryAfter = next.Sub(now)

@@ -70,6 +70,15 @@ func (g *Governor) loadRecords(ctx context.Context) error {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.setRecords(keys, teams)
+	return nil
+}
+
+// setRecords replaces the runtime keys and teams with the stored ones.
+// Callers hold g.mu.
+func (g *Governor) setRecords(keys, teams []Record) {
+	g.runtimeKeys = make(map[string]keyRecord, len(keys))
+	g.runtimeTeams = make(map[string]teamRecord, len(teams))
 	for _, r := range teams {
 		var t teamRecord
 		if err := json.Unmarshal(r.Data, &t); err != nil || t.validate("team", map[string]bool{t.Org: true}) != nil || t.Name != r.ID {
@@ -86,7 +95,6 @@ func (g *Governor) loadRecords(ctx context.Context) error {
 		}
 		g.runtimeKeys[k.ID] = k
 	}
-	return nil
 }
 
 // validate checks a runtime key record with the same rules as a config key;
@@ -107,7 +115,13 @@ func (g *Governor) putRecord(kind, id string, v any) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	return g.store.PutRecord(ctx, kind, id, data)
+	if err := g.store.PutRecord(ctx, kind, id, data); err != nil {
+		return err
+	}
+	if k, ok := v.(keyRecord); ok {
+		return g.indexKeyHash(ctx, k)
+	}
+	return nil
 }
 
 func (g *Governor) deleteRecord(kind, id string) error {
