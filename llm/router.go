@@ -257,6 +257,10 @@ type upstreamErrorBody struct {
 // and what the client would see. Retryable errors never carry the upstream's
 // text: a provider's 401 message can quote part of our key.
 func classifyStatus(d *deployment, status int, raw []byte, retryAfter []byte) (*apiError, outcome) {
+	// Some providers quote the credential they were sent in a 4xx that is relayed below.
+	if d.apiKey != "" {
+		raw = bytes.ReplaceAll(raw, []byte(d.apiKey), []byte("[redacted]"))
+	}
 	var eb upstreamErrorBody
 	_ = json.Unmarshal(raw, &eb)
 	code := strings.Trim(string(eb.Error.Code), `"`)

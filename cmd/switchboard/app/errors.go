@@ -6,6 +6,7 @@ import (
 	"runtime/debug"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
 )
 
 // handleError answers errors that no protocol package turned into its own shape (404s, bodies over the limit,
@@ -15,7 +16,9 @@ func (a *App) handleError(c *fiber.Ctx, err error) error {
 	message := "internal error"
 	var fe *fiber.Error
 	if errors.As(err, &fe) {
-		status, message = fe.Code, fe.Message
+		// Only the status text: fiber's messages echo the request, and for a request fasthttp cannot parse the
+		// message holds the raw header bytes, Authorization included.
+		status, message = fe.Code, utils.StatusMessage(fe.Code)
 	}
 	kind := "invalid_request_error"
 	switch {

@@ -79,11 +79,26 @@ func (m *httpMetrics) middleware(c *fiber.Ctx) error {
 	if status == fiber.StatusNotFound {
 		route = "unmatched"
 	}
-	method := c.Method()
+	method := methodLabel(c.Method())
 	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
 	m.duration.WithLabelValues(method, route).Observe(time.Since(start).Seconds())
 	return err
 }
+
+// methodLabel maps a request method to a constant: fiber hands the method out as a view into fasthttp's reused
+// read buffer, so a label made from it would change under a new series (and race with the parser), and a
+// client could mint one series per invented method.
+func methodLabel(method string) string {
+	for _, known := range knownMethods {
+		if method == known {
+			return known
+		}
+	}
+	return "other"
+}
+
+var knownMethods = [...]string{fiber.MethodGet, fiber.MethodHead, fiber.MethodPost, fiber.MethodPut, fiber.MethodPatch,
+	fiber.MethodDelete, fiber.MethodOptions, fiber.MethodConnect, fiber.MethodTrace}
 
 func metricsHandler(reg *prometheus.Registry) fiber.Handler {
 	return adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
