@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -15,9 +14,10 @@ import (
 )
 
 type clickHouseStore struct {
-	conn driver.Conn
-	db   string // quoted
-	log  *slog.Logger
+	conn    driver.Conn
+	db      string // quoted
+	log     *slog.Logger
+	rollups rollupSince
 
 	versionMu   sync.Mutex
 	lastVersion int64
@@ -45,13 +45,29 @@ func openClickHouse(ctx context.Context, cfg ClickHouseConfig, log *slog.Logger)
 		conn.Close()
 		return nil, fmt.Errorf("storage: clickhouse %s: %w", cfg.Addr, err)
 	}
-	for _, stmt := range schemaFor(cfg.Database) {
-		if err := conn.Exec(ctx, stmt); err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("storage: clickhouse migration: %w", err)
-		}
+	if err := s.migrate(ctx, cfg); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("storage: clickhouse migration: %w", err)
 	}
 	return s, nil
+}
+
+func (s *clickHouseStore) migrate(ctx context.Context, cfg ClickHouseConfig) error {
+	hadSpans, err := spansExist(ctx, s.conn, cfg.Database)
+	if err != nil {
+		return err
+	}
+	stmts := chSchema(cfg.Database, cfg.Cluster)
+	if cfg.AuditTTL > 0 {
+		stmts = append(stmts, auditTTLStatement(cfg.Database, cfg.Cluster, cfg.AuditTTL))
+	}
+	for _, stmt := range stmts {
+		if err := s.conn.Exec(ctx, stmt); err != nil {
+			return err
+		}
+	}
+	s.rollups, err = loadRollups(ctx, s.conn, s.db+".rollups", hadSpans)
+	return err
 }
 
 func (s *clickHouseStore) Ping(ctx context.Context) error { return s.conn.Ping(ctx) }
@@ -89,248 +105,6 @@ func (s *clickHouseStore) WriteSpans(ctx context.Context, spans []trace.Span) er
 		return fmt.Errorf("storage: write spans: %w", err)
 	}
 	return nil
-}
-
-// spanRange adds conditions for spans starting in [from, to): the DateTime
-// test lets ClickHouse skip parts by the sort key, the start_ns test is exact.
-func spanRange(w *where, from, to time.Time) {
-	if !from.IsZero() {
-		w.add("start >= toDateTime(?) AND start_ns >= ?", from.Unix(), from.UnixNano())
-	}
-	if !to.IsZero() {
-		w.add("start <= toDateTime(?) AND start_ns < ?", to.Unix(), to.UnixNano())
-	}
-}
-
-// Spend answers whole UTC days from spend_daily and the partial days at
-// either end of the range from spans, then merges the pieces.
-func (s *clickHouseStore) Spend(ctx context.Context, q SpendQuery) ([]SpendRow, error) {
-	if err := q.Validate(); err != nil {
-		return nil, err
-	}
-	group := "''"
-	if col, ok := groupColumns[q.GroupBy]; ok {
-		group = col
-	}
-	var out []SpendRow
-	run := func(table, bucket string, w where) error {
-		if q.Team != "" {
-			w.add("team = ?", q.Team)
-		}
-		if q.KeyID != "" {
-			w.add("key_id = ?", q.KeyID)
-		}
-		var query string
-		if table == "spans" {
-			query = `SELECT ` + bucket + ` AS b, ` + group + ` AS g, sum(cost_nano), toUInt64(count()), toUInt64(countIf(status = 'error')),
-				sum(input_tokens), sum(output_tokens), sum(cached_tokens) FROM ` + s.db + `.spans` + w.sql() + ` GROUP BY b, g`
-		} else {
-			query = `SELECT ` + bucket + ` AS b, ` + group + ` AS g, sum(cost_nano), sum(requests), sum(errors),
-				sum(input_tokens), sum(output_tokens), sum(cached_tokens) FROM ` + s.db + `.spend_daily` + w.sql() + ` GROUP BY b, g`
-		}
-		rows, err := s.conn.Query(ctx, query, w.args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var r SpendRow
-			var b, reqs, errs uint64
-			if err := rows.Scan(&b, &r.Group, &r.CostNanoUSD, &reqs, &errs, &r.InputTokens, &r.OutputTokens, &r.CachedTokens); err != nil {
-				return err
-			}
-			if reqs == 0 {
-				// GROUP BY on constant keys answers an empty range with one
-				// zero row; a real group always has a span.
-				continue
-			}
-			r.Bucket, r.Requests, r.Errors = bucketTime(q, int64(b)), int64(reqs), int64(errs)
-			out = append(out, r)
-		}
-		return rows.Err()
-	}
-	rawBucket, dayBucket := "toUInt64(0)", "toUInt64(0)"
-	if n := q.bucketSeconds(); n > 0 {
-		rawBucket = fmt.Sprintf("toUInt64(intDiv(toUInt32(start), %d) * %d)", n, n)
-		dayBucket = "toUInt64(toUInt32(day))"
-	}
-	pieces := splitDays(q.From, q.To)
-	if q.Bucket == BucketHour {
-		pieces = []piece{{from: q.From, to: q.To}}
-	}
-	for _, p := range pieces {
-		var w where
-		var err error
-		if p.daily {
-			if !p.from.IsZero() {
-				w.add("day >= toDateTime(?)", p.from.Unix())
-			}
-			if !p.to.IsZero() {
-				w.add("day < toDateTime(?)", p.to.Unix())
-			}
-			err = run("spend_daily", dayBucket, w)
-		} else {
-			spanRange(&w, p.from, p.to)
-			err = run("spans", rawBucket, w)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("storage: spend: %w", err)
-		}
-	}
-	return finishSpend(out), nil
-}
-
-// piece is part of a time range; daily pieces start and end on UTC midnights
-// (or are open).
-type piece struct {
-	from, to time.Time
-	daily    bool
-}
-
-// splitDays cuts [from, to) into a partial first day, whole days, and a
-// partial last day; empty pieces are left out.
-func splitDays(from, to time.Time) []piece {
-	const day = 24 * time.Hour
-	start := from
-	if !from.IsZero() {
-		if start = from.UTC().Truncate(day); start.Before(from) {
-			start = start.Add(day)
-		}
-	}
-	end := to
-	if !to.IsZero() {
-		end = to.UTC().Truncate(day)
-	}
-	if !start.IsZero() && !end.IsZero() && !start.Before(end) {
-		return []piece{{from: from, to: to}}
-	}
-	var out []piece
-	if !from.IsZero() && start.After(from) {
-		out = append(out, piece{from: from, to: start})
-	}
-	out = append(out, piece{from: start, to: end, daily: true})
-	if !to.IsZero() && to.After(end) {
-		out = append(out, piece{from: end, to: to})
-	}
-	return out
-}
-
-func (s *clickHouseStore) SpendSince(ctx context.Context, scope Scope, id string, since time.Time) (int64, error) {
-	col, err := checkScope(scope)
-	if err != nil {
-		return 0, err
-	}
-	q := SpendQuery{From: since}
-	if col == "team" {
-		q.Team = id
-	} else {
-		q.KeyID = id
-	}
-	rows, err := s.Spend(ctx, q)
-	if err != nil {
-		return 0, err
-	}
-	var total int64
-	for _, r := range rows {
-		total += r.CostNanoUSD
-	}
-	return total, nil
-}
-
-func (s *clickHouseStore) Trace(ctx context.Context, id trace.TraceID) ([]TraceNode, error) {
-	var first, last time.Time
-	rows, err := s.conn.Query(ctx, `SELECT minMerge(start_min), maxMerge(start_max) FROM `+s.db+`.trace_index
-		WHERE trace_id = unhex(?) GROUP BY trace_id`, id.String())
-	if err != nil {
-		return nil, fmt.Errorf("storage: trace: %w", err)
-	}
-	found := rows.Next()
-	if found {
-		err = rows.Scan(&first, &last)
-	}
-	rows.Close()
-	if err == nil {
-		err = rows.Err()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("storage: trace: %w", err)
-	}
-	if !found {
-		return nil, ErrNotFound
-	}
-	rows, err = s.conn.Query(ctx, `SELECT `+chSpanColumns+` FROM `+s.db+`.spans
-		WHERE start >= toDateTime(?) AND start <= toDateTime(?) AND trace_id = unhex(?)`, first.Unix(), last.Unix(), id.String())
-	if err != nil {
-		return nil, fmt.Errorf("storage: trace: %w", err)
-	}
-	defer rows.Close()
-	return collectTrace(rows, scanClickHouseSpan)
-}
-
-func scanClickHouseSpan(rows driver.Rows) (trace.Span, error) {
-	var sp trace.Span
-	var start time.Time
-	var startNs, durNs, ttftNs int64
-	var tid, sid, pid []byte
-	var layer, status string
-	var httpStatus int32
-	var keys, values []string
-	err := rows.Scan(&start, &startNs, &tid, &sid, &pid, &layer, &sp.Name, &durNs, &status, &httpStatus, &sp.Error,
-		&sp.KeyID, &sp.KeyName, &sp.Team, &sp.Org, &sp.Model, &sp.Provider, &sp.Deployment, &sp.ToolServer, &sp.Tool, &sp.Agent,
-		&sp.InputTokens, &sp.OutputTokens, &sp.CachedTokens, &sp.CostNanoUSD, &sp.Retries, &sp.Fallbacks, &ttftNs, &keys, &values)
-	if err != nil {
-		return sp, err
-	}
-	copy(sp.TraceID[:], tid)
-	copy(sp.SpanID[:], sid)
-	copy(sp.ParentSpanID[:], pid)
-	sp.Layer, sp.Status, sp.HTTPStatus = trace.Layer(layer), trace.Status(status), int(httpStatus)
-	sp.Start, sp.Duration, sp.TTFT = time.Unix(0, startNs).UTC(), time.Duration(durNs), time.Duration(ttftNs)
-	if len(keys) > 0 && len(keys) == len(values) {
-		sp.Attrs = make([]trace.Attr, len(keys))
-		for i := range keys {
-			sp.Attrs[i] = trace.Attr{Key: keys[i], Value: values[i]}
-		}
-	}
-	return sp, nil
-}
-
-func (s *clickHouseStore) RecentTraces(ctx context.Context, f TraceFilter) ([]TraceSummary, error) {
-	var w where
-	spanRange(&w, f.From, f.To)
-	havingSQL, havingArgs := traceHaving(f, func(cond string) string { return "countIf(" + cond + ")" })
-	args := append(append([]any{}, w.args...), havingArgs...)
-	rows, err := s.conn.Query(ctx, `SELECT hex(trace_id), min(start_ns) AS first, max(start_ns + duration_ns), toUInt64(count()),
-			toUInt64(countIf(status = 'error')), sum(cost_nano), sum(input_tokens), sum(output_tokens),
-			argMin(name, start_ns), argMin(layer, start_ns), argMin(team, start_ns), argMin(key_id, start_ns), argMin(key_name, start_ns)
-		FROM `+s.db+`.spans`+w.sql()+` GROUP BY trace_id`+havingSQL+`
-		ORDER BY first DESC, trace_id LIMIT `+fmt.Sprint(f.limit()), args...)
-	if err != nil {
-		return nil, fmt.Errorf("storage: recent traces: %w", err)
-	}
-	defer rows.Close()
-	var out []TraceSummary
-	for rows.Next() {
-		var ts TraceSummary
-		var tid, layer string
-		var first, last int64
-		var n, errs uint64
-		if err := rows.Scan(&tid, &first, &last, &n, &errs, &ts.CostNanoUSD, &ts.InputTokens, &ts.OutputTokens,
-			&ts.Name, &layer, &ts.Team, &ts.KeyID, &ts.KeyName); err != nil {
-			return nil, fmt.Errorf("storage: recent traces: %w", err)
-		}
-		if err := ts.TraceID.UnmarshalText([]byte(strings.ToLower(tid))); err != nil {
-			return nil, fmt.Errorf("storage: recent traces: %w", err)
-		}
-		ts.Spans, ts.Errors = int64(n), int64(errs)
-		ts.Layer, ts.Start, ts.Duration = trace.Layer(layer), time.Unix(0, first).UTC(), time.Duration(last-first)
-		ts.Status = traceStatus(ts.Errors)
-		out = append(out, ts)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("storage: recent traces: %w", err)
-	}
-	return out, nil
 }
 
 // nextVersion orders writes of this process even within one clock tick.

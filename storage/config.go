@@ -38,12 +38,20 @@ type ClickHouseConfig struct {
 	DialTimeout  time.Duration `yaml:"dial_timeout" mapstructure:"dial_timeout"`
 	ReadTimeout  time.Duration `yaml:"read_timeout" mapstructure:"read_timeout"`
 	MaxOpenConns int           `yaml:"max_open_conns" mapstructure:"max_open_conns"` // default 10
+	// Cluster, when set, names the cluster (remote_servers) every migration
+	// runs on: replicated local tables plus Distributed tables the gateway
+	// writes to and reads from. Every node needs the {shard} and {replica}
+	// macros and internal_replication on its shards.
+	Cluster string `yaml:"cluster" mapstructure:"cluster"`
+	// AuditTTL, when set, deletes audit events older than this (whole
+	// seconds). It needs ClickHouse 19.6 or later.
+	AuditTTL time.Duration `yaml:"audit_ttl" mapstructure:"audit_ttl"`
 }
 
 // DefaultClickHouseDatabase is the database used when none is configured.
 const DefaultClickHouseDatabase = "switchboard"
 
-// identifier is what may be spliced into DDL as a database name.
+// identifier is what may be spliced into DDL as a database or cluster name.
 var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 
 // Validate names the bad field by its path under `storage`.
@@ -65,6 +73,12 @@ func (c Config) Validate() error {
 		}
 		if ch.Database != "" && !identifier.MatchString(ch.Database) {
 			bad("clickhouse.database", "must be letters, digits and underscores, not starting with a digit")
+		}
+		if ch.Cluster != "" && !identifier.MatchString(ch.Cluster) {
+			bad("clickhouse.cluster", "must be letters, digits and underscores, not starting with a digit")
+		}
+		if ch.AuditTTL < 0 || ch.AuditTTL > 0 && ch.AuditTTL < time.Second {
+			bad("clickhouse.audit_ttl", "must be at least 1s (or unset to keep audit events)")
 		}
 		if ch.DialTimeout < 0 {
 			bad("clickhouse.dial_timeout", "must not be negative")

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,6 +40,12 @@ var sqliteSchema = []string{
 	`CREATE TABLE IF NOT EXISTS records (
 		kind TEXT NOT NULL, id TEXT NOT NULL, data BLOB NOT NULL, updated_ns INTEGER NOT NULL,
 		PRIMARY KEY (kind, id))`,
+	`CREATE TABLE IF NOT EXISTS audit (
+		time_ns INTEGER NOT NULL, actor TEXT NOT NULL, actor_name TEXT NOT NULL, team TEXT NOT NULL,
+		action TEXT NOT NULL, target TEXT NOT NULL, rule TEXT NOT NULL, status TEXT NOT NULL,
+		remote_addr TEXT NOT NULL, request_id TEXT NOT NULL, detail TEXT NOT NULL)`,
+	`CREATE INDEX IF NOT EXISTS audit_time ON audit (time_ns)`,
+	`CREATE INDEX IF NOT EXISTS audit_team ON audit (team, time_ns)`,
 }
 
 const spanColumns = `trace_id, span_id, parent_span_id, layer, name, start_ns, duration_ns, status, http_status, error,
@@ -131,6 +138,9 @@ func (w *where) timeRange(from, to time.Time) {
 	}
 }
 
+// sqliteCall is callCondition in SQLite's words.
+const sqliteCall = "NOT (layer = 'llm' AND substr(name, 1, 8) = 'attempt ')"
+
 func (s *sqliteStore) Spend(ctx context.Context, q SpendQuery) ([]SpendRow, error) {
 	if err := q.Validate(); err != nil {
 		return nil, err
@@ -151,14 +161,15 @@ func (s *sqliteStore) Spend(ctx context.Context, q SpendQuery) ([]SpendRow, erro
 	if q.KeyID != "" {
 		w.add("key_id = ?", q.KeyID)
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+bucket+` AS b, `+group+` AS g, SUM(cost_nano), COUNT(*),
-		SUM(status = 'error'), SUM(input_tokens), SUM(output_tokens), SUM(cached_tokens)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+bucket+` AS b, `+group+` AS g, SUM(cost_nano), SUM(`+sqliteCall+`),
+		SUM(status = 'error' AND `+sqliteCall+`), SUM(input_tokens), SUM(output_tokens), SUM(cached_tokens)
 		FROM spans`+w.sql()+` GROUP BY b, g`, w.args...)
 	if err != nil {
 		return nil, fmt.Errorf("storage: spend: %w", err)
 	}
 	defer rows.Close()
 	var out []SpendRow
+	at := map[spendKey]int{}
 	for rows.Next() {
 		var r SpendRow
 		var b int64
@@ -166,12 +177,51 @@ func (s *sqliteStore) Spend(ctx context.Context, q SpendQuery) ([]SpendRow, erro
 			return nil, fmt.Errorf("storage: spend: %w", err)
 		}
 		r.Bucket = bucketTime(q, b)
+		at[spendKey{b, r.Group}] = len(out)
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("storage: spend: %w", err)
 	}
+	if err := s.latencies(ctx, bucket, group, w, out, at); err != nil {
+		return nil, fmt.Errorf("storage: spend: %w", err)
+	}
 	return finishSpend(out), nil
+}
+
+type spendKey struct {
+	bucket int64
+	group  string
+}
+
+// latencies fills in the nearest-rank percentiles (the value at rank
+// ceil(p*n) of the n sorted call durations) of the rows at indexes at.
+func (s *sqliteStore) latencies(ctx context.Context, bucket, group string, w where, out []SpendRow, at map[spendKey]int) error {
+	w = where{conds: slices.Clone(w.conds), args: slices.Clone(w.args)}
+	w.add(sqliteCall)
+	rank := func(pct int) string {
+		return fmt.Sprintf("MAX(CASE WHEN rn = (cnt * %d + 99) / 100 THEN duration_ns END)", pct)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT b, g, `+rank(50)+`, `+rank(95)+`, `+rank(99)+`
+		FROM (SELECT b, g, duration_ns, ROW_NUMBER() OVER (PARTITION BY b, g ORDER BY duration_ns) AS rn,
+				COUNT(*) OVER (PARTITION BY b, g) AS cnt
+			FROM (SELECT `+bucket+` AS b, `+group+` AS g, duration_ns FROM spans`+w.sql()+`))
+		GROUP BY b, g`, w.args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k spendKey
+		var p50, p95, p99 int64
+		if err := rows.Scan(&k.bucket, &k.group, &p50, &p95, &p99); err != nil {
+			return err
+		}
+		if i, ok := at[k]; ok {
+			out[i].LatencyP50, out[i].LatencyP95, out[i].LatencyP99 = time.Duration(p50), time.Duration(p95), time.Duration(p99)
+		}
+	}
+	return rows.Err()
 }
 
 func (s *sqliteStore) SpendSince(ctx context.Context, scope Scope, id string, since time.Time) (int64, error) {

@@ -11,7 +11,7 @@ import (
 
 func TestSQLiteConformance(t *testing.T) {
 	t.Parallel()
-	storagetest.Run(t, func(t *testing.T) storage.Store {
+	storagetest.Run(t, storagetest.Options{}, func(t *testing.T) storage.Store {
 		s, err := storage.Open(context.Background(), storage.Config{SQLite: storage.SQLiteConfig{Path: ":memory:"}}, nil)
 		if err != nil {
 			t.Fatal(err)

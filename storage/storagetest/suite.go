@@ -6,8 +6,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,20 +21,30 @@ import (
 // day boundaries and partial days are both exercised.
 var Base = time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
 
+// Options describe how exact a store is.
+type Options struct {
+	// LatencyTolerance is the relative error allowed on latency
+	// percentiles against the exact nearest-rank value (plus a nanosecond
+	// of rounding); 0 demands the exact value.
+	LatencyTolerance float64
+}
+
 // Run runs the suite. open must return a new, empty store for every call
 // (subtests run in parallel) and arrange for it to be closed.
-func Run(t *testing.T, open func(t *testing.T) storage.Store) {
+func Run(t *testing.T, opts Options, open func(t *testing.T) storage.Store) {
 	tests := []struct {
 		name string
-		fn   func(t *testing.T, s storage.Store)
+		fn   func(t *testing.T, s storage.Store, opts Options)
 	}{
 		{"SpanFieldsRoundTrip", testRoundTrip},
 		{"SpendExactOverManyRows", testSpendExact},
+		{"SpendCountsCallsNotAttempts", testSpendCalls},
 		{"SpendSince", testSpendSince},
 		{"SpendRejectsBadQueries", testSpendValidation},
 		{"TraceTree", testTraceTree},
 		{"RecentTracesFilters", testRecentTraces},
 		{"Records", testRecords},
+		{"Audit", testAudit},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -41,7 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 			if err := s.Ping(context.Background()); err != nil {
 				t.Fatalf("Ping: %v", err)
 			}
-			tc.fn(t, s)
+			tc.fn(t, s, opts)
 		})
 	}
 }
@@ -72,7 +84,7 @@ func flatten(nodes []storage.TraceNode, out []trace.Span) []trace.Span {
 	return out
 }
 
-func testRoundTrip(t *testing.T, s storage.Store) {
+func testRoundTrip(t *testing.T, s storage.Store, _ Options) {
 	full := trace.Span{
 		TraceID: tid(1), SpanID: sid(1), ParentSpanID: sid(99),
 		Layer: trace.LayerLLM, Name: "chat gpt-4o-mini", Start: Base.Add(123456789 * time.Nanosecond),
@@ -100,7 +112,9 @@ func testRoundTrip(t *testing.T, s storage.Store) {
 }
 
 // spendSpans builds n spans over three days with awkward costs, some large
-// enough that a float64 sum would drift.
+// enough that a float64 sum would drift, and durations up to a second. One in
+// seven is an upstream attempt of an LLM call, as the llm package records
+// them: a child span named "attempt <deployment>" with no cost or tokens.
 func spendSpans(n int) []trace.Span {
 	teams := []string{"platform", "research", "", "ops"}
 	keys := []string{"k1", "k2", "k3"}
@@ -123,9 +137,28 @@ func spendSpans(n int) []trace.Span {
 			Status: status, Team: teams[i%len(teams)], KeyID: keys[i%len(keys)], Model: models[i%len(models)],
 			Provider: fmt.Sprint("p", i%2), ToolServer: fmt.Sprint("ts", i%3), Tool: fmt.Sprint("t", i%5), Agent: fmt.Sprint("a", i%2),
 			InputTokens: int64(i % 4001), OutputTokens: int64(i % 977), CachedTokens: int64(i % 31), CostNanoUSD: cost,
+			Duration: time.Duration(i*7907%1_000_000+1) * time.Microsecond,
+		}
+		if i%7 == 3 {
+			sp := &out[i]
+			sp.Layer, sp.Name, sp.ParentSpanID, sp.Deployment = trace.LayerLLM, "attempt openai/gpt-4o-mini#1", sid(999+i), "openai/gpt-4o-mini#1"
+			sp.InputTokens, sp.OutputTokens, sp.CachedTokens, sp.CostNanoUSD = 0, 0, 0, 0
 		}
 	}
 	return out
+}
+
+// isCall is what Spend counts as a request: not an LLM upstream attempt.
+func isCall(s trace.Span) bool {
+	return !(s.Layer == trace.LayerLLM && strings.HasPrefix(s.Name, "attempt "))
+}
+
+// nearestRank is the value at rank ceil(p*n) of sorted.
+func nearestRank(sorted []time.Duration, pct int) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[(len(sorted)*pct+99)/100-1]
 }
 
 func groupValue(s trace.Span, g storage.GroupBy) string {
@@ -157,6 +190,7 @@ func expectSpend(spans []trace.Span, q storage.SpendQuery) []storage.SpendRow {
 		g string
 	}
 	sums := map[key]*storage.SpendRow{}
+	durations := map[key][]time.Duration{}
 	for _, s := range spans {
 		if !q.From.IsZero() && s.Start.Before(q.From) || !q.To.IsZero() && !s.Start.Before(q.To) ||
 			q.Team != "" && s.Team != q.Team || q.KeyID != "" && s.KeyID != q.KeyID {
@@ -176,16 +210,22 @@ func expectSpend(spans []trace.Span, q storage.SpendQuery) []storage.SpendRow {
 			sums[k] = r
 		}
 		r.CostNanoUSD += s.CostNanoUSD
-		r.Requests++
-		if s.Status == trace.StatusError {
-			r.Errors++
+		if isCall(s) {
+			r.Requests++
+			if s.Status == trace.StatusError {
+				r.Errors++
+			}
+			durations[k] = append(durations[k], s.Duration)
 		}
 		r.InputTokens += s.InputTokens
 		r.OutputTokens += s.OutputTokens
 		r.CachedTokens += s.CachedTokens
 	}
 	var out []storage.SpendRow
-	for _, r := range sums {
+	for k, r := range sums {
+		d := durations[k]
+		slices.Sort(d)
+		r.LatencyP50, r.LatencyP95, r.LatencyP99 = nearestRank(d, 50), nearestRank(d, 95), nearestRank(d, 99)
 		out = append(out, *r)
 	}
 	slices.SortFunc(out, func(a, b storage.SpendRow) int {
@@ -200,7 +240,7 @@ func expectSpend(spans []trace.Span, q storage.SpendQuery) []storage.SpendRow {
 	return out
 }
 
-func testSpendExact(t *testing.T, s storage.Store) {
+func testSpendExact(t *testing.T, s storage.Store, opts Options) {
 	spans := spendSpans(10000)
 	write(t, s, spans)
 	day := 24 * time.Hour
@@ -232,6 +272,12 @@ func testSpendExact(t *testing.T, s storage.Store) {
 			if len(got) == 0 && len(want) == 0 {
 				return
 			}
+			if len(got) == len(want) {
+				for i := range got {
+					checkLatencies(t, opts, got[i], want[i])
+					got[i].LatencyP50, got[i].LatencyP95, got[i].LatencyP99 = want[i].LatencyP50, want[i].LatencyP95, want[i].LatencyP99
+				}
+			}
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("Spend(%+v):\n got %+v\nwant %+v", tc.q, got, want)
 			}
@@ -239,7 +285,60 @@ func testSpendExact(t *testing.T, s storage.Store) {
 	}
 }
 
-func testSpendSince(t *testing.T, s storage.Store) {
+// checkLatencies compares got's percentiles with the nearest-rank ones in
+// want within opts' tolerance.
+func checkLatencies(t *testing.T, opts Options, got, want storage.SpendRow) {
+	t.Helper()
+	for _, c := range []struct {
+		pct       int
+		got, want time.Duration
+	}{{50, got.LatencyP50, want.LatencyP50}, {95, got.LatencyP95, want.LatencyP95}, {99, got.LatencyP99, want.LatencyP99}} {
+		slack := time.Duration(math.Ceil(float64(c.want)*opts.LatencyTolerance)) + 1
+		if opts.LatencyTolerance == 0 {
+			slack = 0
+		}
+		if c.got < c.want-slack || c.got > c.want+slack {
+			t.Errorf("group %q bucket %v: p%d = %v, want %v ± %v", got.Group, got.Bucket, c.pct, c.got, c.want, slack)
+		}
+	}
+}
+
+// testSpendCalls checks on known durations that retry attempts are neither
+// requests, errors nor latencies, while every span's cost still counts.
+func testSpendCalls(t *testing.T, s storage.Store, opts Options) {
+	var spans []trace.Span
+	for i := 1; i <= 100; i++ {
+		call := trace.Span{TraceID: tid(5000 + i), SpanID: sid(5000 + i), Layer: trace.LayerLLM, Name: "chat gpt-4o",
+			Start: Base.Add(time.Duration(i) * time.Second), Duration: time.Duration(i) * time.Millisecond, Status: trace.StatusOK,
+			Team: "latency", Model: "gpt-4o", CostNanoUSD: int64(i), InputTokens: 10, OutputTokens: 2}
+		if i%10 == 0 {
+			call.Status = trace.StatusError
+		}
+		spans = append(spans, call)
+		if i%4 == 0 {
+			// A failed attempt, slower than any call, and the successful one.
+			failed := trace.Span{TraceID: call.TraceID, SpanID: sid(6000 + i), ParentSpanID: call.SpanID, Layer: trace.LayerLLM,
+				Name: "attempt azure/gpt-4o#1", Start: call.Start, Duration: time.Hour, Status: trace.StatusError, Team: "latency", Model: "gpt-4o"}
+			ok := failed
+			ok.SpanID, ok.Name, ok.Duration, ok.Status = sid(7000+i), "attempt openai/gpt-4o#2", call.Duration/2, trace.StatusOK
+			spans = append(spans, failed, ok)
+		}
+	}
+	write(t, s, spans)
+	got, err := s.Spend(ctx(t), storage.SpendQuery{Team: "latency", GroupBy: storage.GroupModel})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("Spend: %+v %v", got, err)
+	}
+	want := storage.SpendRow{Group: "gpt-4o", CostNanoUSD: 5050, Requests: 100, Errors: 10, InputTokens: 1000, OutputTokens: 200,
+		LatencyP50: 50 * time.Millisecond, LatencyP95: 95 * time.Millisecond, LatencyP99: 99 * time.Millisecond}
+	checkLatencies(t, opts, got[0], want)
+	got[0].LatencyP50, got[0].LatencyP95, got[0].LatencyP99 = want.LatencyP50, want.LatencyP95, want.LatencyP99
+	if got[0] != want {
+		t.Fatalf("Spend\n got %+v\nwant %+v", got[0], want)
+	}
+}
+
+func testSpendSince(t *testing.T, s storage.Store, _ Options) {
 	spans := spendSpans(3000)
 	write(t, s, spans)
 	tests := []struct {
@@ -277,7 +376,7 @@ func testSpendSince(t *testing.T, s storage.Store) {
 	}
 }
 
-func testSpendValidation(t *testing.T, s storage.Store) {
+func testSpendValidation(t *testing.T, s storage.Store, _ Options) {
 	for _, q := range []storage.SpendQuery{
 		{GroupBy: "secret; DROP TABLE spans"},
 		{Bucket: "week"},
@@ -302,7 +401,7 @@ func shapeOf(nodes []storage.TraceNode) []shape {
 	return out
 }
 
-func testTraceTree(t *testing.T, s storage.Store) {
+func testTraceTree(t *testing.T, s storage.Store, _ Options) {
 	at := func(ms int) time.Time { return Base.Add(time.Duration(ms) * time.Millisecond) }
 	span := func(tr, id, parent, ms int) trace.Span {
 		sp := trace.Span{TraceID: tid(tr), SpanID: sid(id), Layer: trace.LayerGateway, Name: fmt.Sprint("s", id), Start: at(ms)}
@@ -344,7 +443,7 @@ func testTraceTree(t *testing.T, s storage.Store) {
 	}
 }
 
-func testRecentTraces(t *testing.T, s storage.Store) {
+func testRecentTraces(t *testing.T, s storage.Store, _ Options) {
 	mk := func(id, startMs int, team, key string, layer trace.Layer, status trace.Status, cost int64, durMs int) trace.Span {
 		return trace.Span{TraceID: tid(id), SpanID: sid(id*10 + int(cost%7)), Layer: layer, Name: fmt.Sprint("n", id),
 			Start: Base.Add(time.Duration(startMs) * time.Millisecond), Duration: time.Duration(durMs) * time.Millisecond,
@@ -403,7 +502,7 @@ func testRecentTraces(t *testing.T, s storage.Store) {
 	}
 }
 
-func testRecords(t *testing.T, s storage.Store) {
+func testRecords(t *testing.T, s storage.Store, _ Options) {
 	c := ctx(t)
 	must := func(err error) {
 		t.Helper()
@@ -451,5 +550,63 @@ func testRecords(t *testing.T, s storage.Store) {
 	}
 	if got := list("nothing"); len(got) != 0 {
 		t.Fatalf("empty kind: %v", got)
+	}
+}
+
+func testAudit(t *testing.T, s storage.Store, _ Options) {
+	at := func(sec int) time.Time { return Base.Add(time.Duration(sec)*time.Second + 123*time.Nanosecond) }
+	events := []storage.AuditEvent{
+		{Time: at(0), Actor: "admin", Action: "key.create", Target: "key_a", Team: "platform", Status: "ok", RemoteAddr: "127.0.0.1:5000", RequestID: "r1"},
+		{Time: at(1), Actor: "key_a", ActorName: "ci", Team: "platform", Action: "request.denied", Target: "model gpt-4o", Rule: "models.allow", Status: "denied", Detail: "not in 'allow' list; \"quoted\" \\ ünï"},
+		{Time: at(2), Actor: "admin", Action: "config.reload", Status: "ok"},
+		{Time: at(3), Actor: "key_b", ActorName: "research-bot", Team: "research", Action: "request.denied", Target: "tool x", Rule: "budget", Status: "denied"},
+		{Time: at(4), Actor: "admin", Team: "research", Action: "team.update", Target: "research", Status: "ok"},
+	}
+	if err := s.AppendAudit(ctx(t), events[:2]); err != nil {
+		t.Fatalf("AppendAudit: %v", err)
+	}
+	if err := s.AppendAudit(ctx(t), events[2:]); err != nil {
+		t.Fatalf("AppendAudit: %v", err)
+	}
+	if err := s.AppendAudit(ctx(t), nil); err != nil {
+		t.Fatalf("AppendAudit(nil): %v", err)
+	}
+	for i := range events {
+		events[i].Time = events[i].Time.UTC()
+	}
+	tests := []struct {
+		name string
+		q    storage.AuditQuery
+		want []int
+	}{
+		{"all newest first", storage.AuditQuery{}, []int{4, 3, 2, 1, 0}},
+		{"limit", storage.AuditQuery{Limit: 2}, []int{4, 3}},
+		{"team", storage.AuditQuery{Team: "platform"}, []int{1, 0}},
+		{"actor", storage.AuditQuery{Actor: "admin"}, []int{4, 2, 0}},
+		{"action", storage.AuditQuery{Action: "request.denied"}, []int{3, 1}},
+		{"team and action", storage.AuditQuery{Team: "research", Action: "request.denied"}, []int{3}},
+		{"range is half open", storage.AuditQuery{From: at(1), To: at(3)}, []int{2, 1}},
+		{"value that looks like SQL", storage.AuditQuery{Team: "x' OR '1'='1"}, nil},
+		{"nothing", storage.AuditQuery{From: at(10)}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := s.Audit(ctx(t), tc.q)
+			if err != nil {
+				t.Fatalf("Audit: %v", err)
+			}
+			var want []storage.AuditEvent
+			for _, i := range tc.want {
+				want = append(want, events[i])
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("Audit(%+v):\n got %+v\nwant %+v", tc.q, got, want)
+			}
+		})
+	}
+	for _, q := range []storage.AuditQuery{{From: Base, To: Base.Add(-time.Second)}, {Limit: -1}} {
+		if _, err := s.Audit(ctx(t), q); err == nil {
+			t.Errorf("Audit(%+v) accepted", q)
+		}
 	}
 }

@@ -1,0 +1,115 @@
+package storage_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/switchboard-gw/switchboard/storage"
+	"github.com/switchboard-gw/switchboard/trace"
+)
+
+// v1Schema is the schema databases were created with before spend_daily_v2,
+// trace_list, audit and rollups existed.
+var v1Schema = []string{
+	"CREATE DATABASE `%[1]s`",
+	`CREATE TABLE %[1]s.spans (start DateTime, start_ns Int64, trace_id FixedString(16), span_id FixedString(8),
+		parent_span_id FixedString(8), layer String, name String, duration_ns Int64, status String, http_status Int32,
+		error String, key_id String, key_name String, team String, org String, model String, provider String,
+		deployment String, tool_server String, tool String, agent String, input_tokens Int64, output_tokens Int64,
+		cached_tokens Int64, cost_nano Int64, retries Int32, fallbacks Int32, ttft_ns Int64,
+		attr_keys Array(String), attr_values Array(String))
+	ENGINE = MergeTree PARTITION BY toYYYYMM(start) ORDER BY (toStartOfHour(start), team, trace_id, span_id)`,
+	`CREATE TABLE %[1]s.spend_daily (day DateTime, team String, key_id String, layer String, model String, provider String,
+		tool_server String, tool String, agent String, cost_nano Int64, requests UInt64, errors UInt64,
+		input_tokens Int64, output_tokens Int64, cached_tokens Int64)
+	ENGINE = SummingMergeTree((cost_nano, requests, errors, input_tokens, output_tokens, cached_tokens))
+	PARTITION BY toYYYYMM(day) ORDER BY (day, team, key_id, layer, model, provider, tool_server, tool, agent)`,
+	`CREATE MATERIALIZED VIEW %[1]s.spend_daily_mv TO %[1]s.spend_daily AS
+	SELECT toDateTime(intDiv(toUInt32(start), 86400) * 86400) AS day, team, key_id, layer, model, provider, tool_server, tool, agent,
+		sum(cost_nano) AS cost_nano, count() AS requests, countIf(status = 'error') AS errors,
+		sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, sum(cached_tokens) AS cached_tokens
+	FROM %[1]s.spans GROUP BY day, team, key_id, layer, model, provider, tool_server, tool, agent`,
+	`CREATE TABLE %[1]s.trace_index (trace_id FixedString(16), start_min AggregateFunction(min, DateTime),
+		start_max AggregateFunction(max, DateTime)) ENGINE = AggregatingMergeTree ORDER BY trace_id`,
+	`CREATE MATERIALIZED VIEW %[1]s.trace_index_mv TO %[1]s.trace_index AS
+	SELECT trace_id, minState(start) AS start_min, maxState(start) AS start_max FROM %[1]s.spans GROUP BY trace_id`,
+	`CREATE TABLE %[1]s.records (kind String, id String, data String, deleted UInt8, version Int64)
+	ENGINE = ReplacingMergeTree(version) ORDER BY (kind, id)`,
+}
+
+// TestClickHouseUpgradeFromV1 opens a database made by the previous schema
+// that already holds retried calls: the new rollups start empty, so answers
+// about the old spans must come from spans, counting calls, not attempts.
+func TestClickHouseUpgradeFromV1(t *testing.T) {
+	t.Parallel()
+	addr := clickHouseAddr(t)
+	conn := rawConn(t, addr)
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	db := fmt.Sprintf("sbtest_v1_%d", time.Now().UnixNano())
+	t.Cleanup(func() { dropDatabase(t, addr, db) })
+	for _, stmt := range v1Schema {
+		if err := conn.Exec(ctx, fmt.Sprintf(stmt, db)); err != nil {
+			t.Fatalf("v1 schema: %v", err)
+		}
+	}
+	base := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	var old []trace.Span
+	for i := range 10 {
+		call := trace.Span{TraceID: trace.TraceID{9, byte(i)}, SpanID: trace.SpanID{9, byte(i)}, Layer: trace.LayerLLM, Name: "chat m",
+			Start: base.Add(time.Duration(i) * time.Hour), Duration: time.Duration(i+1) * time.Second, Status: trace.StatusOK,
+			Team: "t", Model: "m", CostNanoUSD: 1_000_000_007}
+		attempt := call
+		attempt.SpanID, attempt.ParentSpanID, attempt.Name, attempt.Status, attempt.CostNanoUSD = trace.SpanID{8, byte(i)}, call.SpanID, "attempt d#1", trace.StatusError, 0
+		old = append(old, call, attempt)
+	}
+	batch, err := conn.PrepareBatch(ctx, "INSERT INTO `"+db+"`.spans (start, start_ns, trace_id, span_id, parent_span_id, layer, name, duration_ns, status, team, model, cost_nano)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sp := range old {
+		if err := batch.Append(sp.Start, sp.Start.UnixNano(), sp.TraceID[:], sp.SpanID[:], sp.ParentSpanID[:], string(sp.Layer), sp.Name,
+			int64(sp.Duration), string(sp.Status), sp.Team, sp.Model, sp.CostNanoUSD); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err := storage.Open(ctx, storage.Config{ClickHouse: &storage.ClickHouseConfig{Addr: addr, Database: db}}, nil)
+	if err != nil {
+		t.Fatalf("open v1 database: %v", err)
+	}
+	defer s.Close()
+	rows, err := s.Spend(ctx, storage.SpendQuery{GroupBy: storage.GroupModel, Bucket: storage.BucketDay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := storage.SpendRow{Bucket: base.Truncate(24 * time.Hour), Group: "m", CostNanoUSD: 10_000_000_070, Requests: 10}
+	if len(rows) != 1 {
+		t.Fatalf("spend after upgrade %+v, want %+v", rows, want)
+	}
+	// Nearest-rank p50 of 1s..10s is 5s; ClickHouse reads it off a 1% bucket.
+	if p50 := rows[0].LatencyP50; p50 < 4975*time.Millisecond || p50 > 5025*time.Millisecond {
+		t.Errorf("p50 %v, want 5s ± 0.5%%", p50)
+	}
+	rows[0].LatencyP50, rows[0].LatencyP95, rows[0].LatencyP99 = 0, 0, 0
+	if rows[0] != want {
+		t.Fatalf("spend after upgrade %+v, want %+v", rows[0], want)
+	}
+	list, err := s.RecentTraces(ctx, storage.TraceFilter{From: base.Add(-time.Hour)})
+	if err != nil || len(list) != 10 || list[0].Spans != 2 || list[0].Errors != 1 {
+		t.Fatalf("recent traces after upgrade: %+v %v", list, err)
+	}
+	if err := s.AppendAudit(ctx, []storage.AuditEvent{{Time: time.Now(), Actor: "admin", Action: "config.reload", Status: "ok"}}); err != nil {
+		t.Fatalf("audit after upgrade: %v", err)
+	}
+	var since int64
+	if err := conn.QueryRow(ctx, "SELECT min(since_ns) FROM `"+db+"`.rollups").Scan(&since); err != nil || since == 0 {
+		t.Fatalf("rollups of an upgraded database must start now: %d %v", since, err)
+	}
+}
