@@ -348,3 +348,57 @@ func (b *budgetBucket) Spent(period int64) (int64, int64) {
 	}
 	return b.spent, b.held
 }
+
+// BatchCounters is Counters whose calls each cost a round trip to a shared
+// store. The Governor then hands over every step of a Reserve, and of a
+// Settle, in one call, so a decision costs one round trip instead of one
+// per counter. MemoryCounters does not implement it: in memory the steps
+// are cheaper one by one than any batch.
+type BatchCounters interface {
+	Counters
+	// ReserveBatch runs OpTake, OpAcquire and OpHold steps in order, all or
+	// nothing: at the first step that denies it undoes the steps before it
+	// and stops. out (len(ops) long) gets what each step reported, exactly
+	// as the single call would have; it returns how many steps ran, the
+	// last of them the denial when fewer than all were admitted. If the
+	// store cannot be asked, every step reports Unavailable with the fail
+	// mode in Allowed and nothing is taken.
+	ReserveBatch(ops []CounterOp, now time.Time, out []OpResult) int
+	// SettleBatch runs OpGive, OpRelease and OpSettle steps; out[i] gets
+	// what an OpSettle step returned (zero when the store failed).
+	SettleBatch(ops []CounterOp, now time.Time, out []OpResult)
+}
+
+// OpKind is the counter call a CounterOp stands for.
+type OpKind uint8
+
+const (
+	OpTake    OpKind = iota + 1 // Rate.Take(Limit, Units, now)
+	OpAcquire                   // Concurrency.Acquire(Limit)
+	OpHold                      // Spend.Hold(Period, Limit, Units)
+	OpGive                      // Rate.Give(Limit, Units, now)
+	OpRelease                   // Concurrency.Release()
+	OpSettle                    // Spend.Settle(Period, Units, Actual)
+)
+
+// CounterOp is one counter call of a batch, on a counter the same Counters
+// handed out; only the counter its Kind names is set.
+type CounterOp struct {
+	Kind        OpKind
+	Rate        RateCounter
+	Concurrency ConcurrencyCounter
+	Spend       SpendCounter
+	Period      int64
+	Limit       int64
+	Units       int64 // rate units, or the amount held
+	Actual      int64 // OpSettle: the actual spend
+}
+
+// OpResult is what one step of a batch reported.
+type OpResult struct {
+	Rate    RateResult    // OpTake
+	Acquire AcquireResult // OpAcquire
+	Budget  BudgetResult  // OpHold
+	// OpSettle: the period's spend before and after, as Settle returns it.
+	Before, After int64
+}

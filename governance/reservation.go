@@ -93,11 +93,36 @@ var requestMetric = [numKinds]Metric{MetricRequests, MetricToolCalls, MetricAgen
 
 var requestNoun = [numKinds]string{"requests", "tool calls", "agent calls"}
 
+// maxSteps bounds a reservation's counter calls: the rates, gauges and
+// budgets a Reservation can hold.
+const maxSteps = 8 + 2 + 3
+
+// planStep is one counter call of a reservation with what its outcome means.
+type planStep struct {
+	op     CounterOp
+	tokens bool   // OpTake: a token bucket (else a request count), for the headers
+	msg    string // OpTake, OpAcquire: the denial's message
+	scope  Scope  // OpHold
+	id     string // OpHold
+	rule   budgetRule
+}
+
+// plan is every counter call of one reservation, in the order they are
+// taken: rates of the key then of its team, concurrency, then budgets of
+// the key, team and org.
+type plan struct {
+	n     int
+	steps [maxSteps]planStep
+}
+
+func (pl *plan) add(s planStep) { pl.steps[pl.n] = s; pl.n++ }
+
 // Reserve admits a request against every rate limit, concurrency limit and
 // budget of the key, its team and its org, or admits nothing and returns a
 // RateLimited or BudgetExceeded *Error. Each counter checks and takes
 // atomically, and a denial at any counter returns what the earlier ones took,
-// so no limit is ever exceeded however many goroutines race.
+// so no limit is ever exceeded however many goroutines race. BatchCounters
+// get all the calls at once.
 func (g *Governor) Reserve(p *Principal, req Request) (*Reservation, error) {
 	if p == nil || p.entry == nil {
 		return nil, unauthenticated("unknown principal: authenticate first")
@@ -112,6 +137,7 @@ func (g *Governor) Reserve(p *Principal, req Request) (*Reservation, error) {
 	cost := max(req.EstimatedCostNanoUSD, 0)
 	tokens := max(req.EstimatedTokens, 0)
 	e := p.entry
+	var pl plan
 	if !p.Admin {
 		levels := [2]*limitSet{&e.limits, nil}
 		n := 1
@@ -120,44 +146,32 @@ func (g *Governor) Reserve(p *Principal, req Request) (*Reservation, error) {
 			n = 2
 		}
 		for _, l := range levels[:n] {
-			if err := r.takeRates(l, ki, req.Name, tokens, now); err != nil {
-				r.rollback(now)
-				if err.Kind != Unavailable {
-					g.metrics.rateLimited[ki].Inc()
-				}
-				return nil, err
-			}
+			pl.addRates(l, ki, req.Name, tokens)
 		}
 		for _, l := range levels[:n] {
-			if l.parallel == nil {
-				continue
+			if l.parallel != nil {
+				pl.add(planStep{op: CounterOp{Kind: OpAcquire, Concurrency: l.parallel, Limit: l.maxParallel}, msg: l.parallelMsg})
 			}
-			res := l.parallel.Acquire(l.maxParallel)
-			if !res.Allowed {
-				r.rollback(now)
-				if res.Unavailable {
-					return nil, errUnavailable()
-				}
-				g.metrics.rateLimited[ki].Inc()
-				return nil, &Error{Kind: RateLimited, RetryAfter: time.Second, Message: l.parallelMsg}
-			}
-			if res.Unavailable {
-				continue // admitted by fail_mode open: no slot to release
-			}
-			r.gauges[r.nGauges] = l.parallel
-			r.nGauges++
 		}
 	}
-	err := r.hold(ScopeKey, p.KeyID, e.spend, e.budget, cost, now)
-	if t := e.team; err == nil && t != nil {
-		err = r.hold(ScopeTeam, t.name, t.spend, t.budget, cost, now)
-		if o := t.org; err == nil && o != nil {
-			err = r.hold(ScopeOrg, o.name, o.spend, o.budget, cost, now)
+	pl.addHold(ScopeKey, p.KeyID, e.spend, e.budget, cost, now)
+	if t := e.team; t != nil {
+		pl.addHold(ScopeTeam, t.name, t.spend, t.budget, cost, now)
+		if o := t.org; o != nil {
+			pl.addHold(ScopeOrg, o.name, o.spend, o.budget, cost, now)
 		}
+	}
+	var err *Error
+	if bc, ok := g.counters.(BatchCounters); ok {
+		err = r.reserveBatch(bc, &pl, now)
+	} else {
+		err = r.reserveEach(&pl, now)
 	}
 	if err != nil {
-		r.rollback(now)
-		if err.Kind != Unavailable {
+		switch err.Kind {
+		case RateLimited:
+			g.metrics.rateLimited[ki].Inc()
+		case BudgetExceeded:
 			g.metrics.budgetDenied[ki].Inc()
 		}
 		return nil, err
@@ -167,60 +181,122 @@ func (g *Governor) Reserve(p *Principal, req Request) (*Reservation, error) {
 	return r, nil
 }
 
-func (r *Reservation) takeRates(l *limitSet, ki int, name string, tokens int64, now time.Time) *Error {
+func (pl *plan) addRates(l *limitSet, ki int, name string, tokens int64) {
 	if c := l.reqRate[ki]; c != nil {
-		if err := r.take(c, l.reqLimit[ki], 1, false, now, l.reqMsg[ki]); err != nil {
-			return err
-		}
+		pl.addTake(c, l.reqLimit[ki], 1, false, l.reqMsg[ki])
 	}
 	if ki != 0 {
-		return nil
+		return
 	}
 	if l.tokRate != nil {
-		if err := r.take(l.tokRate, l.tpm, tokens, true, now, l.tokMsg); err != nil {
-			return err
-		}
+		pl.addTake(l.tokRate, l.tpm, tokens, true, l.tokMsg)
 	}
 	m := l.modelLimit(name)
 	if m == nil {
-		return nil
+		return
 	}
 	if m.rpmRate != nil {
-		if err := r.take(m.rpmRate, m.rpm, 1, false, now, l.modelMsg[0]); err != nil {
-			return err
-		}
+		pl.addTake(m.rpmRate, m.rpm, 1, false, l.modelMsg[0])
 	}
 	if m.tpmRate != nil {
-		if err := r.take(m.tpmRate, m.tpm, tokens, true, now, l.modelMsg[1]); err != nil {
+		pl.addTake(m.tpmRate, m.tpm, tokens, true, l.modelMsg[1])
+	}
+}
+
+func (pl *plan) addTake(c RateCounter, limit, units int64, tokens bool, msg string) {
+	pl.add(planStep{op: CounterOp{Kind: OpTake, Rate: c, Limit: limit, Units: min(units, limit)}, tokens: tokens, msg: msg})
+}
+
+func (pl *plan) addHold(scope Scope, id string, c SpendCounter, b budgetRule, cost int64, now time.Time) {
+	pl.add(planStep{op: CounterOp{Kind: OpHold, Spend: c, Period: b.period.start(now), Limit: b.limit, Units: cost},
+		scope: scope, id: id, rule: b})
+}
+
+// reserveEach calls the counters one by one, returning what the earlier
+// steps took when one denies.
+func (r *Reservation) reserveEach(pl *plan, now time.Time) *Error {
+	for i := range pl.steps[:pl.n] {
+		s := &pl.steps[i]
+		var err *Error
+		switch s.op.Kind {
+		case OpTake:
+			err = r.bookTake(s, s.op.Rate.Take(s.op.Limit, s.op.Units, now))
+		case OpAcquire:
+			err = r.bookAcquire(s, s.op.Concurrency.Acquire(s.op.Limit))
+		case OpHold:
+			err = r.bookHold(s, s.op.Spend.Hold(s.op.Period, s.op.Limit, s.op.Units), now)
+		}
+		if err != nil {
+			r.rollback(now)
 			return err
 		}
 	}
 	return nil
 }
 
-func (r *Reservation) take(c RateCounter, limit, units int64, tokens bool, now time.Time, msg string) *Error {
-	units = min(units, limit)
-	res := c.Take(limit, units, now)
+// reserveBatch hands every step to the counters in one call; they undo the
+// admitted steps themselves when a later one denies.
+func (r *Reservation) reserveBatch(bc BatchCounters, pl *plan, now time.Time) *Error {
+	var ops [maxSteps]CounterOp
+	var out [maxSteps]OpResult
+	for i := range pl.steps[:pl.n] {
+		ops[i] = pl.steps[i].op
+	}
+	ran := bc.ReserveBatch(ops[:pl.n], now, out[:pl.n])
+	for i := range ran {
+		if err := r.book(&pl.steps[i], &out[i], now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// book records what step s took, or returns the *Error its denial means.
+func (r *Reservation) book(s *planStep, res *OpResult, now time.Time) *Error {
+	switch s.op.Kind {
+	case OpTake:
+		return r.bookTake(s, res.Rate)
+	case OpAcquire:
+		return r.bookAcquire(s, res.Acquire)
+	}
+	return r.bookHold(s, res.Budget, now)
+}
+
+func (r *Reservation) bookAcquire(s *planStep, res AcquireResult) *Error {
+	if !res.Allowed {
+		if res.Unavailable {
+			return errUnavailable()
+		}
+		return &Error{Kind: RateLimited, RetryAfter: time.Second, Message: s.msg}
+	}
+	if !res.Unavailable { // admitted by fail_mode open: no slot to release
+		r.gauges[r.nGauges] = s.op.Concurrency
+		r.nGauges++
+	}
+	return nil
+}
+
+func (r *Reservation) bookTake(s *planStep, res RateResult) *Error {
 	if res.Unavailable {
 		if !res.Allowed {
 			return errUnavailable()
 		}
 		return nil // admitted by fail_mode open: nothing taken, nothing to give back
 	}
-	r.headers.note(tokens, limit, res)
+	limit := s.op.Limit
+	r.headers.note(s.tokens, limit, res)
 	if !res.Allowed {
-		e := &Error{Kind: RateLimited, RetryAfter: res.RetryAfter, Message: msg}
-		e.rate.note(tokens, limit, res)
+		e := &Error{Kind: RateLimited, RetryAfter: res.RetryAfter, Message: s.msg}
+		e.rate.note(s.tokens, limit, res)
 		return e
 	}
-	r.rates[r.nRates] = rateTake{c: c, limit: limit, units: units, tokens: tokens}
+	r.rates[r.nRates] = rateTake{c: s.op.Rate, limit: limit, units: s.op.Units, tokens: s.tokens}
 	r.nRates++
 	return nil
 }
 
-func (r *Reservation) hold(scope Scope, id string, c SpendCounter, b budgetRule, cost int64, now time.Time) *Error {
-	period := b.period.start(now)
-	res := c.Hold(period, b.limit, cost)
+func (r *Reservation) bookHold(s *planStep, res BudgetResult, now time.Time) *Error {
+	cost := s.op.Units
 	if res.Unavailable {
 		if !res.Allowed {
 			return errUnavailable()
@@ -229,14 +305,14 @@ func (r *Reservation) hold(scope Scope, id string, c SpendCounter, b budgetRule,
 		// still settled, so spend is counted once the store answers again.
 		cost = 0
 	} else if !res.Allowed {
-		e := &Error{Kind: BudgetExceeded, Message: scope.String() + " budget exceeded"}
-		if next := b.period.next(now); !next.IsZero() {
+		e := &Error{Kind: BudgetExceeded, Message: s.scope.String() + " budget exceeded"}
+		if next := s.rule.period.next(now); !next.IsZero() {
 			e.RetryAfter = next.Sub(now)
-			e.Message += " for this " + periodNoun[b.period] + "; it resets at " + next.Format(time.RFC3339)
+			e.Message += " for this " + periodNoun[s.rule.period] + "; it resets at " + next.Format(time.RFC3339)
 		}
 		return e
 	}
-	r.budgets[r.nBudgets] = budgetTake{c: c, scope: scope, id: id, period: period, limit: b.limit, held: cost}
+	r.budgets[r.nBudgets] = budgetTake{c: s.op.Spend, scope: s.scope, id: s.id, period: s.op.Period, limit: s.op.Limit, held: cost}
 	r.nBudgets++
 	return nil
 }
@@ -265,23 +341,10 @@ func (r *Reservation) Settle(actualCostNanoUSD, actualTokens int64) {
 	g := r.g
 	cost := max(actualCostNanoUSD, 0)
 	tokens := max(actualTokens, 0)
-	for _, c := range r.gauges[:r.nGauges] {
-		c.Release()
-	}
-	var now time.Time
-	for _, t := range r.rates[:r.nRates] {
-		if t.tokens && t.units != tokens {
-			if now.IsZero() {
-				now = g.now()
-			}
-			t.c.Give(t.limit, t.units-tokens, now)
-		}
-	}
-	for _, b := range r.budgets[:r.nBudgets] {
-		before, after := b.c.Settle(b.period, b.held, cost)
-		if b.limit > 0 && after > before {
-			g.alertCrossings(b, before, after)
-		}
+	if bc, ok := g.counters.(BatchCounters); ok {
+		r.settleBatch(bc, cost, tokens)
+	} else {
+		r.settleEach(cost, tokens)
 	}
 	ki := kindMetricIndex(r.kind)
 	g.metrics.inFlight.Dec()
@@ -289,11 +352,58 @@ func (r *Reservation) Settle(actualCostNanoUSD, actualTokens int64) {
 	g.metrics.tokens[ki].Add(float64(tokens))
 }
 
+func (r *Reservation) settleEach(cost, tokens int64) {
+	for _, c := range r.gauges[:r.nGauges] {
+		c.Release()
+	}
+	var now time.Time
+	for _, t := range r.rates[:r.nRates] {
+		if t.tokens && t.units != tokens {
+			if now.IsZero() {
+				now = r.g.now()
+			}
+			t.c.Give(t.limit, t.units-tokens, now)
+		}
+	}
+	for _, b := range r.budgets[:r.nBudgets] {
+		before, after := b.c.Settle(b.period, b.held, cost)
+		r.g.alertCrossings(b, before, after)
+	}
+}
+
+func (r *Reservation) settleBatch(bc BatchCounters, cost, tokens int64) {
+	var ops [maxSteps]CounterOp
+	var out [maxSteps]OpResult
+	n := 0
+	for _, c := range r.gauges[:r.nGauges] {
+		ops[n] = CounterOp{Kind: OpRelease, Concurrency: c}
+		n++
+	}
+	for _, t := range r.rates[:r.nRates] {
+		if t.tokens && t.units != tokens {
+			ops[n] = CounterOp{Kind: OpGive, Rate: t.c, Limit: t.limit, Units: t.units - tokens}
+			n++
+		}
+	}
+	first := n
+	for _, b := range r.budgets[:r.nBudgets] {
+		ops[n] = CounterOp{Kind: OpSettle, Spend: b.c, Period: b.period, Units: b.held, Actual: cost}
+		n++
+	}
+	bc.SettleBatch(ops[:n], r.g.now(), out[:n])
+	for i, b := range r.budgets[:r.nBudgets] {
+		r.g.alertCrossings(b, out[first+i].Before, out[first+i].After)
+	}
+}
+
 var alertThresholds = [3]int64{50, 80, 100}
 
 // alertCrossings logs and counts each soft-budget threshold this settle
 // crossed. Counters serialise settles, so each crossing is seen exactly once per period.
 func (g *Governor) alertCrossings(b budgetTake, before, after int64) {
+	if b.limit <= 0 || after <= before {
+		return
+	}
 	for _, pct := range alertThresholds {
 		at := b.limit/100*pct + b.limit%100*pct/100
 		if before < at && after >= at {

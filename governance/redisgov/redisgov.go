@@ -5,7 +5,10 @@
 //
 // Exactness. Every counter operation is one Lua script, so a limit holds
 // across replicas exactly as MemoryCounters holds it within one process;
-// nothing is cached locally except counter handles. The bounds that remain:
+// nothing is cached locally except counter handles. A Governor's Reserve
+// and Settle each run all their counter operations in one script
+// (governance.BatchCounters), so a decision costs two round trips however
+// many limits apply. The bounds that remain:
 //   - Rate buckets refill by the caller's clock, as in memory: replicas whose
 //     clocks differ by d refill up to d early or late (keep NTP running).
 //   - A replica that dies holding concurrency slots or budget holds keeps
@@ -16,7 +19,7 @@
 //     books once it reaches Redis again.
 //   - A call that fails or times out is never retried, because its script
 //     may have run and a retry could count twice. A failed Release, Hold or
-//     Settle leaves this replica's slots or holds wrong in Redis until the
+//     Settle (alone or in a batch) leaves this replica's slots or holds wrong in Redis until the
 //     next heartbeat rewrites them from its books (within leaseTTL/3). The
 //     actual spend of a Settle that failed is not counted (it is still in the
 //     request's span); a Give that failed leaves a token bucket short by its

@@ -9,202 +9,304 @@ import "github.com/redis/go-redis/v9"
 // Money (up to 1e18 nano-USD) is carried as two limbs, hi×1e9 + lo with
 // 0 ≤ lo < 1e9, split and joined in Go with int64 arithmetic.
 
-// rateScript is MemoryCounters' rateBucket, op by op. KEYS[1] is the bucket
-// (fields l = level in unit-microseconds, t = last refill in Unix µs).
-// ARGV: op ("take"|"give"), limit, units (clamped by the caller), now µs,
-// idle TTL ms. Returns {allowed 0/1, level}.
-var rateScript = redis.NewScript(`
+// rateLua is MemoryCounters' rateBucket, op by op, on the bucket at key
+// (fields l = level in unit-microseconds, t = last refill in Unix µs): op
+// "take" or "give", units clamped by the caller, now in µs, idle TTL in ms.
+// It returns allowed (0/1) and the level.
+const rateLua = `
 local M = 60000000
-local limit = tonumber(ARGV[2])
-local units = tonumber(ARGV[3])
-local now = tonumber(ARGV[4])
-local cap = limit * M
--- min(l + x, cap) for 0 <= x <= cap and |l| <= 6e15, exact.
-local function add(l, x)
-  if l <= 0 then return l + x end
-  if x >= cap - l then return cap end
-  return l + x
-end
--- max(l - y, -cap) for 0 <= y <= cap and -cap <= l <= cap, exact.
-local function sub(l, y)
-  if l >= 0 then return l - y end
-  if y >= l + cap then return -cap end
-  return l - y
-end
-local st = redis.call('HMGET', KEYS[1], 'l', 't')
-local level, last
-if not st[1] then
-  level, last = cap, now
-else
-  level, last = tonumber(st[1]), tonumber(st[2])
-  local elapsed = now - last
-  if elapsed > 0 then
-    if elapsed > 2 * M then elapsed = 2 * M end
-    local first = elapsed
-    if first > M then first = M end
-    level = add(level, first * limit)
-    level = add(level, (elapsed - first) * limit)
-    last = now
+local function rate(key, op, limit, units, now, ttl)
+  local cap = limit * M
+  -- min(l + x, cap) for 0 <= x <= cap and |l| <= 6e15, exact.
+  local function add(l, x)
+    if l <= 0 then return l + x end
+    if x >= cap - l then return cap end
+    return l + x
   end
-  if level > cap then level = cap end
-  if level < -cap then level = -cap end
-end
-local ok = 1
-if ARGV[1] == 'take' then
-  local need = units * M
-  if level >= need and (units > 0 or level > 0) then
-    level = level - need
+  -- max(l - y, -cap) for 0 <= y <= cap and -cap <= l <= cap, exact.
+  local function sub(l, y)
+    if l >= 0 then return l - y end
+    if y >= l + cap then return -cap end
+    return l - y
+  end
+  local st = redis.call('HMGET', key, 'l', 't')
+  local level, last
+  if not st[1] then
+    level, last = cap, now
   else
-    ok = 0
+    level, last = tonumber(st[1]), tonumber(st[2])
+    local elapsed = now - last
+    if elapsed > 0 then
+      if elapsed > 2 * M then elapsed = 2 * M end
+      local first = elapsed
+      if first > M then first = M end
+      level = add(level, first * limit)
+      level = add(level, (elapsed - first) * limit)
+      last = now
+    end
+    if level > cap then level = cap end
+    if level < -cap then level = -cap end
   end
-elseif units >= 0 then
-  level = add(level, units * M)
-else
-  level = sub(level, -units * M)
+  local ok = 1
+  if op == 'take' then
+    local need = units * M
+    if level >= need and (units > 0 or level > 0) then
+      level = level - need
+    else
+      ok = 0
+    end
+  elseif units >= 0 then
+    level = add(level, units * M)
+  else
+    level = sub(level, -units * M)
+  end
+  redis.call('HSET', key, 'l', string.format('%.0f', level), 't', string.format('%.0f', last))
+  redis.call('PEXPIRE', key, ttl)
+  return ok, level
 end
-redis.call('HSET', KEYS[1], 'l', string.format('%.0f', level), 't', string.format('%.0f', last))
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
+`
+
+// rateScript runs rateLua on KEYS[1]. ARGV: op, limit, units, now µs, idle
+// TTL ms. Returns {allowed 0/1, level}.
+var rateScript = redis.NewScript(rateLua + `
+local ok, level = rate(KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5])
 return {ok, level}
 `)
 
-// liveLua reads the replica leases (KEYS[2]: replica id → lease expiry in
+// liveLua reads the replica leases (at LEASE: replica id → lease expiry in
 // Redis-server milliseconds) so that counts of dead replicas are dropped.
+// Scripts set LEASE and ME (this replica's id) before it.
 const liveLua = `
 local t = redis.call('TIME')
 local nowms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local function live(rid)
-  if rid == ARGV[1] then return true end
-  local exp = redis.call('ZSCORE', KEYS[2], rid)
+  if rid == ME then return true end
+  local exp = redis.call('ZSCORE', LEASE, rid)
   return exp and tonumber(exp) >= nowms
 end
 `
 
-// gaugeScript counts requests in flight per replica: KEYS[1] is a hash
-// replica id → count, KEYS[2] the leases. ARGV: replica id, op
-// ("acquire"|"release"|"count"|"set"), max (or the count to set), TTL ms.
-// Acquire returns 1 if it took a slot; count returns the live total.
-var gaugeScript = redis.NewScript(liveLua + `
-local op = ARGV[2]
-if op == 'release' then
-  local n = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
-  if n > 0 then redis.call('HINCRBY', KEYS[1], ARGV[1], -1) end
+// gaugeLua counts requests in flight per replica: key is a hash replica id
+// → count; op "acquire"|"release"|"count"|"set", arg the max (or the count
+// to set). Acquire returns 1 if it took a slot; count returns the live total.
+const gaugeLua = `
+local function gauge(key, op, arg, ttl)
+  if op == 'release' then
+    local n = tonumber(redis.call('HGET', key, ME) or '0')
+    if n > 0 then redis.call('HINCRBY', key, ME, -1) end
+    return 1
+  end
+  if op == 'set' then
+    if arg > 0 then
+      redis.call('HSET', key, ME, arg)
+      redis.call('PEXPIRE', key, ttl)
+    else
+      redis.call('HDEL', key, ME)
+    end
+    return 1
+  end
+  local all = redis.call('HGETALL', key)
+  local total = 0
+  for i = 1, #all, 2 do
+    if live(all[i]) then
+      total = total + tonumber(all[i + 1])
+    elseif op == 'acquire' then
+      redis.call('HDEL', key, all[i])
+    end
+  end
+  if op == 'count' then return total end
+  if total >= arg then return 0 end
+  redis.call('HINCRBY', key, ME, 1)
+  redis.call('PEXPIRE', key, ttl)
   return 1
 end
-if op == 'set' then
-  if tonumber(ARGV[3]) > 0 then
-    redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-    redis.call('PEXPIRE', KEYS[1], ARGV[4])
-  else
-    redis.call('HDEL', KEYS[1], ARGV[1])
-  end
-  return 1
-end
-local all = redis.call('HGETALL', KEYS[1])
-local total = 0
-for i = 1, #all, 2 do
-  if live(all[i]) then
-    total = total + tonumber(all[i + 1])
-  elseif op == 'acquire' then
-    redis.call('HDEL', KEYS[1], all[i])
-  end
-end
-if op == 'count' then return total end
-if total >= tonumber(ARGV[3]) then return 0 end
-redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return 1
+`
+
+// gaugeScript runs gaugeLua: KEYS[1] the gauge, KEYS[2] the leases. ARGV:
+// replica id, op, arg, TTL ms.
+var gaugeScript = redis.NewScript(`local LEASE, ME = KEYS[2], ARGV[1]` + liveLua + gaugeLua + `
+return gauge(KEYS[1], ARGV[2], tonumber(ARGV[3]), ARGV[4])
 `)
 
-// spendScript is MemoryCounters' budgetBucket with the holds kept per
-// replica (fields hh:<replica>, hl:<replica>), so holds of a dead replica
-// are dropped. KEYS[1] is the counter (p = period, sh/sl = spent), KEYS[2]
-// the leases. ARGV: replica id, op, period, then op arguments as limbs:
+// spendLua is MemoryCounters' budgetBucket with the holds kept per replica
+// (fields hh:<replica>, hl:<replica>), so holds of a dead replica are
+// dropped. key is the counter (p = period, sh/sl = spent); a holds the op's
+// arguments as limbs; ttl in ms (0: no expiry):
 //
 //	hold:   limitHi, limitLo, amountHi, amountLo → {ok, spentHi, spentLo, heldHi, heldLo}
 //	settle: heldHi, heldLo, actualHi, actualLo   → {beforeHi, beforeLo, afterHi, afterLo}
 //	seed:   spentHi, spentLo                     → {1 if set}  (only when the period is not counted yet)
 //	spent:                                       → {spentHi, spentLo, heldHi, heldLo}
 //	sethold: heldHi, heldLo (this replica's holds, from its own books) → {1}
-//
-// The last ARGV is the TTL in ms (0: no expiry).
-var spendScript = redis.NewScript(liveLua + `
+const spendLua = `
 local B = 1000000000
 local function norm(h, l)
   local c = math.floor(l / B)
   return h + c, l - c * B
 end
 local function num(v) return tonumber(v or '0') or 0 end
-local op = ARGV[2]
-local period = tonumber(ARGV[3])
-local ttl = tonumber(ARGV[#ARGV])
-local me_h, me_l = 'hh:' .. ARGV[1], 'hl:' .. ARGV[1]
-local all = redis.call('HGETALL', KEYS[1])
-local f = {}
-for i = 1, #all, 2 do f[all[i]] = all[i + 1] end
-local exists = #all > 0
-local p = num(f['p'])
-local sh, sl = num(f['sh']), num(f['sl'])
-local hh, hl = 0, 0
-for k, v in pairs(f) do
-  if string.sub(k, 1, 3) == 'hh:' then
-    local rid = string.sub(k, 4)
-    if live(rid) then
-      hh, hl = norm(hh + num(v), hl + num(f['hl:' .. rid]))
-    elseif op ~= 'spent' then
-      redis.call('HDEL', KEYS[1], k, 'hl:' .. rid)
+local function spend(key, op, period, a, ttl)
+  local me_h, me_l = 'hh:' .. ME, 'hl:' .. ME
+  local all = redis.call('HGETALL', key)
+  local f = {}
+  for i = 1, #all, 2 do f[all[i]] = all[i + 1] end
+  local exists = #all > 0
+  local p = num(f['p'])
+  local sh, sl = num(f['sh']), num(f['sl'])
+  local hh, hl = 0, 0
+  for k, v in pairs(f) do
+    if string.sub(k, 1, 3) == 'hh:' then
+      local rid = string.sub(k, 4)
+      if live(rid) then
+        hh, hl = norm(hh + num(v), hl + num(f['hl:' .. rid]))
+      elseif op ~= 'spent' then
+        redis.call('HDEL', key, k, 'hl:' .. rid)
+      end
     end
   end
+  local function save()
+    redis.call('HSET', key, 'p', string.format('%.0f', p), 'sh', string.format('%.0f', sh), 'sl', string.format('%.0f', sl))
+    if ttl > 0 then redis.call('PEXPIRE', key, ttl) else redis.call('PERSIST', key) end
+  end
+  local function addmine(dh, dl)
+    local mh, ml = norm(num(f[me_h]) + dh, num(f[me_l]) + dl)
+    if mh == 0 and ml == 0 then
+      redis.call('HDEL', key, me_h, me_l)
+    else
+      redis.call('HSET', key, me_h, string.format('%.0f', mh), me_l, string.format('%.0f', ml))
+    end
+  end
+  if op == 'spent' then
+    if p ~= period then return {0, 0, hh, hl} end
+    return {sh, sl, hh, hl}
+  end
+  if op == 'sethold' then
+    local dh, dl = norm(a[1] - num(f[me_h]), a[2] - num(f[me_l]))
+    addmine(dh, dl)
+    -- A counter without a period keeps no expiry; any other gets one.
+    if ttl > 0 and (not exists or redis.call('PTTL', key) >= 0) then redis.call('PEXPIRE', key, ttl) end
+    return {1}
+  end
+  if op == 'seed' then
+    if exists and p == period then return {0} end
+    p, sh, sl = period, a[1], a[2]
+    save()
+    return {1}
+  end
+  if op == 'hold' then
+    if p ~= period then p, sh, sl = period, 0, 0 end
+    local lh, ll, ah, al = a[1], a[2], a[3], a[4]
+    local uh, ul = norm(sh + hh, sl + hl)
+    local nh, nl = norm(uh + ah, ul + al)
+    local limited = lh > 0 or ll > 0
+    local full = uh > lh or (uh == lh and ul >= ll)
+    local over = nh > lh or (nh == lh and nl > ll)
+    save()
+    if limited and (full or over) then return {0, sh, sl, hh, hl} end
+    addmine(ah, al)
+    hh, hl = norm(hh + ah, hl + al)
+    return {1, sh, sl, hh, hl}
+  end
+  -- settle
+  addmine(-a[1], -a[2])
+  local bh, bl = sh, sl
+  if period == p then sh, sl = norm(sh + a[3], sl + a[4]) end
+  save()
+  return {bh, bl, sh, sl}
 end
-local function save()
-  redis.call('HSET', KEYS[1], 'p', string.format('%.0f', p), 'sh', string.format('%.0f', sh), 'sl', string.format('%.0f', sl))
-  if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) else redis.call('PERSIST', KEYS[1]) end
+`
+
+// spendScript runs spendLua: KEYS[1] the counter, KEYS[2] the leases. ARGV:
+// replica id, op, period, the op's limbs, and last the TTL in ms.
+var spendScript = redis.NewScript(`local LEASE, ME = KEYS[2], ARGV[1]` + liveLua + spendLua + `
+local a = {}
+for i = 4, #ARGV - 1 do a[#a + 1] = tonumber(ARGV[i]) end
+return spend(KEYS[1], ARGV[2], tonumber(ARGV[3]), a, tonumber(ARGV[#ARGV]))
+`)
+
+// opStride is the number of ARGV each step of a batch script takes: the
+// op, then five numbers. batchLua's S must match it.
+const opStride = 6
+
+// batchLua reads the head of the batch scripts' ARGV (five values) and
+// their steps: opname(i) and arg(i, j) (j = 2..6) of step i.
+const batchLua = `
+local S = 6
+local now, rttl, gttl, sttl = tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
+local out = {}
+local function opname(i) return ARGV[5 + (i - 1) * S + 1] end
+local function arg(i, j) return tonumber(ARGV[5 + (i - 1) * S + j]) end
+local function ttlOf(period)
+  if period == 0 then return 0 end
+  return sttl
 end
-local function addmine(dh, dl)
-  local mh, ml = norm(num(f[me_h]) + dh, num(f[me_l]) + dl)
-  if mh == 0 and ml == 0 then
-    redis.call('HDEL', KEYS[1], me_h, me_l)
+`
+
+// reserveScript runs the takes, acquires and holds of one reservation (see
+// governance.BatchCounters.ReserveBatch) in one call. KEYS[1] is the
+// leases, KEYS[i+1] the counter of step i. ARGV: replica id, now µs, then
+// the rate, gauge and spend TTLs in ms, then opStride per step:
+//
+//	take:    limit, units
+//	acquire: max
+//	hold:    period, limitHi, limitLo, amountHi, amountLo
+//
+// At the first denial it undoes the earlier steps, newest first, as the
+// Governor's own rollback would (give, release, settle with no spend), and
+// stops. Returns five numbers per step that ran: allowed, then the level of
+// a take or spentHi, spentLo, heldHi, heldLo of a hold.
+var reserveScript = redis.NewScript(`local LEASE, ME = KEYS[1], ARGV[1]` + liveLua + rateLua + gaugeLua + spendLua + batchLua + `
+for i = 1, #KEYS - 1 do
+  local op, key = opname(i), KEYS[i + 1]
+  local r = {0, 0, 0, 0, 0}
+  if op == 'take' then
+    r[1], r[2] = rate(key, 'take', arg(i, 2), arg(i, 3), now, rttl)
+  elseif op == 'acquire' then
+    r[1] = gauge(key, 'acquire', arg(i, 2), gttl)
   else
-    redis.call('HSET', KEYS[1], me_h, string.format('%.0f', mh), me_l, string.format('%.0f', ml))
+    r = spend(key, 'hold', arg(i, 2), {arg(i, 3), arg(i, 4), arg(i, 5), arg(i, 6)}, ttlOf(arg(i, 2)))
+  end
+  for k = 1, 5 do out[#out + 1] = r[k] end
+  if r[1] == 0 then
+    for j = i - 1, 1, -1 do
+      local jop, jkey = opname(j), KEYS[j + 1]
+      if jop == 'take' then
+        rate(jkey, 'give', arg(j, 2), arg(j, 3), now, rttl)
+      elseif jop == 'acquire' then
+        gauge(jkey, 'release', 0, gttl)
+      else
+        spend(jkey, 'settle', arg(j, 2), {arg(j, 5), arg(j, 6), 0, 0}, ttlOf(arg(j, 2)))
+      end
+    end
+    break
   end
 end
-if op == 'spent' then
-  if p ~= period then return {0, 0, hh, hl} end
-  return {sh, sl, hh, hl}
+return out
+`)
+
+// settleScript runs the gives, releases and settles of one reservation's
+// end in one call. KEYS as in reserveScript; ARGV: replica id, now µs,
+// rate TTL ms, gauge TTL ms, spend TTL ms, then opStride per step:
+//
+//	give:    limit, units
+//	release:
+//	settle:  period, heldHi, heldLo, actualHi, actualLo
+//
+// Returns per step {beforeHi, beforeLo, afterHi, afterLo} (zeros but for settles).
+var settleScript = redis.NewScript(`local LEASE, ME = KEYS[1], ARGV[1]` + liveLua + rateLua + gaugeLua + spendLua + batchLua + `
+for i = 1, #KEYS - 1 do
+  local op, key = opname(i), KEYS[i + 1]
+  local r = {0, 0, 0, 0}
+  if op == 'give' then
+    rate(key, 'give', arg(i, 2), arg(i, 3), now, rttl)
+  elseif op == 'release' then
+    gauge(key, 'release', 0, gttl)
+  else
+    r = spend(key, 'settle', arg(i, 2), {arg(i, 3), arg(i, 4), arg(i, 5), arg(i, 6)}, ttlOf(arg(i, 2)))
+  end
+  for k = 1, 4 do out[#out + 1] = r[k] end
 end
-if op == 'sethold' then
-  local dh, dl = norm(tonumber(ARGV[4]) - num(f[me_h]), tonumber(ARGV[5]) - num(f[me_l]))
-  addmine(dh, dl)
-  -- A counter without a period keeps no expiry; any other gets one.
-  if ttl > 0 and (not exists or redis.call('PTTL', KEYS[1]) >= 0) then redis.call('PEXPIRE', KEYS[1], ttl) end
-  return {1}
-end
-if op == 'seed' then
-  if exists and p == period then return {0} end
-  p, sh, sl = period, tonumber(ARGV[4]), tonumber(ARGV[5])
-  save()
-  return {1}
-end
-if op == 'hold' then
-  if p ~= period then p, sh, sl = period, 0, 0 end
-  local lh, ll = tonumber(ARGV[4]), tonumber(ARGV[5])
-  local ah, al = tonumber(ARGV[6]), tonumber(ARGV[7])
-  local uh, ul = norm(sh + hh, sl + hl)
-  local nh, nl = norm(uh + ah, ul + al)
-  local limited = lh > 0 or ll > 0
-  local full = uh > lh or (uh == lh and ul >= ll)
-  local over = nh > lh or (nh == lh and nl > ll)
-  save()
-  if limited and (full or over) then return {0, sh, sl, hh, hl} end
-  addmine(ah, al)
-  hh, hl = norm(hh + ah, hl + al)
-  return {1, sh, sl, hh, hl}
-end
--- settle
-addmine(-tonumber(ARGV[4]), -tonumber(ARGV[5]))
-local bh, bl = sh, sl
-if period == p then sh, sl = norm(sh + tonumber(ARGV[6]), sl + tonumber(ARGV[7])) end
-save()
-return {bh, bl, sh, sl}
+return out
 `)
 
 // leaseScript renews this replica's lease (ARGV: replica id, lease ms) in
