@@ -60,23 +60,35 @@ func (p Price) Cost(u Usage) int64 {
 // FormatUSD renders nano-USD as a decimal USD string without trailing zeros,
 // e.g. 1500 -> "0.0000015".
 func FormatUSD(nano int64) string {
-	neg := nano < 0
+	var buf [maxUSDLen]byte
+	return string(appendUSD(buf[:0], nano))
+}
+
+// maxUSDLen fits any int64 nano-USD amount written by appendUSD.
+const maxUSDLen = 32
+
+// appendUSD appends FormatUSD's text to b; every JSON reply's cost header is
+// written with it from a stack buffer.
+func appendUSD(b []byte, nano int64) []byte {
 	u := uint64(nano)
-	if neg {
+	if nano < 0 {
+		b = append(b, '-')
 		u = uint64(-nano)
 	}
-	whole := strconv.FormatUint(u/nanoPerUSD, 10)
-	frac := u % nanoPerUSD
-	s := whole
-	if frac != 0 {
-		f := strconv.FormatUint(frac, 10)
-		f = strings.Repeat("0", 9-len(f)) + f
-		s += "." + strings.TrimRight(f, "0")
+	b = strconv.AppendUint(b, u/nanoPerUSD, 10)
+	if frac := u % nanoPerUSD; frac != 0 {
+		var f [9]byte
+		for i := len(f) - 1; i >= 0; i-- {
+			f[i] = byte('0' + frac%10)
+			frac /= 10
+		}
+		end := len(f)
+		for f[end-1] == '0' {
+			end--
+		}
+		b = append(append(b, '.'), f[:end]...)
 	}
-	if neg {
-		s = "-" + s
-	}
-	return s
+	return b
 }
 
 type fieldError struct{ field, msg string }

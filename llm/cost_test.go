@@ -1,6 +1,7 @@
 package llm
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -73,7 +74,8 @@ func TestCostIsExact(t *testing.T) {
 
 func TestFormatUSD(t *testing.T) {
 	t.Parallel()
-	for in, want := range map[int64]string{0: "0", 1: "0.000000001", 1500: "0.0000015", 2_500_000_000: "2.5", -3: "-0.000000003"} {
+	for in, want := range map[int64]string{0: "0", 1: "0.000000001", 1500: "0.0000015", 2_500_000_000: "2.5", -3: "-0.000000003",
+		12_000_000_001: "12.000000001", math.MinInt64: "-9223372036.854775808"} {
 		if got := FormatUSD(in); got != want {
 			t.Errorf("FormatUSD(%d) = %q, want %q", in, got, want)
 		}

@@ -1,6 +1,7 @@
 package llm
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"strings"
@@ -21,8 +22,14 @@ type deployment struct {
 	timeout       time.Duration
 	maxParallel   int
 	headers       [][2]string
-	price         Price
-	st            *deploymentState
+	// sendHeaders are credentials plus configured headers, built once for
+	// every call but Anthropic-ingress ones, which add the client's version.
+	sendHeaders [][2]string
+	// quotedModel is upstreamModel as a JSON string, spliced into bodies.
+	quotedModel []byte
+	attemptName string // the attempt span's name
+	price       Price
+	st          *deploymentState
 }
 
 // deploymentState is what the router learns about a deployment at run time.
@@ -48,11 +55,14 @@ func (s *deploymentState) observeLatency(d time.Duration) {
 
 // group is a public model name and its deployments.
 type group struct {
-	name         string
-	strategy     Strategy
-	deployments  []*deployment
-	fallbacks    []string
-	ctxFallbacks []string
+	name string
+	// chatSpan and embeddingsSpan are the call span names, built once
+	// rather than per request.
+	chatSpan, embeddingsSpan string
+	strategy                 Strategy
+	deployments              []*deployment
+	fallbacks                []string
+	ctxFallbacks             []string
 }
 
 // table is one immutable routing configuration; Reload swaps it whole.
@@ -77,7 +87,8 @@ func buildTable(cfg Config, old map[string]*deploymentState) (*table, map[string
 	t := &table{router: cfg.Router.withDefaults(), groups: make(map[string]*group, len(cfg.Models)), created: time.Now().Unix()}
 	states := make(map[string]*deploymentState)
 	for _, m := range cfg.Models {
-		g := &group{name: m.Name, strategy: m.Strategy, fallbacks: m.Fallbacks, ctxFallbacks: m.ContextWindowFallbacks}
+		g := &group{name: m.Name, strategy: m.Strategy, fallbacks: m.Fallbacks, ctxFallbacks: m.ContextWindowFallbacks,
+			chatSpan: kindChat.spanName(m.Name), embeddingsSpan: kindEmbeddings.spanName(m.Name)}
 		if g.strategy == "" {
 			g.strategy = t.router.Strategy
 		}
@@ -94,6 +105,7 @@ func buildTable(cfg Config, old map[string]*deploymentState) (*table, map[string
 			} else {
 				ids[d.id] = 1
 			}
+			d.attemptName = "attempt " + d.id
 			key := stateKey(m.Name, dc)
 			st := old[key]
 			if st == nil {
@@ -148,6 +160,8 @@ func newDeployment(m ModelConfig, dc DeploymentConfig, r RouterConfig) (*deploym
 		d.chatURL, d.embeddingsURL = base+"/chat/completions", base+"/embeddings"
 	}
 	d.id = u.Host + "/" + d.upstreamModel
+	d.quotedModel, _ = json.Marshal(d.upstreamModel)
+	d.sendHeaders = append(credentialHeaders(kindChat, nil, d), d.headers...)
 	d.price, err = deploymentPrice(m, dc, d.upstreamModel)
 	return d, err
 }

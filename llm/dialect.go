@@ -14,15 +14,16 @@ func sameDialect(k callKind, p Provider) bool {
 	return (k == kindMessages) == (p == ProviderAnthropic)
 }
 
-// upstreamFor returns the URL and body for d.
-func upstreamFor(c *call, d *deployment) (string, []byte, *apiError) {
+// upstreamFor returns the URL and body for d. A body in the client's dialect
+// is built in buf's memory.
+func upstreamFor(c *call, d *deployment, buf []byte) (string, []byte, *apiError) {
 	switch {
 	case c.kind == kindEmbeddings && d.embeddingsURL == "":
 		return "", nil, errBadRequest("invalid_request", "model %q does not serve embeddings", c.req.model)
 	case c.kind == kindEmbeddings:
-		return d.embeddingsURL, c.req.upstreamBody(d.upstreamModel, false), nil
+		return d.embeddingsURL, c.req.upstreamBody(buf, d.quotedModel, false), nil
 	case sameDialect(c.kind, d.provider):
-		return d.chatURL, c.req.upstreamBody(d.upstreamModel, d.provider != ProviderAnthropic), nil
+		return d.chatURL, c.req.upstreamBody(buf, d.quotedModel, d.provider != ProviderAnthropic), nil
 	case d.provider == ProviderAnthropic:
 		body, err := chatToAnthropic(c.req.body, d.upstreamModel)
 		if err != nil {
@@ -40,17 +41,22 @@ func upstreamFor(c *call, d *deployment) (string, []byte, *apiError) {
 
 // upstreamHeaders carries d's credentials in its provider's header.
 func upstreamHeaders(c *call, d *deployment) [][2]string {
-	return append(credentialHeaders(c, d), d.headers...)
+	if c.kind == kindMessages && d.provider == ProviderAnthropic && len(c.headers) > 0 {
+		return append(credentialHeaders(c.kind, c.headers, d), d.headers...)
+	}
+	return d.sendHeaders
 }
 
-func credentialHeaders(c *call, d *deployment) [][2]string {
+// credentialHeaders are d's credentials; clientHeaders (Anthropic version and
+// beta) count only on Anthropic ingress.
+func credentialHeaders(kind callKind, clientHeaders [][2]string, d *deployment) [][2]string {
 	switch d.provider {
 	case ProviderAzure:
 		return [][2]string{{"api-key", d.apiKey}}
 	case ProviderAnthropic:
 		h := [][2]string{{"x-api-key", d.apiKey}, {"anthropic-version", defaultAnthropicVer}}
-		if c.kind == kindMessages {
-			for _, ch := range c.headers {
+		if kind == kindMessages {
+			for _, ch := range clientHeaders {
 				if ch[0] == "anthropic-version" {
 					h[1] = ch
 				} else {

@@ -17,6 +17,8 @@ type Governor interface {
 	Authenticate(rawKey string) (*governance.Principal, error)
 	Authorize(p *governance.Principal, kind governance.Kind, name string) governance.Decision
 	Reserve(p *governance.Principal, r governance.Request) (*governance.Reservation, error)
+	// Denied audits a refusal; it must not block.
+	Denied(d governance.Denial)
 }
 
 // Tracer starts the call and attempt spans.

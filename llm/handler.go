@@ -35,14 +35,14 @@ func (g *Gateway) serve(c *fiber.Ctx, kind callKind) (err error) {
 
 	p, err := g.gov.Authenticate(governance.KeyFromHeaders(c.Get(fiber.HeaderAuthorization), c.Get("x-api-key")))
 	if err != nil {
-		return g.reject(c, writeErr, "", err)
+		return g.reject(c, writeErr, p, "", err)
 	}
 	req, grp, err := parseCall(c.BodyRaw(), kind, t)
 	if err != nil {
-		return g.reject(c, writeErr, "", err)
+		return g.reject(c, writeErr, p, "", err)
 	}
 	if err := g.gov.Authorize(p, governance.KindModel, req.model).Err(); err != nil {
-		return g.reject(c, writeErr, req.model, err)
+		return g.reject(c, writeErr, p, req.model, err)
 	}
 	// A fallback is a model like any other: a key that may not call it directly must not reach it through
 	// another model's failure.
@@ -51,11 +51,12 @@ func (g *Gateway) serve(c *fiber.Ctx, kind callKind) (err error) {
 	res, err = g.gov.Reserve(p, governance.Request{Kind: governance.KindModel, Name: req.model,
 		EstimatedCostNanoUSD: reachablePrice(t, grp, mayUse).Cost(estimate), EstimatedTokens: estimate.Total()})
 	if err != nil {
-		return g.reject(c, writeErr, req.model, err)
+		return g.reject(c, writeErr, p, req.model, err)
 	}
-	span = g.tracer.Start(trace.FromHeaders(func(k string) string { return c.Get(k) }), trace.LayerLLM, kind.spanName(req.model))
+	span = g.tracer.Start(trace.FromHeaders(func(k string) string { return c.Get(k) }), trace.LayerLLM, grp.spanName(kind))
 	span.KeyID, span.KeyName, span.Team, span.Org, span.Model = p.KeyID, p.KeyName, p.Team, p.Org, req.model
-	c.Set("traceparent", span.Context().Traceparent())
+	var tp [trace.TraceparentLen]byte
+	c.Response().Header.SetBytesV(trace.HeaderTraceparent, span.Context().AppendTraceparent(tp[:0]))
 	res.RateLimitHeaders(func(k, v string) { c.Set(k, v) })
 
 	cl := &call{kind: kind, req: req, group: grp, tbl: t, span: span, start: start, headers: clientHeaders(c, kind), mayUse: mayUse}
@@ -70,7 +71,8 @@ func (g *Gateway) serve(c *fiber.Ctx, kind callKind) (err error) {
 		return nil
 	}
 	if out.stream == nil {
-		c.Set("x-switchboard-cost-usd", FormatUSD(out.d.price.Cost(out.usage)))
+		var usd [maxUSDLen]byte
+		c.Response().Header.SetBytesV("x-switchboard-cost-usd", appendUSD(usd[:0], out.d.price.Cost(out.usage)))
 		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 		c.Response().SetBodyRaw(out.body)
 		g.finish(cl, held, out, http.StatusOK, "")
@@ -122,11 +124,12 @@ func (g *Gateway) abandon(res *governance.Reservation, span *trace.Span) {
 }
 
 // reject answers a call refused before any upstream was contacted.
-func (g *Gateway) reject(c *fiber.Ctx, writeErr func(*fiber.Ctx, error), model string, err error) error {
+func (g *Gateway) reject(c *fiber.Ctx, writeErr func(*fiber.Ctx, error), p *governance.Principal, model string, err error) error {
 	ae := asAPIError(err)
 	var ge *governance.Error
 	if errors.As(err, &ge) {
 		ge.RateLimitHeaders(func(k, v string) { c.Set(k, v) })
+		g.gov.Denied(governance.RequestDenial(c, p, governance.KindModel, model, err))
 	}
 	g.metrics.requests.WithLabelValues(model, strconv.Itoa(ae.status)).Inc()
 	writeErr(c, ae)
@@ -266,7 +269,7 @@ type modelObject struct {
 func (g *Gateway) models(c *fiber.Ctx) error {
 	p, err := g.gov.Authenticate(governance.KeyFromHeaders(c.Get(fiber.HeaderAuthorization), c.Get("x-api-key")))
 	if err != nil {
-		return g.reject(c, writeOpenAIError, "", err)
+		return g.reject(c, writeOpenAIError, nil, "", err)
 	}
 	t := g.table.Load()
 	list := modelList{Object: "list", Data: []modelObject{}}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchboard-gw/switchboard/trace"
 	"github.com/valyala/fasthttp"
 )
 
@@ -62,12 +63,12 @@ func newUpstreamClient() *upstreamClient {
 
 // upstreamRequest is one HTTP call to a deployment.
 type upstreamRequest struct {
-	url         string
-	body        []byte
-	headers     [][2]string
-	stream      bool
-	deadline    time.Time
-	traceparent string
+	url      string
+	body     []byte
+	headers  [][2]string
+	stream   bool
+	deadline time.Time
+	trace    trace.SpanContext // sent as traceparent when valid
 }
 
 // send performs the call. For streams the returned response's body is
@@ -87,8 +88,9 @@ func (u *upstreamClient) send(r upstreamRequest) (*fasthttp.Response, error) {
 	for _, h := range r.headers {
 		req.Header.Set(h[0], h[1])
 	}
-	if r.traceparent != "" {
-		req.Header.Set("traceparent", r.traceparent)
+	if r.trace.IsValid() {
+		var tp [trace.TraceparentLen]byte
+		req.Header.SetBytesV(trace.HeaderTraceparent, r.trace.AppendTraceparent(tp[:0]))
 	}
 	req.SetBodyRaw(r.body)
 	resp := fasthttp.AcquireResponse()
@@ -130,6 +132,7 @@ type upstreamStream struct {
 	timer *time.Timer
 	tr    streamTranslator
 	buf   []byte
+	bufp  *[]byte // buf's pool entry
 	split sseSplitter
 
 	mu       sync.Mutex
@@ -139,7 +142,8 @@ type upstreamStream struct {
 }
 
 func openStream(resp *fasthttp.Response, idle time.Duration, tr streamTranslator) *upstreamStream {
-	s := &upstreamStream{resp: resp, body: resp.BodyStream(), idle: idle, tr: tr, buf: make([]byte, 16<<10)}
+	s := &upstreamStream{resp: resp, body: resp.BodyStream(), idle: idle, tr: tr, bufp: streamBufs.Get().(*[]byte)}
+	s.buf = *s.bufp
 	s.timer = time.AfterFunc(idle, func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -163,6 +167,7 @@ func (s *upstreamStream) closeBody(cause error) {
 // event it completed. io.EOF means the stream finished properly.
 func (s *upstreamStream) pump(out []byte) ([]byte, error) {
 	if s.tr.done() {
+		s.drain()
 		return out, io.EOF
 	}
 	s.timer.Reset(s.idle)
@@ -194,6 +199,24 @@ func (s *upstreamStream) pump(out []byte) ([]byte, error) {
 	return out, err
 }
 
+// maxDrainReads bounds what drain reads of an upstream that keeps sending
+// after its terminal event; such a connection is dropped instead.
+const maxDrainReads = 4
+
+// drain reads what follows the terminal event, normally just the chunked
+// body's last chunk, so that fasthttp sees the body fully read and pools the
+// connection. Without it every stream closed its connection and the next
+// one paid a new dial before its first byte. The idle timer still bounds
+// each read; errors do not matter any more, the stream is complete.
+func (s *upstreamStream) drain() {
+	for range maxDrainReads {
+		s.timer.Reset(s.idle)
+		if _, err := s.body.Read(s.buf); err != nil {
+			return
+		}
+	}
+}
+
 func (s *upstreamStream) isTimedOut() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -218,7 +241,14 @@ func (s *upstreamStream) close(cause error) {
 	}
 	s.released = true
 	fasthttp.ReleaseResponse(s.resp)
+	// pump and drain run on the goroutine that calls close, so nothing reads
+	// into buf any more.
+	streamBufs.Put(s.bufp)
+	s.buf, s.bufp = nil, nil
 }
+
+// streamBufs recycles the upstream read buffers of streams, 16 KiB each.
+var streamBufs = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
 
 // sseSplitter cuts a byte stream into server-sent events (blank-line
 // terminated), accepting both \n and \r\n line ends.

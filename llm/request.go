@@ -3,8 +3,10 @@ package llm
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // span is a byte range [start, end) of a JSON value inside a request body.
@@ -87,7 +89,11 @@ func (r *request) set(key string, at span) error {
 		if raw[0] != '"' {
 			return errBadRequest("invalid_request", "field \"model\" must be a string")
 		}
-		if err := json.Unmarshal(raw, &r.model); err != nil {
+		if bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
+			// json.Valid passed, so without escapes the bytes between the
+			// quotes are the string (encoding/json turns invalid UTF-8 into U+FFFD).
+			r.model = string(raw[1 : len(raw)-1])
+		} else if err := json.Unmarshal(raw, &r.model); err != nil {
 			return errBadRequest("invalid_request", "field \"model\" must be a string")
 		}
 		r.modelAt = at
@@ -102,6 +108,8 @@ func (r *request) set(key string, at span) error {
 		r.streamAt = at
 	case "stream_options":
 		if raw[0] == 'n' {
+			// Kept so upstreamBody replaces the null rather than adding a duplicate key.
+			r.streamOptsAt = at
 			return nil
 		}
 		var so struct {
@@ -131,14 +139,15 @@ type edit struct {
 	repl []byte
 }
 
-// upstreamBody returns the body the upstream must see: the deployment's model
-// name and, for streams, include_usage switched on so the gateway learns the
-// usage. Only those bytes change.
-func (r *request) upstreamBody(model string, forceUsage bool) []byte {
-	edits := make([]edit, 0, 2)
+// upstreamBody appends to dst the body the upstream must see: the
+// deployment's model name (quotedModel, a JSON string) and, for streams,
+// include_usage switched on so the gateway learns the usage. Only those
+// bytes change.
+func (r *request) upstreamBody(dst, quotedModel []byte, forceUsage bool) []byte {
+	var buf [2]edit
+	edits := buf[:0]
 	if r.modelAt.present() {
-		q, _ := json.Marshal(model)
-		edits = append(edits, edit{r.modelAt, q})
+		edits = append(edits, edit{r.modelAt, quotedModel})
 	}
 	if forceUsage && r.stream && !r.includeUsage {
 		if r.streamOptsAt.present() {
@@ -148,19 +157,23 @@ func (r *request) upstreamBody(model string, forceUsage bool) []byte {
 			edits = append(edits, edit{span{open, open}, []byte(`"stream_options":{"include_usage":true},`)})
 		}
 	}
-	return applyEdits(r.body, edits)
+	return applyEdits(dst, r.body, edits)
 }
 
 // withIncludeUsage re-encodes the small stream_options object only.
 func withIncludeUsage(raw []byte) []byte {
 	m := map[string]json.RawMessage{}
-	_ = json.Unmarshal(raw, &m) // parseRequest already checked it is an object
+	// parseRequest already checked it is an object or null; null leaves m nil.
+	_ = json.Unmarshal(raw, &m)
+	if m == nil {
+		m = map[string]json.RawMessage{}
+	}
 	m["include_usage"] = json.RawMessage("true")
 	out, _ := json.Marshal(m)
 	return out
 }
 
-func applyEdits(body []byte, edits []edit) []byte {
+func applyEdits(dst, body []byte, edits []edit) []byte {
 	// Edits come in any order; apply them front to back.
 	if len(edits) == 2 && edits[1].at.start < edits[0].at.start {
 		edits[0], edits[1] = edits[1], edits[0]
@@ -169,7 +182,7 @@ func applyEdits(body []byte, edits []edit) []byte {
 	for _, e := range edits {
 		n += len(e.repl) - (e.at.end - e.at.start)
 	}
-	out := make([]byte, 0, n)
+	out := slices.Grow(dst, n)
 	prev := 0
 	for _, e := range edits {
 		out = append(out, body[prev:e.at.start]...)
@@ -236,6 +249,9 @@ func decodeKey(quoted []byte) string {
 	if bytes.IndexByte(quoted, '\\') < 0 {
 		raw := quoted[1 : len(quoted)-1]
 		for _, g := range guardedKeys {
+			if string(raw) == g {
+				return g
+			}
 			if bytes.EqualFold(raw, []byte(g)) {
 				return string(raw)
 			}

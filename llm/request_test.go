@@ -73,7 +73,7 @@ func TestUpstreamBodyEdits(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := string(r.upstreamBody("dep", true))
+			got := string(r.upstreamBody(nil, []byte(`"dep"`), true))
 			if got != tc.want || !json.Valid([]byte(got)) {
 				t.Fatalf("got  %s\nwant %s", got, tc.want)
 			}
@@ -101,6 +101,31 @@ func TestSSESplitter(t *testing.T) {
 	}
 }
 
+func TestOpenAIStreamUsageChunks(t *testing.T) {
+	t.Parallel()
+	const usage = `"usage":{"prompt_tokens":3,"completion_tokens":2}`
+	tests := []struct {
+		name, data  string
+		clientWants bool
+		relayed     bool
+		want        Usage
+	}{
+		{"usage only, not asked", `{"choices":[],` + usage + `}`, false, false, Usage{Input: 3, Output: 2}},
+		{"spaced empty choices", `{"choices": [ ], ` + usage + `}`, false, false, Usage{Input: 3, Output: 2}},
+		{"no choices key", `{` + usage + `}`, false, false, Usage{Input: 3, Output: 2}},
+		{"usage with a choice", `{"choices":[{"delta":{}}],` + usage + `}`, false, true, Usage{Input: 3, Output: 2}},
+		{"asked for", `{"choices":[],` + usage + `}`, true, true, Usage{Input: 3, Output: 2}},
+		{"malformed count ignored", `{"choices":[],"usage":{"prompt_tokens":"x"}}`, false, true, Usage{}},
+	}
+	for _, tc := range tests {
+		s := &openAIStream{clientWantsUsage: tc.clientWants}
+		out, err := s.event([]byte("data: "+tc.data+"\n\n"), nil)
+		if err != nil || (len(out) > 0) != tc.relayed || s.usage() != tc.want {
+			t.Errorf("%s: out %q err %v usage %+v", tc.name, out, err, s.usage())
+		}
+	}
+}
+
 func TestOpenAIStreamDropsUnaskedUsage(t *testing.T) {
 	t.Parallel()
 	s := &openAIStream{}
@@ -124,13 +149,14 @@ func TestOpenAIStreamDropsUnaskedUsage(t *testing.T) {
 func BenchmarkParseRequest(b *testing.B) {
 	body := []byte(`{"model":"gpt-4o-mini","max_tokens":64,"messages":[{"role":"system","content":"` + strings.Repeat("be helpful ", 40) +
 		`"},{"role":"user","content":"hello there"}],"temperature":0.2}`)
+	var buf []byte
 	b.ReportAllocs()
 	for b.Loop() {
 		r, err := parseRequest(body)
 		if err != nil {
 			b.Fatal(err)
 		}
-		_ = r.upstreamBody("gpt-4o-mini-2024-07-18", true)
+		buf = r.upstreamBody(buf[:0], []byte(`"gpt-4o-mini-2024-07-18"`), true)
 	}
 }
 
@@ -148,6 +174,46 @@ func TestTopLevelValue(t *testing.T) {
 	} {
 		if got := string(topLevelValue([]byte(tc.body), "usage")); got != tc.want {
 			t.Errorf("topLevelValue(%s) = %q, want %q", tc.body, got, tc.want)
+		}
+	}
+}
+
+func TestOpenAIUsageOf(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, body string
+		want       Usage
+		wantErr    bool
+	}{
+		{"full", `{"id":"x","usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17,` +
+			`"prompt_tokens_details":{"audio_tokens":0,"cached_tokens":4},"completion_tokens_details":{"reasoning_tokens":0}}}`,
+			Usage{Input: 12, Output: 5, Cached: 4}, false},
+		{"spaced", "{ \"usage\" : { \"completion_tokens\" : 3 , \"prompt_tokens\" : 9 } }", Usage{Input: 9, Output: 3}, false},
+		{"nested usage ignored", `{"choices":[{"usage":{"prompt_tokens":99}}],"usage":{"prompt_tokens":1}}`, Usage{Input: 1}, false},
+		{"no usage", `{"id":"x"}`, Usage{}, false},
+		{"null usage", `{"usage":null}`, Usage{}, false},
+		{"null counts", `{"usage":{"prompt_tokens":null,"prompt_tokens_details":null}}`, Usage{}, false},
+		{"not an object", `{"usage":[1]}`, Usage{}, true},
+		{"fraction", `{"usage":{"prompt_tokens":1.5}}`, Usage{}, true},
+		{"string count", `{"usage":{"completion_tokens":"7"}}`, Usage{}, true},
+		{"huge count", `{"usage":{"prompt_tokens":12345678901234567890}}`, Usage{}, true},
+		{"bad cached", `{"usage":{"prompt_tokens_details":{"cached_tokens":true}}}`, Usage{}, true},
+	} {
+		got, err := openAIUsageOf([]byte(tc.body))
+		if (err != nil) != tc.wantErr || got != tc.want {
+			t.Errorf("%s: got %+v, %v; want %+v, error %v", tc.name, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
+
+func BenchmarkOpenAIUsageOf(b *testing.B) {
+	body := []byte(`{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,` +
+		`"message":{"role":"assistant","content":"hello"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,` +
+		`"completion_tokens":5,"total_tokens":17,"prompt_tokens_details":{"cached_tokens":0},"completion_tokens_details":{"reasoning_tokens":0}}}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := openAIUsageOf(body); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

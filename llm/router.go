@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/switchboard-gw/switchboard/trace"
@@ -29,6 +30,14 @@ func (k callKind) spanName(model string) string {
 		return "embeddings " + model
 	}
 	return "chat " + model
+}
+
+// spanName is the call span's name for a call of kind k to g.
+func (g *group) spanName(k callKind) string {
+	if k == kindEmbeddings {
+		return g.embeddingsSpan
+	}
+	return g.chatSpan
 }
 
 // call is one client request on its way through the router.
@@ -158,13 +167,15 @@ func exhausted(model string, last *apiError) *apiError {
 // success with a stream, the slot and the attempt span stay held until the
 // stream is finished.
 func (g *Gateway) attempt(c *call, d *deployment) (*result, *apiError, outcome) {
-	target, body, aerr := upstreamFor(c, d)
+	buf := upstreamBodies.Get().(*[]byte)
+	target, body, aerr := upstreamFor(c, d, (*buf)[:0])
 	if aerr != nil {
+		upstreamBodies.Put(buf)
 		d.st.inFlight.Add(-1)
 		d.st.breaker.release()
 		return nil, aerr, outcomeClientError
 	}
-	span := g.tracer.Start(c.span.Context(), trace.LayerLLM, "attempt "+d.id)
+	span := g.tracer.Start(c.span.Context(), trace.LayerLLM, d.attemptName)
 	span.Model, span.Provider, span.Deployment = c.req.model, string(d.provider), d.id
 	span.KeyID, span.KeyName, span.Team, span.Org = c.span.KeyID, c.span.KeyName, c.span.Team, c.span.Org
 	fail := func(ae *apiError, class outcome, httpStatus int) (*result, *apiError, outcome) {
@@ -185,8 +196,14 @@ func (g *Gateway) attempt(c *call, d *deployment) (*result, *apiError, outcome) 
 	start := time.Now()
 	resp, err := g.client.send(upstreamRequest{
 		url: target, body: body, headers: upstreamHeaders(c, d), stream: c.req.stream,
-		deadline: start.Add(d.timeout), traceparent: span.Context().Traceparent(),
+		deadline: start.Add(d.timeout), trace: span.Context(),
 	})
+	// send keeps no reference to the body once it returns, whichever code
+	// built it.
+	if cap(body) <= maxPooledBody {
+		*buf = body[:0]
+	}
+	upstreamBodies.Put(buf)
 	if err != nil {
 		ae := &apiError{status: http.StatusBadGateway, typ: "server_error", code: "upstream_error",
 			message: fmt.Sprintf("deployment %s: connection failed", d.id)}
@@ -197,8 +214,10 @@ func (g *Gateway) attempt(c *call, d *deployment) (*result, *apiError, outcome) 
 	}
 	status := resp.StatusCode()
 	if status < 200 || status > 299 {
+		// Read Retry-After before readErrorBody returns resp to the pool, which resets its headers.
+		retryAfter := bytes.Clone(resp.Header.Peek("Retry-After"))
 		raw := readErrorBody(resp, c.req.stream)
-		ae, class := classifyStatus(d, status, raw, resp.Header.Peek("Retry-After"))
+		ae, class := classifyStatus(d, status, raw, retryAfter)
 		return fail(ae, class, status)
 	}
 	res := &result{d: d, attempt: span}
@@ -234,6 +253,14 @@ func (g *Gateway) attempt(c *call, d *deployment) (*result, *apiError, outcome) 
 	span.HTTPStatus = status
 	return res, nil, outcomeOK
 }
+
+// upstreamBodies recycles the buffers upstream bodies are built in: a copy
+// of every prompt per attempt was, with big prompts, the largest allocation
+// of a call. Buffers grown past maxPooledBody are left to the GC so one huge
+// prompt does not stay pinned.
+var upstreamBodies = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledBody = 1 << 20
 
 func outcomeLabel(o outcome) string {
 	return [...]string{"ok", "retryable_error", "client_error", "context_window"}[o]

@@ -3,7 +3,6 @@ package llm
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -51,14 +50,12 @@ func (s *openAIStream) event(ev, out []byte) ([]byte, error) {
 		return append(out, ev...), errUpstreamStreamError
 	}
 	if bytes.Contains(data, []byte(`"usage":{`)) || bytes.Contains(data, []byte(`"usage": {`)) {
-		var chunk struct {
-			Choices []json.RawMessage `json:"choices"`
-			Usage   *openai.Usage     `json:"usage"`
-		}
-		if json.Unmarshal(data, &chunk) == nil && chunk.Usage != nil {
-			s.u = usageFromOpenAI(chunk.Usage)
-			if !s.clientWantsUsage && len(chunk.Choices) == 0 {
-				return out, nil
+		if raw := topLevelValue(data, "usage"); raw != nil && raw[0] == '{' {
+			if u, err := usageObject(raw); err == nil {
+				s.u = u
+				if !s.clientWantsUsage && noChoices(topLevelValue(data, "choices")) {
+					return out, nil
+				}
 			}
 		}
 	}
@@ -91,18 +88,82 @@ func usageFromOpenAI(u *openai.Usage) Usage {
 }
 
 // openAIUsageOf reads the usage of a non-streamed OpenAI reply (chat or
-// embeddings). Only the top-level "usage" value is decoded: decoding the
-// whole reply costs more than the rest of the proxying.
+// embeddings). It picks the three counts out of the top-level "usage" value
+// without decoding: encoding/json on the usage object alone was the largest
+// CPU and allocation cost of a proxied call after the syscalls.
 func openAIUsageOf(body []byte) (Usage, error) {
+	// The reply is relayed as it is: a 200 that is not a JSON object (a proxy's HTML page) must fail here, or the
+	// client would get it as a success that bills nothing.
+	if i := skipSpace(body, 0); i >= len(body) || body[i] != '{' {
+		return Usage{}, errNotObject
+	}
 	raw := topLevelValue(body, "usage")
 	if raw == nil || raw[0] == 'n' {
 		return Usage{}, nil
 	}
-	var u openai.Usage
-	if err := json.Unmarshal(raw, &u); err != nil {
+	return usageObject(raw)
+}
+
+// usageObject reads an OpenAI usage object, raw[0] being '{'.
+func usageObject(raw []byte) (Usage, error) {
+	if raw[0] != '{' {
+		return Usage{}, errUsageShape
+	}
+	var u Usage
+	var err error
+	if u.Input, err = intMember(raw, "prompt_tokens"); err != nil {
 		return Usage{}, err
 	}
-	return usageFromOpenAI(&u), nil
+	if u.Output, err = intMember(raw, "completion_tokens"); err != nil {
+		return Usage{}, err
+	}
+	if details := topLevelValue(raw, "prompt_tokens_details"); details != nil && details[0] == '{' {
+		if u.Cached, err = intMember(details, "cached_tokens"); err != nil {
+			return Usage{}, err
+		}
+	}
+	return u, nil
+}
+
+// noChoices reports whether a chunk's raw "choices" value holds no choice:
+// absent, null or an empty array.
+func noChoices(raw []byte) bool {
+	if raw == nil || string(raw) == "null" {
+		return true
+	}
+	i := skipSpace(raw, 1)
+	return raw[0] == '[' && i < len(raw) && raw[i] == ']'
+}
+
+var (
+	errUsageShape = errors.New(`"usage" holds a malformed token count`)
+	errNotObject  = errors.New("the reply is not a JSON object")
+)
+
+// intMember is obj's integer member key; absent or null is 0.
+func intMember(obj []byte, key string) (int64, error) {
+	v := topLevelValue(obj, key)
+	if v == nil || string(v) == "null" {
+		return 0, nil
+	}
+	neg := v[0] == '-'
+	if neg {
+		v = v[1:]
+	}
+	if len(v) == 0 || len(v) > 18 {
+		return 0, errUsageShape
+	}
+	var n int64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, errUsageShape
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if neg {
+		n = -n
+	}
+	return n, nil
 }
 
 // topLevelValue finds the raw value of key in a JSON object without
@@ -126,6 +187,9 @@ func topLevelValue(b []byte, key string) []byte {
 			return nil
 		}
 		valEnd := skipValue(b, i)
+		if valEnd == i { // a key without a value: callers index raw[0]
+			return nil
+		}
 		if string(k) == key {
 			return b[i:valEnd]
 		}

@@ -33,14 +33,27 @@ func (sc SpanContext) Traceparent() string {
 	if !sc.IsValid() {
 		return ""
 	}
-	var b [55]byte
-	b[0], b[1], b[2] = '0', '0', '-'
+	var b [TraceparentLen]byte
+	return string(sc.AppendTraceparent(b[:0]))
+}
+
+// TraceparentLen is the length of a version-00 traceparent value.
+const TraceparentLen = 55
+
+// AppendTraceparent appends the version-00 traceparent value to dst, or
+// nothing for an invalid context. With a stack buffer it lets a request set
+// the header without allocating a string.
+func (sc SpanContext) AppendTraceparent(dst []byte) []byte {
+	if !sc.IsValid() {
+		return dst
+	}
+	n := len(dst)
+	dst = append(dst, "00-00000000000000000000000000000000-0000000000000000-00"...)
+	b := dst[n:]
 	hex.Encode(b[3:35], sc.TraceID[:])
-	b[35] = '-'
 	hex.Encode(b[36:52], sc.SpanID[:])
-	b[52] = '-'
 	hex.Encode(b[53:55], []byte{sc.Flags})
-	return string(b[:])
+	return dst
 }
 
 // ParseTraceparent parses a W3C traceparent value strictly: lowercase hex,

@@ -60,6 +60,14 @@ func TestTraceparentRoundTrip(t *testing.T) {
 	if (SpanContext{}).Traceparent() != "" {
 		t.Fatal("invalid context must render empty")
 	}
+	for _, prefix := range []string{"", "traceparent: "} {
+		if got := string(sc.AppendTraceparent([]byte(prefix))); got != prefix+in {
+			t.Fatalf("AppendTraceparent after %q = %q", prefix, got)
+		}
+		if got := string((SpanContext{}).AppendTraceparent([]byte(prefix))); got != prefix {
+			t.Fatalf("invalid AppendTraceparent after %q = %q", prefix, got)
+		}
+	}
 }
 
 func TestFromHeadersTracestate(t *testing.T) {

@@ -2,6 +2,7 @@ package mock
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"testing"
 	"time"
@@ -176,5 +177,53 @@ func TestA2AOnMessageSeesTraceparent(t *testing.T) {
 	}
 	if got := artifactText(res.(*a2a.Task)); got != "hi via "+otherTraceparent {
 		t.Fatalf("artifact %q", got)
+	}
+}
+
+// TestA2ASendEndsLikeTheSDK runs the same messages through the mock's quick
+// blocking send and through the SDK's executor (streaming), and compares the
+// tasks they leave in the store.
+func TestA2ASendEndsLikeTheSDK(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		onMessage func(context.Context, string, string) (string, error)
+		state     a2a.TaskState
+		reply     string
+		artifacts int
+	}{
+		{"completed", nil, a2a.TaskStateCompleted, "echo: hi", 1},
+		{"failed", func(context.Context, string, string) (string, error) { return "", errors.New("no luck") },
+			a2a.TaskStateFailed, "no luck", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := startA2A(t, A2AOptions{OnMessage: tt.onMessage})
+			c := a2aClients(t, s)["1.0"]
+			res, err := c.SendMessage(testCtx(t), userMessage("hi"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var streamed a2a.TaskID
+			for ev, err := range c.SendStreamingMessage(testCtx(t), userMessage("hi")) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				streamed = ev.TaskInfo().TaskID
+			}
+			for _, id := range []a2a.TaskID{res.(*a2a.Task).ID, streamed} {
+				task, err := c.GetTask(testCtx(t), &a2a.GetTaskRequest{ID: id})
+				if err != nil {
+					t.Fatal(err)
+				}
+				st := task.Status
+				if st.State != tt.state || st.Message == nil || st.Message.Parts[0].Text() != tt.reply ||
+					st.Message.TaskID != task.ID || st.Message.ContextID != task.ContextID || st.Timestamp == nil ||
+					len(task.Artifacts) != tt.artifacts || len(task.History) != 1 || task.History[0].Parts[0].Text() != "hi" {
+					t.Fatalf("task %s: %+v", id, task)
+				}
+			}
+		})
 	}
 }

@@ -78,8 +78,14 @@ type LLMServer struct {
 	seq      atomic.Int64
 	requests atomic.Int64
 
-	mu   sync.Mutex
-	last LLMRequest
+	// The latest request, kept as raw copies into reused buffers and turned
+	// into an LLMRequest only when asked: building an http.Header for every
+	// request was most of the mock's allocations, CPU that benchmarks on a
+	// shared machine took away from the proxy under test.
+	mu       sync.Mutex
+	lastHdr  fasthttp.RequestHeader
+	lastPath []byte
+	lastBody []byte
 }
 
 // StartLLM serves the LLM mock on addr ("127.0.0.1:0" picks a free port).
@@ -133,33 +139,34 @@ func (l *LLMServer) Requests() int64 { return l.requests.Load() }
 func (l *LLMServer) LastTraceparent() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.last.Traceparent
+	return string(l.lastHdr.Peek("traceparent"))
 }
 
-// LastRequest is a copy of the latest request.
+// LastRequest is a copy of the latest request (zero before the first).
 func (l *LLMServer) LastRequest() LLMRequest {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	r := l.last
-	r.Header = r.Header.Clone()
-	r.Body = bytes.Clone(r.Body)
-	return r
-}
-
-func (l *LLMServer) record(ctx *fasthttp.RequestCtx, traceparent string) {
+	if l.lastPath == nil {
+		return LLMRequest{}
+	}
 	h := make(http.Header)
-	for k, v := range ctx.Request.Header.All() {
+	for k, v := range l.lastHdr.All() {
 		h.Add(string(k), string(v))
 	}
-	r := LLMRequest{
-		Method:      string(ctx.Method()),
-		Path:        string(ctx.Path()),
+	return LLMRequest{
+		Method:      string(l.lastHdr.Method()),
+		Path:        string(l.lastPath),
 		Header:      h,
-		Body:        bytes.Clone(ctx.Request.Body()),
-		Traceparent: traceparent,
+		Body:        bytes.Clone(l.lastBody),
+		Traceparent: string(l.lastHdr.Peek("traceparent")),
 	}
+}
+
+func (l *LLMServer) record(ctx *fasthttp.RequestCtx) {
 	l.mu.Lock()
-	l.last = r
+	ctx.Request.Header.CopyTo(&l.lastHdr)
+	l.lastPath = append(l.lastPath[:0], ctx.Path()...)
+	l.lastBody = append(l.lastBody[:0], ctx.Request.Body()...)
 	l.mu.Unlock()
 }
 
@@ -181,10 +188,9 @@ type injection struct {
 func (l *LLMServer) handle(ctx *fasthttp.RequestCtx) {
 	l.requests.Add(1)
 	n := l.seq.Add(1)
-	traceparent := string(ctx.Request.Header.Peek("traceparent"))
-	l.record(ctx, traceparent)
-	if traceparent != "" {
-		ctx.Response.Header.Set(HeaderTraceparent, traceparent)
+	l.record(ctx)
+	if traceparent := ctx.Request.Header.Peek("traceparent"); len(traceparent) > 0 {
+		ctx.Response.Header.SetBytesV(HeaderTraceparent, traceparent)
 	}
 	ctx.Response.Header.Set("x-request-id", "req_mock_"+strconv.FormatInt(n, 10))
 
