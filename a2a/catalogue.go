@@ -32,9 +32,11 @@ func (g *Gateway) card(c *fiber.Ctx) error {
 	name := c.Params("agent")
 	p, err := g.gov.Authenticate(governance.KeyFromHeaders(c.Get(fiber.HeaderAuthorization), c.Get("x-api-key")))
 	if err != nil {
+		g.gov.Denied(governance.RequestDenial(c, nil, governance.KindAgent, name, err))
 		return sendError(c, err)
 	}
 	if d := g.gov.Authorize(p, governance.KindAgent, name); !d.Allowed {
+		g.gov.Denied(governance.RequestDenial(c, p, governance.KindAgent, name, d.Err()))
 		return sendError(c, d.Err())
 	}
 	ag := g.agents.get(name)
@@ -67,6 +69,7 @@ type catalogueEntry struct {
 func (g *Gateway) catalogue(c *fiber.Ctx) error {
 	p, err := g.gov.Authenticate(governance.KeyFromHeaders(c.Get(fiber.HeaderAuthorization), c.Get("x-api-key")))
 	if err != nil {
+		g.gov.Denied(governance.RequestDenial(c, nil, "", "", err))
 		return sendError(c, err)
 	}
 	base, version := g.baseURL(c), c.Get(a2a.SvcParamVersion)

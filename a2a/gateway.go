@@ -30,6 +30,8 @@ type Governor interface {
 	Authenticate(rawKey string) (*governance.Principal, error)
 	Authorize(p *governance.Principal, kind governance.Kind, name string) governance.Decision
 	Reserve(p *governance.Principal, r governance.Request) (*governance.Reservation, error)
+	// Denied audits a refusal; it must not block.
+	Denied(d governance.Denial)
 }
 
 // Tracer starts the span of each call.
@@ -143,6 +145,7 @@ func (g *Gateway) handleRPC(c *fiber.Ctx) error {
 	name := strings.Clone(c.Params("agent"))
 	c.Context().SetUserValue(agentNameKey{}, name)
 	c.Context().SetUserValue(endpointKey{}, agentEndpoint(g.baseURL(c), name))
+	c.Context().SetUserValue(originKey{}, governance.RequestDenial(c, nil, governance.KindAgent, name, nil))
 	return g.rpc(c)
 }
 
@@ -162,11 +165,13 @@ func (g *Gateway) serveRPC(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := g.gov.Authenticate(governance.KeyFromHeaders(r.Header.Get("Authorization"), r.Header.Get("x-api-key")))
 	if err != nil {
+		g.denied(r, nil, err)
 		g.fail(w, span, env, err)
 		return
 	}
 	span.KeyID, span.KeyName, span.Team, span.Org = p.KeyID, p.KeyName, p.Team, p.Org
 	if d := g.gov.Authorize(p, governance.KindAgent, name); !d.Allowed {
+		g.denied(r, p, d.Err())
 		g.fail(w, span, env, d.Err())
 		return
 	}
@@ -177,6 +182,7 @@ func (g *Gateway) serveRPC(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := g.gov.Reserve(p, governance.Request{Kind: governance.KindAgent, Name: name, EstimatedCostNanoUSD: estimate(ag, env.Method)})
 	if err != nil {
+		g.denied(r, p, err)
 		g.fail(w, span, env, err)
 		return
 	}
@@ -228,6 +234,17 @@ func (g *Gateway) end(span *trace.Span, c *call, cost int64) {
 	}
 	span.End()
 	g.metrics.calls.WithLabelValues(c.agent.name, metricMethod(c.method), string(span.Status)).Inc()
+}
+
+// originKey carries the governance.Denial handleRPC started (caller's
+// address, request id, route, agent) into net/http land.
+type originKey struct{}
+
+// denied audits a governance refusal of an RPC call.
+func (g *Gateway) denied(r *http.Request, p *governance.Principal, err error) {
+	d, _ := r.Context().Value(originKey{}).(governance.Denial)
+	d.Principal, d.Err = p, err
+	g.gov.Denied(d)
 }
 
 // fail answers a call refused before the proxy, in JSON-RPC shape.

@@ -147,3 +147,44 @@ func writeBenchSpans(ctx context.Context, b *testing.B, store storage.Store, n i
 		}
 	}
 }
+
+// BenchmarkBudgetsAPI times GET /admin/budgets for the admin (every team
+// and key) and for a team key, with 50 teams of 20 budgeted keys each.
+func BenchmarkBudgetsAPI(b *testing.B) {
+	cfg := governance.Config{AdminKey: adminKey, Secret: "bench-secret-0123456789abcdef"}
+	for t := range 50 {
+		team := fmt.Sprintf("team-%02d", t)
+		cfg.Teams = append(cfg.Teams, governance.TeamConfig{Name: team, Budget: governance.BudgetConfig{USD: "100", Period: "monthly"}})
+		for k := range 20 {
+			cfg.Keys = append(cfg.Keys, governance.KeyConfig{Name: fmt.Sprintf("%s-key-%02d", team, k),
+				Key: fmt.Sprintf("sk-sb-bench-%02d-%02d-0123456789abcdefghijklmnop", t, k), Team: team,
+				Budget: governance.BudgetConfig{USD: "5", Period: "daily"}})
+		}
+	}
+	gov, err := governance.New(cfg, nil, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := New(Deps{Governor: gov})
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	d.Register(app)
+	for _, v := range []struct{ name, key string }{
+		{"admin_1050_rows", adminKey},
+		{"team_key_21_rows", cfg.Keys[0].Key},
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			for b.Loop() {
+				req := httptest.NewRequest(http.MethodGet, "/admin/budgets", nil)
+				req.Header.Set("Authorization", "Bearer "+v.key)
+				resp, err := app.Test(req, -1)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_ = resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					b.Fatalf("status %d", resp.StatusCode)
+				}
+			}
+		})
+	}
+}

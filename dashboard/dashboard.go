@@ -1,8 +1,8 @@
-// Package dashboard serves the spend and trace API (/admin/spend,
-// /admin/traces) and the built-in web dashboard (/ui). The admin key sees
-// every team; any other key sees only its own team's spans (or, for a key
-// without a team, its own spans): the scope is forced from the key, never
-// taken from the query.
+// Package dashboard serves the spend, budget and trace API (/admin/spend,
+// /admin/budgets, /admin/traces) and the built-in web dashboard (/ui). The
+// admin key sees every team; any other key sees only its own team's spans
+// and budgets (or, for a key without a team, its own): the scope is forced
+// from the key, never taken from the query.
 package dashboard
 
 import (
@@ -25,11 +25,15 @@ type Store interface {
 	Spend(ctx context.Context, q storage.SpendQuery) ([]storage.SpendRow, error)
 	RecentTraces(ctx context.Context, f storage.TraceFilter) ([]storage.TraceSummary, error)
 	Trace(ctx context.Context, id trace.TraceID) ([]storage.TraceNode, error)
+	Audit(ctx context.Context, q storage.AuditQuery) ([]storage.AuditEvent, error)
 }
 
-// Governor maps a raw key to its principal.
+// Governor maps a raw key to its principal, reports budget usage and
+// audits refusals.
 type Governor interface {
 	Authenticate(rawKey string) (*governance.Principal, error)
+	Budgets(team string) []governance.BudgetUsage
+	Denied(d governance.Denial)
 }
 
 // Deps are what the dashboard is built from. Logger may be nil.
@@ -68,6 +72,8 @@ func (d *Dashboard) Register(r fiber.Router) {
 	r.Get("/admin/spend", auth, d.spend)
 	r.Get("/admin/traces", auth, d.traces)
 	r.Get("/admin/traces/:id", auth, d.traceTree)
+	r.Get("/admin/budgets", auth, d.budgets)
+	r.Get("/admin/audit", auth, d.audit)
 
 	r.Get("/ui", d.page)
 	r.Get("/ui/assets/:name", d.asset)
@@ -136,10 +142,22 @@ func (d *Dashboard) authenticate(c *fiber.Ctx) error {
 	}
 	p, err := d.gov.Authenticate(raw)
 	if err != nil {
+		d.denied(c, err)
 		return sendError(c, &apiError{http.StatusUnauthorized, "authentication_error", err.Error()})
 	}
 	c.Locals(principalLocal, p)
 	return c.Next()
+}
+
+// denied audits a refusal: a governance error, or a read outside the key's
+// scope (which governance does not decide, so it is described as a
+// Forbidden error here).
+func (d *Dashboard) denied(c *fiber.Ctx, err error) {
+	var ae *apiError
+	if errors.As(err, &ae) && ae.status == http.StatusForbidden {
+		err = &governance.Error{Kind: governance.Forbidden, Message: ae.msg}
+	}
+	d.gov.Denied(governance.RequestDenial(c, principal(c), "", "", err))
 }
 
 func principal(c *fiber.Ctx) *governance.Principal {

@@ -36,6 +36,7 @@ const (
 	costBetaLLM   = 3_000_000_001 // beta's model call inside alpha's workflow
 	costBetaSolo  = 7             // beta's own failed call
 	costLone      = 5             // the team-less key's call
+	heldAlpha     = 300_000       // alpha's call in flight, held against its budgets
 )
 
 func tid(n byte) trace.TraceID { return trace.TraceID{0xab, n, 1} }
@@ -69,13 +70,16 @@ func newFixtureAt(t *testing.T, now time.Time) *fixture {
 	gov, err := governance.New(governance.Config{
 		AdminKey: adminKey,
 		Secret:   "dashboard-test-secret-0123456789",
-		Teams:    []governance.TeamConfig{{Name: "alpha"}, {Name: "beta"}},
-		Keys: []governance.KeyConfig{
-			{Name: "alpha-agent", Key: alphaKey, Team: "alpha"},
-			{Name: "beta-agent", Key: betaKey, Team: "beta"},
-			{Name: "lone", Key: loneKey},
+		Teams: []governance.TeamConfig{
+			{Name: "alpha", Budget: governance.BudgetConfig{USD: "10", Period: "monthly"}},
+			{Name: "beta", Budget: governance.BudgetConfig{USD: "0.5", Period: "daily"}},
 		},
-	}, nil, nil, nil)
+		Keys: []governance.KeyConfig{
+			{Name: "alpha-agent", Key: alphaKey, Team: "alpha", Budget: governance.BudgetConfig{USD: "2.5", Period: "weekly"}},
+			{Name: "beta-agent", Key: betaKey, Team: "beta"},
+			{Name: "lone", Key: loneKey, Budget: governance.BudgetConfig{USD: "0.000000010"}},
+		},
+	}, nil, nil, nil, governance.WithClock(func() time.Time { return now }))
 	if err != nil {
 		t.Fatalf("governance.New: %v", err)
 	}
@@ -87,6 +91,26 @@ func newFixtureAt(t *testing.T, now time.Time) *fixture {
 		}
 		f.keyIDs[k] = p.KeyID
 	}
+	// The governor's counters see the same calls the spans record, plus one
+	// alpha call still in flight.
+	charge := func(key string, estimate, actual int64, settle bool) {
+		p, _ := gov.Authenticate(key)
+		r, err := gov.Reserve(p, governance.Request{Kind: governance.KindModel, Name: "gpt-4o-mini", EstimatedCostNanoUSD: estimate})
+		if err != nil {
+			t.Fatalf("Reserve: %v", err)
+		}
+		if settle {
+			r.Settle(actual, 0)
+		}
+	}
+	charge(alphaKey, 0, costAlphaLLM, true)
+	charge(alphaKey, 0, costAlphaTool, true)
+	// beta's small call first: after the large one its daily budget is spent
+	// and Reserve refuses.
+	charge(betaKey, 0, costBetaSolo, true)
+	charge(betaKey, 0, costBetaLLM, true)
+	charge(loneKey, 0, costLone, true)
+	charge(alphaKey, heldAlpha, 0, false)
 	alpha := func(sp trace.Span) trace.Span {
 		sp.KeyID, sp.KeyName, sp.Team = f.keyIDs[alphaKey], "alpha-agent", "alpha"
 		return sp
@@ -120,11 +144,33 @@ func newFixtureAt(t *testing.T, now time.Time) *fixture {
 	if err := store.WriteSpans(ctx, spans); err != nil {
 		t.Fatalf("WriteSpans: %v", err)
 	}
+	if err := store.AppendAudit(ctx, fixtureAudit(f, now)); err != nil {
+		t.Fatalf("AppendAudit: %v", err)
+	}
 	d := New(Deps{Store: store, Governor: gov})
 	d.now = func() time.Time { return now }
 	f.app = fiber.New(fiber.Config{DisableStartupMessage: true})
 	d.Register(f.app)
 	return f
+}
+
+// fixtureAudit is one audit event per scope the dashboard tells apart:
+// alpha's, beta's and the team-less key's refusals, and an admin action
+// about a beta key.
+func fixtureAudit(f *fixture, now time.Time) []storage.AuditEvent {
+	return []storage.AuditEvent{
+		{Time: now.Add(-3 * time.Hour), Actor: "admin", ActorName: "admin", Team: "beta", Action: "key.create",
+			Target: "key:key_new (beta-ci)", Status: "ok", RemoteAddr: "127.0.0.1", RequestID: "req-admin", Detail: `{"name":"beta-ci","team":"beta"}`},
+		{Time: now.Add(-2 * time.Hour), Actor: f.keyIDs[alphaKey], ActorName: "alpha-agent", Team: "alpha", Action: "request.denied",
+			Target: "model:gpt-4o", Rule: "acl:key.allow.models", Status: "denied", RemoteAddr: "127.0.0.1", RequestID: "req-alpha",
+			Detail: "/v1/chat/completions: model not allowed for this key"},
+		{Time: now.Add(-time.Hour), Actor: f.keyIDs[betaKey], ActorName: "beta-agent", Team: "beta", Action: "request.denied",
+			Target: "tool:weather__forecast", Rule: "rate_limit.key.tool_rpm", Status: "denied", RemoteAddr: "127.0.0.1", RequestID: "req-beta",
+			Detail: "/mcp: rate limit exceeded: key tool calls per minute"},
+		{Time: now.Add(-30 * time.Minute), Actor: f.keyIDs[loneKey], ActorName: "lone", Action: "request.denied",
+			Target: "agent:researcher", Rule: "acl:key.allow.agents", Status: "denied", RemoteAddr: "127.0.0.1", RequestID: "req-lone",
+			Detail: "/a2a/researcher: agent not allowed for this key"},
+	}
 }
 
 // do sends a request with the key as a bearer token ("" sends none).

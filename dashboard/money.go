@@ -5,6 +5,8 @@ import (
 	"math"
 
 	"github.com/shopspring/decimal"
+
+	"github.com/switchboard-gw/switchboard/storage"
 )
 
 // nanoPerUSD is how many nano-USD make one USD.
@@ -32,6 +34,10 @@ func parseUSD(s string) (int64, error) {
 
 // amount is the measured part of a spend row or total; cost appears both as
 // the exact integer and as its decimal USD string.
+//
+// Latency percentiles cannot be added: an amount made of exactly one store
+// row keeps that row's, one summed from several rows has none (the fields
+// are then left out of the JSON, as they are for a row without calls).
 type amount struct {
 	CostNanoUSD  int64   `json:"cost_nano_usd"`
 	CostUSD      string  `json:"cost_usd"`
@@ -41,15 +47,32 @@ type amount struct {
 	InputTokens  int64   `json:"input_tokens"`
 	OutputTokens int64   `json:"output_tokens"`
 	CachedTokens int64   `json:"cached_tokens"`
+	LatencyP50NS int64   `json:"latency_p50_ns,omitempty"`
+	LatencyP95NS int64   `json:"latency_p95_ns,omitempty"`
+	LatencyP99NS int64   `json:"latency_p99_ns,omitempty"`
+
+	rows int // store rows summed in
 }
 
-func (a *amount) add(cost, requests, errs, in, out, cached int64) {
-	a.CostNanoUSD += cost
-	a.Requests += requests
-	a.Errors += errs
-	a.InputTokens += in
-	a.OutputTokens += out
-	a.CachedTokens += cached
+// addRow sums one store row in.
+func (a *amount) addRow(r storage.SpendRow) {
+	a.merge(amount{CostNanoUSD: r.CostNanoUSD, Requests: r.Requests, Errors: r.Errors, InputTokens: r.InputTokens,
+		OutputTokens: r.OutputTokens, CachedTokens: r.CachedTokens, LatencyP50NS: int64(r.LatencyP50),
+		LatencyP95NS: int64(r.LatencyP95), LatencyP99NS: int64(r.LatencyP99), rows: 1})
+}
+
+// merge sums b in.
+func (a *amount) merge(b amount) {
+	if a.rows == 0 {
+		a.LatencyP50NS, a.LatencyP95NS, a.LatencyP99NS = b.LatencyP50NS, b.LatencyP95NS, b.LatencyP99NS
+	}
+	a.rows += b.rows
+	a.CostNanoUSD += b.CostNanoUSD
+	a.Requests += b.Requests
+	a.Errors += b.Errors
+	a.InputTokens += b.InputTokens
+	a.OutputTokens += b.OutputTokens
+	a.CachedTokens += b.CachedTokens
 }
 
 // finish fills the derived fields once the sums are complete.
@@ -58,5 +81,8 @@ func (a *amount) finish() {
 	a.ErrorRate = 0
 	if a.Requests > 0 {
 		a.ErrorRate = float64(a.Errors) / float64(a.Requests)
+	}
+	if a.rows != 1 {
+		a.LatencyP50NS, a.LatencyP95NS, a.LatencyP99NS = 0, 0, 0
 	}
 }

@@ -92,6 +92,7 @@ func (d *Dashboard) spendQuery(c *fiber.Ctx) (storage.SpendQuery, int, error) {
 		}
 	}
 	if q.Team, q.KeyID, err = scopeOf(principal(c)).restrict(c.Query("team"), c.Query("key")); err != nil {
+		d.denied(c, err)
 		return q, 0, err
 	}
 	top := 0
@@ -109,13 +110,13 @@ func summariseSpend(rows []storage.SpendRow, top int) spendResponse {
 	var resp spendResponse
 	byGroup := map[string]*groupRow{}
 	for _, r := range rows {
-		resp.Total.add(r.CostNanoUSD, r.Requests, r.Errors, r.InputTokens, r.OutputTokens, r.CachedTokens)
+		resp.Total.addRow(r)
 		g := byGroup[r.Group]
 		if g == nil {
 			g = &groupRow{Group: r.Group}
 			byGroup[r.Group] = g
 		}
-		g.add(r.CostNanoUSD, r.Requests, r.Errors, r.InputTokens, r.OutputTokens, r.CachedTokens)
+		g.addRow(r)
 	}
 	resp.Total.finish()
 	resp.Groups = make([]groupRow, 0, len(byGroup))
@@ -136,7 +137,7 @@ func summariseSpend(rows []storage.SpendRow, top int) spendResponse {
 	if top > 0 && len(resp.Groups) > top {
 		others := &groupRow{Other: true}
 		for _, g := range resp.Groups[top:] {
-			others.add(g.CostNanoUSD, g.Requests, g.Errors, g.InputTokens, g.OutputTokens, g.CachedTokens)
+			others.merge(g.amount)
 		}
 		others.finish()
 		resp.Others = others
@@ -165,11 +166,11 @@ func buildSeries(rows []storage.SpendRow, kept map[string]bool, folded bool) []s
 				otherAt[r.Bucket] = i
 				out = append(out, seriesRow{Bucket: r.Bucket, Other: true})
 			}
-			out[i].add(r.CostNanoUSD, r.Requests, r.Errors, r.InputTokens, r.OutputTokens, r.CachedTokens)
+			out[i].addRow(r)
 			continue
 		}
 		s := seriesRow{Bucket: r.Bucket, Group: r.Group}
-		s.add(r.CostNanoUSD, r.Requests, r.Errors, r.InputTokens, r.OutputTokens, r.CachedTokens)
+		s.addRow(r)
 		out = append(out, s)
 	}
 	for i := range out {

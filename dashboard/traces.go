@@ -28,6 +28,7 @@ func (d *Dashboard) traces(c *fiber.Ctx) error {
 	}
 	sc := scopeOf(principal(c))
 	if f.Team, f.KeyID, err = sc.restrict(f.Team, f.KeyID); err != nil {
+		d.denied(c, err)
 		return sendError(c, err)
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), queryTimeout)

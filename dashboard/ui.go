@@ -118,6 +118,7 @@ func (d *Dashboard) login(c *fiber.Ctx) error {
 	raw = strings.TrimSpace(raw)
 	p, err := d.gov.Authenticate(raw)
 	if err != nil {
+		d.denied(c, err)
 		return sendError(c, &apiError{http.StatusUnauthorized, "authentication_error", err.Error()})
 	}
 	c.Cookie(&fiber.Cookie{

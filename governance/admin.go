@@ -40,17 +40,26 @@ func adminError(c *fiber.Ctx, status int, typ, format string, a ...any) error {
 	return c.Status(status).JSON(fiber.Map{"error": fiber.Map{"message": fmt.Sprintf(format, a...), "type": typ}})
 }
 
+// msgNeedsAdmin refuses a valid non-admin key; the audit log names its rule.
+const msgNeedsAdmin = "the admin API needs the admin key"
+
+// adminLocal holds the admitted admin principal for the audit log.
+const adminLocal = "governance.admin"
+
 func (g *Governor) requireAdmin(c *fiber.Ctx) error {
 	if g.state.Load().admin == nil {
 		return adminError(c, http.StatusForbidden, "permission_error", "admin API disabled: set governance.admin_key")
 	}
 	p, err := g.Authenticate(KeyFromHeaders(c.Get(fiber.HeaderAuthorization), c.Get("x-api-key")))
 	if err != nil {
+		g.Denied(RequestDenial(c, nil, "", "", err))
 		return adminError(c, http.StatusUnauthorized, "authentication_error", "%s", err.Error())
 	}
 	if !p.Admin {
-		return adminError(c, http.StatusForbidden, "permission_error", "the admin API needs the admin key")
+		g.Denied(RequestDenial(c, p, "", "", &Error{Kind: Forbidden, Message: msgNeedsAdmin}))
+		return adminError(c, http.StatusForbidden, "permission_error", msgNeedsAdmin)
 	}
+	c.Locals(adminLocal, p)
 	return c.Next()
 }
 
@@ -210,6 +219,7 @@ func (g *Governor) createKey(c *fiber.Ctx) error {
 	s = g.build(noWarn)
 	g.state.Store(s)
 	g.log.Info("runtime key created", "key_id", rec.ID, "key_name", rec.Name, "team", rec.Team)
+	g.adminAudit(c, ActionKeyCreate, keyTarget(rec), rec.Team, changedFields(in))
 	v := g.viewKey(s, rec, true)
 	v.Key = raw
 	return c.Status(http.StatusCreated).JSON(v)
@@ -278,15 +288,21 @@ func (g *Governor) mutateKey(idOrName string, change func(*keyRecord) *apiError)
 	return rec, nil
 }
 
-// respondKey applies change and answers with the key's view; raw, when set,
-// is a new key value shown this once.
-func (g *Governor) respondKey(c *fiber.Ctx, change func(*keyRecord) *apiError, raw string) error {
+// respondKey applies change, audits it as action with detail and answers
+// with the key's view; raw, when set, is a new key value shown this once.
+func (g *Governor) respondKey(c *fiber.Ctx, action, detail string, change func(*keyRecord) *apiError, raw string) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	before, _, _ := g.findKey(c.Params("id"))
 	rec, fail := g.mutateKey(c.Params("id"), change)
 	if fail != nil {
 		return fail.send(c)
 	}
+	if before.Team != "" && before.Team != rec.Team {
+		// The team the key left hears of it too.
+		g.adminAudit(c, action, keyTarget(rec), before.Team, detail)
+	}
+	g.adminAudit(c, action, keyTarget(rec), rec.Team, detail)
 	v := g.viewKey(g.state.Load(), rec, true)
 	v.Key = raw
 	return c.JSON(v)
@@ -297,7 +313,7 @@ func (g *Governor) patchKey(c *fiber.Ctx) error {
 	if err := decodeBody(c, &in); err != nil {
 		return adminError(c, http.StatusBadRequest, "invalid_request_error", "%v", err)
 	}
-	return g.respondKey(c, func(r *keyRecord) *apiError {
+	return g.respondKey(c, ActionKeyUpdate, changedFields(in), func(r *keyRecord) *apiError {
 		in.apply(r)
 		if err := g.checkRuntimeKey(r); err != nil {
 			return badRequest(err)
@@ -311,7 +327,11 @@ func (g *Governor) patchKey(c *fiber.Ctx) error {
 
 func (g *Governor) setKeyDisabled(disabled bool) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		return g.respondKey(c, func(r *keyRecord) *apiError {
+		action := ActionKeyEnable
+		if disabled {
+			action = ActionKeyDisable
+		}
+		return g.respondKey(c, action, "", func(r *keyRecord) *apiError {
 			r.Disabled = disabled
 			return nil
 		}, "")
@@ -326,11 +346,14 @@ func (g *Governor) rotateKey(c *fiber.Ctx) error {
 		return adminError(c, http.StatusInternalServerError, "server_error", "%v", err)
 	}
 	h := hashHex(g.state.Load().hasher.sum(raw))
-	return g.respondKey(c, func(r *keyRecord) *apiError {
+	return g.respondKey(c, ActionKeyRotate, "key value replaced", func(r *keyRecord) *apiError {
 		r.Hash = h
 		return nil
 	}, raw)
 }
+
+// keyTarget names a key in the audit log by id and name, never by value.
+func keyTarget(rec keyRecord) string { return "key:" + rec.ID + " (" + rec.Name + ")" }
 
 func (g *Governor) deleteKey(c *fiber.Ctx) error {
 	g.mu.Lock()
@@ -349,6 +372,7 @@ func (g *Governor) deleteKey(c *fiber.Ctx) error {
 	delete(g.runtimeKeys, rec.ID)
 	g.state.Store(g.build(noWarn))
 	g.log.Info("runtime key deleted", "key_id", rec.ID, "key_name", rec.Name)
+	g.adminAudit(c, ActionKeyDelete, keyTarget(rec), rec.Team, "")
 	return c.SendStatus(http.StatusNoContent)
 }
 
@@ -492,6 +516,7 @@ func (g *Governor) createTeam(c *fiber.Ctx) error {
 	s = g.build(noWarn)
 	g.state.Store(s)
 	g.log.Info("runtime team created", "team", t.Name)
+	g.adminAudit(c, ActionTeamCreate, "team:"+t.Name, t.Name, changedFields(in))
 	return c.Status(http.StatusCreated).JSON(viewTeam(s, s.teams[t.Name]))
 }
 
@@ -560,6 +585,7 @@ func (g *Governor) patchTeam(c *fiber.Ctx) error {
 	g.runtimeTeams[t.Name] = t
 	s := g.build(noWarn)
 	g.state.Store(s)
+	g.adminAudit(c, ActionTeamUpdate, "team:"+t.Name, t.Name, changedFields(in))
 	return c.JSON(viewTeam(s, s.teams[t.Name]))
 }
 
@@ -586,6 +612,7 @@ func (g *Governor) deleteTeam(c *fiber.Ctx) error {
 	delete(g.runtimeTeams, t.Name)
 	g.state.Store(g.build(noWarn))
 	g.log.Info("runtime team deleted", "team", t.Name)
+	g.adminAudit(c, ActionTeamDelete, "team:"+t.Name, t.Name, "")
 	return c.SendStatus(http.StatusNoContent)
 }
 

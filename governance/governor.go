@@ -38,6 +38,8 @@ type Governor struct {
 	runtimeTeams map[string]teamRecord // by name
 
 	misses missCache // unknown keys recently looked up in a shared store
+
+	audit *AuditWriter // nil: nothing is audited
 }
 
 // Option adjusts a Governor built by New.

@@ -31,6 +31,9 @@ func (g *Gateway) callTool(ctx context.Context, u *upstream, tool string, req mc
 	hold, err := g.gov.Reserve(p, governance.Request{Kind: governance.KindTool, Name: name, EstimatedCostNanoUSD: cost})
 	if err != nil {
 		g.metrics.call(u.name, "denied")
+		d, _ := ctx.Value(originKey{}).(governance.Denial)
+		d.Kind, d.Name, d.Err = governance.KindTool, name, err
+		g.gov.Denied(d)
 		return deniedResult(err), nil
 	}
 	span := g.tracer.Start(callerContext(req), trace.LayerTool, "tools/call "+name)

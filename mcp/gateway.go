@@ -22,6 +22,8 @@ type Governor interface {
 	Authenticate(rawKey string) (*governance.Principal, error)
 	Authorize(p *governance.Principal, kind governance.Kind, name string) governance.Decision
 	Reserve(p *governance.Principal, r governance.Request) (*governance.Reservation, error)
+	// Denied audits a refusal; it must not block.
+	Denied(d governance.Denial)
 }
 
 // Tracer starts spans.
@@ -271,6 +273,10 @@ func (g *Gateway) view(server string) *view {
 // principalKey carries the authenticated principal in the request context.
 type principalKey struct{}
 
+// originKey carries the caller's address, request id and route (a
+// governance.Denial without its error) to tools/call, for the audit log.
+type originKey struct{}
+
 func principalFrom(ctx context.Context) *governance.Principal {
 	p, _ := ctx.Value(principalKey{}).(*governance.Principal)
 	return p
@@ -303,6 +309,7 @@ func (g *Gateway) serve(c *fiber.Ctx) error {
 		return rpcError(c, fiber.StatusNotFound, codeInvalidParams, fmt.Sprintf("unknown MCP server %q", name))
 	}
 	c.Context().SetUserValue(principalKey{}, p)
+	c.Context().SetUserValue(originKey{}, governance.RequestDenial(c, p, "", "", nil))
 	v.serve(c.Context())
 	return nil
 }
@@ -368,6 +375,7 @@ func (g *Gateway) unauthorized(c *fiber.Ctx, err error) error {
 	var ge *governance.Error
 	if errors.As(err, &ge) {
 		status, msg = ge.HTTPStatus(), ge.Message
+		g.gov.Denied(governance.RequestDenial(c, nil, "", "", err))
 	}
 	if status == fiber.StatusUnauthorized {
 		c.Set(fiber.HeaderWWWAuthenticate, fmt.Sprintf(`Bearer resource_metadata="%s%s"`, g.baseURL(c), metadataPath))

@@ -88,14 +88,15 @@ func (g *Gateway) newView(serverName string) *view {
 // a ping.
 const listenHeartbeat = 30 * time.Second
 
-// detachFromFastHTTP serves h on a context of its own that carries only the principal. The adaptor's request
+// detachFromFastHTTP serves h on a context of its own that carries only the principal and its origin. The adaptor's request
 // context is the pooled fasthttp RequestCtx: a context derived from it (mcp-go derives one per message) is
 // still read by Go's cancel propagation after the request ended, while fasthttp resets the ctx for the next
 // request — a data race and a source of wrong values.
 func detachFromFastHTTP(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, _ := r.Context().Value(principalKey{}).(*governance.Principal)
-		ctx, cancel := context.WithCancel(context.WithValue(context.Background(), principalKey{}, p))
+		o, _ := r.Context().Value(originKey{}).(governance.Denial)
+		ctx, cancel := context.WithCancel(context.WithValue(context.WithValue(context.Background(), principalKey{}, p), originKey{}, o))
 		defer cancel()
 		h.ServeHTTP(w, r.WithContext(ctx))
 	})

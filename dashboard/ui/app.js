@@ -58,7 +58,7 @@ async function api(path) {
   return body;
 }
 
-const state = { session: null };
+const state = { session: null, view: 'view-spend' };
 
 function showError(err) {
   if (err instanceof HTTPError && err.status === 401) {
@@ -119,18 +119,37 @@ function rangeParams() {
 
 async function refresh() {
   $('error').textContent = '';
+  if (state.view === 'view-audit') {
+    await loadAudit().catch(showError);
+    return;
+  }
   const { range, bucket } = rangeParams();
+  // Budgets are fetched once and shared by the team and key tables, which
+  // take their key names from them too.
+  const budgets = api('/admin/budgets').then(indexBudgets);
+  budgets.catch(() => {}); // reported through the tables that await it
   try {
     await Promise.all([
       loadTotals(range),
       loadChart(range, bucket),
-      ...['team', 'key', 'model', 'tool', 'agent'].map((g) => loadTable(g, range)),
+      loadLatency(range),
+      ...['team', 'key', 'model', 'tool', 'agent'].map((g) => loadTable(g, range, budgets)),
       loadTraces(),
     ]);
   } catch (e) {
     showError(e);
   }
 }
+
+// indexBudgets maps team names and key ids to their budget rows.
+function indexBudgets(r) {
+  const idx = { team: new Map(), key: new Map() };
+  for (const b of r.budgets) idx[b.scope].set(b.id, b);
+  return idx;
+}
+
+const hasLatency = (rows) => rows.some((g) => g && g.latency_p50_ns !== undefined);
+const latency = (ns) => (ns === undefined ? '–' : dur(ns));
 
 async function loadTotals(range) {
   const r = await api(`/admin/spend?range=${range}`);
@@ -139,6 +158,12 @@ async function loadTotals(range) {
   $('total-requests').textContent = int(r.total.requests);
   $('total-errors').textContent = `${int(r.total.errors)} (${pct(r.total.error_rate)})`;
   $('total-tokens').textContent = `${int(r.total.input_tokens)} / ${int(r.total.output_tokens)}`;
+  const lat = hasLatency([r.total]);
+  $('latency-card').hidden = !lat;
+  if (lat) {
+    $('total-latency').textContent =
+      `${latency(r.total.latency_p50_ns)} / ${latency(r.total.latency_p95_ns)} / ${latency(r.total.latency_p99_ns)}`;
+  }
 }
 
 function groupLabel(row, dim) {
@@ -147,24 +172,123 @@ function groupLabel(row, dim) {
   return row.group;
 }
 
-async function loadTable(dim, range) {
-  const r = await api(`/admin/spend?range=${range}&group_by=${dim}&top=15`);
+// spendColumns are the range's columns of a spend table; the latency
+// columns appear once the store reports percentiles.
+function spendColumns(rows) {
+  const cols = [
+    ['cost', (g) => money(g.cost_usd)],
+    ['requests', (g) => int(g.requests)],
+    ['errors', (g) => int(g.errors)],
+    ['error rate', (g) => pct(g.error_rate)],
+  ];
+  if (hasLatency(rows)) {
+    cols.push(['p50', (g) => latency(g.latency_p50_ns)], ['p95', (g) => latency(g.latency_p95_ns)],
+      ['p99', (g) => latency(g.latency_p99_ns)]);
+  }
+  cols.push(['tokens in / out', (g) => `${int(g.input_tokens)} / ${int(g.output_tokens)}`]);
+  return cols;
+}
+
+function budgetLimit(b) {
+  if (!b.limit_usd) return 'no cap';
+  return b.period === 'none' ? money(b.limit_usd) : `${money(b.limit_usd)} / ${PERIOD_NOUN[b.period]}`;
+}
+
+const PERIOD_NOUN = { daily: 'day', weekly: 'week', monthly: 'month' };
+
+// budgetCells are the budget columns of a team or key row: the limit, the
+// spend of the budget's current period (not the chosen range) and a bar.
+function budgetCells(b) {
+  if (!b) return [el('td', { class: 'none', colspan: '3' }, 'no budget')];
+  const since = b.period_start ? `since ${b.period_start.slice(0, 10)}` : 'since start-up';
+  const spent = el('td', { class: 'num budget-spent', title: `${since}; ${money(b.held_usd)} held in flight` },
+    money(b.spent_usd));
+  const used = el('td', { class: 'used' });
+  if (b.used_ratio !== undefined) {
+    const r = b.used_ratio;
+    const bar = el('span', { class: 'meter-fill' + (r >= 1 ? ' over' : r >= 0.8 ? ' near' : '') });
+    bar.style.width = Math.min(r * 100, 100).toFixed(1) + '%';
+    const resets = b.period_end ? `; resets ${b.period_end.replace('T', ' ').slice(0, 16)} UTC` : '';
+    used.title = `${money(b.spent_usd)} of ${money(b.limit_usd)}${resets}`;
+    used.append(el('div', { class: 'used-box' }, el('span', { class: 'meter' }, bar), el('span', { class: 'used-pct' }, pct(r))));
+  } else {
+    used.append(el('span', { class: 'none' }, '–'));
+  }
+  return [el('td', { class: 'num budget-limit' }, budgetLimit(b)), spent, used];
+}
+
+async function loadTable(dim, range, budgets) {
+  const [r, idx] = await Promise.all([api(`/admin/spend?range=${range}&group_by=${dim}&top=15`),
+    dim === 'team' || dim === 'key' ? budgets : null]);
+  const own = idx && idx[dim];
+  const rows = r.others ? [...r.groups, r.others] : r.groups;
+  // Teams and keys with a budget but no spend in the range still show their
+  // budget, unless top folded groups into "other", which may hold them.
+  const quiet = own && !r.others ? [...own.values()].filter((b) => !rows.some((g) => g.group === b.id)) : [];
+  const cols = spendColumns(rows);
   const t = $('by-' + dim);
   t.replaceChildren();
-  t.append(el('thead', null, el('tr', null, el('th', null, dim), el('th', { class: 'num' }, 'cost'),
-    el('th', { class: 'num' }, 'requests'), el('th', { class: 'num' }, 'errors'),
-    el('th', { class: 'num' }, 'tokens in'), el('th', { class: 'num' }, 'tokens out'))));
+  const head = el('tr', null, el('th', null, dim), ...cols.map(([h]) => el('th', { class: 'num' }, h)));
+  if (own) {
+    head.append(el('th', { class: 'num budget-first' }, 'budget'), el('th', { class: 'num' }, 'spent this period'),
+      el('th', null, 'used'));
+  }
+  t.append(el('thead', null, head));
   const body = el('tbody');
-  const rows = r.others ? [...r.groups, r.others] : r.groups;
-  if (rows.length === 0) body.append(el('tr', null, el('td', { class: 'empty', colspan: '6' }, 'no spend in this range')));
+  const width = 1 + cols.length + (own ? 3 : 0);
+  if (rows.length + quiet.length === 0) {
+    body.append(el('tr', null, el('td', { class: 'empty', colspan: String(width) }, 'no spend in this range')));
+  }
+  const nameCell = (g, b) => {
+    const none = g.group === '' || g.other;
+    if (dim === 'key' && b && b.name) return el('td', { title: g.group }, b.name);
+    return el('td', { class: none ? 'none' : '' }, groupLabel(g, dim));
+  };
   for (const g of rows) {
-    body.append(el('tr', null,
-      el('td', { class: g.group === '' || g.other ? 'none' : '' }, groupLabel(g, dim)),
-      el('td', { class: 'num' }, money(g.cost_usd)), el('td', { class: 'num' }, int(g.requests)),
-      el('td', { class: 'num' }, `${int(g.errors)} (${pct(g.error_rate)})`),
-      el('td', { class: 'num' }, int(g.input_tokens)), el('td', { class: 'num' }, int(g.output_tokens))));
+    const b = own && !g.other ? own.get(g.group) : undefined;
+    const tr = el('tr', b ? { 'data-budget': b.id } : null, nameCell(g, b),
+      ...cols.map(([, f]) => el('td', { class: 'num' }, f(g))));
+    if (own) {
+      if (g.other) tr.append(el('td', { colspan: '3' }));
+      else tr.append(...budgetCells(b));
+    }
+    body.append(tr);
+  }
+  for (const b of quiet) {
+    body.append(el('tr', { 'data-budget': b.id, class: 'quiet' }, nameCell({ group: b.id }, b),
+      el('td', { class: 'num none', colspan: String(cols.length) }, 'no spend in this range'), ...budgetCells(b)));
   }
   t.append(body);
+}
+
+// loadLatency draws p50, p95 and p99 per group as nested bars on one scale.
+async function loadLatency(range) {
+  const dim = $('latency-by').value;
+  const r = await api(`/admin/spend?range=${range}&group_by=${dim}&top=12`);
+  const box = $('latency');
+  box.replaceChildren();
+  const rows = r.groups.filter((g) => g.latency_p99_ns !== undefined);
+  $('latency-panel').hidden = !hasLatency(r.groups) && !hasLatency([r.total]);
+  if (rows.length === 0) {
+    box.append(el('p', { class: 'empty' }, 'no latency in this range'));
+    return;
+  }
+  box.append(el('div', { class: 'head' }, dim), el('div', { class: 'head' }, 'p50 · p95 · p99'),
+    el('div', { class: 'head num' }, 'p50'), el('div', { class: 'head num' }, 'p95'),
+    el('div', { class: 'head num' }, 'p99'), el('div', { class: 'head num' }, 'requests'));
+  const max = Math.max(...rows.map((g) => g.latency_p99_ns), 1);
+  const w = (ns) => (100 * ns / max).toFixed(2) + '%';
+  for (const g of rows) {
+    const track = el('div', { class: 'lat-track', title: `p50 ${latency(g.latency_p50_ns)} · p95 ${latency(g.latency_p95_ns)} · p99 ${latency(g.latency_p99_ns)}` });
+    for (const [cls, ns] of [['p99', g.latency_p99_ns], ['p95', g.latency_p95_ns], ['p50', g.latency_p50_ns]]) {
+      const bar = el('div', { class: 'lat-bar lat-' + cls });
+      bar.style.width = w(ns);
+      track.append(bar);
+    }
+    box.append(el('div', { class: 'lat-name' }, groupLabel(g, dim)), track,
+      el('div', { class: 'num' }, latency(g.latency_p50_ns)), el('div', { class: 'num' }, latency(g.latency_p95_ns)),
+      el('div', { class: 'num' }, latency(g.latency_p99_ns)), el('div', { class: 'num' }, int(g.requests)));
+  }
 }
 
 async function loadChart(range, bucket) {
@@ -311,14 +435,58 @@ function drawTrace(r) {
   $('trace-view').scrollIntoView({ block: 'start' });
 }
 
+// showView switches tabs; each tab loads its data when shown.
+function showView(id) {
+  state.view = id;
+  for (const b of document.querySelectorAll('#tabs button')) {
+    const on = b.dataset.view === id;
+    b.setAttribute('aria-selected', String(on));
+    $(b.dataset.view).hidden = !on;
+  }
+  refresh();
+}
+
+function auditQuery() {
+  const p = new URLSearchParams({ range: $('range').value, limit: '200' });
+  const add = (k, id) => { const v = $(id).value.trim(); if (v) p.set(k, v); };
+  add('action', 'a-action');
+  add('actor', 'a-actor');
+  add('team', 'a-team');
+  return p.toString();
+}
+
+async function loadAudit() {
+  const r = await api('/admin/audit?' + auditQuery());
+  const t = $('audit');
+  t.replaceChildren();
+  const cols = ['time (UTC)', 'action', 'status', 'actor', 'team', 'target', 'rule', 'from', 'request id', 'detail'];
+  t.append(el('thead', null, el('tr', null, ...cols.map((c) => el('th', null, c)))));
+  const body = el('tbody');
+  if (r.events.length === 0) {
+    body.append(el('tr', null, el('td', { class: 'empty', colspan: String(cols.length) }, 'no audit events match')));
+  }
+  const cell = (v, cls) => el('td', v ? (cls ? { class: cls } : null) : { class: 'none' }, v || '–');
+  for (const e of r.events) {
+    const actor = e.actor ? (e.actor_name && e.actor_name !== e.actor ? `${e.actor_name} (${e.actor})` : e.actor) : '';
+    body.append(el('tr', { 'data-action': e.action },
+      el('td', null, e.time.replace('T', ' ').slice(0, 19)), el('td', null, e.action),
+      el('td', { class: 'status-' + e.status }, e.status), cell(actor || (e.status === 'denied' ? 'unauthenticated' : '')),
+      cell(e.team), cell(e.target), cell(e.rule), cell(e.remote_addr), cell(e.request_id), cell(e.detail, 'detail')));
+  }
+  t.append(body);
+}
+
 async function start() {
   $('login-form').addEventListener('submit', login);
   $('logout').addEventListener('click', logout);
   $('refresh').addEventListener('click', refresh);
   $('range').addEventListener('change', refresh);
   $('stack').addEventListener('change', () => { const { range, bucket } = rangeParams(); loadChart(range, bucket).catch(showError); });
+  $('latency-by').addEventListener('change', () => loadLatency(rangeParams().range).catch(showError));
   $('trace-filters').addEventListener('submit', (ev) => { ev.preventDefault(); loadTraces().catch(showError); });
   $('trace-close').addEventListener('click', () => { $('trace-view').hidden = true; });
+  for (const b of document.querySelectorAll('#tabs button')) b.addEventListener('click', () => showView(b.dataset.view));
+  $('audit-filters').addEventListener('submit', (ev) => { ev.preventDefault(); loadAudit().catch(showError); });
   try {
     const s = await api('/ui/session');
     if (s.authenticated) showMain(s);

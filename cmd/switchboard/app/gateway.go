@@ -27,6 +27,7 @@ const (
 type components struct {
 	store    storage.Store
 	recorder *trace.Recorder
+	audit    *governance.AuditWriter
 	tracer   *trace.Tracer
 	governor *governance.Governor
 	llm      *llm.Gateway
@@ -54,8 +55,14 @@ func (a *App) mount(cfg *config.Config) error {
 	a.OnShutdown(c.recorder.Close)
 	c.tracer = trace.NewTracer(c.recorder)
 
+	// Registered after the store, so it is flushed before the store closes.
+	if c.audit, err = governance.NewAuditWriter(auditSink{c.store}, a.registry, a.log); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	a.OnShutdown(c.audit.Close)
+
 	var records governance.Store = recordStore{c.store}
-	var gopts []governance.Option
+	gopts := []governance.Option{governance.WithAudit(c.audit)}
 	var owners a2a.OwnerStore
 	var shared *redisgov.Shared
 	if rc := cfg.Governance.Redis; rc != nil {
@@ -72,7 +79,6 @@ func (a *App) mount(cfg *config.Config) error {
 	if c.governor, err = governance.New(cfg.Governance, records, a.log, a.registry, gopts...); err != nil {
 		return fmt.Errorf("governance: %w", err)
 	}
-	// With Redis this only seeds the periods Redis does not count yet: its counters are the truth.
 	// Spans spilled by an earlier run (store down, process killed) hold spend the store has not seen yet: let the
 	// recorder replay them first, or a restart forgets that spend.
 	waitCtx, stopWaiting := context.WithTimeout(ctx, spillReplayWait)
@@ -83,6 +89,7 @@ func (a *App) mount(cfg *config.Config) error {
 	if n := c.recorder.Stats().SpillBytes; n > 0 {
 		a.log.Warn("spend rebuilt before every spilled span was replayed: budgets undercount until the next restart", "spill_bytes", n)
 	}
+	// With Redis this only seeds the periods Redis does not count yet: its counters are the truth.
 	if err := c.governor.RebuildSpend(ctx, spendSource{c.store}); err != nil {
 		return fmt.Errorf("governance: rebuilding spend from storage: %w", err)
 	}
@@ -154,6 +161,18 @@ func (r recordStore) ListRecords(ctx context.Context, kind string) ([]governance
 		out[i] = governance.Record{Kind: rec.Kind, ID: rec.ID, Data: rec.Data, UpdatedAt: rec.UpdatedAt}
 	}
 	return out, nil
+}
+
+// auditSink adapts storage's audit table to governance's event type.
+type auditSink struct{ s storage.Store }
+
+func (a auditSink) AppendAudit(ctx context.Context, events []governance.AuditEvent) error {
+	out := make([]storage.AuditEvent, len(events))
+	for i, e := range events {
+		out[i] = storage.AuditEvent{Time: e.Time, Actor: e.Actor, ActorName: e.ActorName, Team: e.Team, Action: e.Action,
+			Target: e.Target, Rule: e.Rule, Status: e.Status, RemoteAddr: e.RemoteAddr, RequestID: e.RequestID, Detail: e.Detail}
+	}
+	return a.s.AppendAudit(ctx, out)
 }
 
 type spendSource struct{ s storage.Store }
