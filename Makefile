@@ -9,7 +9,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 CLICKHOUSE_PORT ?= 9000
 export CLICKHOUSE_PORT
 
-.PHONY: build run test test-ui lint bench clickhouse loadtest kubeconform
+.PHONY: build run test test-ui lint bench clickhouse loadtest fuzz soak kubeconform
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/switchboard
@@ -56,3 +56,27 @@ lint:
 ## loadtest: k6 against the mocks directly, two bare proxy floors and the gateway; writes loadtest/results/summary.md
 loadtest:
 	bash loadtest/bench/run.sh
+
+## soak: mixed k6 load on the gateway for SOAK_DURATION (default 10m), sampling RSS and goroutines every 10 s;
+## writes loadtest/results/soak.csv and soak.md and fails on growth after warm-up beyond the bound in run.sh
+soak:
+	bash loadtest/soak/run.sh
+
+# One target per run: go test -fuzz takes a single target. Crashers land in <pkg>/testdata/fuzz/<Target>/ and run
+# as regression tests with every go test after that.
+FUZZTIME    ?= 30s
+FUZZ_TARGETS := \
+	./llm/:FuzzParseRequest ./llm/:FuzzTranslateRequest ./llm/:FuzzSSE ./llm/:FuzzUsageOf \
+	./mcp/:FuzzEdge ./a2a/:FuzzReadEnvelope \
+	./trace/:FuzzParseTraceparent ./trace/:FuzzFromHeaders \
+	./governance/:FuzzKeyFromHeaders ./governance/:FuzzNanoUSD ./governance/:FuzzPeriod ./governance/:FuzzGlob \
+	./cmd/switchboard/config/:FuzzParse
+
+## fuzz: every request-path parser for FUZZTIME each (default 30s), one after another; prints executions per target
+fuzz:
+	@failed=; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		out=$$($(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg 2>&1) || { echo "$$out"; failed="$$failed $$name"; }; \
+		echo "$$name ($$pkg): $$(echo "$$out" | grep -o 'execs: [0-9]*' | tail -1)"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz failed (crasher or build error, see above):$$failed"; exit 1; fi

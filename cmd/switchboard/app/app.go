@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/switchboard-gw/switchboard/cmd/switchboard/config"
+	"github.com/switchboard-gw/switchboard/governance"
 	"github.com/switchboard-gw/switchboard/storage"
 )
 
@@ -81,8 +82,12 @@ func New(cfg *config.Config, log *slog.Logger, level *slog.LevelVar) (*App, erro
 		WriteTimeout: 0,
 		ErrorHandler: a.handleError,
 	})
+	srv := a.fiber.Server()
+	srv.MaxConnsPerIP = s.MaxConnsPerIP
+	streams := newStreamLimiter(s.MaxConcurrentStreams, s.MaxStreamDuration, a.registry)
+	streams.prevHook, srv.ConnState = srv.ConnState, streams.connState
 	// Metrics sit outside recovery so a recovered panic is still counted, as a 500.
-	a.fiber.Use(requestID, a.httpm.middleware, a.recoverPanic)
+	a.fiber.Use(requestID, a.httpm.middleware, a.recoverPanic, streams.middleware)
 	a.fiber.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	a.fiber.Get("/readyz", a.readyz)
 	a.fiber.Get("/metrics", metricsHandler(a.registry))
@@ -123,8 +128,21 @@ func (a *App) OnShutdown(fn func(context.Context) error) {
 	a.closers = append(a.closers, fn)
 }
 
-// Reload applies a new config. Fields that need a new listener are reported, not applied.
+// Reload applies a new config and audits the outcome. Fields that need a new listener are reported, not applied.
 func (a *App) Reload(cfg *config.Config) error {
+	err := a.reload(cfg)
+	if w := a.parts.audit; w != nil {
+		e := governance.AuditEvent{Time: time.Now().UTC(), Actor: "system", Action: governance.ActionConfigReload,
+			Status: governance.AuditOK}
+		if err != nil {
+			e.Status, e.Detail = governance.AuditFailed, err.Error()
+		}
+		w.Append(e)
+	}
+	return err
+}
+
+func (a *App) reload(cfg *config.Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}

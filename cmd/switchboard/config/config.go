@@ -66,6 +66,14 @@ type ServerConfig struct {
 	IdleTimeout     time.Duration `yaml:"idle_timeout" mapstructure:"idle_timeout"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" mapstructure:"shutdown_timeout"`
 	Concurrency     int           `yaml:"concurrency" mapstructure:"concurrency"`
+	// MaxConnsPerIP caps open connections from one client address; 0 means no cap, the default, because
+	// behind a load balancer every connection comes from the balancer's address.
+	MaxConnsPerIP int `yaml:"max_conns_per_ip" mapstructure:"max_conns_per_ip"`
+	// MaxConcurrentStreams caps responses streamed at once (LLM streams, A2A streams, MCP GET streams): each
+	// holds a goroutine, buffers and an upstream connection for as long as it runs.
+	MaxConcurrentStreams int `yaml:"max_concurrent_streams" mapstructure:"max_concurrent_streams"`
+	// MaxStreamDuration is how long a streamed response may run before the gateway ends it.
+	MaxStreamDuration time.Duration `yaml:"max_stream_duration" mapstructure:"max_stream_duration"`
 }
 
 // LogConfig chooses the log format and level.
@@ -85,6 +93,11 @@ func Default() Config {
 			IdleTimeout:     120 * time.Second,
 			ShutdownTimeout: 30 * time.Second,
 			Concurrency:     256 * 1024,
+			// Far above what one replica streams on two cores, low enough that a flood of stream requests
+			// is refused before it exhausts memory or upstream connections.
+			MaxConcurrentStreams: 4096,
+			// Long reasoning streams run for minutes; an hour-long one is a stuck client or upstream.
+			MaxStreamDuration: 30 * time.Minute,
 		},
 		Log: LogConfig{Format: "json", Level: "info"},
 		// Retries must be set here: in the llm package zero means "no retries", which a user who leaves the
@@ -112,6 +125,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.Concurrency <= 0 {
 		add("server.concurrency", "must be positive")
+	}
+	if c.Server.MaxConnsPerIP < 0 {
+		add("server.max_conns_per_ip", "must not be negative (0 means no cap)")
+	}
+	if c.Server.MaxConcurrentStreams <= 0 {
+		add("server.max_concurrent_streams", "must be positive")
+	}
+	if c.Server.MaxStreamDuration <= 0 {
+		add("server.max_stream_duration", "must be positive")
 	}
 	if _, err := ParseLevel(c.Log.Level); err != nil {
 		add("log.level", err.Error())
