@@ -5,11 +5,14 @@ VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 
 LDFLAGS     := -s -w -X github.com/switchboard-gw/switchboard/cmd/switchboard/app.Version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-# Tests use a real ClickHouse started by our own script on this port.
+# Tests use a real ClickHouse and a real Redis started by our own scripts on these ports.
 CLICKHOUSE_PORT ?= 9000
-export CLICKHOUSE_PORT
+REDIS_PORT      ?= 6379
+export CLICKHOUSE_PORT REDIS_PORT
+# How long make test fuzzes each target (make fuzz: FUZZTIME, default 30s).
+TEST_FUZZTIME   ?= 3s
 
-.PHONY: build run test test-ui lint bench clickhouse loadtest fuzz soak kubeconform
+.PHONY: build run test test-ui lint bench clickhouse redis loadtest fuzz soak kubeconform
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/switchboard
@@ -22,13 +25,18 @@ run: build
 clickhouse:
 	bash deploy/clickhouse.sh start
 
+## redis: install (Debian's redis-server) and start a local Redis for the multi-replica tests
+redis:
+	bash deploy/redis.sh start
+
 # The dashboard's browser test drives Debian's chromium with npm's playwright-core, kept out of the tree.
 UI_TEST_MODULES := $(CURDIR)/.cache/ui-test/node_modules
 
-## test: lint, install and start what the tests need, then run every test with the race detector
-test: lint kubeconform clickhouse ui-test-deps
-	SWITCHBOARD_TEST_CLICKHOUSE=127.0.0.1:$(CLICKHOUSE_PORT) PLAYWRIGHT_NODE_MODULES=$(UI_TEST_MODULES) \
-		$(GO) test -race -count=1 -timeout 15m ./...
+## test: lint, install and start what the tests need, run every test with the race detector, then a short fuzz run
+test: lint kubeconform clickhouse redis ui-test-deps
+	SWITCHBOARD_TEST_CLICKHOUSE=127.0.0.1:$(CLICKHOUSE_PORT) SWITCHBOARD_TEST_REDIS=127.0.0.1:$(REDIS_PORT) \
+		PLAYWRIGHT_NODE_MODULES=$(UI_TEST_MODULES) $(GO) test -race -count=1 -timeout 15m ./...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME)
 
 ## test-ui: only the dashboard's browser test (screenshots in dashboard/screenshots/)
 test-ui: ui-test-deps
