@@ -3,6 +3,7 @@ package mcp
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -404,77 +405,74 @@ func TestPaginationPages(t *testing.T) {
 	}
 }
 
-func TestProgressPassesThrough(t *testing.T) {
+// TestNotificationsReachTheCaller checks that what an upstream sends while
+// it works on a call (progress with the client's own token, log messages)
+// reaches the client that made the call.
+func TestNotificationsReachTheCaller(t *testing.T) {
 	t.Parallel()
 	e := start(t, nil)
-	for _, p := range protocols {
-		t.Run(p.name, func(t *testing.T) {
-			ctx := ctxT(t)
-			cli := e.connect(t, "/mcp", keyAll, p.version)
-			got := make(chan mcp.JSONRPCNotification, 16)
-			cli.OnNotification(func(n mcp.JSONRPCNotification) {
-				if n.Method == string(mcp.MethodNotificationProgress) {
-					got <- n
+	cases := []struct {
+		name   string
+		method mcp.MCPMethod
+		token  func(server string) mcp.ProgressToken
+		check  func(server string, fields map[string]any) error
+	}{
+		{
+			name: "progress", method: mcp.MethodNotificationProgress,
+			token: func(server string) mcp.ProgressToken { return "tok-" + server },
+			check: func(server string, f map[string]any) error {
+				if tok := f["progressToken"]; tok != "tok-"+server {
+					return fmt.Errorf("progress token = %v, want the client's", tok)
 				}
-			})
-			for _, server := range []string{"weather", "files"} {
-				req := mcp.CallToolRequest{}
-				req.Params.Name = server + "__slow"
-				req.Params.Arguments = map[string]any{"ms": 200}
-				req.Params.Meta = &mcp.Meta{ProgressToken: "tok-" + server}
-				res, err := cli.CallTool(ctx, req)
-				if err != nil || res.IsError {
-					t.Fatalf("%s slow = %+v, %v", server, res, err)
+				return nil
+			},
+		},
+		{
+			name: "log message", method: mcp.MethodNotificationMessage,
+			token: func(string) mcp.ProgressToken { return nil },
+			check: func(_ string, f map[string]any) error {
+				if f["logger"] != "slow" || f["data"] != "waiting 200ms" || f["level"] != "info" {
+					return fmt.Errorf("log message = %v", f)
 				}
-				select {
-				case n := <-got:
-					if tok := n.Params.AdditionalFields["progressToken"]; tok != "tok-"+server {
-						t.Fatalf("progress token = %v, want the client's", tok)
-					}
-				case <-ctx.Done():
-					t.Fatalf("%s: no progress notification reached the client", server)
-				}
-				for len(got) > 0 {
-					<-got
-				}
-			}
-		})
+				return nil
+			},
+		},
 	}
-}
-
-func TestUpstreamLogMessagesReachTheCaller(t *testing.T) {
-	t.Parallel()
-	e := start(t, nil)
-	for _, p := range protocols {
-		t.Run(p.name, func(t *testing.T) {
-			ctx := ctxT(t)
-			cli := e.connect(t, "/mcp", keyAll, p.version)
-			got := make(chan mcp.JSONRPCNotification, 16)
-			cli.OnNotification(func(n mcp.JSONRPCNotification) {
-				if n.Method == string(mcp.MethodNotificationMessage) {
-					got <- n
+	for _, tc := range cases {
+		for _, p := range protocols {
+			t.Run(tc.name+"/"+p.name, func(t *testing.T) {
+				ctx := ctxT(t)
+				cli := e.connect(t, "/mcp", keyAll, p.version)
+				got := make(chan mcp.JSONRPCNotification, 16)
+				cli.OnNotification(func(n mcp.JSONRPCNotification) {
+					if n.Method == string(tc.method) {
+						got <- n
+					}
+				})
+				for _, server := range []string{"weather", "files"} {
+					req := mcp.CallToolRequest{}
+					req.Params.Name = server + "__slow"
+					req.Params.Arguments = map[string]any{"ms": 200}
+					if tok := tc.token(server); tok != nil {
+						req.Params.Meta = &mcp.Meta{ProgressToken: tok}
+					}
+					if res, err := cli.CallTool(ctx, req); err != nil || res.IsError {
+						t.Fatalf("%s slow = %+v, %v", server, res, err)
+					}
+					select {
+					case n := <-got:
+						if err := tc.check(server, n.Params.AdditionalFields); err != nil {
+							t.Fatalf("%s: %v", server, err)
+						}
+					case <-ctx.Done():
+						t.Fatalf("%s: no %s reached the caller", server, tc.method)
+					}
+					for len(got) > 0 {
+						<-got
+					}
 				}
 			})
-			for _, server := range []string{"weather", "files"} {
-				req := mcp.CallToolRequest{}
-				req.Params.Name = server + "__slow"
-				req.Params.Arguments = map[string]any{"ms": 200}
-				if res, err := cli.CallTool(ctx, req); err != nil || res.IsError {
-					t.Fatalf("%s slow = %+v, %v", server, res, err)
-				}
-				select {
-				case n := <-got:
-					if f := n.Params.AdditionalFields; f["logger"] != "slow" || f["data"] != "waiting 200ms" || f["level"] != "info" {
-						t.Fatalf("%s: log message = %v", server, f)
-					}
-				case <-ctx.Done():
-					t.Fatalf("%s: the upstream's log message did not reach the caller", server)
-				}
-				for len(got) > 0 {
-					<-got
-				}
-			}
-		})
+		}
 	}
 }
 

@@ -36,38 +36,9 @@ ch_port="${CLICKHOUSE_PORT:-9000}"
 db=loadtest
 api_key="sk-sb-loadtest-00000000000000000000000000"
 
-say() { echo "bench: $*" >&2; }
-fail() { say "error: $*"; exit 1; }
-
-# --- processes we start, stopped by pid on exit ---------------------------------------------------------
-pids=()
-cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-
-# start NAME CMD... runs CMD in the background and waits (10 s at most) for the URL it prints on stdout.
-started_url=""
-start() {
-  local name="$1"; shift
-  # Removed first: the child truncates the file only after the fork, so a stale URL could be read.
-  rm -f "$work/log/$name.out"
-  "$@" >"$work/log/$name.out" 2>"$work/log/$name.err" &
-  local pid=$!
-  pids+=("$pid")
-  local i
-  for i in $(seq 100); do
-    if [[ -s "$work/log/$name.out" ]]; then
-      started_url="$(head -n1 "$work/log/$name.out")"
-      return 0
-    fi
-    kill -0 "$pid" 2>/dev/null || { cat "$work/log/$name.err" >&2; fail "$name exited"; }
-    sleep 0.1
-  done
-  fail "$name printed no URL within 10s"
-}
+log_tag=bench
+# shellcheck source=../processes.sh
+source "$root/loadtest/processes.sh"
 
 stop_pid() {
   local pid="$1" i

@@ -35,35 +35,9 @@ ch_port="${CLICKHOUSE_PORT:-9000}"
 db=soak
 api_key="sk-sb-soak-000000000000000000000000000000"
 
-say() { echo "soak: $*" >&2; }
-fail() { say "error: $*"; exit 1; }
-
-pids=()
-cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-
-started_url=""
-start() {
-  local name="$1"; shift
-  rm -f "$work/log/$name.out"
-  "$@" >"$work/log/$name.out" 2>"$work/log/$name.err" &
-  local pid=$!
-  pids+=("$pid")
-  local i
-  for i in $(seq 100); do
-    if [[ -s "$work/log/$name.out" ]]; then
-      started_url="$(head -n1 "$work/log/$name.out")"
-      return 0
-    fi
-    kill -0 "$pid" 2>/dev/null || { cat "$work/log/$name.err" >&2; fail "$name exited"; }
-    sleep 0.1
-  done
-  fail "$name printed no URL within 10s"
-}
+log_tag=soak
+# shellcheck source=../processes.sh
+source "$root/loadtest/processes.sh"
 
 secs_of() { awk -v d="$1" 'BEGIN{ if (d ~ /m$/) print d*60; else if (d ~ /h$/) print d*3600; else print d+0 }'; }
 total_secs="$(secs_of "$duration")"
