@@ -1,5 +1,6 @@
 # Process handling shared by loadtest/bench/run.sh and loadtest/soak/run.sh; sourced, not run.
-# The sourcing script sets $work (its scratch folder, with log/ inside) and $log_tag (prefix of its messages).
+# The sourcing script sets $work (its scratch folder, with log/ inside), $log_tag (prefix of its messages) and,
+# for start_gateway, $bin (where the switchboard binary is) and $gateway_addr.
 
 say() { echo "$log_tag: $*" >&2; }
 fail() { say "error: $*"; exit 1; }
@@ -32,4 +33,21 @@ start() {
     sleep 0.1
   done
   fail "$name printed no URL within 10s"
+}
+
+# start_gateway CONFIG runs the gateway on $gateway_addr and waits (15 s at most) until /readyz answers; it sets
+# gw_pid and gateway (the base URL).
+start_gateway() {
+  say "starting the gateway on $gateway_addr ..."
+  "$bin/switchboard" serve --config "$1" >"$work/log/gateway.out" 2>"$work/log/gateway.err" &
+  gw_pid=$!
+  pids+=("$gw_pid")
+  gateway="http://$gateway_addr"
+  local i
+  for i in $(seq 150); do
+    curl -fsS "$gateway/readyz" >/dev/null 2>&1 && return 0
+    kill -0 "$gw_pid" 2>/dev/null || { tail -n 20 "$work/log/gateway.err" >&2; fail "gateway exited"; }
+    sleep 0.1
+  done
+  fail "gateway not ready within 15s"
 }

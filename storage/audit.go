@@ -113,21 +113,7 @@ func (s *clickHouseStore) Audit(ctx context.Context, q AuditQuery) ([]AuditEvent
 		return nil, fmt.Errorf("storage: audit: %w", err)
 	}
 	defer rows.Close()
-	var out []AuditEvent
-	for rows.Next() {
-		var e AuditEvent
-		var ns int64
-		if err := rows.Scan(&ns, &e.Actor, &e.ActorName, &e.Team, &e.Action, &e.Target, &e.Rule, &e.Status,
-			&e.RemoteAddr, &e.RequestID, &e.Detail); err != nil {
-			return nil, fmt.Errorf("storage: audit: %w", err)
-		}
-		e.Time = time.Unix(0, ns).UTC()
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("storage: audit: %w", err)
-	}
-	return out, nil
+	return scanAudit(rows)
 }
 
 func (s *sqliteStore) AppendAudit(ctx context.Context, events []AuditEvent) error {
@@ -174,6 +160,17 @@ func (s *sqliteStore) Audit(ctx context.Context, q AuditQuery) ([]AuditEvent, er
 		return nil, fmt.Errorf("storage: audit: %w", err)
 	}
 	defer rows.Close()
+	return scanAudit(rows)
+}
+
+// auditRows is what both stores' query results offer for reading audit rows.
+type auditRows interface {
+	spanRows
+	Scan(dest ...any) error
+}
+
+// scanAudit reads rows selected as `time_ns, ` + auditColumns.
+func scanAudit(rows auditRows) ([]AuditEvent, error) {
 	var out []AuditEvent
 	for rows.Next() {
 		var e AuditEvent

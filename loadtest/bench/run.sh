@@ -120,17 +120,7 @@ storage:
   clickhouse: {addr: "127.0.0.1:$ch_port", database: $db}
 EOF
 
-say "starting the gateway on $gateway_addr ..."
-"$bin/switchboard" serve --config "$work/gateway.yaml" >"$work/log/gateway.out" 2>"$work/log/gateway.err" &
-gw_pid=$!
-pids+=("$gw_pid")
-gateway="http://$gateway_addr"
-for i in $(seq 150); do
-  curl -fsS "$gateway/readyz" >/dev/null 2>&1 && break
-  kill -0 "$gw_pid" 2>/dev/null || { tail -n 20 "$work/log/gateway.err" >&2; fail "gateway exited"; }
-  (( i < 150 )) || fail "gateway not ready within 15s"
-  sleep 0.1
-done
+start_gateway "$work/gateway.yaml"
 
 # --- runs --------------------------------------------------------------------------------------------------
 # k6run NAME TARGET PID ENV...: one k6 run; its JSON goes to json/NAME.TARGET.json, with the window (for the
