@@ -17,6 +17,7 @@ var (
 	errUpstreamUnavailable  = a2a.NewError(a2a.ErrServerError, "upstream agent unavailable")
 	errContextInUse         = a2a.NewError(a2a.ErrInvalidParams, "contextId belongs to another caller")
 	errInvalidAgentResponse = a2a.NewError(a2a.ErrInvalidAgentResponse, "upstream agent sent an empty result")
+	errStreamDuration       = a2a.NewError(a2a.ErrServerError, "stream exceeded the gateway's maximum stream duration")
 )
 
 // call is the state of one JSON-RPC call through the gateway: who calls which
@@ -32,6 +33,7 @@ type call struct {
 	traceparent string // the gateway span, sent upstream
 	extensions  []string
 	start       time.Time
+	deadline    time.Time // ends a stream's upstream call (zero: no limit)
 
 	mu        sync.Mutex
 	reached   bool // a2a-go's handler decoded the params and called the proxy

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/a2aproject/a2a-go/v2/a2a"
 	"github.com/a2aproject/a2a-go/v2/a2acompat/a2av0"
@@ -139,6 +140,10 @@ func (g *Gateway) Close() error {
 type agentNameKey struct{}
 type endpointKey struct{}
 
+// deadlineKey carries the deadline the server's stream limiter put on the request's context
+// (server.max_stream_duration) into net/http land.
+type deadlineKey struct{}
+
 // handleRPC hands the call to net/http land (a2a-go's handlers), passing the
 // agent name and its gateway URL as request values.
 func (g *Gateway) handleRPC(c *fiber.Ctx) error {
@@ -146,6 +151,9 @@ func (g *Gateway) handleRPC(c *fiber.Ctx) error {
 	c.Context().SetUserValue(agentNameKey{}, name)
 	c.Context().SetUserValue(endpointKey{}, agentEndpoint(g.baseURL(c), name))
 	c.Context().SetUserValue(originKey{}, governance.RequestDenial(c, nil, governance.KindAgent, name, nil))
+	if dl, ok := c.UserContext().Deadline(); ok {
+		c.Context().SetUserValue(deadlineKey{}, dl)
+	}
 	return g.rpc(c)
 }
 
@@ -190,6 +198,9 @@ func (g *Gateway) serveRPC(w http.ResponseWriter, r *http.Request) {
 	c := &call{
 		agent: ag, owners: g.owners, principal: p, method: env.Method, endpoint: endpoint,
 		traceparent: span.Context().Traceparent(), extensions: r.Header.Values("A2A-Extensions"), start: span.Start,
+	}
+	if isStreamMethod(env.Method) {
+		c.deadline, _ = r.Context().Value(deadlineKey{}).(time.Time)
 	}
 	// Not derived from r.Context(): that is fasthttp's RequestCtx, which the
 	// server recycles once a streamed response is handed over, while this

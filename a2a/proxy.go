@@ -47,6 +47,11 @@ func unary[Req, Resp any](ctx context.Context, req Req, check func(*call, Req) e
 
 // stream relays upstream events as they arrive; when the client goes away
 // the handler stops ranging, which closes the upstream stream.
+//
+// The stream's deadline goes on the upstream call's context only: a2a-go's
+// handler drops a stream whose own context ends without writing anything,
+// while an upstream call that fails is reported to the client as the
+// stream's final JSON-RPC error event.
 func stream[Req any](ctx context.Context, req Req, check func(*call, Req) error,
 	do func(*upstream, context.Context, Req) iter.Seq2[a2a.Event, error]) iter.Seq2[a2a.Event, error] {
 	return func(yield func(a2a.Event, error) bool) {
@@ -54,6 +59,12 @@ func stream[Req any](ctx context.Context, req Req, check func(*call, Req) error,
 		if err != nil {
 			yield(nil, err)
 			return
+		}
+		ctx := ctx // the closure's own: the outer ctx must not collect a deadline per run
+		if !c.deadline.IsZero() {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadlineCause(ctx, c.deadline, errStreamDuration)
+			defer cancel()
 		}
 		if err := check(c, req); err != nil {
 			yield(nil, err)

@@ -60,6 +60,10 @@ func (g *Gateway) serve(c *fiber.Ctx, kind callKind) (err error) {
 	res.RateLimitHeaders(func(k, v string) { c.Set(k, v) })
 
 	cl := &call{kind: kind, req: req, group: grp, tbl: t, span: span, start: start, headers: clientHeaders(c, kind), mayUse: mayUse}
+	if req.stream {
+		// Asked only of streams: UserContext stores a context on every request it is called for.
+		cl.deadline, _ = c.UserContext().Deadline()
+	}
 	out, err := g.route(cl)
 	// From here on finish owns the reservation and the span.
 	held := res
@@ -106,6 +110,9 @@ func (g *Gateway) stream(w *bufio.Writer, cl *call, res *governance.Reservation,
 		status, msg = http.StatusOK, ""
 	case errors.Is(err, errClientGone):
 		status, msg = 499, "client closed the stream"
+	case errors.Is(err, errStreamDuration):
+		// The gateway's limit ended it: the deployment did nothing wrong, so its breaker is left alone.
+		status, msg = http.StatusGatewayTimeout, err.Error()
 	default:
 		status, msg = http.StatusBadGateway, "upstream stream failed: "+err.Error()
 		out.d.st.breaker.failure(time.Now(), cl.tbl.router.AllowedFails, cl.tbl.router.Cooldown)

@@ -121,15 +121,19 @@ var (
 	errStreamIdle      = errors.New("upstream stream stalled")
 	errStreamTruncated = errors.New("upstream stream ended without its terminal event")
 	errClientGone      = errors.New("client went away")
+	// errStreamDuration is the gateway's own limit (server.max_stream_duration), never the upstream's fault.
+	errStreamDuration = errors.New("stream exceeded the gateway's maximum stream duration")
 )
 
 // upstreamStream reads a streamed upstream body event by event, with an
-// idle-gap timeout, and feeds the events through a translator.
+// idle-gap timeout and an optional deadline for the whole stream, and feeds
+// the events through a translator.
 type upstreamStream struct {
 	resp  *fasthttp.Response
 	body  io.Reader
 	idle  time.Duration
 	timer *time.Timer
+	limit *time.Timer // nil without a deadline
 	tr    streamTranslator
 	buf   []byte
 	bufp  *[]byte // buf's pool entry
@@ -138,10 +142,13 @@ type upstreamStream struct {
 	mu       sync.Mutex
 	closed   bool
 	timedOut bool
+	expired  bool
 	released bool
 }
 
-func openStream(resp *fasthttp.Response, idle time.Duration, tr streamTranslator) *upstreamStream {
+// openStream starts reading resp; a non-zero deadline ends the stream with
+// errStreamDuration when it passes.
+func openStream(resp *fasthttp.Response, idle time.Duration, deadline time.Time, tr streamTranslator) *upstreamStream {
 	s := &upstreamStream{resp: resp, body: resp.BodyStream(), idle: idle, tr: tr, bufp: streamBufs.Get().(*[]byte)}
 	s.buf = *s.bufp
 	s.timer = time.AfterFunc(idle, func() {
@@ -152,6 +159,23 @@ func openStream(resp *fasthttp.Response, idle time.Duration, tr streamTranslator
 			s.closeBody(errStreamIdle)
 		}
 	})
+	if !deadline.IsZero() {
+		expire := func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if !s.closed {
+				s.closed, s.expired = true, true
+				s.closeBody(errStreamDuration)
+			}
+		}
+		// Already past (the headers came late): ended before the first read, so the client gets a plain 504
+		// rather than whatever events raced the timer.
+		if left := time.Until(deadline); left > 0 {
+			s.limit = time.AfterFunc(left, expire)
+		} else {
+			expire()
+		}
+	}
 	return s
 }
 
@@ -189,6 +213,8 @@ func (s *upstreamStream) pump(out []byte) ([]byte, error) {
 	switch {
 	case err == nil:
 		return out, nil
+	case s.isExpired():
+		return out, errStreamDuration
 	case s.isTimedOut():
 		return out, errStreamIdle
 	case errors.Is(err, io.EOF):
@@ -223,10 +249,19 @@ func (s *upstreamStream) isTimedOut() bool {
 	return s.timedOut
 }
 
+func (s *upstreamStream) isExpired() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.expired
+}
+
 // close ends the upstream call; a non-nil cause drops the connection, which
 // is how the upstream learns that the client went away. Extra calls are no-ops.
 func (s *upstreamStream) close(cause error) {
 	s.timer.Stop()
+	if s.limit != nil {
+		s.limit.Stop()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.released {

@@ -53,6 +53,8 @@ type call struct {
 
 	retries, fallbacks int32
 	ttft               time.Duration
+	// deadline ends a stream (zero: no limit); the server's stream limiter sets it on the request's context.
+	deadline time.Time
 }
 
 // outcome classifies one attempt for the retry/fallback loop.
@@ -222,13 +224,17 @@ func (g *Gateway) attempt(c *call, d *deployment) (*result, *apiError, outcome) 
 	}
 	res := &result{d: d, attempt: span}
 	if c.req.stream {
-		st := openStream(resp, c.tbl.router.StreamIdleTimeout, streamTranslatorFor(c, d))
+		st := openStream(resp, c.tbl.router.StreamIdleTimeout, c.deadline, streamTranslatorFor(c, d))
 		var perr error
 		for len(res.first) == 0 && perr == nil {
 			res.first, perr = st.pump(res.first)
 		}
 		if perr != nil && !errors.Is(perr, io.EOF) {
 			st.close(perr)
+			if errors.Is(perr, errStreamDuration) {
+				// Our limit, not the deployment's failure: no retry, no cooldown.
+				return fail(errDurationExceeded(), outcomeClientError, status)
+			}
 			ae := &apiError{status: http.StatusBadGateway, typ: "server_error", code: "upstream_error",
 				message: fmt.Sprintf("deployment %s: stream failed before its first event: %v", d.id, perr)}
 			return fail(ae, outcomeRetry, status)

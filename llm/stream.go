@@ -229,12 +229,22 @@ func relay(w *bufio.Writer, st *upstreamStream, first []byte) error {
 		return nil
 	}
 	st.close(err)
-	ae := &apiError{status: http.StatusBadGateway, typ: "server_error", code: "upstream_error", message: "upstream stream failed: " + err.Error()}
 	if errors.Is(err, errUpstreamStreamError) {
 		// The upstream's own error event already reached the client.
 		return err
 	}
+	ae := &apiError{status: http.StatusBadGateway, typ: "server_error", code: "upstream_error", message: "upstream stream failed: " + err.Error()}
+	if errors.Is(err, errStreamDuration) {
+		ae = errDurationExceeded()
+	}
 	_, _ = w.Write(st.tr.errorEvent(ae))
 	_ = w.Flush()
 	return err
+}
+
+// errDurationExceeded is what the client sees of a stream the gateway ended at server.max_stream_duration: a
+// timeout of the gateway's making, so 504 and a code of its own rather than upstream_error.
+func errDurationExceeded() *apiError {
+	return &apiError{status: http.StatusGatewayTimeout, typ: "server_error", code: "stream_duration_exceeded",
+		message: errStreamDuration.Error()}
 }

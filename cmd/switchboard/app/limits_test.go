@@ -13,7 +13,12 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	sba2a "github.com/switchboard-gw/switchboard/a2a"
 	"github.com/switchboard-gw/switchboard/cmd/switchboard/config"
+	"github.com/switchboard-gw/switchboard/governance"
+	"github.com/switchboard-gw/switchboard/llm"
+	"github.com/switchboard-gw/switchboard/loadtest/mock"
+	"github.com/switchboard-gw/switchboard/trace"
 )
 
 // endlessStream mounts a route that streams an SSE event every 20 ms until the client or the gateway ends it.
@@ -164,23 +169,133 @@ func TestMaxConnsPerIP(t *testing.T) {
 	}
 }
 
+// deafStream mounts POST /v1/completions (a path the stream limiter knows, no gateway serves) as a stream that
+// ignores the deadline it is told, reporting on toldDeadline whether it was told one.
+func deafStream(toldDeadline chan<- bool) func(*App) {
+	return func(a *App) {
+		a.Fiber().Post("/v1/completions", func(c *fiber.Ctx) error {
+			_, ok := c.UserContext().Deadline()
+			toldDeadline <- ok
+			c.Set(fiber.HeaderContentType, "text/event-stream")
+			c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
+				for {
+					if _, err := w.WriteString("data: {}\n\n"); err != nil {
+						return
+					}
+					if err := w.Flush(); err != nil {
+						return
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			})
+			return nil
+		})
+	}
+}
+
+// TestStreamOverMaxDurationIsEnded: a stream past server.max_stream_duration ends in its protocol's own final
+// error event and its span records the failure; a stream that ignores its deadline, or was never told one, is
+// cut by the connection close.
 func TestStreamOverMaxDurationIsEnded(t *testing.T) {
 	t.Parallel()
-	s := start(t, func(c *config.Config) { c.Server.MaxStreamDuration = 300 * time.Millisecond }, endlessStream)
-	client := &http.Client{Timeout: 10 * time.Second}
-	resp, err := client.Get(s.url + "/test/stream")
+	const key = "sk-limits-stream-0123456789abcdef"
+	// 20 tokens a second for 200 words: an upstream stream of ten seconds.
+	llmUp, err := mock.StartLLM("127.0.0.1:0", mock.LLMOptions{TokensPerSecond: 20})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	n, err := io.Copy(io.Discard, resp.Body)
-	if n == 0 {
-		t.Fatalf("the stream sent nothing before it was ended (err %v)", err)
+	t.Cleanup(func() { llmUp.Close() })
+	// The agent says "working", then thinks for a minute.
+	agentUp, err := mock.StartA2A("127.0.0.1:0", mock.A2AOptions{Name: "researcher", Latency: time.Minute})
+	if err != nil {
+		t.Fatal(err)
 	}
-	var ne net.Error
-	if err != nil && errors.As(err, &ne) && ne.Timeout() {
-		t.Fatal("the stream ran until the client's timeout: max_stream_duration not enforced")
+	t.Cleanup(func() { agentUp.Close() })
+	toldDeadline := make(chan bool, 1)
+	s := start(t, func(c *config.Config) {
+		c.Server.MaxStreamDuration = 300 * time.Millisecond
+		c.Models = []llm.ModelConfig{
+			{Name: "oa", Deployments: []llm.DeploymentConfig{{Provider: llm.ProviderOpenAI, BaseURL: llmUp.URL + "/v1", Model: "gpt-4o-mini"}}},
+			{Name: "an", Deployments: []llm.DeploymentConfig{{Provider: llm.ProviderAnthropic, BaseURL: llmUp.URL, Model: "claude-3-5-haiku"}}},
+		}
+		c.A2A = sba2a.Config{Agents: []sba2a.AgentConfig{{Name: "researcher", CardURL: agentUp.URL + "/.well-known/agent-card.json"}}}
+		c.Governance = governance.Config{Secret: "limits-governance-secret-0123456789", Keys: []governance.KeyConfig{{Name: "k", Key: key}}}
+	}, func(a *App) { endlessStream(a); deafStream(toldDeadline)(a) })
+	s.waitReady(t)
+
+	prompt := strings.Repeat("word ", 200)
+	cases := []struct {
+		name, method, path, body string
+		header                   map[string]string
+		// tail is what the stream's last event holds; none: the connection was closed under it.
+		tail []string
+		span string // name of the call's span, which must record an error
+	}{
+		{name: "openai chat stream", method: http.MethodPost, path: "/v1/chat/completions",
+			body: `{"model":"oa","stream":true,"messages":[{"role":"user","content":"` + prompt + `"}]}`,
+			tail: []string{`data: {"error":{`, `"code":"stream_duration_exceeded"`}, span: "chat oa"},
+		{name: "anthropic messages stream", method: http.MethodPost, path: "/v1/messages",
+			body: `{"model":"an","stream":true,"max_tokens":1000,"messages":[{"role":"user","content":"` + prompt + `"}]}`,
+			tail: []string{"event: error\ndata: {", `"type":"error"`, "maximum stream duration"}, span: "chat an"},
+		{name: "a2a message stream", method: http.MethodPost, path: "/a2a/researcher", header: map[string]string{"A2A-Version": "1.0"},
+			body: `{"jsonrpc":"2.0","id":7,"method":"SendStreamingMessage","params":{"message":{"messageId":"m1","role":"ROLE_USER","parts":[{"text":"hi"}]}}}`,
+			tail: []string{`"id":7`, `"error":{`, "maximum stream duration"}, span: "invoke_agent researcher"},
+		{name: "stream found after the handler", method: http.MethodGet, path: "/test/stream"},
+		{name: "stream that ignores its deadline", method: http.MethodPost, path: "/v1/completions", body: `{"stream":true}`},
 	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			req, _ := http.NewRequest(tc.method, s.url+tc.path, strings.NewReader(tc.body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+key)
+			for k, v := range tc.header {
+				req.Header.Set(k, v)
+			}
+			// Longer than the backstop's grace after the deadline.
+			resp, err := (&http.Client{Timeout: 15 * time.Second}).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			raw, err := io.ReadAll(resp.Body)
+			var ne net.Error
+			if err != nil && errors.As(err, &ne) && ne.Timeout() {
+				t.Fatal("the stream ran until the client's timeout: max_stream_duration not enforced")
+			}
+			if resp.StatusCode != http.StatusOK || !strings.Contains(string(raw), "data: ") {
+				t.Fatalf("status %d, body %q: want a stream with events before its end", resp.StatusCode, raw)
+			}
+			if tc.tail == nil {
+				return
+			}
+			if err != nil {
+				t.Fatalf("the stream was cut instead of ending with its error event: %v (read %q)", err, raw)
+			}
+			body := strings.TrimRight(string(raw), "\n")
+			last := body[strings.LastIndex("\n\n"+body, "\n\n"):]
+			for _, want := range tc.tail {
+				if !strings.Contains(last, want) {
+					t.Fatalf("last event %q lacks %q; whole stream:\n%s", last, want, raw)
+				}
+			}
+			root := waitForTrace(t, s.app.Store(), tc.span, 1).Span
+			if root.Status != trace.StatusError || !strings.Contains(root.Error, "maximum stream duration") {
+				t.Fatalf("span %q: status %s error %q, want the duration limit recorded", tc.span, root.Status, root.Error)
+			}
+		})
+	}
+	t.Run("a stream asked for is told its deadline", func(t *testing.T) {
+		t.Parallel()
+		select {
+		case ok := <-toldDeadline:
+			if !ok {
+				t.Fatal("the handler of a stream request saw no deadline on its context")
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the deaf stream's handler never ran")
+		}
+	})
 }
 
 func TestMaxConcurrentStreams(t *testing.T) {

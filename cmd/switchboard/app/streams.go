@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"context"
 	"net"
 	"strings"
 	"sync"
@@ -15,6 +16,11 @@ import (
 // streamLimiter bounds streamed responses for every protocol in one place: how many run at once
 // (server.max_concurrent_streams) and how long each may run (server.max_stream_duration).
 //
+// A request that asks for a stream carries the duration limit as its context's deadline (fiber's UserContext),
+// so the protocol packages can end the stream themselves with their protocol's final error event; the
+// connection is closed only streamDeadlineGrace later, as the backstop for a stream that ignores the deadline.
+// A stream the request did not announce was told no deadline and is closed at the limit itself.
+//
 // A stream outlives its handler (fasthttp writes the body after the handler returned), so the slot is tied to
 // the connection and given back when fasthttp reports the connection idle (the response is fully written) or
 // closed.
@@ -27,6 +33,10 @@ type streamLimiter struct {
 	prevHook func(net.Conn, fasthttp.ConnState)
 }
 
+// streamDeadlineGrace is how long a stream told of its deadline has to write its final event before the
+// connection is closed under it.
+const streamDeadlineGrace = 5 * time.Second
+
 func newStreamLimiter(max int, maxDur time.Duration, reg prometheus.Registerer) *streamLimiter {
 	l := &streamLimiter{
 		slots:  make(chan struct{}, max),
@@ -35,7 +45,7 @@ func newStreamLimiter(max int, maxDur time.Duration, reg prometheus.Registerer) 
 			Name: "switchboard_streams_refused_total", Help: "Stream requests refused because server.max_concurrent_streams were running.",
 		}),
 		expired: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "switchboard_streams_expired_total", Help: "Streams ended by the gateway after server.max_stream_duration.",
+			Name: "switchboard_streams_expired_total", Help: "Streams whose connection the gateway closed because they outlived server.max_stream_duration (and its grace period when they were told the deadline).",
 		}),
 	}
 	reg.MustRegister(l.refused, l.expired, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -46,9 +56,11 @@ func newStreamLimiter(max int, maxDur time.Duration, reg prometheus.Registerer) 
 
 // streamSlot is one running stream's place; release is safe to call more than once and from the timer.
 type streamSlot struct {
-	l     *streamLimiter
-	once  sync.Once
-	timer *time.Timer
+	l        *streamLimiter
+	once     sync.Once
+	timer    *time.Timer
+	deadline time.Time          // told to the handler; zero when the stream was found after it
+	cancel   context.CancelFunc // of the deadline's context
 }
 
 func (l *streamLimiter) acquire() *streamSlot {
@@ -65,6 +77,9 @@ func (s *streamSlot) release() {
 		if s.timer != nil {
 			s.timer.Stop()
 		}
+		if s.cancel != nil {
+			s.cancel()
+		}
 		<-s.l.slots
 	})
 }
@@ -78,6 +93,11 @@ func (l *streamLimiter) middleware(c *fiber.Ctx) error {
 			l.refused.Inc()
 			return refuseStream(c)
 		}
+		// The stream outlives this middleware, so the context is cancelled on release, not here.
+		slot.deadline = time.Now().Add(l.maxDur)
+		var ctx context.Context
+		ctx, slot.cancel = context.WithDeadline(c.UserContext(), slot.deadline)
+		c.SetUserContext(ctx)
 	}
 	err := c.Next()
 	if !c.Response().IsBodyStream() {
@@ -95,7 +115,11 @@ func (l *streamLimiter) middleware(c *fiber.Ctx) error {
 		}
 	}
 	conn := c.Context().Conn()
-	slot.timer = time.AfterFunc(l.maxDur, func() {
+	backstop := l.maxDur
+	if !slot.deadline.IsZero() {
+		backstop = time.Until(slot.deadline) + streamDeadlineGrace
+	}
+	slot.timer = time.AfterFunc(backstop, func() {
 		// Only a stream still holding its slot is ended: after release the connection may carry another request.
 		if v, ok := l.held.Load(conn); ok && v == slot {
 			l.expired.Inc()
