@@ -48,7 +48,7 @@ func (d Decision) Err() error {
 	if d.kind.index() >= 0 {
 		msg = string(d.kind) + " not allowed for this key"
 	}
-	return &Error{Kind: Forbidden, Message: msg}
+	return &Error{Kind: Forbidden, Rule: "acl:" + d.Rule, Message: msg}
 }
 
 // glob is a compiled pattern where `*` matches any run of characters

@@ -56,7 +56,7 @@ func (g *Governor) requireAdmin(c *fiber.Ctx) error {
 		return adminError(c, http.StatusUnauthorized, "authentication_error", "%s", err.Error())
 	}
 	if !p.Admin {
-		g.Denied(RequestDenial(c, p, "", "", &Error{Kind: Forbidden, Message: msgNeedsAdmin}))
+		g.Denied(RequestDenial(c, p, "", "", &Error{Kind: Forbidden, Rule: "admin_only", Message: msgNeedsAdmin}))
 		return adminError(c, http.StatusForbidden, "permission_error", msgNeedsAdmin)
 	}
 	c.Locals(adminLocal, p)

@@ -96,7 +96,7 @@ func (g *Governor) Denied(d Denial) {
 		return
 	}
 	e := AuditEvent{
-		Time: g.now().UTC(), Action: ActionDenied, Status: AuditDenied, Rule: ruleOf(ge),
+		Time: g.now().UTC(), Action: ActionDenied, Status: AuditDenied, Rule: ge.Rule,
 		RemoteAddr: clip(d.RemoteAddr), RequestID: clip(d.RequestID), Detail: clip(d.Route) + ": " + ge.Message,
 	}
 	if d.Name != "" {
@@ -104,65 +104,8 @@ func (g *Governor) Denied(d Denial) {
 	}
 	if p := d.Principal; p != nil {
 		e.Actor, e.ActorName, e.Team = p.KeyID, p.KeyName, p.Team
-		if ge.Kind == Forbidden && d.Kind.index() >= 0 {
-			e.Rule += ":" + authorize(p, d.Kind, d.Name).Rule
-		}
 	}
 	g.audit.Append(e)
-}
-
-// ruleOf names the rule behind a governance error. Errors carry no rule
-// field, so it is read from their messages, which governance alone writes
-// from a fixed set (rule_test.go pins each one).
-func ruleOf(ge *Error) string {
-	m := ge.Message
-	switch ge.Kind {
-	case Unauthenticated:
-		switch {
-		case strings.HasPrefix(m, "missing API key"):
-			return "missing_key"
-		case m == "invalid API key":
-			return "unknown_key"
-		case m == "API key disabled":
-			return "key_disabled"
-		case m == "API key expired":
-			return "key_expired"
-		}
-		return "unauthenticated"
-	case Forbidden:
-		if m == msgNeedsAdmin {
-			return "admin_only"
-		}
-		return "acl"
-	case RateLimited:
-		rest, ok := strings.CutPrefix(m, "rate limit exceeded: ")
-		if !ok {
-			return "rate_limit"
-		}
-		if level, ok := strings.CutPrefix(rest, "too many concurrent requests for this "); ok {
-			return "rate_limit." + level + ".max_parallel"
-		}
-		level, what, _ := strings.Cut(rest, " ")
-		if r, ok := rateRules[what]; ok {
-			return "rate_limit." + level + "." + r
-		}
-		return "rate_limit"
-	case BudgetExceeded:
-		scope, _, _ := strings.Cut(m, " ")
-		return "budget." + scope
-	case Unavailable:
-		return "counters_unavailable"
-	}
-	return "denied"
-}
-
-var rateRules = map[string]string{
-	"requests per minute":           "rpm",
-	"tool calls per minute":         "tool_rpm",
-	"agent calls per minute":        "agent_rpm",
-	"tokens per minute":             "tpm",
-	"per-model requests per minute": "model_rpm",
-	"per-model tokens per minute":   "model_tpm",
 }
 
 // adminAudit records a successful admin action by the principal requireAdmin

@@ -79,7 +79,7 @@ func counted(t *testing.T, c prometheus.Counter) float64 {
 	return m.GetCounter().GetValue()
 }
 
-func TestRuleOfNamesEveryGovernanceRefusal(t *testing.T) {
+func TestEveryGovernanceRefusalNamesItsRule(t *testing.T) {
 	t.Parallel()
 	reserve := func(kind Kind, name string, cost, tokens int64) func(*Governor, *Principal) error {
 		return func(g *Governor, p *Principal) error {
@@ -116,7 +116,7 @@ func TestRuleOfNamesEveryGovernanceRefusal(t *testing.T) {
 		{name: "team budget", team: TeamConfig{Budget: BudgetConfig{USD: "0.000000001"}},
 			deny: reserve(KindModel, "m", 2, 0), want: "budget.team"},
 		{name: "acl", key: KeyConfig{Allow: ACLConfig{Models: []string{"gpt-4o-mini"}}},
-			deny: func(g *Governor, p *Principal) error { return g.Authorize(p, KindModel, "gpt-4o").Err() }, want: "acl"},
+			deny: func(g *Governor, p *Principal) error { return g.Authorize(p, KindModel, "gpt-4o").Err() }, want: "acl:key.allow.models (no match)"},
 		{name: "missing key",
 			deny: func(g *Governor, _ *Principal) error { _, err := g.Authenticate(""); return err }, want: "missing_key"},
 		{name: "unknown key",
@@ -145,7 +145,7 @@ func TestRuleOfNamesEveryGovernanceRefusal(t *testing.T) {
 			if err := tc.deny(g, p); !errors.As(err, &ge) {
 				t.Fatalf("want a governance error, got %v", err)
 			}
-			if got := ruleOf(ge); got != tc.want {
+			if got := ge.Rule; got != tc.want {
 				t.Errorf("rule %q (message %q), want %q", got, ge.Message, tc.want)
 			}
 		})

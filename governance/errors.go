@@ -45,8 +45,11 @@ func (k ErrorKind) String() string {
 // Error is a governance denial. Message never contains a raw key and, for
 // ACL denials, never reveals whether the target exists.
 type Error struct {
-	Kind       ErrorKind
-	Message    string
+	Kind    ErrorKind
+	Message string
+	// Rule names what refused, for the audit log: "unknown_key", "acl:<rule>",
+	// "rate_limit.key.rpm", "budget.team"...
+	Rule       string
 	RetryAfter time.Duration
 	rate       rateHeaders
 }
@@ -92,7 +95,10 @@ func ceilSeconds(d time.Duration) int64 {
 
 // errUnavailable keeps clients from hammering a gateway whose counter store is down.
 func errUnavailable() *Error {
-	return &Error{Kind: Unavailable, RetryAfter: time.Second, Message: "governance counters unavailable; try again shortly"}
+	return &Error{Kind: Unavailable, RetryAfter: time.Second, Rule: "counters_unavailable",
+		Message: "governance counters unavailable; try again shortly"}
 }
 
-func unauthenticated(msg string) *Error { return &Error{Kind: Unauthenticated, Message: msg} }
+func unauthenticated(rule, msg string) *Error {
+	return &Error{Kind: Unauthenticated, Rule: rule, Message: msg}
+}

@@ -125,12 +125,12 @@ func sameRedis(a, b *RedisConfig) bool {
 func (g *Governor) Authenticate(rawKey string) (*Principal, error) {
 	if rawKey == "" {
 		g.metrics.authFailures["missing"].Inc()
-		return nil, unauthenticated("missing API key: send Authorization: Bearer <key> or x-api-key")
+		return nil, unauthenticated("missing_key", "missing API key: send Authorization: Bearer <key> or x-api-key")
 	}
 	s := g.state.Load()
 	if len(rawKey) > maxRawKeyLen || s.hasher == nil {
 		g.metrics.authFailures["invalid"].Inc()
-		return nil, unauthenticated("invalid API key")
+		return nil, unauthenticated("unknown_key", "invalid API key")
 	}
 	h := s.hasher.sum(rawKey)
 	if s.admin != nil && subtle.ConstantTimeCompare(h[:], s.adminHash[:]) == 1 {
@@ -142,15 +142,15 @@ func (g *Governor) Authenticate(rawKey string) (*Principal, error) {
 	}
 	if e == nil || subtle.ConstantTimeCompare(e.hash[:], h[:]) != 1 {
 		g.metrics.authFailures["invalid"].Inc()
-		return nil, unauthenticated("invalid API key")
+		return nil, unauthenticated("unknown_key", "invalid API key")
 	}
 	if e.disabled {
 		g.metrics.authFailures["disabled"].Inc()
-		return nil, unauthenticated("API key disabled")
+		return nil, unauthenticated("key_disabled", "API key disabled")
 	}
 	if !e.expires.IsZero() && !g.now().Before(e.expires) {
 		g.metrics.authFailures["expired"].Inc()
-		return nil, unauthenticated("API key expired")
+		return nil, unauthenticated("key_expired", "API key expired")
 	}
 	return &e.principal, nil
 }
@@ -212,17 +212,25 @@ type keyEntry struct {
 // limitSet is one level's compiled rate limits with their counters resolved;
 // a zero limit has a nil counter and is skipped.
 type limitSet struct {
-	reqLimit    [numKinds]int64
-	reqRate     [numKinds]RateCounter
-	reqMsg      [numKinds]string
-	tpm         int64
-	tokRate     RateCounter
-	tokMsg      string
-	maxParallel int64
-	parallel    ConcurrencyCounter
-	parallelMsg string
-	perModel    []modelLimit // most specific first
-	modelMsg    [2]string    // requests, tokens
+	reqLimit       [numKinds]int64
+	reqRate        [numKinds]RateCounter
+	reqDenial      [numKinds]rateDenial
+	tpm            int64
+	tokRate        RateCounter
+	tokDenial      rateDenial
+	maxParallel    int64
+	parallel       ConcurrencyCounter
+	parallelDenial rateDenial
+	perModel       []modelLimit  // most specific first
+	modelDenial    [2]rateDenial // requests, tokens
+}
+
+// rateDenial is what a refusal by one rate or concurrency limit says: the
+// client's message and the rule the audit log records.
+type rateDenial struct{ msg, rule string }
+
+func newRateDenial(level, what, rule string) rateDenial {
+	return rateDenial{msg: "rate limit exceeded: " + level + " " + what, rule: "rate_limit." + level + "." + rule}
 }
 
 type modelLimit struct {
@@ -238,12 +246,14 @@ func compileLimits(c Counters, scope Scope, id string, l LimitsConfig) limitSet 
 		reqLimit:    [numKinds]int64{l.RPM, l.ToolRPM, l.AgentRPM},
 		tpm:         l.TPM,
 		maxParallel: l.MaxParallel,
-		tokMsg:      "rate limit exceeded: " + level + " tokens per minute",
-		parallelMsg: "rate limit exceeded: too many concurrent requests for this " + level,
-		modelMsg:    [2]string{"rate limit exceeded: " + level + " per-model requests per minute", "rate limit exceeded: " + level + " per-model tokens per minute"},
+		tokDenial:   newRateDenial(level, "tokens per minute", "tpm"),
+		parallelDenial: rateDenial{msg: "rate limit exceeded: too many concurrent requests for this " + level,
+			rule: "rate_limit." + level + ".max_parallel"},
+		modelDenial: [2]rateDenial{newRateDenial(level, "per-model requests per minute", "model_rpm"),
+			newRateDenial(level, "per-model tokens per minute", "model_tpm")},
 	}
 	for i, n := range s.reqLimit {
-		s.reqMsg[i] = "rate limit exceeded: " + level + " " + requestNoun[i] + " per minute"
+		s.reqDenial[i] = newRateDenial(level, requestNoun[i]+" per minute", requestRule[i])
 		if n > 0 {
 			s.reqRate[i] = c.RateCounter(CounterKey{Scope: scope, Metric: requestMetric[i], ID: id})
 		}

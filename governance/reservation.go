@@ -93,6 +93,9 @@ var requestMetric = [numKinds]Metric{MetricRequests, MetricToolCalls, MetricAgen
 
 var requestNoun = [numKinds]string{"requests", "tool calls", "agent calls"}
 
+// requestRule names each kind's per-minute limit in the audit log.
+var requestRule = [numKinds]string{"rpm", "tool_rpm", "agent_rpm"}
+
 // maxSteps bounds a reservation's counter calls: the rates, gauges and
 // budgets a Reservation can hold.
 const maxSteps = 8 + 2 + 3
@@ -100,10 +103,10 @@ const maxSteps = 8 + 2 + 3
 // planStep is one counter call of a reservation with what its outcome means.
 type planStep struct {
 	op     CounterOp
-	tokens bool   // OpTake: a token bucket (else a request count), for the headers
-	msg    string // OpTake, OpAcquire: the denial's message
-	scope  Scope  // OpHold
-	id     string // OpHold
+	tokens bool       // OpTake: a token bucket (else a request count), for the headers
+	denial rateDenial // OpTake, OpAcquire: what a refusal says
+	scope  Scope      // OpHold
+	id     string     // OpHold
 	rule   budgetRule
 }
 
@@ -125,12 +128,12 @@ func (pl *plan) add(s planStep) { pl.steps[pl.n] = s; pl.n++ }
 // get all the calls at once.
 func (g *Governor) Reserve(p *Principal, req Request) (*Reservation, error) {
 	if p == nil || p.entry == nil {
-		return nil, unauthenticated("unknown principal: authenticate first")
+		return nil, unauthenticated("unauthenticated", "unknown principal: authenticate first")
 	}
 	ki := req.Kind.index()
 	if ki < 0 {
 		g.metrics.forbidden[numKinds].Inc()
-		return nil, &Error{Kind: Forbidden, Message: "not allowed"}
+		return nil, &Error{Kind: Forbidden, Rule: "acl:" + ruleUnknownKind, Message: "not allowed"}
 	}
 	now := g.now()
 	r := &Reservation{g: g, kind: req.Kind}
@@ -150,7 +153,7 @@ func (g *Governor) Reserve(p *Principal, req Request) (*Reservation, error) {
 		}
 		for _, l := range levels[:n] {
 			if l.parallel != nil {
-				pl.add(planStep{op: CounterOp{Kind: OpAcquire, Concurrency: l.parallel, Limit: l.maxParallel}, msg: l.parallelMsg})
+				pl.add(planStep{op: CounterOp{Kind: OpAcquire, Concurrency: l.parallel, Limit: l.maxParallel}, denial: l.parallelDenial})
 			}
 		}
 	}
@@ -183,28 +186,28 @@ func (g *Governor) Reserve(p *Principal, req Request) (*Reservation, error) {
 
 func (pl *plan) addRates(l *limitSet, ki int, name string, tokens int64) {
 	if c := l.reqRate[ki]; c != nil {
-		pl.addTake(c, l.reqLimit[ki], 1, false, l.reqMsg[ki])
+		pl.addTake(c, l.reqLimit[ki], 1, false, l.reqDenial[ki])
 	}
 	if ki != 0 {
 		return
 	}
 	if l.tokRate != nil {
-		pl.addTake(l.tokRate, l.tpm, tokens, true, l.tokMsg)
+		pl.addTake(l.tokRate, l.tpm, tokens, true, l.tokDenial)
 	}
 	m := l.modelLimit(name)
 	if m == nil {
 		return
 	}
 	if m.rpmRate != nil {
-		pl.addTake(m.rpmRate, m.rpm, 1, false, l.modelMsg[0])
+		pl.addTake(m.rpmRate, m.rpm, 1, false, l.modelDenial[0])
 	}
 	if m.tpmRate != nil {
-		pl.addTake(m.tpmRate, m.tpm, tokens, true, l.modelMsg[1])
+		pl.addTake(m.tpmRate, m.tpm, tokens, true, l.modelDenial[1])
 	}
 }
 
-func (pl *plan) addTake(c RateCounter, limit, units int64, tokens bool, msg string) {
-	pl.add(planStep{op: CounterOp{Kind: OpTake, Rate: c, Limit: limit, Units: min(units, limit)}, tokens: tokens, msg: msg})
+func (pl *plan) addTake(c RateCounter, limit, units int64, tokens bool, denial rateDenial) {
+	pl.add(planStep{op: CounterOp{Kind: OpTake, Rate: c, Limit: limit, Units: min(units, limit)}, tokens: tokens, denial: denial})
 }
 
 func (pl *plan) addHold(scope Scope, id string, c SpendCounter, b budgetRule, cost int64, now time.Time) {
@@ -267,7 +270,7 @@ func (r *Reservation) bookAcquire(s *planStep, res AcquireResult) *Error {
 		if res.Unavailable {
 			return errUnavailable()
 		}
-		return &Error{Kind: RateLimited, RetryAfter: time.Second, Message: s.msg}
+		return &Error{Kind: RateLimited, RetryAfter: time.Second, Message: s.denial.msg, Rule: s.denial.rule}
 	}
 	if !res.Unavailable { // admitted by fail_mode open: no slot to release
 		r.gauges[r.nGauges] = s.op.Concurrency
@@ -286,7 +289,7 @@ func (r *Reservation) bookTake(s *planStep, res RateResult) *Error {
 	limit := s.op.Limit
 	r.headers.note(s.tokens, limit, res)
 	if !res.Allowed {
-		e := &Error{Kind: RateLimited, RetryAfter: res.RetryAfter, Message: s.msg}
+		e := &Error{Kind: RateLimited, RetryAfter: res.RetryAfter, Message: s.denial.msg, Rule: s.denial.rule}
 		e.rate.note(s.tokens, limit, res)
 		return e
 	}
@@ -305,7 +308,7 @@ func (r *Reservation) bookHold(s *planStep, res BudgetResult, now time.Time) *Er
 		// still settled, so spend is counted once the store answers again.
 		cost = 0
 	} else if !res.Allowed {
-		e := &Error{Kind: BudgetExceeded, Message: s.scope.String() + " budget exceeded"}
+		e := &Error{Kind: BudgetExceeded, Rule: "budget." + s.scope.String(), Message: s.scope.String() + " budget exceeded"}
 		if next := s.rule.period.next(now); !next.IsZero() {
 			e.RetryAfter = next.Sub(now)
 			e.Message += " for this " + periodNoun[s.rule.period] + "; it resets at " + next.Format(time.RFC3339)
