@@ -8,12 +8,15 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+	"github.com/switchboard-gw/switchboard/governance"
 )
 
 // edge handles the messages the gateway must answer itself before mcp-go
-// sees them; everything else goes on to h.
+// sees them; everything else goes on to mcp-go.
 //
 //   - resources/read of a URI the caller cannot reach (hidden by its ACL or
 //     served by no upstream) gets the protocol's resource-not-found error,
@@ -24,48 +27,88 @@ import (
 //     mcp-go keys requests by session ID and request ID only, and a
 //     2026-07-28 request has no session: any key could cancel another key's
 //     call by guessing its ID. Here the key is part of the match.
-func (v *view) edge(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			h.ServeHTTP(w, r)
-			return
-		}
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			http.Error(w, "cannot read request body", http.StatusBadRequest)
-			return
-		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		var msg struct {
-			ID     json.RawMessage `json:"id"`
-			Method string          `json:"method"`
-			Params struct {
-				URI       string          `json:"uri"`
-				RequestID json.RawMessage `json:"requestId"`
-			} `json:"params"`
-		}
-		if json.Unmarshal(body, &msg) != nil || msg.Method == "" {
-			h.ServeHTTP(w, r)
-			return
-		}
-		switch {
-		case msg.Method == string(mcp.MethodNotificationCancelled) && len(msg.ID) == 0:
-			v.requests.cancel(requestKey(r, msg.Params.RequestID))
-			w.WriteHeader(http.StatusAccepted)
-		case len(msg.ID) == 0:
-			h.ServeHTTP(w, r)
-		case msg.Method == string(mcp.MethodResourcesRead) && v.route(r.Context(), msg.Params.URI) == nil:
-			resourceNotFound(w, r, msg.ID, msg.Params.URI)
-		default:
-			// Only the work is cancelled, not the request: mcp-go still
-			// answers it, as it does for its own cancellations.
-			cancelled, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			done := v.requests.add(requestKey(r, msg.ID), &cancel)
-			defer done()
-			h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), clientCancelKey{}, cancelled)))
-		}
-	})
+//
+// It also detaches the request from fasthttp (see detached) and hands the
+// body it already read straight to mcp-go's transport-agnostic Handle, so
+// the body is read and the request rebuilt once, not once per layer.
+func (v *view) edge(w http.ResponseWriter, r *http.Request) {
+	p, ctx, cancel := detached(r.Context())
+	defer cancel()
+	hw := responseWriter{w}
+	hr := &server.HTTPRequest{Method: r.Method, URL: r.URL, Header: r.Header, Context: ctx}
+	if r.Method != http.MethodPost {
+		v.stream.Handle(hw, hr)
+		return
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, "cannot read request body", http.StatusBadRequest)
+		return
+	}
+	hr.Body = body
+	var msg struct {
+		ID     json.RawMessage `json:"id"`
+		Method string          `json:"method"`
+		Params struct {
+			URI       string          `json:"uri"`
+			RequestID json.RawMessage `json:"requestId"`
+		} `json:"params"`
+	}
+	if json.Unmarshal(body, &msg) != nil || msg.Method == "" {
+		v.stream.Handle(hw, hr)
+		return
+	}
+	switch {
+	case msg.Method == string(mcp.MethodNotificationCancelled) && len(msg.ID) == 0:
+		v.requests.cancel(requestKey(p, r.Header, msg.Params.RequestID))
+		w.WriteHeader(http.StatusAccepted)
+	case len(msg.ID) == 0:
+		v.stream.Handle(hw, hr)
+	case msg.Method == string(mcp.MethodResourcesRead) && v.route(ctx, msg.Params.URI) == nil:
+		resourceNotFound(w, r, msg.ID, msg.Params.URI)
+	default:
+		// Only the work is cancelled, not the request: mcp-go still
+		// answers it, as it does for its own cancellations.
+		cancelled, cancelWork := context.WithCancel(context.Background())
+		defer cancelWork()
+		done := v.requests.add(requestKey(p, r.Header, msg.ID), &cancelWork)
+		defer done()
+		hr.Context = context.WithValue(ctx, clientCancelKey{}, cancelled)
+		v.stream.Handle(hw, hr)
+	}
+}
+
+// detached returns a context of its own that carries only the principal and
+// its origin. The adaptor's request context is the pooled fasthttp
+// RequestCtx: a context derived from it (mcp-go derives one per message) is
+// still read by Go's cancel propagation after the request ended, while
+// fasthttp resets the ctx for the next request — a data race and a source of
+// wrong values.
+func detached(adaptorCtx context.Context) (*governance.Principal, context.Context, context.CancelFunc) {
+	p, _ := adaptorCtx.Value(principalKey{}).(*governance.Principal)
+	o, _ := adaptorCtx.Value(originKey{}).(governance.Denial)
+	ctx, cancel := context.WithCancel(context.WithValue(context.WithValue(context.Background(), principalKey{}, p), originKey{}, o))
+	return p, ctx, cancel
+}
+
+// responseWriter is what mcp-go's ServeHTTP wraps an http.ResponseWriter in,
+// for Handle: streaming when the writer flushes, write deadlines through
+// http.ResponseController.
+type responseWriter struct{ http.ResponseWriter }
+
+func (w responseWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w responseWriter) CanStream() bool {
+	_, ok := w.ResponseWriter.(http.Flusher)
+	return ok
+}
+
+func (w responseWriter) SetWriteDeadline(t time.Time) error {
+	return http.NewResponseController(w.ResponseWriter).SetWriteDeadline(t)
 }
 
 func resourceNotFound(w http.ResponseWriter, r *http.Request, id json.RawMessage, uri string) {
@@ -88,17 +131,17 @@ func resourceNotFound(w http.ResponseWriter, r *http.Request, id json.RawMessage
 
 // requestKey identifies a request for cancellation: the caller's key, its
 // session (none on 2026-07-28) and the JSON-RPC ID as sent.
-func requestKey(r *http.Request, id json.RawMessage) string {
+func requestKey(p *governance.Principal, h http.Header, id json.RawMessage) string {
 	var compact bytes.Buffer
 	if json.Compact(&compact, id) != nil {
 		compact.Reset()
 		compact.Write(id)
 	}
 	keyID := ""
-	if p := principalFrom(r.Context()); p != nil {
+	if p != nil {
 		keyID = p.KeyID
 	}
-	return keyID + "\x00" + r.Header.Get("Mcp-Session-Id") + "\x00" + compact.String()
+	return keyID + "\x00" + h.Get("Mcp-Session-Id") + "\x00" + compact.String()
 }
 
 // requests are the in-flight requests of one view. A client may reuse an

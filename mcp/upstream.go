@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -327,7 +328,7 @@ func (f *inflight) add(clientToken mcp.ProgressToken, notify func(string, map[st
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.seq++
-	c := &call{token: fmt.Sprintf("sb-%d", f.seq), client: clientToken, notify: notify}
+	c := &call{token: "sb-" + strconv.FormatUint(f.seq, 10), client: clientToken, notify: notify}
 	f.tokens[c.token] = c
 	return c
 }

@@ -80,7 +80,7 @@ func (g *Gateway) newView(serverName string) *view {
 		// it fails: heartbeats make that write happen.
 		server.WithHeartbeatInterval(listenHeartbeat),
 	)
-	v.serve = fasthttpadaptor.NewFastHTTPHandler(detachFromFastHTTP(v.edge(v.stream)))
+	v.serve = fasthttpadaptor.NewFastHTTPHandler(http.HandlerFunc(v.edge))
 	return v
 }
 
@@ -88,28 +88,24 @@ func (g *Gateway) newView(serverName string) *view {
 // a ping.
 const listenHeartbeat = 30 * time.Second
 
-// detachFromFastHTTP serves h on a context of its own that carries only the principal and its origin. The adaptor's request
-// context is the pooled fasthttp RequestCtx: a context derived from it (mcp-go derives one per message) is
-// still read by Go's cancel propagation after the request ended, while fasthttp resets the ctx for the next
-// request — a data race and a source of wrong values.
-func detachFromFastHTTP(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, _ := r.Context().Value(principalKey{}).(*governance.Principal)
-		o, _ := r.Context().Value(originKey{}).(governance.Denial)
-		ctx, cancel := context.WithCancel(context.WithValue(context.WithValue(context.Background(), principalKey{}, p), originKey{}, o))
-		defer cancel()
-		h.ServeHTTP(w, r.WithContext(ctx))
-	})
-}
-
+// keep returns the items ok accepts. When it accepts all of them (every
+// tools/call runs the tool filter on its one tool) items itself is returned:
+// no copy of the large tool structs per call.
 func keep[T any](items []T, ok func(T) bool) []T {
-	out := items[:0:0]
-	for _, it := range items {
+	for i, it := range items {
 		if ok(it) {
-			out = append(out, it)
+			continue
 		}
+		out := make([]T, i, len(items)-1)
+		copy(out, items[:i])
+		for _, rest := range items[i+1:] {
+			if ok(rest) {
+				out = append(out, rest)
+			}
+		}
+		return out
 	}
-	return out
+	return items
 }
 
 // fullName is the governance name of an item listed in this view.
