@@ -50,10 +50,12 @@ ui-test-deps:
 kubeconform:
 	bash deploy/kubeconform.sh
 
-## bench: the Go benchmarks (decision path, span end, ClickHouse writes, gateway overhead per protocol vs direct)
-bench: clickhouse
-	SWITCHBOARD_TEST_CLICKHOUSE=127.0.0.1:$(CLICKHOUSE_PORT) $(GO) test -run '^$$' -bench . -benchmem -timeout 20m \
-		./governance/ ./trace/ ./storage/ ./llm/ ./mcp/ ./a2a/
+## bench: the Go benchmarks (decision path in memory and on Redis, span end, ClickHouse writes, dashboard queries at 1M
+## spans, gateway overhead per protocol vs direct, chat with in-memory vs Redis governance)
+bench: clickhouse redis
+	SWITCHBOARD_TEST_CLICKHOUSE=127.0.0.1:$(CLICKHOUSE_PORT) SWITCHBOARD_TEST_REDIS=127.0.0.1:$(REDIS_PORT) \
+		$(GO) test -run '^$$' -bench . -benchmem -timeout 20m \
+		./governance/... ./trace/ ./storage/ ./llm/ ./mcp/ ./a2a/ ./dashboard/ ./cmd/switchboard/app/
 
 ## lint: gofmt, go vet, staticcheck
 lint:
