@@ -5,12 +5,11 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/switchboard-gw/switchboard/loadtest/benchload"
 	"github.com/switchboard-gw/switchboard/loadtest/mock"
-	"github.com/valyala/fasthttp"
 )
 
 // BenchmarkChatOverhead measures non-streamed chat against the zero-latency
@@ -43,61 +42,10 @@ func BenchmarkChatOverhead(b *testing.B) {
 			{"gateway", h.url + "/v1/chat/completions", keyAll},
 		} {
 			b.Run(mode.name+"/"+target.name, func(b *testing.B) {
-				benchChat(b, target.url, target.key, body, mode.parallelism)
+				benchload.Post(b, target.url, target.key, body, mode.parallelism)
 			})
 		}
 	}
-}
-
-func benchChat(b *testing.B, url, key string, body []byte, parallelism int) {
-	client := &fasthttp.Client{MaxConnsPerHost: 512}
-	var mu sync.Mutex
-	var lat []time.Duration
-	// run issues calls until next says stop and keeps their latencies.
-	run := func(next func() bool) {
-		local := make([]time.Duration, 0, 1024)
-		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-		defer fasthttp.ReleaseRequest(req)
-		defer fasthttp.ReleaseResponse(resp)
-		for next() {
-			req.Reset()
-			req.SetRequestURI(url)
-			req.Header.SetMethod(fasthttp.MethodPost)
-			req.Header.SetContentType("application/json")
-			if key != "" {
-				req.Header.Set("Authorization", "Bearer "+key)
-			}
-			req.SetBodyRaw(body)
-			t0 := time.Now()
-			if err := client.DoTimeout(req, resp, 10*time.Second); err != nil || resp.StatusCode() != 200 {
-				b.Errorf("call failed: %v %d %s", err, resp.StatusCode(), resp.Body())
-				return
-			}
-			local = append(local, time.Since(t0))
-		}
-		mu.Lock()
-		lat = append(lat, local...)
-		mu.Unlock()
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	start := time.Now()
-	if parallelism == 0 {
-		n := 0
-		run(func() bool { n++; return n <= b.N })
-	} else {
-		b.SetParallelism(parallelism)
-		b.RunParallel(func(pb *testing.PB) { run(pb.Next) })
-	}
-	elapsed := time.Since(start)
-	b.StopTimer()
-	if len(lat) == 0 {
-		return
-	}
-	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
-	b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "req/s")
 }
 
 // BenchmarkStreamTTFB measures the time to the first body byte of a streamed

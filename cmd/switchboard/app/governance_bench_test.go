@@ -9,17 +9,15 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/valyala/fasthttp"
 
 	"github.com/switchboard-gw/switchboard/cmd/switchboard/config"
 	"github.com/switchboard-gw/switchboard/governance"
 	"github.com/switchboard-gw/switchboard/llm"
+	"github.com/switchboard-gw/switchboard/loadtest/benchload"
 	"github.com/switchboard-gw/switchboard/loadtest/mock"
 )
 
@@ -65,7 +63,7 @@ func BenchmarkChatGovernance(b *testing.B) {
 	}
 
 	// Direct's serial percentiles from this run, for the added-latency metrics of the gateway targets.
-	var direct latencies
+	var direct benchload.Latencies
 	for _, mode := range []struct {
 		name        string
 		parallelism int
@@ -75,81 +73,21 @@ func BenchmarkChatGovernance(b *testing.B) {
 				if target.url == "" {
 					b.Skip("SWITCHBOARD_TEST_REDIS is unset (deploy/redis.sh start; SWITCHBOARD_TEST_REDIS=127.0.0.1:6379)")
 				}
-				got := benchGovChat(b, target.url, target.key, mode.parallelism)
-				if mode.parallelism != 0 || len(got.sorted) == 0 {
+				got := benchload.Post(b, target.url, target.key, benchGovBody, mode.parallelism)
+				if mode.parallelism != 0 || got.Empty() {
 					return
 				}
 				if target.name == "direct" {
 					direct = got
 					return
 				}
-				if len(direct.sorted) > 0 {
-					b.ReportMetric(float64((got.p50() - direct.p50()).Microseconds()), "added-p50-µs")
-					b.ReportMetric(float64((got.p99() - direct.p99()).Microseconds()), "added-p99-µs")
+				if !direct.Empty() {
+					b.ReportMetric(float64((got.P50() - direct.P50()).Microseconds()), "added-p50-µs")
+					b.ReportMetric(float64((got.P99() - direct.P99()).Microseconds()), "added-p99-µs")
 				}
 			})
 		}
 	}
-}
-
-// latencies holds one benchmark run's call latencies, sorted.
-type latencies struct{ sorted []time.Duration }
-
-func (l latencies) p50() time.Duration { return l.sorted[len(l.sorted)/2] }
-func (l latencies) p99() time.Duration { return l.sorted[len(l.sorted)*99/100] }
-
-// benchGovChat sends b.N chats to url, from one client (parallelism 0) or parallelism clients per core, reports
-// p50/p99 and req/s and returns the latencies.
-func benchGovChat(b *testing.B, url, key string, parallelism int) latencies {
-	client := &fasthttp.Client{MaxConnsPerHost: 512}
-	var mu sync.Mutex
-	var lat []time.Duration
-	run := func(next func() bool) {
-		local := make([]time.Duration, 0, 1024)
-		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-		defer fasthttp.ReleaseRequest(req)
-		defer fasthttp.ReleaseResponse(resp)
-		for next() {
-			req.Reset()
-			req.SetRequestURI(url)
-			req.Header.SetMethod(fasthttp.MethodPost)
-			req.Header.SetContentType("application/json")
-			if key != "" {
-				req.Header.Set("Authorization", "Bearer "+key)
-			}
-			req.SetBodyRaw(benchGovBody)
-			t0 := time.Now()
-			if err := client.DoTimeout(req, resp, 10*time.Second); err != nil || resp.StatusCode() != http.StatusOK {
-				b.Errorf("call failed: %v %d %s", err, resp.StatusCode(), resp.Body())
-				return
-			}
-			local = append(local, time.Since(t0))
-		}
-		mu.Lock()
-		lat = append(lat, local...)
-		mu.Unlock()
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	start := time.Now()
-	if parallelism == 0 {
-		n := 0
-		run(func() bool { n++; return n <= b.N })
-	} else {
-		b.SetParallelism(parallelism)
-		b.RunParallel(func(pb *testing.PB) { run(pb.Next) })
-	}
-	elapsed := time.Since(start)
-	b.StopTimer()
-	if len(lat) == 0 {
-		return latencies{}
-	}
-	slices.Sort(lat)
-	l := latencies{lat}
-	b.ReportMetric(float64(l.p50().Microseconds()), "p50-µs")
-	b.ReportMetric(float64(l.p99().Microseconds()), "p99-µs")
-	b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "req/s")
-	return l
 }
 
 // startBenchGateway serves the mock's model through a gateway whose key carries every counter kind, with the
