@@ -16,6 +16,7 @@ import (
 
 	"github.com/switchboard-gw/switchboard/cmd/switchboard/config"
 	"github.com/switchboard-gw/switchboard/governance"
+	"github.com/switchboard-gw/switchboard/loadtest/mock"
 )
 
 // started is a gateway serving on a loopback port.
@@ -373,4 +374,26 @@ func TestProfilingNeedsTheAdminKey(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startUpstreams starts an LLM mock, an MCP mock named weather and an A2A agent named researcher on loopback,
+// closed when the test ends.
+func startUpstreams(t *testing.T, llmOpts mock.LLMOptions) (*mock.LLMServer, *mock.MCPServer, *mock.A2AServer) {
+	t.Helper()
+	llmUp, err := mock.StartLLM("127.0.0.1:0", llmOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { llmUp.Close() })
+	toolUp, err := mock.StartMCP("127.0.0.1:0", mock.MCPOptions{Name: "weather"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { toolUp.Close() })
+	agentUp, err := mock.StartA2A("127.0.0.1:0", mock.A2AOptions{Name: "researcher"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { agentUp.Close() })
+	return llmUp, toolUp, agentUp
 }

@@ -30,21 +30,7 @@ const (
 // and bob (team other, who may not call the agent).
 func auditGateway(t *testing.T) (*started, config.Config) {
 	t.Helper()
-	llmUp, err := mock.StartLLM("127.0.0.1:0", mock.LLMOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { llmUp.Close() })
-	toolUp, err := mock.StartMCP("127.0.0.1:0", mock.MCPOptions{Name: "weather"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { toolUp.Close() })
-	agentUp, err := mock.StartA2A("127.0.0.1:0", mock.A2AOptions{Name: "researcher"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { agentUp.Close() })
+	llmUp, toolUp, agentUp := startUpstreams(t, mock.LLMOptions{})
 	var cfg config.Config
 	s := start(t, func(c *config.Config) {
 		deployment := []llm.DeploymentConfig{{Provider: llm.ProviderOpenAI, BaseURL: llmUp.URL + "/v1"}}

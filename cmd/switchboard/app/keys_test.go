@@ -23,21 +23,7 @@ const (
 // A request that does not carry a valid key is refused at the door on every protocol, and no upstream hears of it.
 func TestInvalidKeysNeverReachAnUpstream(t *testing.T) {
 	t.Parallel()
-	llmUp, err := mock.StartLLM("127.0.0.1:0", mock.LLMOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { llmUp.Close() })
-	toolUp, err := mock.StartMCP("127.0.0.1:0", mock.MCPOptions{Name: "weather"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { toolUp.Close() })
-	agentUp, err := mock.StartA2A("127.0.0.1:0", mock.A2AOptions{Name: "researcher"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { agentUp.Close() })
+	llmUp, toolUp, agentUp := startUpstreams(t, mock.LLMOptions{})
 
 	s := start(t, func(c *config.Config) {
 		c.Models = []llm.ModelConfig{{Name: "gpt-4o-mini",

@@ -162,21 +162,7 @@ func (g *secGateway) upstreamWork() int64 {
 
 func startSecGateway(t *testing.T) *secGateway {
 	t.Helper()
-	llmUp, err := mock.StartLLM("127.0.0.1:0", mock.LLMOptions{APIKey: secUpstreamLLM})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { llmUp.Close() })
-	toolUp, err := mock.StartMCP("127.0.0.1:0", mock.MCPOptions{Name: "weather"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { toolUp.Close() })
-	agentUp, err := mock.StartA2A("127.0.0.1:0", mock.A2AOptions{Name: "researcher"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { agentUp.Close() })
+	llmUp, toolUp, agentUp := startUpstreams(t, mock.LLMOptions{APIKey: secUpstreamLLM})
 	g := &secGateway{llm: llmUp, tools: toolUp, logs: &lockedBuffer{}}
 	g.mcp = newCountingProxy(t, toolUp.URL, mcpCatalogueMethods...)
 	g.a2a = newCountingProxy(t, agentUp.URL)
