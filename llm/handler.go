@@ -155,7 +155,7 @@ func (g *Gateway) finish(cl *call, res *governance.Reservation, out *result, sta
 		span.InputTokens, span.OutputTokens, span.CachedTokens = out.usage.Input, out.usage.Output, out.usage.Cached
 		span.CostNanoUSD = cost
 		if out.attempt != nil {
-			out.attempt.TTFT = cl.ttft
+			out.attempt.TTFT, out.attempt.Status = cl.ttft, trace.StatusOK
 			if msg != "" {
 				out.attempt.Status, out.attempt.Error = trace.StatusError, msg
 			}

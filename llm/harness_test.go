@@ -108,12 +108,7 @@ func (h *harness) waitSpans(name string, n int) []trace.Span {
 	h.t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		var out []trace.Span
-		for _, s := range h.sink.snapshot() {
-			if s.Name == name {
-				out = append(out, s)
-			}
-		}
+		out := h.spansNamed(name)
 		if len(out) >= n || time.Now().After(deadline) {
 			if len(out) < n {
 				h.t.Fatalf("want %d spans named %q, got %d", n, name, len(out))
@@ -122,6 +117,17 @@ func (h *harness) waitSpans(name string, n int) []trace.Span {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// spansNamed is the spans named name the sink holds now.
+func (h *harness) spansNamed(name string) []trace.Span {
+	var out []trace.Span
+	for _, s := range h.sink.snapshot() {
+		if s.Name == name {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func startMock(t *testing.T, opts mock.LLMOptions) *mock.LLMServer {

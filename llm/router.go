@@ -52,6 +52,7 @@ type call struct {
 	mayUse  func(model string) bool
 
 	retries, fallbacks int32
+	attempts           int // upstream attempts made so far
 	ttft               time.Duration
 	// deadline ends a stream (zero: no limit); the server's stream limiter sets it on the request's context.
 	deadline time.Time
@@ -177,9 +178,17 @@ func (g *Gateway) attempt(c *call, d *deployment) (*result, *apiError, outcome) 
 		d.st.breaker.release()
 		return nil, aerr, outcomeClientError
 	}
-	span := g.tracer.Start(c.span.Context(), trace.LayerLLM, d.attemptName)
-	span.Model, span.Provider, span.Deployment = c.req.model, string(d.provider), d.id
-	span.KeyID, span.KeyName, span.Team, span.Org = c.span.KeyID, c.span.KeyName, c.span.Team, c.span.Org
+	// A call's first attempt, when it succeeds, is the whole call: the call span already names the deployment, so
+	// a child span would only double the rows every call writes to storage. The first attempt therefore sends the
+	// call span upstream as its parent and gets a span of its own only if it fails; every later attempt has one.
+	c.attempts++
+	start := time.Now()
+	var span *trace.Span
+	upstreamParent := c.span.Context()
+	if c.attempts > 1 {
+		span = g.attemptSpan(c, d, start)
+		upstreamParent = span.Context()
+	}
 	fail := func(ae *apiError, class outcome, httpStatus int) (*result, *apiError, outcome) {
 		d.st.inFlight.Add(-1)
 		if class == outcomeRetry {
@@ -191,14 +200,16 @@ func (g *Gateway) attempt(c *call, d *deployment) (*result, *apiError, outcome) 
 			d.st.breaker.success()
 		}
 		g.metrics.attempts.WithLabelValues(d.id, outcomeLabel(class)).Inc()
+		if span == nil {
+			span = g.attemptSpan(c, d, start)
+		}
 		span.Status, span.HTTPStatus, span.Error = trace.StatusError, httpStatus, ae.message
 		span.End()
 		return nil, ae, class
 	}
-	start := time.Now()
 	resp, err := g.client.send(upstreamRequest{
 		url: target, body: body, headers: upstreamHeaders(c, d), stream: c.req.stream,
-		deadline: start.Add(d.timeout), trace: span.Context(),
+		deadline: start.Add(d.timeout), trace: upstreamParent,
 	})
 	// send keeps no reference to the body once it returns, whichever code
 	// built it.
@@ -256,8 +267,19 @@ func (g *Gateway) attempt(c *call, d *deployment) (*result, *apiError, outcome) 
 	}
 	d.st.breaker.success()
 	g.metrics.attempts.WithLabelValues(d.id, outcomeLabel(outcomeOK)).Inc()
-	span.HTTPStatus = status
+	if span != nil {
+		span.HTTPStatus = status
+	}
 	return res, nil, outcomeOK
+}
+
+// attemptSpan starts the span of one upstream attempt, a child of the call's span.
+func (g *Gateway) attemptSpan(c *call, d *deployment, start time.Time) *trace.Span {
+	span := g.tracer.Start(c.span.Context(), trace.LayerLLM, d.attemptName)
+	span.Start = start
+	span.Model, span.Provider, span.Deployment = c.req.model, string(d.provider), d.id
+	span.KeyID, span.KeyName, span.Team, span.Org = c.span.KeyID, c.span.KeyName, c.span.Team, c.span.Org
+	return span
 }
 
 // upstreamBodies recycles the buffers upstream bodies are built in: a copy

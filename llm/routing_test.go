@@ -159,6 +159,19 @@ func TestRetryThenSuccess(t *testing.T) {
 	if failed.Status != trace.StatusError || failed.HTTPStatus != 503 || failed.ParentSpanID != s.SpanID {
 		t.Fatalf("failed attempt span = %+v", failed)
 	}
+	// The first attempt sent the call's span upstream; the retry sent its own attempt span.
+	ok := h.waitSpans("attempt "+strings.TrimPrefix(good.URL, "http://")+"/gpt-4o-mini", 1)[0]
+	if ok.Status != trace.StatusOK || ok.HTTPStatus != 200 || ok.ParentSpanID != s.SpanID || ok.CostNanoUSD != 0 {
+		t.Fatalf("successful attempt span = %+v", ok)
+	}
+	for _, c := range []struct {
+		m    *mock.LLMServer
+		want trace.SpanID
+	}{{bad, s.SpanID}, {good, ok.SpanID}} {
+		if tp, valid := trace.ParseTraceparent(c.m.LastTraceparent()); !valid || tp.TraceID != s.TraceID || tp.SpanID != c.want {
+			t.Errorf("upstream %s saw traceparent %q, want parent span %s", c.m.URL, c.m.LastTraceparent(), c.want)
+		}
+	}
 }
 
 // toggleUpstream answers OpenAI chat calls, or 500 while failing is set.

@@ -48,9 +48,9 @@ const latencyBucket = "toUInt16(if(duration_ns <= 0, 0, round(log(duration_ns) /
 const latencyHistogram = "sumMap([" + latencyBucket + "], [toUInt64(" + callCondition + ")])"
 
 // callCondition is true for spans that stand for a client call. The llm
-// package records each upstream attempt of a call as a child span named
-// "attempt <deployment>" (llm/router.go) that carries no cost or tokens;
-// counting those would count a retried call twice.
+// package records the upstream attempts of a retried or failed call as child
+// spans named "attempt <deployment>" (llm/router.go) that carry no cost or
+// tokens; counting those would count a retried call twice.
 const callCondition = "NOT (layer = 'llm' AND substring(name, 1, 8) = 'attempt ')"
 
 // chTable is one table of the schema.
