@@ -67,6 +67,8 @@ go build -trimpath -o "$bin/httpproxy" ./loadtest/floor/httpproxy
 
 say "starting ClickHouse on 127.0.0.1:$ch_port ..."
 CLICKHOUSE_PORT="$ch_port" timeout 600 bash deploy/clickhouse.sh start
+ch_pid="$(ss -Hltnp "sport = :$ch_port" | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2)"
+[[ -n "$ch_pid" ]] || fail "no process listens on ClickHouse's port $ch_port"
 ch() { timeout 60 clickhouse-client --host 127.0.0.1 --port "$ch_port" -q "$1"; }
 ch "DROP DATABASE IF EXISTS $db"
 
@@ -124,22 +126,23 @@ start_gateway "$work/gateway.yaml"
 
 # --- runs --------------------------------------------------------------------------------------------------
 # k6run NAME TARGET PID ENV...: one k6 run; its JSON goes to json/NAME.TARGET.json, with the window (for the
-# span count) and the CPU the process PID spent.
+# span count), the CPU the process PID spent and the CPU ClickHouse spent (span inserts and their merges compete
+# for the same two cores).
 k6run() {
   local name="$1" target="$2" pid="$3"; shift 3
   local out="$work/json/$name.$target.json" t0 t1 c0 c1 rc=0 secs
   secs="$(awk -v d="${DURATION_FOR_TIMEOUT}" 'BEGIN{print d+90}')"
-  c0="$(cpu_ticks "$pid")"; t0="$(date +%s%N)"
+  c0="$(cpu_ticks "$pid")"; h0="$(cpu_ticks "$ch_pid")"; t0="$(date +%s%N)"
   env "$@" API_KEY="$api_key" LABEL="$name/$target" SUMMARY="$out" \
     timeout "$secs" k6 run --quiet --no-usage-report "$k6script" >"$work/log/k6.$name.$target.txt" 2>&1 || rc=$?
-  t1="$(date +%s%N)"; c1="$(cpu_ticks "$pid")"
+  t1="$(date +%s%N)"; c1="$(cpu_ticks "$pid")"; h1="$(cpu_ticks "$ch_pid")"
   # 99 = thresholds crossed: the numbers are still the result.
   if [[ $rc != 0 && $rc != 99 ]] || [[ ! -s "$out" ]]; then
     tail -n 20 "$work/log/k6.$name.$target.txt" >&2; fail "k6 $name against $target failed ($rc)"
   fi
   local tmp; tmp="$(mktemp)"
-  jq --argjson t0 "$t0" --argjson t1 "$t1" --argjson cpu "$(( c1 - c0 ))" --argjson tck "$clk_tck" \
-    '. + {window_ns: [$t0, $t1], cpu_ms: ($cpu * 1000 / $tck)}' "$out" >"$tmp" && mv "$tmp" "$out"
+  jq --argjson t0 "$t0" --argjson t1 "$t1" --argjson cpu "$(( c1 - c0 ))" --argjson chcpu "$(( h1 - h0 ))" --argjson tck "$clk_tck" \
+    '. + {window_ns: [$t0, $t1], cpu_ms: ($cpu * 1000 / $tck), clickhouse_cpu_ms: ($chcpu * 1000 / $tck)}' "$out" >"$tmp" && mv "$tmp" "$out"
   sed -n '/^$/,$p' "$work/log/k6.$name.$target.txt" | grep -v '^$' | head -n 8 >&2 || true
 }
 
@@ -208,8 +211,9 @@ scenario saturation chat.js 0 llm 500 SCENARIO=ramp DURATION="$sat_duration" MAX
 rss_kb="$(grep VmHWM "/proc/$gw_pid/status" | awk '{print $2}')"
 say "stopping the gateway (it flushes its spans on SIGTERM) ..."
 stop_pid "$gw_pid"
-# A call leaves one span for itself plus one child per upstream attempt (llm); the table compares the calls'
-# own spans with the calls k6 sent and shows the attempt spans next to them.
+# A call leaves one span for itself, plus one child per upstream attempt when an llm call needed more than one or
+# its attempt failed; the table compares the calls' own spans with the calls k6 sent and shows any attempt spans
+# next to them.
 spans_in() {
   ch "SELECT countIf(name NOT LIKE 'attempt %'), countIf(name LIKE 'attempt %') FROM $db.spans
       WHERE start_ns >= $1 AND start_ns <= $2" | awk '{ printf "%s", $1; if ($2 > 0) printf " (+%s attempt spans)", $2 }'
@@ -226,8 +230,8 @@ summary="$results/summary.md"
   echo "Gateway: governance (key, ACL globs, rpm/tpm/parallel limits, budgets) and tracing to ClickHouse on; log level info."
   echo "Latencies in ms (p50 / p99 of http_req_duration, streamed chat: time to first byte). Added = gateway − direct."
   echo
-  echo "| scenario | upstream | rate/s | direct p50/p99 | fiber floor p50/p99 | net/http floor p50/p99 | gateway p50/p99 | added p50/p99 | gateway errors | gateway CPU ms/call | gateway peak RSS | call spans / calls sent |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+  echo "| scenario | upstream | rate/s | direct p50/p99 | fiber floor p50/p99 | net/http floor p50/p99 | gateway p50/p99 | added p50/p99 | gateway errors | gateway CPU ms/call | ClickHouse CPU ms/call | gateway peak RSS | call spans / calls sent |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
   for name in "${ran[@]}"; do
     f="$work/json/$name.gateway.json"
     [[ "$name" == saturation ]] && continue
@@ -241,15 +245,16 @@ summary="$results/summary.md"
     upstream=0ms; [[ "$name" == *50ms || "$name" == workflow ]] && upstream=50ms
     echo "| $name | $upstream | $(jq -r .rate "$f") | $(pair direct) | $(pair fiber) | $(pair nethttp) | $(pair gateway) | $added |" \
       "$(jq -r '.error_rate * 10000 | round / 100 | tostring + "%"' "$f") | $(jq -r '.cpu_ms / .calls * 1000 | round / 1000' "$f") |" \
+      "$(jq -r '.clickhouse_cpu_ms / .calls * 1000 | round / 1000' "$f") |" \
       "$(( $(cat "$work/json/$name.rss_kb") / 1024 )) MB |" \
       "$spans / $(jq -r .calls "$f") |"
   done
   if [[ -s "$work/json/saturation.gateway.json" ]]; then
     echo
-    echo "Saturation (chat JSON, 0 ms upstream, arrival rate ramped to $sat_max/s over ${sat_duration}; max RPS = completed requests/s in the final third; CPU = the proxy process's user+system time per request over the whole run):"
+    echo "Saturation (chat JSON, 0 ms upstream, arrival rate ramped to $sat_max/s over ${sat_duration}; max RPS = completed requests/s in the final third; CPU = the proxy process's user+system time per request over the whole run; ClickHouse CPU = the ClickHouse server's, which only the gateway's spans give work):"
     echo
-    echo "| target | max RPS | % of fiber floor | CPU ms/req | × fiber floor CPU | p50/p99 at saturation | errors |"
-    echo "|---|---|---|---|---|---|---|"
+    echo "| target | max RPS | % of fiber floor | CPU ms/req | × fiber floor CPU | ClickHouse CPU ms/req | p50/p99 at saturation | errors |"
+    echo "|---|---|---|---|---|---|---|---|"
     fib="$work/json/saturation.fiber.json"
     for t in direct fiber nethttp gateway; do
       j="$work/json/saturation.$t.json"
@@ -260,6 +265,7 @@ summary="$results/summary.md"
         "| \($t) | \(.max_rps | round) | \((.max_rps / $f[0].max_rps * 100) | round)% | " +
         "\(if $t == "direct" then "(mock)" else (cpu(.) | . * 1000 | round / 1000 | tostring) end) | " +
         "\(if $t == "direct" then "-" else ((cpu(.) / cpu($f[0])) | r2 | tostring) end) | " +
+        "\(.clickhouse_cpu_ms / .requests | . * 1000 | round / 1000) | " +
         "\(.all.p50 | r2) / \(.all.p99 | r2) | \(.error_rate * 10000 | round / 100)% |"' "$j"
     done
   fi
