@@ -34,6 +34,7 @@ type call struct {
 	extensions  []string
 	start       time.Time
 	deadline    time.Time // ends a stream's upstream call (zero: no limit)
+	replay      *replay   // the fast path's upstream exchange, answered again here
 
 	mu        sync.Mutex
 	reached   bool // a2a-go's handler decoded the params and called the proxy
@@ -75,6 +76,15 @@ func (c *call) outgoing(ctx context.Context) context.Context {
 }
 
 func (c *call) keyID() string { return c.principal.KeyID }
+
+// timeout bounds a non-streaming upstream call. A replayed exchange that
+// already ran out of time gets none left, so it ends exactly as it did.
+func (c *call) timeout() time.Duration {
+	if c.replay != nil && c.replay.timedOut {
+		return 0
+	}
+	return c.agent.cfg.timeout()
+}
 
 func (c *call) taskRef(id a2a.TaskID) ownedID {
 	return ownedID{agent: c.agent.name, kind: ownedTask, id: string(id)}

@@ -144,60 +144,125 @@ type endpointKey struct{}
 // (server.max_stream_duration) into net/http land.
 type deadlineKey struct{}
 
-// handleRPC hands the call to net/http land (a2a-go's handlers), passing the
-// agent name and its gateway URL as request values.
+// handleRPC serves a 1.0 SendMessage on the fast path when it can (see
+// sendfast.go) and hands every other call to net/http land (a2a-go's
+// handlers), passing the agent name and its gateway URL as request values.
 func (g *Gateway) handleRPC(c *fiber.Ctx) error {
 	name := strings.Clone(c.Params("agent"))
+	if req, ok := g.fastSend(c, name); ok {
+		return g.sendFast(c, name, req)
+	}
+	g.setRPCValues(c, name)
+	return g.rpc(c)
+}
+
+func (g *Gateway) setRPCValues(c *fiber.Ctx, name string) {
 	c.Context().SetUserValue(agentNameKey{}, name)
 	c.Context().SetUserValue(endpointKey{}, agentEndpoint(g.baseURL(c), name))
 	c.Context().SetUserValue(originKey{}, governance.RequestDenial(c, nil, governance.KindAgent, name, nil))
 	if dl, ok := c.UserContext().Deadline(); ok {
 		c.Context().SetUserValue(deadlineKey{}, dl)
 	}
-	return g.rpc(c)
+}
+
+// admission is a call governance let through: its span, caller, agent and
+// reservation.
+type admission struct {
+	span      *trace.Span
+	principal *governance.Principal
+	agent     *agent
+	res       *governance.Reservation
+}
+
+// responder writes a refusal in net/http or fiber land.
+type responder struct {
+	set   func(name, value string)
+	write func(status int, body []byte)
+}
+
+func httpResponder(w http.ResponseWriter) responder {
+	return responder{set: w.Header().Set, write: func(status int, body []byte) {
+		w.WriteHeader(status)
+		_, _ = w.Write(body)
+	}}
+}
+
+// admit is the front of every call's pipeline, the same on both paths:
+// envelope → span → authenticate → authorize → agent → reserve. When it
+// refuses it has answered and ended the span.
+func (g *Gateway) admit(name string, env envelope, envErr error, header func(string) string,
+	origin governance.Denial, out responder) (admission, bool) {
+	span := g.tracer.Start(trace.FromHeaders(header), trace.LayerAgent, "invoke_agent "+name)
+	span.Agent = name
+	span.Attrs = append(span.Attrs, trace.Attr{Key: "a2a.method", Value: metricMethod(env.Method)})
+	out.set("traceparent", span.Context().Traceparent())
+	if envErr != nil {
+		g.fail(out, span, env, envErr)
+		return admission{}, false
+	}
+	p, err := g.gov.Authenticate(governance.KeyFromHeaders(header("Authorization"), header("x-api-key")))
+	if err != nil {
+		g.denied(origin, nil, err)
+		g.fail(out, span, env, err)
+		return admission{}, false
+	}
+	span.KeyID, span.KeyName, span.Team, span.Org = p.KeyID, p.KeyName, p.Team, p.Org
+	if d := g.gov.Authorize(p, governance.KindAgent, name); !d.Allowed {
+		g.denied(origin, p, d.Err())
+		g.fail(out, span, env, d.Err())
+		return admission{}, false
+	}
+	ag := g.agents.get(name)
+	if ag == nil {
+		g.fail(out, span, env, errAgentNotFound)
+		return admission{}, false
+	}
+	res, err := g.gov.Reserve(p, governance.Request{Kind: governance.KindAgent, Name: name, EstimatedCostNanoUSD: estimate(ag, env.Method)})
+	if err != nil {
+		g.denied(origin, p, err)
+		g.fail(out, span, env, err)
+		return admission{}, false
+	}
+	res.RateLimitHeaders(out.set)
+	return admission{span: span, principal: p, agent: ag, res: res}, true
+}
+
+// admittedKey carries a fast-path call that must be answered by the slow
+// path after all (see replay) into net/http land.
+type admittedKey struct{}
+
+type admitted struct {
+	admission
+	replay *replay
 }
 
 // serveRPC is the pipeline of one JSON-RPC call:
 // envelope → span → authenticate → authorize → agent → reserve → proxy → settle → end span.
 func (g *Gateway) serveRPC(w http.ResponseWriter, r *http.Request) {
-	name, _ := r.Context().Value(agentNameKey{}).(string)
-	endpoint, _ := r.Context().Value(endpointKey{}).(string)
 	env, err := readEnvelope(r)
-	span := g.tracer.Start(trace.FromHeaders(r.Header.Get), trace.LayerAgent, "invoke_agent "+name)
-	span.Agent = name
-	span.Attrs = append(span.Attrs, trace.Attr{Key: "a2a.method", Value: metricMethod(env.Method)})
-	w.Header().Set("traceparent", span.Context().Traceparent())
-	if err != nil {
-		g.fail(w, span, env, err)
+	if pre, ok := r.Context().Value(admittedKey{}).(*admitted); ok {
+		// admit already put traceparent and the rate-limit headers on the
+		// fiber response, which the adaptor adds w's headers to.
+		g.proxy(w, r, env, pre.admission, pre.replay)
 		return
 	}
-	p, err := g.gov.Authenticate(governance.KeyFromHeaders(r.Header.Get("Authorization"), r.Header.Get("x-api-key")))
-	if err != nil {
-		g.denied(r, nil, err)
-		g.fail(w, span, env, err)
+	name, _ := r.Context().Value(agentNameKey{}).(string)
+	origin, _ := r.Context().Value(originKey{}).(governance.Denial)
+	adm, ok := g.admit(name, env, err, r.Header.Get, origin, httpResponder(w))
+	if !ok {
 		return
 	}
-	span.KeyID, span.KeyName, span.Team, span.Org = p.KeyID, p.KeyName, p.Team, p.Org
-	if d := g.gov.Authorize(p, governance.KindAgent, name); !d.Allowed {
-		g.denied(r, p, d.Err())
-		g.fail(w, span, env, d.Err())
-		return
-	}
-	ag := g.agents.get(name)
-	if ag == nil {
-		g.fail(w, span, env, errAgentNotFound)
-		return
-	}
-	res, err := g.gov.Reserve(p, governance.Request{Kind: governance.KindAgent, Name: name, EstimatedCostNanoUSD: estimate(ag, env.Method)})
-	if err != nil {
-		g.denied(r, p, err)
-		g.fail(w, span, env, err)
-		return
-	}
-	res.RateLimitHeaders(w.Header().Set)
+	g.proxy(w, r, env, adm, nil)
+}
+
+// proxy runs the admitted call through a2a-go's handler and the agent's
+// client, then settles and ends the span.
+func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request, env envelope, adm admission, rp *replay) {
+	endpoint, _ := r.Context().Value(endpointKey{}).(string)
 	c := &call{
-		agent: ag, owners: g.owners, principal: p, method: env.Method, endpoint: endpoint,
-		traceparent: span.Context().Traceparent(), extensions: r.Header.Values("A2A-Extensions"), start: span.Start,
+		agent: adm.agent, owners: g.owners, principal: adm.principal, method: env.Method, endpoint: endpoint,
+		traceparent: adm.span.Context().Traceparent(), extensions: r.Header.Values("A2A-Extensions"),
+		start: adm.span.Start, replay: rp,
 	}
 	if isStreamMethod(env.Method) {
 		c.deadline, _ = r.Context().Value(deadlineKey{}).(time.Time)
@@ -209,8 +274,8 @@ func (g *Gateway) serveRPC(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	env.handler(g).ServeHTTP(costHeader(w, c), r.WithContext(ctx))
 	cost := c.cost()
-	res.Settle(cost, 0)
-	g.end(span, c, cost)
+	adm.res.Settle(cost, 0)
+	g.end(adm.span, c, cost)
 }
 
 func estimate(ag *agent, method string) int64 {
@@ -251,16 +316,17 @@ func (g *Gateway) end(span *trace.Span, c *call, cost int64) {
 // address, request id, route, agent) into net/http land.
 type originKey struct{}
 
-// denied audits a governance refusal of an RPC call.
-func (g *Gateway) denied(r *http.Request, p *governance.Principal, err error) {
-	d, _ := r.Context().Value(originKey{}).(governance.Denial)
-	d.Principal, d.Err = p, err
-	g.gov.Denied(d)
+// denied audits a governance refusal of an RPC call; origin is the
+// denial handleRPC started (caller's address, request id, route, agent).
+func (g *Gateway) denied(origin governance.Denial, p *governance.Principal, err error) {
+	origin.Principal, origin.Err = p, err
+	g.gov.Denied(origin)
 }
 
 // fail answers a call refused before the proxy, in JSON-RPC shape.
-func (g *Gateway) fail(w http.ResponseWriter, span *trace.Span, env envelope, err error) {
-	status := writeRPCError(w, env.ID, err)
+func (g *Gateway) fail(out responder, span *trace.Span, env envelope, err error) {
+	status, body := errorResponse(env.ID, err, out.set)
+	out.write(status, body)
 	span.Status, span.HTTPStatus, span.Error = trace.StatusError, status, err.Error()
 	span.End()
 	outcome := "error"

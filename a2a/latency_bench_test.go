@@ -3,6 +3,7 @@ package a2a_test
 import (
 	"context"
 	"net/http"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -19,7 +20,9 @@ import (
 // the same mock agent directly and through the gateway, alternating the two
 // in one run, and reports both latency distributions and the difference of
 // their p50 and p99 (what the gateway adds: auth, ACL, reserve, span,
-// ownership, decode and re-encode, one more loopback hop).
+// ownership, one more loopback hop). allocs/op count client, gateway and
+// mock alike; gateway-allocs/call is the difference between a call through
+// the gateway and a direct one, counted after the timed loop.
 func BenchmarkSendLatencyAddedByGateway(b *testing.B) {
 	echo := startMockAgent(b, mock.A2AOptions{})
 	h := startGateway(b, sba2a.Config{Agents: []sba2a.AgentConfig{{Name: "echo", CardURL: cardURL(echo), CostPerCallUSD: "0.001"}}})
@@ -40,6 +43,7 @@ func BenchmarkSendLatencyAddedByGateway(b *testing.B) {
 		}
 		return time.Since(start)
 	}
+	b.ReportAllocs()
 	for range 200 { // warm connections and pools
 		send(direct)
 		send(via)
@@ -49,6 +53,18 @@ func BenchmarkSendLatencyAddedByGateway(b *testing.B) {
 		directLat = append(directLat, send(direct))
 		viaLat = append(viaLat, send(via))
 	}
+	b.StopTimer()
+	allocs := func(c *a2aclient.Client) float64 {
+		const n = 200
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for range n {
+			send(c)
+		}
+		runtime.ReadMemStats(&after)
+		return float64(after.Mallocs-before.Mallocs) / n
+	}
+	b.ReportMetric(allocs(via)-allocs(direct), "gateway-allocs/call")
 	slices.Sort(directLat)
 	slices.Sort(viaLat)
 	pct := func(d []time.Duration, p float64) float64 {

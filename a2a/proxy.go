@@ -36,7 +36,7 @@ func unary[Req, Resp any](ctx context.Context, req Req, check func(*call, Req) e
 	if err != nil {
 		return zero, c, c.record(err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.agent.cfg.timeout())
+	ctx, cancel := context.WithTimeout(ctx, c.timeout())
 	defer cancel()
 	resp, err := do(up, c.outgoing(ctx), req)
 	if err != nil {

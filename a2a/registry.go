@@ -17,6 +17,7 @@ import (
 	"github.com/a2aproject/a2a-go/v2/a2a"
 	"github.com/a2aproject/a2a-go/v2/a2aclient"
 	"github.com/a2aproject/a2a-go/v2/a2acompat/a2av0"
+	"github.com/valyala/fasthttp"
 )
 
 const (
@@ -31,6 +32,9 @@ const (
 type upstream struct {
 	card   *a2a.AgentCard
 	client *a2aclient.Client
+	// sendURL is where the client sends a 1.0 SendMessage when that is a
+	// JSON-RPC interface the fast path can forward bytes to ("" otherwise).
+	sendURL string
 }
 
 // agent is one configured upstream agent.
@@ -54,6 +58,7 @@ type agent struct {
 type registry struct {
 	log       *slog.Logger
 	transport http.RoundTripper
+	send      *fasthttp.Client // the send fast path's
 	onError   func(agent string)
 
 	mu     sync.RWMutex
@@ -64,6 +69,7 @@ func newRegistry(log *slog.Logger, onError func(string)) *registry {
 	return &registry{
 		log:       log,
 		transport: newUpstreamTransport(),
+		send:      newSendClient(),
 		onError:   onError,
 		agents:    make(map[string]*agent),
 	}
@@ -195,7 +201,7 @@ func (r *registry) newAgent(c AgentConfig) *agent {
 		name: c.Name,
 		cfg:  c,
 		cost: cost,
-		http: &http.Client{Transport: headerTransport{base: r.transport, headers: c.Headers}},
+		http: &http.Client{Transport: replayTransport{headerTransport{base: r.transport, headers: c.Headers}}},
 		log:  r.log.With("agent", c.Name),
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
@@ -275,7 +281,7 @@ func (a *agent) refresh(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("no usable interface on the card: %w", err)
 	}
-	a.current.Store(&upstream{card: card, client: client})
+	a.current.Store(&upstream{card: card, client: client, sendURL: fastSendURL(card)})
 	return nil
 }
 

@@ -81,11 +81,3 @@ func errorResponse(id any, err error, setHeader func(name, value string)) (int, 
 	setHeader("Content-Type", "application/json")
 	return status, body
 }
-
-// writeRPCError writes err to w and returns the HTTP status it used.
-func writeRPCError(w http.ResponseWriter, id any, err error) int {
-	status, body := errorResponse(id, err, w.Header().Set)
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
-	return status
-}

@@ -1,0 +1,72 @@
+package a2a
+
+import "testing"
+
+func TestPickRefusesWhatParsersReadDifferently(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, obj string
+		ok        bool
+		taskID    string // raw value picked for "taskId"
+	}{
+		{"plain", `{"taskId":"t1","other":[1,{"taskId":"nested"}]}`, true, `"t1"`},
+		{"whitespace", " {\n\t\"taskId\" : \"t1\" ,\r\n\"x\":null } ", true, `"t1"`},
+		{"absent", `{"contextId":"c1"}`, true, ``},
+		{"empty object", `{}`, true, ``},
+		{"escaped quote in a value", `{"x":"a\"b}","taskId":"t1"}`, true, `"t1"`},
+		{"duplicate", `{"taskId":"t1","taskId":"t2"}`, false, ``},
+		{"case variant", `{"taskId":"t1","taskID":"t2"}`, false, ``},
+		{"case variant alone", `{"TaskId":"t1"}`, false, ``},
+		{"unicode fold (long s)", `{"taſkId":"t1"}`, false, ``},
+		{"escaped case variant", `{"task\u0069d":"t1"}`, false, ``},
+		{"escaped key, exact", `{"\u0074askId":"t1"}`, true, `"t1"`},
+		{"trailing bytes", `{"taskId":"t1"} x`, false, ``},
+		{"second object", `{"taskId":"t1"}{}`, false, ``},
+		{"not an object", `["taskId"]`, false, ``},
+		{"unterminated", `{"taskId":"t1"`, false, ``},
+		{"unterminated string", `{"taskId":"t1}`, false, ``},
+		{"missing colon", `{"taskId" "t1"}`, false, ``},
+		{"missing value", `{"taskId":}`, false, ``},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			fs, ok := pick([]byte(tt.obj), "taskId", "contextId")
+			if ok != tt.ok {
+				t.Fatalf("ok = %v, want %v", ok, tt.ok)
+			}
+			if ok && string(fs.get("taskId")) != tt.taskID {
+				t.Errorf("taskId = %q, want %q", fs.get("taskId"), tt.taskID)
+			}
+		})
+	}
+}
+
+func TestPlainIDIsOnlyWhatRoundTripsUnchanged(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		id   string
+		want bool
+	}{
+		{`"r-1"`, true},
+		{`null`, false},
+		{`7`, true},
+		{`0`, true},
+		{`123456789012345`, true},
+		{`1234567890123456`, false}, // past float64's exact integers' safe width
+		{`07`, false},
+		{`-1`, false},
+		{`1.5`, false},
+		{`1e3`, false},
+		{`"a<b"`, false}, // a2a-go's encoder HTML-escapes it
+		{`"a\"b"`, false},
+		{`"é"`, false},
+		{`true`, false},
+		{`{}`, false},
+	}
+	for _, tt := range tests {
+		if got := plainID([]byte(tt.id)); got != tt.want {
+			t.Errorf("plainID(%s) = %v, want %v", tt.id, got, tt.want)
+		}
+	}
+}
