@@ -21,6 +21,10 @@ type clickHouseStore struct {
 
 	versionMu   sync.Mutex
 	lastVersion int64
+
+	// spanCols holds the column buffers of the last span write for the next
+	// one (capacity 1).
+	spanCols chan *chSpanBatch
 }
 
 func openClickHouse(ctx context.Context, cfg ClickHouseConfig, log *slog.Logger) (*clickHouseStore, error) {
@@ -40,7 +44,7 @@ func openClickHouse(ctx context.Context, cfg ClickHouseConfig, log *slog.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("storage: clickhouse: %w", err)
 	}
-	s := &clickHouseStore{conn: conn, db: "`" + cfg.Database + "`", log: log}
+	s := &clickHouseStore{conn: conn, db: "`" + cfg.Database + "`", log: log, spanCols: make(chan *chSpanBatch, 1)}
 	if err := conn.Ping(ctx); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("storage: clickhouse %s: %w", cfg.Addr, err)
@@ -78,6 +82,9 @@ const chSpanColumns = `start, start_ns, trace_id, span_id, parent_span_id, layer
 	key_id, key_name, team, org, model, provider, deployment, tool_server, tool, agent,
 	input_tokens, output_tokens, cached_tokens, cost_nano, retries, fallbacks, ttft_ns, attr_keys, attr_values`
 
+// WriteSpans sends spans column by column: one typed slice per column
+// instead of a row of 30 boxed values per span, which made the driver
+// allocate for nearly every field of every span.
 func (s *clickHouseStore) WriteSpans(ctx context.Context, spans []trace.Span) error {
 	if len(spans) == 0 {
 		return nil
@@ -87,24 +94,152 @@ func (s *clickHouseStore) WriteSpans(ctx context.Context, spans []trace.Span) er
 		return fmt.Errorf("storage: write spans: %w", err)
 	}
 	defer batch.Abort()
-	for i := range spans {
-		sp := &spans[i]
-		keys, values := make([]string, len(sp.Attrs)), make([]string, len(sp.Attrs))
-		for j, a := range sp.Attrs {
-			keys[j], values[j] = a.Key, a.Value
-		}
-		if err := batch.Append(sp.Start, sp.Start.UnixNano(), sp.TraceID[:], sp.SpanID[:], sp.ParentSpanID[:],
-			string(sp.Layer), sp.Name, int64(sp.Duration), string(sp.Status), int32(sp.HTTPStatus), sp.Error,
-			sp.KeyID, sp.KeyName, sp.Team, sp.Org, sp.Model, sp.Provider, sp.Deployment, sp.ToolServer, sp.Tool, sp.Agent,
-			sp.InputTokens, sp.OutputTokens, sp.CachedTokens, sp.CostNanoUSD, sp.Retries, sp.Fallbacks, int64(sp.TTFT),
-			keys, values); err != nil {
-			return fmt.Errorf("storage: write spans: %w", err)
-		}
+	cols := s.spanColumns()
+	defer s.releaseSpanColumns(cols)
+	if err := cols.appendTo(batch, spans); err != nil {
+		return fmt.Errorf("storage: write spans: %w", err)
 	}
 	if err := batch.Send(); err != nil {
 		return fmt.Errorf("storage: write spans: %w", err)
 	}
 	return nil
+}
+
+// spanColumns returns the idle column buffers, or new ones when another
+// write holds them (the recorder's writer and its replay of spilled spans
+// may write at once).
+func (s *clickHouseStore) spanColumns() *chSpanBatch {
+	select {
+	case c := <-s.spanCols:
+		return c
+	default:
+		return &chSpanBatch{}
+	}
+}
+
+// releaseSpanColumns keeps c for the next write unless one is kept already or
+// c grew past a recorder-sized batch (a one-off bulk write should not pin its
+// memory).
+func (s *clickHouseStore) releaseSpanColumns(c *chSpanBatch) {
+	if c.capacity() > maxKeptSpanRows {
+		return
+	}
+	c.reset()
+	select {
+	case s.spanCols <- c:
+	default:
+	}
+}
+
+const maxKeptSpanRows = 2 * trace.DefaultBatchSize
+
+// chSpanBatch holds the column slices of one span insert. Strings and ID
+// bytes are not copied here: the slices point into the caller's spans, and
+// the driver copies them into its own buffers when they are appended.
+type chSpanBatch struct {
+	start                                                                  []time.Time
+	startNS, durationNS, inputTokens, outputTokens, cachedTokens, costNano []int64
+	ttftNS                                                                 []int64
+	traceID, spanID, parentSpanID                                          [][]byte
+	layer, name, status, errText, keyID, keyName, team, org                []string
+	model, provider, deployment, toolServer, tool, agent                   []string
+	httpStatus, retries, fallbacks                                         []int32
+	// One span's attribute keys and values, as pointers so that appending
+	// them to an Array(String) column boxes no string.
+	attrKeys, attrValues []*string
+}
+
+func (c *chSpanBatch) capacity() int { return cap(c.start) }
+
+// appendTo fills batch with spans. The first columns go in whole; the
+// attribute arrays go row by row, which costs an allocation only for spans
+// that have attributes (a whole [][]string column would be appended by
+// reflection, boxing every row and every string).
+func (c *chSpanBatch) appendTo(batch driver.Batch, spans []trace.Span) error {
+	for i := range spans {
+		sp := &spans[i]
+		c.start = append(c.start, sp.Start)
+		c.startNS = append(c.startNS, sp.Start.UnixNano())
+		c.traceID = append(c.traceID, sp.TraceID[:])
+		c.spanID = append(c.spanID, sp.SpanID[:])
+		c.parentSpanID = append(c.parentSpanID, sp.ParentSpanID[:])
+		c.layer = append(c.layer, string(sp.Layer))
+		c.name = append(c.name, sp.Name)
+		c.durationNS = append(c.durationNS, int64(sp.Duration))
+		c.status = append(c.status, string(sp.Status))
+		c.httpStatus = append(c.httpStatus, int32(sp.HTTPStatus))
+		c.errText = append(c.errText, sp.Error)
+		c.keyID = append(c.keyID, sp.KeyID)
+		c.keyName = append(c.keyName, sp.KeyName)
+		c.team = append(c.team, sp.Team)
+		c.org = append(c.org, sp.Org)
+		c.model = append(c.model, sp.Model)
+		c.provider = append(c.provider, sp.Provider)
+		c.deployment = append(c.deployment, sp.Deployment)
+		c.toolServer = append(c.toolServer, sp.ToolServer)
+		c.tool = append(c.tool, sp.Tool)
+		c.agent = append(c.agent, sp.Agent)
+		c.inputTokens = append(c.inputTokens, sp.InputTokens)
+		c.outputTokens = append(c.outputTokens, sp.OutputTokens)
+		c.cachedTokens = append(c.cachedTokens, sp.CachedTokens)
+		c.costNano = append(c.costNano, sp.CostNanoUSD)
+		c.retries = append(c.retries, sp.Retries)
+		c.fallbacks = append(c.fallbacks, sp.Fallbacks)
+		c.ttftNS = append(c.ttftNS, int64(sp.TTFT))
+	}
+	// In chSpanColumns order.
+	columns := []any{c.start, c.startNS, c.traceID, c.spanID, c.parentSpanID, c.layer, c.name, c.durationNS, c.status,
+		c.httpStatus, c.errText, c.keyID, c.keyName, c.team, c.org, c.model, c.provider, c.deployment, c.toolServer,
+		c.tool, c.agent, c.inputTokens, c.outputTokens, c.cachedTokens, c.costNano, c.retries, c.fallbacks, c.ttftNS}
+	for i, col := range columns {
+		if err := batch.Column(i).Append(col); err != nil {
+			return err
+		}
+	}
+	keys, values := batch.Column(len(columns)), batch.Column(len(columns)+1)
+	for i := range spans {
+		attrs := spans[i].Attrs
+		c.attrKeys, c.attrValues = c.attrKeys[:0], c.attrValues[:0]
+		for j := range attrs {
+			c.attrKeys = append(c.attrKeys, &attrs[j].Key)
+			c.attrValues = append(c.attrValues, &attrs[j].Value)
+		}
+		k, v := c.attrKeys, c.attrValues
+		if len(attrs) == 0 {
+			// A nil slice is boxed without allocating.
+			k, v = nil, nil
+		}
+		if err := keys.AppendRow(k); err != nil {
+			return err
+		}
+		if err := values.AppendRow(v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reset empties the slices but keeps their arrays, dropping references to
+// the written spans.
+func (c *chSpanBatch) reset() {
+	for _, col := range []*[]string{&c.layer, &c.name, &c.status, &c.errText, &c.keyID, &c.keyName, &c.team, &c.org,
+		&c.model, &c.provider, &c.deployment, &c.toolServer, &c.tool, &c.agent} {
+		clear(*col)
+		*col = (*col)[:0]
+	}
+	for _, col := range []*[][]byte{&c.traceID, &c.spanID, &c.parentSpanID} {
+		clear(*col)
+		*col = (*col)[:0]
+	}
+	for _, col := range []*[]int64{&c.startNS, &c.durationNS, &c.inputTokens, &c.outputTokens, &c.cachedTokens, &c.costNano, &c.ttftNS} {
+		*col = (*col)[:0]
+	}
+	for _, col := range []*[]int32{&c.httpStatus, &c.retries, &c.fallbacks} {
+		*col = (*col)[:0]
+	}
+	clear(c.attrKeys)
+	clear(c.attrValues)
+	c.start, c.attrKeys, c.attrValues = c.start[:0], c.attrKeys[:0], c.attrValues[:0]
 }
 
 // nextVersion orders writes of this process even within one clock tick.

@@ -78,7 +78,7 @@ func TestClickHouseOutageSpillsAndReplays(t *testing.T) {
 
 	store, _ := openClickHouse(t, addr)
 	rec, err := trace.NewRecorder(trace.RecorderConfig{
-		BatchSize: 200, FlushInterval: 20 * time.Millisecond, WriteTimeout: 3 * time.Second,
+		BatchSize: 1000, FlushInterval: 20 * time.Millisecond, WriteTimeout: 3 * time.Second,
 		RetryInterval: 200 * time.Millisecond, SpillDir: t.TempDir(),
 	}, store, nil, nil)
 	if err != nil {
@@ -93,7 +93,10 @@ func TestClickHouseOutageSpillsAndReplays(t *testing.T) {
 			s := tracer.Start(trace.SpanContext{}, trace.LayerLLM, "chat m")
 			s.CostNanoUSD = int64(i%1000) + 1
 			s.End()
-			if i%50 == 0 {
+			// At most ~10,000 spans a second: an outage as long as a slow restart on a busy machine then
+			// spills tens of thousands of spans, not the hundreds of thousands that took the replay past the
+			// test's waits.
+			if i%10 == 0 {
 				time.Sleep(time.Millisecond)
 			}
 		}

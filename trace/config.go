@@ -9,8 +9,9 @@ import (
 // RecorderConfig tunes the span recorder; it is the top-level `trace:` YAML
 // block. Zero values take the defaults below.
 type RecorderConfig struct {
-	// QueueSize bounds the in-memory queue (spans; the queue is allocated
-	// up front, roughly 450 bytes a span). Default 20000.
+	// QueueSize bounds the in-memory queue (spans, roughly 450 bytes each;
+	// memory is taken a batch at a time as the queue fills, and kept).
+	// Default 20000.
 	QueueSize int `yaml:"queue_size" mapstructure:"queue_size"`
 	// BatchSize is the most spans per write. Default 5000: every ClickHouse
 	// insert makes new parts (spans and both rollups), so few large inserts

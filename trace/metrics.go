@@ -35,7 +35,7 @@ func newMetrics(r *Recorder) *metrics {
 		counter("spans_dropped_total", "Spans lost because the spill could not be written; should stay 0.", r.dropped.Load),
 		counter("spill_corrupt_records_total", "Spill records skipped as corrupt.", r.spill.corruptRecords),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "switchboard_trace_queue_depth", Help: "Spans waiting in memory."},
-			func() float64 { return float64(len(r.queue)) }),
+			func() float64 { return float64(r.queued()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "switchboard_trace_spill_bytes", Help: "Bytes of spans waiting in the spill."},
 			func() float64 { return float64(r.spill.bytes()) }),
 		m.writeSeconds, m.writeErrors,

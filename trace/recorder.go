@@ -38,18 +38,18 @@ type Recorder struct {
 	spill *spill
 	m     *metrics
 
-	queue chan Span
-
-	// mu guards closed: Record holds it shared while it enqueues, so once
-	// Close holds it exclusively no span can slip into the queue unseen.
-	mu       sync.RWMutex
+	// mu guards the queue, the overflow and closed. The queue is a list of
+	// chunks of up to BatchSize spans: Record appends to the newest, and only
+	// filling one wakes the writer, which otherwise wakes on its ticker.
+	// Waking it per span (a channel send) cost more than the rest of Record.
+	mu       sync.Mutex
+	queue    chunkQueue
 	closed   bool
 	closeCtx context.Context
+	overflow []Span // spans that found the queue full, for spillLoop
 
-	overflowMu sync.Mutex
-	overflow   []Span
-	overflowCh chan struct{}
-
+	full       chan struct{} // a chunk was sealed
+	overflowCh chan struct{} // overflow became non-empty
 	kick       chan struct{}
 	stopWriter chan struct{}
 	stopSpill  chan struct{}
@@ -83,7 +83,8 @@ func NewRecorder(cfg RecorderConfig, sink Sink, reg prometheus.Registerer, log *
 	}
 	r := &Recorder{
 		cfg: cfg, sink: sink, log: log, spill: sp,
-		queue:      make(chan Span, cfg.QueueSize),
+		queue:      chunkQueue{limit: cfg.QueueSize, chunkSize: cfg.BatchSize},
+		full:       make(chan struct{}, 1),
 		overflowCh: make(chan struct{}, 1),
 		kick:       make(chan struct{}, 1),
 		stopWriter: make(chan struct{}),
@@ -113,25 +114,31 @@ func NewRecorder(cfg RecorderConfig, sink Sink, reg prometheus.Registerer, log *
 // span: when the queue is full the span goes to the spill instead.
 func (r *Recorder) Record(s Span) {
 	r.recorded.Add(1)
-	r.mu.RLock()
-	if !r.closed {
-		select {
-		case r.queue <- s:
-		default:
-			r.overflowMu.Lock()
-			r.overflow = append(r.overflow, s)
-			r.overflowMu.Unlock()
-			select {
-			case r.overflowCh <- struct{}{}:
-			default:
-			}
-		}
-		r.mu.RUnlock()
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		r.spillLate(s)
 		return
 	}
-	r.mu.RUnlock()
-	// Late spans (a request finishing during shutdown) go straight to disk
-	// for the next run.
+	if r.queue.queued < r.queue.limit {
+		sealed := r.queue.push(s)
+		r.mu.Unlock()
+		if sealed {
+			signal(r.full)
+		}
+		return
+	}
+	r.overflow = append(r.overflow, s)
+	first := len(r.overflow) == 1
+	r.mu.Unlock()
+	if first {
+		signal(r.overflowCh)
+	}
+}
+
+// spillLate writes a span recorded after Close (a request finishing during
+// shutdown) straight to disk for the next run.
+func (r *Recorder) spillLate(s Span) {
 	if err := r.spill.append([]Span{s}); err != nil {
 		r.dropped.Add(1)
 		r.log.Error("trace: span lost after close", "err", err)
@@ -143,12 +150,20 @@ func (r *Recorder) Record(s Span) {
 	}
 }
 
+// signal wakes the goroutine waiting on c unless a wake-up is pending.
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
 // Stats returns the running totals.
 func (r *Recorder) Stats() Stats {
 	return Stats{
 		Recorded: r.recorded.Load(), Written: r.written.Load(), Spilled: r.spilled.Load(),
 		Replayed: r.replayed.Load(), Dropped: r.dropped.Load(),
-		Queued: len(r.queue), SpillBytes: r.spill.bytes(),
+		Queued: r.queued(), SpillBytes: r.spill.bytes(),
 	}
 }
 
@@ -176,54 +191,58 @@ func (r *Recorder) Close(ctx context.Context) error {
 	return r.closeErr
 }
 
+func (r *Recorder) queued() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.queue.queued
+}
+
 func (r *Recorder) setErr(err error) {
 	r.errMu.Lock()
 	r.closeErr = errors.Join(r.closeErr, err)
 	r.errMu.Unlock()
 }
 
-func (r *Recorder) kickReplay() {
-	select {
-	case r.kick <- struct{}{}:
-	default:
-	}
-}
+func (r *Recorder) kickReplay() { signal(r.kick) }
 
 func (r *Recorder) writeLoop() {
 	defer r.wg.Done()
-	batch := make([]Span, 0, r.cfg.BatchSize)
 	tick := time.NewTicker(r.cfg.FlushInterval)
 	defer tick.Stop()
 	for {
 		select {
-		case s := <-r.queue:
-			batch = append(batch, s)
-			if len(batch) >= r.cfg.BatchSize {
-				batch = r.flush(context.Background(), batch)
-			}
+		case <-r.full:
+			r.writeQueued(context.Background(), false)
 		case <-tick.C:
-			if len(batch) > 0 {
-				batch = r.flush(context.Background(), batch)
-			}
+			r.writeQueued(context.Background(), true)
 		case <-r.stopWriter:
-			ctx := r.closeCtx
-			for {
-				select {
-				case s := <-r.queue:
-					batch = append(batch, s)
-					if len(batch) >= r.cfg.BatchSize {
-						batch = r.flush(ctx, batch)
-					}
-					continue
-				default:
-				}
-				break
-			}
-			if len(batch) > 0 {
-				r.flush(ctx, batch)
-			}
+			// Record sees closed by now, so this empties the queue for good.
+			r.writeQueued(r.closeCtx, true)
 			return
 		}
+	}
+}
+
+// writeQueued writes the sealed chunks, oldest first, then with partial the
+// chunk being filled. It takes one chunk at a time so that, as with a
+// channel, at most one batch beyond QueueSize is held in memory.
+func (r *Recorder) writeQueued(ctx context.Context, partial bool) {
+	for {
+		r.mu.Lock()
+		batch, wasOpen := r.queue.pop(partial)
+		r.mu.Unlock()
+		if batch == nil {
+			return
+		}
+		if wasOpen {
+			// Spans arriving from now on wait for the next tick (or a full
+			// chunk) rather than keep this loop writing small batches.
+			partial = false
+		}
+		batch = r.flush(ctx, batch)
+		r.mu.Lock()
+		r.queue.recycle(batch)
+		r.mu.Unlock()
 	}
 }
 
@@ -289,10 +308,10 @@ func (r *Recorder) spillLoop() {
 }
 
 func (r *Recorder) drainOverflow() {
-	r.overflowMu.Lock()
+	r.mu.Lock()
 	spans := r.overflow
 	r.overflow = nil
-	r.overflowMu.Unlock()
+	r.mu.Unlock()
 	for len(spans) > 0 {
 		n := min(len(spans), r.cfg.BatchSize)
 		r.toSpill(spans[:n])
