@@ -12,21 +12,30 @@ import (
 
 // BenchmarkToolCallOverhead measures tools/call latency direct to the mock
 // upstream and through the gateway in one run, alternating the two so both
-// see the same machine load, and reports p50/p99 of each and the difference.
+// see the same machine load, and reports p50/p99 of each and the difference,
+// for each protocol version (allocs/op count client, gateway and mock alike).
 func BenchmarkToolCallOverhead(b *testing.B) {
 	e := start(b, nil)
+	for _, proto := range protocols {
+		b.Run(proto.name, func(b *testing.B) { benchToolCall(b, e, proto.version) })
+	}
+}
+
+func benchToolCall(b *testing.B, e *env, version string) {
 	ctx := ctxT(b)
-	via := e.connect(b, "/mcp", keyAll, mcp.ProtocolVersion20260728)
+	via := e.connect(b, "/mcp", keyAll, version)
 	tr, err := transport.NewStreamableHTTP(e.weather.URL + "/mcp")
 	if err != nil {
 		b.Fatal(err)
 	}
-	direct := client.NewClient(tr)
+	direct := client.NewClient(tr, client.WithProtocolVersion(version))
 	if err := direct.Start(ctx); err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = direct.Close() })
-	if _, err := direct.Initialize(ctx, mcp.InitializeRequest{}); err != nil {
+	init := mcp.InitializeRequest{}
+	init.Params.ProtocolVersion = version
+	if _, err := direct.Initialize(ctx, init); err != nil {
 		b.Fatal(err)
 	}
 	args := map[string]any{"a": 1, "b": 2}

@@ -1,7 +1,9 @@
 package mcp
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -80,8 +82,10 @@ func callerContext(req mcp.CallToolRequest) trace.SpanContext {
 
 // callTool forwards one call. The upstream request is built afresh: only the
 // arguments, a gateway-issued progress token and the trace context go on,
-// never the client's other _meta or headers.
+// never the client's other _meta or headers. A Streamable HTTP upstream gets
+// it through the relay, the others through the mcp-go client.
 func (u *upstream) callTool(ctx context.Context, tool string, in mcp.CallToolRequest, sc trace.SpanContext) (*mcp.CallToolResult, error) {
+	rel := u.rel.Load()
 	cli, err := u.client()
 	if err != nil {
 		return nil, err
@@ -99,21 +103,16 @@ func (u *upstream) callTool(ctx context.Context, tool string, in mcp.CallToolReq
 	})
 	defer u.calls.remove(c)
 
-	meta := map[string]any{}
-	trace.InjectMeta(meta, sc)
-	out := mcp.CallToolRequest{}
-	out.Params.Name = tool
-	out.Params.Arguments = in.Params.Arguments
-	out.Params.RawArguments = in.Params.RawArguments
-	out.Params.Meta = &mcp.Meta{AdditionalFields: meta}
-	if clientToken != nil {
-		out.Params.Meta.ProgressToken = c.token
-	}
 	ctx, stop := cancellable(ctx)
 	defer stop()
 	ctx, cancel := u.timeout(ctx)
 	defer cancel()
-	res, err := cli.CallTool(withHeaders(ctx, u.headers(in.Header, &sc)), out)
+	var res *mcp.CallToolResult
+	if rel != nil {
+		res, err = rel.callTool(ctx, u.relayCall(tool, in, sc, c, clientToken != nil), u.onNotification)
+	} else {
+		res, err = cli.CallTool(withHeaders(ctx, u.headers(in.Header, &sc)), mcpRequest(tool, in, sc, c, clientToken != nil))
+	}
 	if err != nil {
 		u.failed(err)
 		switch {
@@ -125,6 +124,48 @@ func (u *upstream) callTool(ctx context.Context, tool string, in mcp.CallToolReq
 		return nil, err
 	}
 	return res, nil
+}
+
+// mcpRequest is the upstream request for the mcp-go client.
+func mcpRequest(tool string, in mcp.CallToolRequest, sc trace.SpanContext, c *call, progress bool) mcp.CallToolRequest {
+	meta := map[string]any{}
+	trace.InjectMeta(meta, sc)
+	out := mcp.CallToolRequest{}
+	out.Params.Name = tool
+	out.Params.Arguments = in.Params.Arguments
+	out.Params.RawArguments = in.Params.RawArguments
+	out.Params.Meta = &mcp.Meta{AdditionalFields: meta}
+	if progress {
+		out.Params.Meta.ProgressToken = c.token
+	}
+	return out
+}
+
+// relayCall is the upstream request for the relay.
+func (u *upstream) relayCall(tool string, in mcp.CallToolRequest, sc trace.SpanContext, c *call, progress bool) relayCall {
+	rc := relayCall{tool: tool, args: in.Params.RawArguments, sc: sc, headers: u.headers(in.Header, &sc)}
+	if len(rc.args) == 0 && in.Params.Arguments != nil {
+		rc.args, _ = json.Marshal(in.Params.Arguments)
+	}
+	if progress {
+		rc.progressToken = c.token
+	}
+	if def := u.cat.Load().tool(tool); def != nil && hasParamHeaders(def) {
+		params, err := json.Marshal(map[string]json.RawMessage{"arguments": rc.args})
+		if err == nil {
+			rc.paramHeaders = mcp.GenerateParamHeaders(def, params)
+		}
+	}
+	return rc
+}
+
+// hasParamHeaders is a cheap first look for x-mcp-header annotations, so
+// that tools without any skip mcp-go's schema walk.
+func hasParamHeaders(t *mcp.Tool) bool {
+	if len(t.RawInputSchema) > 0 {
+		return bytes.Contains(t.RawInputSchema, []byte("x-mcp-header"))
+	}
+	return true
 }
 
 var (

@@ -20,6 +20,16 @@ type catalogue struct {
 	prompts   []mcp.Prompt
 }
 
+// tool finds a tool by its upstream name.
+func (c *catalogue) tool(name string) *mcp.Tool {
+	for i := range c.tools {
+		if c.tools[i].Name == name {
+			return &c.tools[i]
+		}
+	}
+	return nil
+}
+
 // equal compares the JSON clients would see, so a refresh that changes
 // nothing sends no list_changed.
 func (c *catalogue) equal(o *catalogue) bool {

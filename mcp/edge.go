@@ -32,14 +32,21 @@ import (
 // body it already read straight to mcp-go's transport-agnostic Handle, so
 // the body is read and the request rebuilt once, not once per layer.
 func (v *view) edge(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		_, ctx, cancel := detached(r.Context())
+		defer cancel()
+		v.stream.Handle(responseWriter{w}, &server.HTTPRequest{Method: r.Method, URL: r.URL, Header: r.Header, Context: ctx})
+		return
+	}
+	v.g.workers.do(func() { v.post(w, r) })
+}
+
+// post handles one POSTed message, on a worker (see workers).
+func (v *view) post(w http.ResponseWriter, r *http.Request) {
 	p, ctx, cancel := detached(r.Context())
 	defer cancel()
 	hw := responseWriter{w}
 	hr := &server.HTTPRequest{Method: r.Method, URL: r.URL, Header: r.Header, Context: ctx}
-	if r.Method != http.MethodPost {
-		v.stream.Handle(hw, hr)
-		return
-	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		http.Error(w, "cannot read request body", http.StatusBadRequest)

@@ -46,6 +46,7 @@ type Gateway struct {
 	log     *slog.Logger
 	metrics *metrics
 	http    *http.Client
+	workers *workers
 
 	mu        sync.RWMutex // guards cfg, ups, order, views
 	cfg       Config
@@ -82,9 +83,10 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 			MaxIdleConnsPerHost: 64,
 			IdleConnTimeout:     90 * time.Second,
 		}},
-		cfg:   cfg.withDefaults(),
-		ups:   map[string]*upstream{},
-		views: map[string]*view{},
+		workers: newWorkers(),
+		cfg:     cfg.withDefaults(),
+		ups:     map[string]*upstream{},
+		views:   map[string]*view{},
 	}
 	g.federated = g.newView("")
 	g.mu.Lock()
@@ -184,6 +186,7 @@ func (g *Gateway) Close() error {
 		_ = v.stream.Shutdown(ctx)
 	}
 	g.http.CloseIdleConnections()
+	g.workers.close()
 	return nil
 }
 

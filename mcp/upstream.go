@@ -37,6 +37,9 @@ type upstream struct {
 	http     *http.Client
 
 	cli atomic.Pointer[client.Client] // nil while down
+	// rel carries tools/call on a Streamable HTTP connection (nil while
+	// down, and for the other transports).
+	rel atomic.Pointer[relay]
 	cat atomic.Pointer[catalogue]
 
 	refresh chan struct{} // upstream said list_changed
@@ -99,7 +102,7 @@ func (u *upstream) run() {
 	defer close(u.done)
 	backoff := minBackoff
 	for u.ctx.Err() == nil {
-		cli, stopListen, err := u.connect()
+		cli, rel, stopListen, err := u.connect()
 		if err != nil {
 			u.settle()
 			u.log.Warn("mcp upstream connect failed", "err", err, "retry_in", backoff)
@@ -111,8 +114,10 @@ func (u *upstream) run() {
 		}
 		backoff = minBackoff
 		u.cli.Store(cli)
+		u.rel.Store(rel)
 		u.log.Info("mcp upstream connected", "protocol", cli.ProtocolVersion())
 		u.serve(cli)
+		u.rel.Store(nil)
 		u.cli.Store(nil)
 		stopListen()
 		_ = cli.Close()
@@ -172,11 +177,13 @@ func (u *upstream) reload(cli *client.Client) bool {
 	return true
 }
 
-// connect opens and initialises a client. stopListen ends the subscription
-// stream that carries list_changed on the stateless protocol.
-func (u *upstream) connect() (cli *client.Client, stopListen func(), err error) {
+// connect opens and initialises a client, and for Streamable HTTP the relay
+// that carries tools/call on the same session. stopListen ends the
+// subscription stream that carries list_changed on the stateless protocol.
+func (u *upstream) connect() (cli *client.Client, rel *relay, stopListen func(), err error) {
 	cfg := u.cfg.Load()
 	var tr transport.Interface
+	var streamable *transport.StreamableHTTP
 	switch {
 	case cfg.URL != "" && cfg.transport() == TransportSSE:
 		sse, err := transport.NewSSE(cfg.URL,
@@ -191,7 +198,7 @@ func (u *upstream) connect() (cli *client.Client, stopListen func(), err error) 
 			transport.WithResponseTimeout(cfg.Timeout),
 		)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		// The event stream carries every response: once it is gone the
 		// connection is useless.
@@ -205,9 +212,9 @@ func (u *upstream) connect() (cli *client.Client, stopListen func(), err error) 
 			transport.WithHTTPLogger(u.log),
 		)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
-		tr = httpTransport{h}
+		tr, streamable = httpTransport{h}, h
 	default:
 		tr = stdioTransport{transport.NewStdioWithOptions(cfg.Command[0], cfg.envList(), cfg.Command[1:],
 			transport.WithCommandLogger(u.log))}
@@ -216,7 +223,7 @@ func (u *upstream) connect() (cli *client.Client, stopListen func(), err error) 
 	cli.OnNotification(u.onNotification)
 	// The process (stdio) lives as long as u.ctx, not as long as this call.
 	if err := cli.Start(u.ctx); err != nil {
-		return nil, nil, fmt.Errorf("start: %w", err)
+		return nil, nil, nil, fmt.Errorf("start: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(u.ctx, cfg.Timeout)
 	defer cancel()
@@ -224,7 +231,10 @@ func (u *upstream) connect() (cli *client.Client, stopListen func(), err error) 
 	req.Params.ClientInfo = mcp.Implementation{Name: "switchboard", Version: "1"}
 	if _, err := cli.Initialize(ctx, req); err != nil {
 		_ = cli.Close()
-		return nil, nil, fmt.Errorf("initialize: %w", err)
+		return nil, nil, nil, fmt.Errorf("initialize: %w", err)
+	}
+	if streamable != nil {
+		rel = newRelay(cfg.URL, u.http, cfg.Headers, cli.ProtocolVersion(), streamable.GetSessionId())
 	}
 	stopListen = func() {}
 	if mcp.IsModernProtocol(cli.ProtocolVersion()) {
@@ -244,7 +254,7 @@ func (u *upstream) connect() (cli *client.Client, stopListen func(), err error) 
 			}
 		}
 	}
-	return cli, stopListen, nil
+	return cli, rel, stopListen, nil
 }
 
 // onNotification handles what the upstream pushes: list changes refresh the
