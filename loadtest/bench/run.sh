@@ -228,22 +228,26 @@ summary="$results/summary.md"
   echo
   echo "$(nproc) cores, $(go version | awk '{print $3}'), k6 $(k6 version 2>/dev/null | awk 'NR==1{print $2}'); mocks, floors, gateway, ClickHouse and k6 on one machine, all on 127.0.0.1."
   echo "Gateway: governance (key, ACL globs, rpm/tpm/parallel limits, budgets) and tracing to ClickHouse on; log level info."
-  echo "Latencies in ms (p50 / p99 of http_req_duration, streamed chat: time to first byte). Added = gateway − direct."
+  echo "Latencies in ms (p50 / p99 of http_req_duration, streamed chat: time to first byte). Added = gateway − direct; the fiber floor's added latency (floor − direct) is the cost of any proxy hop on this machine."
   echo
-  echo "| scenario | upstream | rate/s | direct p50/p99 | fiber floor p50/p99 | net/http floor p50/p99 | gateway p50/p99 | added p50/p99 | gateway errors | gateway CPU ms/call | ClickHouse CPU ms/call | gateway peak RSS | call spans / calls sent |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+  echo "| scenario | upstream | rate/s | direct p50/p99 | fiber floor p50/p99 | net/http floor p50/p99 | gateway p50/p99 | added p50/p99 | fiber floor added p50/p99 | gateway errors | gateway CPU ms/call | ClickHouse CPU ms/call | gateway peak RSS | call spans / calls sent |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
   for name in "${ran[@]}"; do
     f="$work/json/$name.gateway.json"
     [[ "$name" == saturation ]] && continue
     sel='.all'; [[ "$(jq -r .script "$f")" == chat-stream ]] && sel='.ttfb'
     pair() { local j="$work/json/$name.$1.json"; [[ -s "$j" ]] || { echo "-"; return; }; echo "$(ms "$sel.p50" "$j") / $(ms "$sel.p99" "$j")"; }
-    d="$work/json/$name.direct.json"
-    added="$(jq -rn --slurpfile g "$f" --slurpfile d "$d" \
-      "(\$g[0]$sel.p50 - \$d[0]$sel.p50 | . * 100 | round / 100 | tostring) + \" / \" + (\$g[0]$sel.p99 - \$d[0]$sel.p99 | . * 100 | round / 100 | tostring)")"
+    # over TARGET: TARGET's p50 / p99 minus direct's.
+    over() {
+      local j="$work/json/$name.$1.json" d="$work/json/$name.direct.json"
+      [[ -s "$j" ]] || { echo "-"; return; }
+      jq -rn --slurpfile g "$j" --slurpfile d "$d" \
+        "(\$g[0]$sel.p50 - \$d[0]$sel.p50 | . * 100 | round / 100 | tostring) + \" / \" + (\$g[0]$sel.p99 - \$d[0]$sel.p99 | . * 100 | round / 100 | tostring)"
+    }
     w0="$(jq '.window_ns[0]' "$f")"; w1="$(jq '.window_ns[1]' "$f")"
     spans="$(spans_in "$w0" "$w1")"
     upstream=0ms; [[ "$name" == *50ms || "$name" == workflow ]] && upstream=50ms
-    echo "| $name | $upstream | $(jq -r .rate "$f") | $(pair direct) | $(pair fiber) | $(pair nethttp) | $(pair gateway) | $added |" \
+    echo "| $name | $upstream | $(jq -r .rate "$f") | $(pair direct) | $(pair fiber) | $(pair nethttp) | $(pair gateway) | $(over gateway) | $(over fiber) |" \
       "$(jq -r '.error_rate * 10000 | round / 100 | tostring + "%"' "$f") | $(jq -r '.cpu_ms / .calls * 1000 | round / 1000' "$f") |" \
       "$(jq -r '.clickhouse_cpu_ms / .calls * 1000 | round / 1000' "$f") |" \
       "$(( $(cat "$work/json/$name.rss_kb") / 1024 )) MB |" \
