@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
 // AuditEvent is one entry of the audit log: who did what to what, and
@@ -78,18 +80,16 @@ func (s *clickHouseStore) AppendAudit(ctx context.Context, events []AuditEvent) 
 	if len(events) == 0 {
 		return nil
 	}
-	batch, err := s.conn.PrepareBatch(ctx, `INSERT INTO `+s.db+`.audit (time, time_ns, `+auditColumns+`)`)
-	if err != nil {
-		return fmt.Errorf("storage: append audit: %w", err)
-	}
-	defer batch.Abort()
-	for _, e := range events {
-		if err := batch.Append(e.Time, e.Time.UnixNano(), e.Actor, e.ActorName, e.Team, e.Action, e.Target, e.Rule,
-			e.Status, e.RemoteAddr, e.RequestID, e.Detail); err != nil {
-			return fmt.Errorf("storage: append audit: %w", err)
+	err := insert(ctx, s.conn, `INSERT INTO `+s.db+`.audit (time, time_ns, `+auditColumns+`)`, func(b driver.Batch) error {
+		for _, e := range events {
+			if err := b.Append(e.Time, e.Time.UnixNano(), e.Actor, e.ActorName, e.Team, e.Action, e.Target, e.Rule,
+				e.Status, e.RemoteAddr, e.RequestID, e.Detail); err != nil {
+				return err
+			}
 		}
-	}
-	if err := batch.Send(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("storage: append audit: %w", err)
 	}
 	return nil

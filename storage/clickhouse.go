@@ -89,17 +89,12 @@ func (s *clickHouseStore) WriteSpans(ctx context.Context, spans []trace.Span) er
 	if len(spans) == 0 {
 		return nil
 	}
-	batch, err := s.conn.PrepareBatch(ctx, `INSERT INTO `+s.db+`.spans (`+chSpanColumns+`)`)
-	if err != nil {
-		return fmt.Errorf("storage: write spans: %w", err)
-	}
-	defer batch.Abort()
 	cols := s.spanColumns()
 	defer s.releaseSpanColumns(cols)
-	if err := cols.appendTo(batch, spans); err != nil {
-		return fmt.Errorf("storage: write spans: %w", err)
-	}
-	if err := batch.Send(); err != nil {
+	err := insert(ctx, s.conn, `INSERT INTO `+s.db+`.spans (`+chSpanColumns+`)`, func(b driver.Batch) error {
+		return cols.appendTo(b, spans)
+	})
+	if err != nil {
 		return fmt.Errorf("storage: write spans: %w", err)
 	}
 	return nil
@@ -252,15 +247,9 @@ func (s *clickHouseStore) nextVersion() int64 {
 }
 
 func (s *clickHouseStore) putRecord(ctx context.Context, kind, id string, data []byte, deleted uint8) error {
-	batch, err := s.conn.PrepareBatch(ctx, `INSERT INTO `+s.db+`.records (kind, id, data, deleted, version)`)
-	if err != nil {
-		return err
-	}
-	defer batch.Abort()
-	if err := batch.Append(kind, id, string(data), deleted, s.nextVersion()); err != nil {
-		return err
-	}
-	return batch.Send()
+	return insert(ctx, s.conn, `INSERT INTO `+s.db+`.records (kind, id, data, deleted, version)`, func(b driver.Batch) error {
+		return b.Append(kind, id, string(data), deleted, s.nextVersion())
+	})
 }
 
 func (s *clickHouseStore) PutRecord(ctx context.Context, kind, id string, data []byte) error {

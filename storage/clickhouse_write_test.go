@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"runtime"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/switchboard-gw/switchboard/storage"
 	"github.com/switchboard-gw/switchboard/trace"
 )
 
@@ -63,6 +66,52 @@ func TestClickHouseConcurrentSpanWrites(t *testing.T) {
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("batch %d differs after the round trip:\n got %+v\nwant %+v", w, got, want)
+		}
+	}
+}
+
+// TestClickHouseInsertsKeepThePooledConnection writes with contexts cancelled the moment each write returns, as
+// the recorder's write timeout does, on a pool of one connection: each write must leave that connection usable
+// for the next operation (clickhouse-go's batch watchdog could close it; see storage/insert.go).
+func TestClickHouseInsertsKeepThePooledConnection(t *testing.T) {
+	t.Parallel()
+	addr := clickHouseAddr(t)
+	db := "sbtest_pool_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	ctx := context.Background()
+	s, err := storage.Open(ctx, storage.Config{ClickHouse: &storage.ClickHouseConfig{Addr: addr, Database: db, MaxOpenConns: 1}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.Close()
+		dropDatabase(t, addr, db)
+	})
+	// Runnable goroutines queue up ahead of the driver's watchdog goroutine, as a busy process's do.
+	stop := make(chan struct{})
+	var busy sync.WaitGroup
+	for range 64 {
+		busy.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					runtime.Gosched()
+				}
+			}
+		})
+	}
+	defer busy.Wait()
+	defer close(stop)
+	for i := range 200 {
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := s.PutRecord(wctx, "pool", strconv.Itoa(i), []byte("{}"))
+		cancel()
+		if err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		if err := s.Ping(ctx); err != nil {
+			t.Fatalf("ping after write %d: %v", i, err)
 		}
 	}
 }

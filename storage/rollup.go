@@ -68,15 +68,9 @@ func loadRollups(ctx context.Context, conn driver.Conn, table string, hadSpans b
 }
 
 func record(ctx context.Context, conn driver.Conn, table, name string, since int64) error {
-	batch, err := conn.PrepareBatch(ctx, `INSERT INTO `+table+` (name, since_ns)`)
-	if err != nil {
-		return err
-	}
-	defer batch.Abort()
-	if err := batch.Append(name, since); err != nil {
-		return err
-	}
-	return batch.Send()
+	return insert(ctx, conn, `INSERT INTO `+table+` (name, since_ns)`, func(b driver.Batch) error {
+		return b.Append(name, since)
+	})
 }
 
 // nextMidnight is the first UTC midnight at or after t (zero stays zero): the
