@@ -1,6 +1,7 @@
 # Process handling shared by loadtest/bench/run.sh and loadtest/soak/run.sh; sourced, not run.
 # The sourcing script sets $work (its scratch folder, with log/ inside), $log_tag (prefix of its messages) and,
-# for start_gateway, $bin (where the switchboard binary is) and $gateway_addr.
+# for start_gateway, $bin (where the switchboard binary is) and $gateway_addr; for gateway_policy, $api_key, $ch_port
+# and $db.
 
 say() { echo "$log_tag: $*" >&2; }
 fail() { say "error: $*"; exit 1; }
@@ -50,4 +51,28 @@ start_gateway() {
     sleep 0.1
   done
   fail "gateway not ready within 15s"
+}
+
+# gateway_policy NAME ALLOW prints the governance, trace and storage blocks of the benchmark's and the soak's gateway
+# config: one team and one key, both called NAME, the key ($api_key) allowed ALLOW (a YAML flow map). Every kind of
+# limit and budget is on, so the run pays for checking them, and all are set too high to refuse anything. Spans go
+# to the ClickHouse on $ch_port, database $db, spilling under $work.
+gateway_policy() {
+  cat <<EOF
+governance:
+  secret: "$1-hmac-secret-0000000000000000"
+  admin_key: "sk-sb-$1-admin-000000000000000000000"
+  teams:
+    - {name: $1, budget: {usd: "1000000", period: daily}, limits: {rpm: 50000000}}
+  keys:
+    - name: $1
+      key: "$api_key"
+      team: $1
+      allow: $2
+      limits: {rpm: 50000000, tpm: 50000000, max_parallel: 100000, tool_rpm: 50000000, agent_rpm: 50000000}
+      budget: {usd: "1000000", period: daily}
+trace: {spill_dir: "$work/spill"}
+storage:
+  clickhouse: {addr: "127.0.0.1:$ch_port", database: $db}
+EOF
 }

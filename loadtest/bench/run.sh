@@ -103,23 +103,7 @@ a2a:
   agents:
     - {name: a0, card_url: "${up[a2a0]}/.well-known/agent-card.json", cost_per_call_usd: "0.01"}
     - {name: a50, card_url: "${up[a2a50]}/.well-known/agent-card.json", cost_per_call_usd: "0.01"}
-# Governance on the whole path: key lookup, ACL globs, rate limits, concurrency limit and a budget, all set
-# high enough that the benchmark measures their cost, not their refusals.
-governance:
-  secret: "loadtest-hmac-secret-0000000000"
-  admin_key: "sk-sb-loadtest-admin-000000000000000000"
-  teams:
-    - {name: bench, budget: {usd: "1000000", period: daily}, limits: {rpm: 50000000}}
-  keys:
-    - name: bench
-      key: "$api_key"
-      team: bench
-      allow: {models: ["mock-*"], tools: ["m*__*"], agents: ["a*"]}
-      limits: {rpm: 50000000, tpm: 50000000, max_parallel: 100000, tool_rpm: 50000000, agent_rpm: 50000000}
-      budget: {usd: "1000000", period: daily}
-trace: {spill_dir: "$work/spill"}
-storage:
-  clickhouse: {addr: "127.0.0.1:$ch_port", database: $db}
+$(gateway_policy bench '{models: ["mock-*"], tools: ["m*__*"], agents: ["a*"]}')
 EOF
 
 start_gateway "$work/gateway.yaml"

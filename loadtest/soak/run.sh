@@ -78,21 +78,7 @@ a2a:
   max_tasks: 2000
   agents:
     - {name: a, card_url: "$a2a_url/.well-known/agent-card.json", cost_per_call_usd: "0.01"}
-governance:
-  secret: "soak-hmac-secret-000000000000000"
-  admin_key: "sk-sb-soak-admin-0000000000000000000000"
-  teams:
-    - {name: soak, budget: {usd: "1000000", period: daily}, limits: {rpm: 50000000}}
-  keys:
-    - name: soak
-      key: "$api_key"
-      team: soak
-      allow: {models: ["mock"], tools: ["m__*"], agents: ["a"]}
-      limits: {rpm: 50000000, tpm: 50000000, max_parallel: 100000, tool_rpm: 50000000, agent_rpm: 50000000}
-      budget: {usd: "1000000", period: daily}
-trace: {spill_dir: "$work/spill"}
-storage:
-  clickhouse: {addr: "127.0.0.1:$ch_port", database: $db}
+$(gateway_policy soak '{models: ["mock"], tools: ["m__*"], agents: ["a"]}')
 EOF
 
 start_gateway "$work/gateway.yaml"
