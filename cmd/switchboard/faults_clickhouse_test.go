@@ -215,6 +215,21 @@ func checkStoredOnce(t *testing.T, stored map[string]int, traces []string) int {
 	return total
 }
 
+// clickHouseFaultSetup gives a ClickHouse fault test what it runs on: a private ClickHouse it may stop, a scratch
+// folder, the gateway binary built there, and a mock LLM upstream.
+func clickHouseFaultSetup(t *testing.T) (ch *privateClickHouse, dir, bin string, up *mock.LLMServer) {
+	t.Helper()
+	ch = startPrivateClickHouse(t)
+	dir = t.TempDir()
+	bin = buildGateway(t, dir)
+	up, err := mock.StartLLM("127.0.0.1:0", mock.LLMOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { up.Close() })
+	return ch, dir, bin, up
+}
+
 // TestFaultClickHouseRestartUnderLoad stops ClickHouse while calls flow and starts it again: every call is
 // answered, every span reaches ClickHouse exactly once, and the spend the gateway holds equals the settled costs
 // stored there.
@@ -223,14 +238,7 @@ func TestFaultClickHouseRestartUnderLoad(t *testing.T) {
 		t.Skip("builds the binary and runs a ClickHouse")
 	}
 	t.Parallel()
-	ch := startPrivateClickHouse(t)
-	dir := t.TempDir()
-	bin := buildGateway(t, dir)
-	up, err := mock.StartLLM("127.0.0.1:0", mock.LLMOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { up.Close() })
+	ch, dir, bin, up := clickHouseFaultSetup(t)
 	addr := freeAddr(t)
 	g := startGateway(t, bin, dir, addr, clickHouseFaultConfig(addr, dir, up.URL, ch.addr))
 	spendBefore := keySpend(t, g.base)
@@ -309,14 +317,7 @@ func TestFaultSIGKILLSpillSurvives(t *testing.T) {
 		t.Skip("builds the binary and runs a ClickHouse")
 	}
 	t.Parallel()
-	ch := startPrivateClickHouse(t)
-	dir := t.TempDir()
-	bin := buildGateway(t, dir)
-	up, err := mock.StartLLM("127.0.0.1:0", mock.LLMOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { up.Close() })
+	ch, dir, bin, up := clickHouseFaultSetup(t)
 	addr := "127.0.0.1:" + strconv.Itoa(freePortNumber(t)) // the restarted gateway listens here again
 	cfg := clickHouseFaultConfig(addr, dir, up.URL, ch.addr)
 	g := startGateway(t, bin, dir, addr, cfg)
