@@ -94,6 +94,15 @@ type anthropicUsage struct {
 	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens,omitempty"`
 }
 
+// counts is usage for a reply's own usage object, refusing negative counts
+// (see Usage.check).
+func (u anthropicUsage) counts() (Usage, error) {
+	if u.InputTokens < 0 || u.OutputTokens < 0 || u.CacheReadInputTokens < 0 || u.CacheCreationInputTokens < 0 {
+		return Usage{}, errUsageShape
+	}
+	return u.usage(), nil
+}
+
 // usage: Anthropic's input_tokens excludes cache reads and writes, OpenAI's
 // prompt_tokens includes them; Usage follows OpenAI. Cache writes are priced
 // as plain input.

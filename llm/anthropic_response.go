@@ -49,7 +49,10 @@ func anthropicToChatResponse(raw []byte) ([]byte, Usage, error) {
 	if err := json.Unmarshal(raw, &in); err != nil {
 		return nil, Usage{}, err
 	}
-	u := in.Usage.usage()
+	u, err := in.Usage.counts()
+	if err != nil {
+		return nil, Usage{}, err
+	}
 	msg := openai.ChatCompletionMessage{Role: openai.ChatMessageRoleAssistant}
 	var text strings.Builder
 	for _, b := range in.Content {
@@ -88,7 +91,10 @@ func chatToAnthropicResponse(raw []byte) ([]byte, Usage, error) {
 	if err := json.Unmarshal(raw, &in); err != nil {
 		return nil, Usage{}, err
 	}
-	u := usageFromOpenAI(&in.Usage)
+	u, err := usageFromOpenAI(&in.Usage).check()
+	if err != nil {
+		return nil, Usage{}, err
+	}
 	out := anthropicResponse{ID: anthropicMessageID(in.ID), Type: "message", Role: "assistant", Model: in.Model,
 		Content: anthropicContent{}, Usage: anthropicUsageFrom(u)}
 	stop := "end_turn"

@@ -33,15 +33,20 @@ type anthropicEvent struct {
 }
 
 // anthropicUsageTracker folds message_start and message_delta usage; the
-// delta's counts are cumulative.
+// delta's counts are cumulative. A negative count is ignored like any other
+// malformed one: it must not refund tokens to the key's limits.
 type anthropicUsageTracker struct{ u anthropicUsage }
 
 func (t *anthropicUsageTracker) observe(e *anthropicEvent) {
 	if e.Message != nil {
-		t.u = e.Message.Usage
+		if _, err := e.Message.Usage.counts(); err == nil {
+			t.u = e.Message.Usage
+		}
 	}
 	if e.Usage != nil {
-		t.u.OutputTokens = e.Usage.OutputTokens
+		if e.Usage.OutputTokens >= 0 {
+			t.u.OutputTokens = e.Usage.OutputTokens
+		}
 		if e.Usage.InputTokens > 0 {
 			t.u.InputTokens = e.Usage.InputTokens
 		}
@@ -257,7 +262,9 @@ func (s *chatToAnthropicStream) event(ev, out []byte) ([]byte, error) {
 		return out, err
 	}
 	if c.Usage != nil {
-		s.u = usageFromOpenAI(c.Usage)
+		if u, err := usageFromOpenAI(c.Usage).check(); err == nil {
+			s.u = u
+		}
 	}
 	if !s.started {
 		s.started = true

@@ -346,3 +346,35 @@ func TestAnthropicToChatStreamWireShape(t *testing.T) {
 		t.Errorf("stream lacks its finish, usage or [DONE]:\n%s", text)
 	}
 }
+
+// Negative counts in a streamed Anthropic reply are dropped, keeping the last
+// sane value, as a malformed count would be.
+func TestAnthropicStreamUsageIgnoresNegativeCounts(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		events []string
+		want   Usage
+	}{
+		{"sane", []string{`{"type":"message_start","message":{"usage":{"input_tokens":10,"output_tokens":1}}}`,
+			`{"type":"message_delta","usage":{"output_tokens":7}}`}, Usage{Input: 10, Output: 7}},
+		{"negative start", []string{`{"type":"message_start","message":{"usage":{"input_tokens":-10,"output_tokens":1}}}`,
+			`{"type":"message_delta","usage":{"output_tokens":7}}`}, Usage{Output: 7}},
+		{"negative cache write", []string{`{"type":"message_start","message":{"usage":{"input_tokens":10,"cache_creation_input_tokens":-8}}}`},
+			Usage{}},
+		{"negative delta", []string{`{"type":"message_start","message":{"usage":{"input_tokens":10,"output_tokens":1}}}`,
+			`{"type":"message_delta","usage":{"output_tokens":-700}}`}, Usage{Input: 10, Output: 1}},
+	} {
+		var tr anthropicUsageTracker
+		for _, ev := range tc.events {
+			var e anthropicEvent
+			if err := json.Unmarshal([]byte(ev), &e); err != nil {
+				t.Fatal(err)
+			}
+			tr.observe(&e)
+		}
+		if got := tr.u.usage(); got != tc.want {
+			t.Errorf("%s: usage %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -20,6 +20,15 @@ type Usage struct {
 	Input, Output, Cached int64
 }
 
+// check rejects negative counts from decoded replies: they would lower the
+// tokens charged to the key's limits and the spend rows' token sums.
+func (u Usage) check() (Usage, error) {
+	if u.Input < 0 || u.Output < 0 || u.Cached < 0 {
+		return Usage{}, errUsageShape
+	}
+	return u, nil
+}
+
 // Total is the token count governance limits use.
 func (u Usage) Total() int64 { return u.Input + u.Output }
 

@@ -108,5 +108,5 @@ func anthropicUsageOf(raw []byte) (Usage, error) {
 	if err := json.Unmarshal(raw, &r); err != nil {
 		return Usage{}, err
 	}
-	return r.Usage.usage(), nil
+	return r.Usage.counts()
 }

@@ -116,6 +116,7 @@ func TestOpenAIStreamUsageChunks(t *testing.T) {
 		{"usage with a choice", `{"choices":[{"delta":{}}],` + usage + `}`, false, true, Usage{Input: 3, Output: 2}},
 		{"asked for", `{"choices":[],` + usage + `}`, true, true, Usage{Input: 3, Output: 2}},
 		{"malformed count ignored", `{"choices":[],"usage":{"prompt_tokens":"x"}}`, false, true, Usage{}},
+		{"negative count ignored", `{"choices":[],"usage":{"prompt_tokens":-3,"completion_tokens":2}}`, false, true, Usage{}},
 	}
 	for _, tc := range tests {
 		s := &openAIStream{clientWantsUsage: tc.clientWants}
@@ -198,6 +199,9 @@ func TestOpenAIUsageOf(t *testing.T) {
 		{"string count", `{"usage":{"completion_tokens":"7"}}`, Usage{}, true},
 		{"huge count", `{"usage":{"prompt_tokens":12345678901234567890}}`, Usage{}, true},
 		{"bad cached", `{"usage":{"prompt_tokens_details":{"cached_tokens":true}}}`, Usage{}, true},
+		{"negative count", `{"usage":{"prompt_tokens":-12,"completion_tokens":5}}`, Usage{}, true},
+		{"negative cached", `{"usage":{"prompt_tokens":9,"prompt_tokens_details":{"cached_tokens":-4}}}`, Usage{}, true},
+		{"minus alone", `{"usage":{"prompt_tokens":-}}`, Usage{}, true},
 	} {
 		got, err := openAIUsageOf([]byte(tc.body))
 		if (err != nil) != tc.wantErr || got != tc.want {

@@ -487,3 +487,52 @@ func TestStreamIdleTimeout(t *testing.T) {
 		t.Fatalf("content %q err %v; want the first chunk then a stall error", content, err)
 	}
 }
+
+// A reply whose usage holds a negative count is as unreadable as one with a
+// string count: billing it would refund tokens to the key's limits. The
+// client gets a 502 and no span carries the negative counts.
+func TestNegativeUsageIsAnUnreadableReply(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		provider Provider
+		path     string
+		body     string
+		reply    string
+	}{
+		{"openai", ProviderOpenAI, "/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"hi"}]}`,
+			`{"id":"x","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},` +
+				`"finish_reason":"stop"}],"usage":{"prompt_tokens":-900,"completion_tokens":1}}`},
+		{"anthropic to openai", ProviderAnthropic, "/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"hi"}]}`,
+			`{"id":"msg_1","type":"message","role":"assistant","model":"m","content":[{"type":"text","text":"ok"}],` +
+				`"stop_reason":"end_turn","usage":{"input_tokens":3,"output_tokens":1,"cache_creation_input_tokens":-50}}`},
+		{"anthropic", ProviderAnthropic, "/v1/messages", `{"model":"m","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}`,
+			`{"id":"msg_1","type":"message","role":"assistant","model":"m","content":[{"type":"text","text":"ok"}],` +
+				`"stop_reason":"end_turn","usage":{"input_tokens":3,"output_tokens":-1}}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				fmt.Fprint(w, tc.reply)
+			}))
+			t.Cleanup(srv.Close)
+			base := srv.URL
+			if tc.provider == ProviderOpenAI {
+				base += "/v1"
+			}
+			cfg := oneModel("m", DeploymentConfig{Provider: tc.provider, BaseURL: base, Model: "m", APIKey: "upstream-key"})
+			cfg.Router.Retries = 0
+			h := newHarness(t, cfg)
+			status, _, _, raw := h.post(tc.path, keyAll, tc.body, "anthropic-version", "2023-06-01")
+			if status != http.StatusBadGateway || !strings.Contains(string(raw), "malformed token count") {
+				t.Fatalf("status %d %s; want 502 naming the malformed token count", status, raw)
+			}
+			for _, s := range h.waitSpans("chat m", 1) {
+				if s.InputTokens < 0 || s.OutputTokens < 0 || s.CachedTokens < 0 {
+					t.Fatalf("span %q carries negative token counts: %+v", s.Name, s)
+				}
+			}
+		})
+	}
+}

@@ -146,10 +146,8 @@ func intMember(obj []byte, key string) (int64, error) {
 	if v == nil || string(v) == "null" {
 		return 0, nil
 	}
-	neg := v[0] == '-'
-	if neg {
-		v = v[1:]
-	}
+	// A token count is never negative: one that is would refund tokens to the
+	// key's limits, so it is as malformed as a string.
 	if len(v) == 0 || len(v) > 18 {
 		return 0, errUsageShape
 	}
@@ -159,9 +157,6 @@ func intMember(obj []byte, key string) (int64, error) {
 			return 0, errUsageShape
 		}
 		n = n*10 + int64(c-'0')
-	}
-	if neg {
-		n = -n
 	}
 	return n, nil
 }
