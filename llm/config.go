@@ -72,6 +72,9 @@ type RouterConfig struct {
 	RetryBackoff time.Duration `yaml:"retry_backoff" mapstructure:"retry_backoff"`
 	// MaxBodyBytes caps request bodies; larger ones get 413.
 	MaxBodyBytes int `yaml:"max_body_bytes" mapstructure:"max_body_bytes"`
+	// MaxResponseBytes caps what the gateway reads of one upstream reply, or
+	// of one event of a streamed reply; a larger one fails the attempt.
+	MaxResponseBytes int `yaml:"max_response_bytes" mapstructure:"max_response_bytes"`
 }
 
 // Provider names an upstream dialect.
@@ -102,6 +105,9 @@ const (
 	defaultIdleTimeout  = 30 * time.Second
 	defaultBackoff      = 100 * time.Millisecond
 	defaultMaxBody      = 8 << 20
+	// Room for a full batch of large embeddings (2,048 inputs of 1,536
+	// floats as JSON text is about 60 MB).
+	defaultMaxResponse  = 64 << 20
 	defaultAnthropicVer = "2023-06-01"
 )
 
@@ -127,6 +133,9 @@ func (r RouterConfig) withDefaults() RouterConfig {
 	}
 	if r.MaxBodyBytes == 0 {
 		r.MaxBodyBytes = defaultMaxBody
+	}
+	if r.MaxResponseBytes == 0 {
+		r.MaxResponseBytes = defaultMaxResponse
 	}
 	return r
 }
@@ -160,6 +169,9 @@ func (c Config) Validate() error {
 	}
 	if r.MaxBodyBytes < 0 {
 		bad("router.max_body_bytes", "must not be negative")
+	}
+	if r.MaxResponseBytes < 0 {
+		bad("router.max_response_bytes", "must not be negative")
 	}
 	names := make(map[string]bool, len(c.Models))
 	for i, m := range c.Models {

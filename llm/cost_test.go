@@ -123,6 +123,7 @@ func TestConfigValidate(t *testing.T) {
 		{"bad price", Config{Models: []ModelConfig{{Name: "a", Deployments: []DeploymentConfig{good}, Pricing: &PricingConfig{OutputPerMTok: "0.1234567891"}}}}, "models[0].pricing.output_per_mtok"},
 		{"bad strategy", Config{Router: RouterConfig{Strategy: "fastest"}}, "router.strategy"},
 		{"negative timeout", Config{Router: RouterConfig{Timeout: -time.Second}}, "router.timeout: must not be negative"},
+		{"negative max_response_bytes", Config{Router: RouterConfig{MaxResponseBytes: -1}}, "router.max_response_bytes: must not be negative"},
 		{"reserved header", Config{Models: []ModelConfig{{Name: "a", Deployments: []DeploymentConfig{{Provider: ProviderOpenAI, BaseURL: "http://x", Headers: map[string]string{"Authorization": "x"}}}}}}, "models[0].deployments[0].headers.Authorization"},
 	} {
 		err := tc.cfg.Validate()

@@ -41,7 +41,7 @@ type Gateway struct {
 	tracer  Tracer
 	log     *slog.Logger
 	metrics *metrics
-	client  *upstreamClient
+	client  atomic.Pointer[upstreamClient]
 
 	table atomic.Pointer[table]
 	// mu serialises Reload; states maps stateKey -> state of the live table.
@@ -66,7 +66,8 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{gov: deps.Governor, tracer: deps.Tracer, log: log, metrics: m, client: newUpstreamClient(), states: states}
+	g := &Gateway{gov: deps.Governor, tracer: deps.Tracer, log: log, metrics: m, states: states}
+	g.client.Store(newUpstreamClient(t.router.MaxResponseBytes))
 	g.table.Store(t)
 	return g, nil
 }
@@ -82,6 +83,12 @@ func (g *Gateway) Reload(cfg Config) error {
 		return err
 	}
 	g.states = states
+	if old := g.client.Load(); old.maxResponse != t.router.MaxResponseBytes {
+		// Calls running on the old client finish there; its idle
+		// connections are closed now rather than at their idle timeout.
+		g.client.Store(newUpstreamClient(t.router.MaxResponseBytes))
+		old.hc.CloseIdleConnections()
+	}
 	g.table.Store(t)
 	return nil
 }

@@ -15,6 +15,9 @@ import (
 // upstreamClient sends requests to providers with one pooled fasthttp client.
 type upstreamClient struct {
 	hc *fasthttp.Client
+	// maxResponse is hc's MaxResponseBodySize, fixed for hc's lifetime: a
+	// reload that changes router.max_response_bytes builds a new client.
+	maxResponse int
 	// conns finds the connection under a streamed response: fasthttp keeps
 	// the header deadline on the connection for the whole body, so a stream
 	// clears it and runs its own idle-gap timer instead.
@@ -35,9 +38,10 @@ func (c *trackedConn) Close() error {
 	return c.Conn.Close()
 }
 
-func newUpstreamClient() *upstreamClient {
-	u := &upstreamClient{}
+func newUpstreamClient(maxResponse int) *upstreamClient {
+	u := &upstreamClient{maxResponse: maxResponse}
 	u.hc = &fasthttp.Client{
+		MaxResponseBodySize:      maxResponse,
 		NoDefaultUserAgentHeader: true,
 		MaxConnsPerHost:          4096,
 		MaxConnWaitTimeout:       5 * time.Second,
@@ -123,6 +127,7 @@ var (
 	errClientGone      = errors.New("client went away")
 	// errStreamDuration is the gateway's own limit (server.max_stream_duration), never the upstream's fault.
 	errStreamDuration = errors.New("stream exceeded the gateway's maximum stream duration")
+	errEventTooLarge  = errors.New("upstream event larger than router.max_response_bytes")
 )
 
 // upstreamStream reads a streamed upstream body event by event, with an
@@ -138,6 +143,9 @@ type upstreamStream struct {
 	buf   []byte
 	bufp  *[]byte // buf's pool entry
 	split sseSplitter
+	// maxEvent bounds the bytes of one event still waiting for its end.
+	maxEvent int
+	dep      *deployment // whose credentials error events are relayed without
 
 	mu       sync.Mutex
 	closed   bool
@@ -146,12 +154,13 @@ type upstreamStream struct {
 	released bool
 }
 
-// openStream starts reading resp; a non-zero deadline ends the stream with
-// errStreamDuration when it passes.
-func openStream(resp *fasthttp.Response, idle time.Duration, deadline time.Time, tr streamTranslator) *upstreamStream {
-	s := &upstreamStream{resp: resp, body: resp.BodyStream(), idle: idle, tr: tr, bufp: streamBufs.Get().(*[]byte)}
+// openStream starts reading resp from deployment d; a non-zero deadline ends
+// the stream with errStreamDuration when it passes.
+func openStream(resp *fasthttp.Response, d *deployment, r RouterConfig, deadline time.Time, tr streamTranslator) *upstreamStream {
+	s := &upstreamStream{resp: resp, body: resp.BodyStream(), idle: r.StreamIdleTimeout, tr: tr,
+		bufp: streamBufs.Get().(*[]byte), maxEvent: r.MaxResponseBytes, dep: d}
 	s.buf = *s.bufp
-	s.timer = time.AfterFunc(idle, func() {
+	s.timer = time.AfterFunc(s.idle, func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if !s.closed {
@@ -202,8 +211,13 @@ func (s *upstreamStream) pump(out []byte) ([]byte, error) {
 		if !ok {
 			break
 		}
+		before := len(out)
 		var terr error
 		if out, terr = s.tr.event(ev, out); terr != nil {
+			if errors.Is(terr, errUpstreamStreamError) {
+				// The error event is the upstream's own text, which may quote the key it was sent.
+				out = append(out[:before], s.dep.redact(out[before:])...)
+			}
 			return out, terr
 		}
 		if s.tr.done() {
@@ -211,6 +225,8 @@ func (s *upstreamStream) pump(out []byte) ([]byte, error) {
 		}
 	}
 	switch {
+	case s.split.buffered() > s.maxEvent:
+		return out, errEventTooLarge
 	case err == nil:
 		return out, nil
 	case s.isExpired():
@@ -298,6 +314,9 @@ func (p *sseSplitter) feed(b []byte) {
 	}
 	p.pending = append(p.pending, b...)
 }
+
+// buffered is the size of the event still waiting for its end.
+func (p *sseSplitter) buffered() int { return len(p.pending) - p.off }
 
 func (p *sseSplitter) next() ([]byte, bool) {
 	rest := p.pending[p.off:]

@@ -207,7 +207,8 @@ func (g *Gateway) attempt(c *call, d *deployment) (*result, *apiError, outcome) 
 		span.End()
 		return nil, ae, class
 	}
-	resp, err := g.client.send(upstreamRequest{
+	client := g.client.Load()
+	resp, err := client.send(upstreamRequest{
 		url: target, body: body, headers: upstreamHeaders(c, d), stream: c.req.stream,
 		deadline: start.Add(d.timeout), trace: upstreamParent,
 	})
@@ -220,8 +221,11 @@ func (g *Gateway) attempt(c *call, d *deployment) (*result, *apiError, outcome) 
 	if err != nil {
 		ae := &apiError{status: http.StatusBadGateway, typ: "server_error", code: "upstream_error",
 			message: fmt.Sprintf("deployment %s: connection failed", d.id)}
-		if isTimeout(err) {
+		switch {
+		case isTimeout(err):
 			ae.status, ae.message = http.StatusGatewayTimeout, fmt.Sprintf("deployment %s: timed out after %s", d.id, d.timeout)
+		case errors.Is(err, fasthttp.ErrBodyTooLarge):
+			ae.message = fmt.Sprintf("deployment %s: reply larger than router.max_response_bytes (%d bytes)", d.id, client.maxResponse)
 		}
 		return fail(ae, outcomeRetry, 0)
 	}
@@ -235,7 +239,7 @@ func (g *Gateway) attempt(c *call, d *deployment) (*result, *apiError, outcome) 
 	}
 	res := &result{d: d, attempt: span}
 	if c.req.stream {
-		st := openStream(resp, c.tbl.router.StreamIdleTimeout, c.deadline, streamTranslatorFor(c, d))
+		st := openStream(resp, d, c.tbl.router, c.deadline, streamTranslatorFor(c, d))
 		var perr error
 		for len(res.first) == 0 && perr == nil {
 			res.first, perr = st.pump(res.first)
@@ -313,9 +317,7 @@ type upstreamErrorBody struct {
 // text: a provider's 401 message can quote part of our key.
 func classifyStatus(d *deployment, status int, raw []byte, retryAfter []byte) (*apiError, outcome) {
 	// Some providers quote the credential they were sent in a 4xx that is relayed below.
-	if d.apiKey != "" {
-		raw = bytes.ReplaceAll(raw, []byte(d.apiKey), []byte("[redacted]"))
-	}
+	raw = d.redact(raw)
 	var eb upstreamErrorBody
 	_ = json.Unmarshal(raw, &eb)
 	code := strings.Trim(string(eb.Error.Code), `"`)
