@@ -23,7 +23,11 @@ type memAudit struct {
 	events  []AuditEvent
 	batches int
 	fail    error
-	release chan struct{}
+	// failures is how many more writes fail with fail before the store takes
+	// them again; negative: every write fails.
+	failures int
+	attempts int
+	release  chan struct{}
 }
 
 func (m *memAudit) AppendAudit(ctx context.Context, events []AuditEvent) error {
@@ -36,7 +40,9 @@ func (m *memAudit) AppendAudit(ctx context.Context, events []AuditEvent) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.fail != nil {
+	m.attempts++
+	if m.fail != nil && m.failures != 0 {
+		m.failures--
 		return m.fail
 	}
 	m.events = append(m.events, events...)
@@ -318,14 +324,48 @@ func TestAuditWriterBoundsItsQueueAndCountsDrops(t *testing.T) {
 	}
 }
 
-func TestAuditWriterCountsAFailedBatchAsDropped(t *testing.T) {
+// A store that refuses writes for a while (a restart) loses no event: the
+// batch is tried again with backoff until the store takes it.
+func TestAuditWriterRetriesUntilTheStoreIsBack(t *testing.T) {
 	t.Parallel()
-	sink := &memAudit{fail: errors.New("store down")}
+	sink := &memAudit{fail: errors.New("store down"), failures: 3}
 	w := newAuditWriter(t, sink)
 	for range 3 {
 		w.Append(AuditEvent{Action: ActionConfigReload})
 	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(sink.all()) < 3 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
 	closeWriter(t, w)
+	sink.mu.Lock()
+	attempts := sink.attempts
+	sink.mu.Unlock()
+	if got := len(sink.all()); got != 3 || attempts != 4 {
+		t.Errorf("stored %d events in %d attempts, want 3 in 4", got, attempts)
+	}
+	if got := counted(t, w.dropped); got != 0 {
+		t.Errorf("dropped %v, want 0", got)
+	}
+}
+
+// Close gives a failing store until its context ends; what it cannot write
+// by then is counted as dropped, and Close does not hang.
+func TestAuditWriterDropsWhatCloseCannotWrite(t *testing.T) {
+	t.Parallel()
+	sink := &memAudit{fail: errors.New("store down"), failures: -1}
+	w := newAuditWriter(t, sink)
+	for range 3 {
+		w.Append(AuditEvent{Action: ActionConfigReload})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_ = w.Close(ctx)
+	select {
+	case <-w.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the writer kept retrying after Close's context ended")
+	}
 	if got := counted(t, w.dropped); got != 3 {
 		t.Errorf("dropped %v, want 3", got)
 	}

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -79,6 +80,23 @@ func (c *privateClickHouse) run(action string) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		c.t.Fatalf("clickhouse %s: %v\n%s", action, err, out)
 	}
+}
+
+// count runs a SELECT count() query against the private ClickHouse.
+func (c *privateClickHouse) count(query string) uint64 {
+	c.t.Helper()
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{c.addr}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var n uint64
+	if err := conn.QueryRow(ctx, query).Scan(&n); err != nil {
+		c.t.Fatal(err)
+	}
+	return n
 }
 
 // spansByTrace counts the stored spans of each trace, and sums the key's settled cost, straight from ClickHouse.
@@ -231,8 +249,8 @@ func clickHouseFaultSetup(t *testing.T) (ch *privateClickHouse, dir, bin string,
 }
 
 // TestFaultClickHouseRestartUnderLoad stops ClickHouse while calls flow and starts it again: every call is
-// answered, every span reaches ClickHouse exactly once, and the spend the gateway holds equals the settled costs
-// stored there.
+// answered, every span reaches ClickHouse exactly once, the spend the gateway holds equals the settled costs
+// stored there, and the audit events of calls refused during the outage are stored once it is back.
 func TestFaultClickHouseRestartUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs a ClickHouse")
@@ -248,6 +266,8 @@ func TestFaultClickHouseRestartUnderLoad(t *testing.T) {
 	var begun atomic.Int64 // calls that passed the gate
 	stopped, started := make(chan struct{}), make(chan struct{})
 	faults := make(chan error, 2)
+	const deniedDuringOutage = 5
+	var deniedStatuses []int // written before stopped is closed
 	go func() {
 		// Stop and start run while calls are in flight; calls past a mark wait for the fault so the outage is
 		// really under load whatever the machine's speed.
@@ -255,6 +275,13 @@ func TestFaultClickHouseRestartUnderLoad(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 		faults <- runScript(ch, "stop")
+		deniedStatuses = refuseWrongKeys(g.base, deniedDuringOutage)
+		// The outage lasts until the store has refused their audit batch at least once.
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if m, err := metrics(g.base); err == nil && m["switchboard_audit_write_failures_total"] > 0 {
+				break
+			}
+		}
 		close(stopped)
 		for begun.Load() < startAt {
 			time.Sleep(5 * time.Millisecond)
@@ -280,6 +307,11 @@ func TestFaultClickHouseRestartUnderLoad(t *testing.T) {
 	if res.sent != n || res.ok != n {
 		t.Fatalf("sent %d, answered 200: %d; statuses %v; errors %q", res.sent, res.ok, res.statuses, res.firstErrs)
 	}
+	for _, status := range deniedStatuses {
+		if status != http.StatusUnauthorized {
+			t.Fatalf("calls with a wrong key during the outage: statuses %v, want 401s", deniedStatuses)
+		}
+	}
 
 	// Every span the gateway recorded is written once the recorder has replayed its spill.
 	st := waitStats(t, g.base, "the spill to be replayed", func(s traceStats) bool {
@@ -294,8 +326,34 @@ func TestFaultClickHouseRestartUnderLoad(t *testing.T) {
 	if spendAfter-spendBefore != res.costNano || storedCost != res.costNano {
 		t.Errorf("spend: gateway %d nano-USD, ClickHouse %d, sum of answers' costs %d", spendAfter-spendBefore, storedCost, res.costNano)
 	}
-	t.Logf("FAULT ClickHouse stop+start under load | requests sent %d answered %d (200) | spans recorded %d spilled %d replayed %d in ClickHouse %d | spend gateway %d ClickHouse %d answers %d nano-USD",
-		res.sent, res.ok, st.recorded, st.spilled, st.replayed, inClickHouse, spendAfter-spendBefore, storedCost, res.costNano)
+	// The audit writer keeps retrying the batch the stopped store refused.
+	audited := func() uint64 { return ch.count("SELECT count() FROM faults.audit WHERE rule = 'unknown_key'") }
+	for deadline := time.Now().Add(time.Minute); audited() < deniedDuringOutage && time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got := audited(); got != deniedDuringOutage {
+		t.Errorf("audit events of wrong-key calls during the outage in ClickHouse: %d, want %d", got, deniedDuringOutage)
+	}
+	t.Logf("FAULT ClickHouse stop+start under load | requests sent %d answered %d (200) | spans recorded %d spilled %d replayed %d in ClickHouse %d | spend gateway %d ClickHouse %d answers %d nano-USD | audit events during the outage %d",
+		res.sent, res.ok, st.recorded, st.spilled, st.replayed, inClickHouse, spendAfter-spendBefore, storedCost, res.costNano, audited())
+}
+
+// refuseWrongKeys sends n chat calls with a key the gateway does not know and returns their statuses (0: no answer).
+func refuseWrongKeys(base string, n int) []int {
+	statuses := make([]int, n)
+	for i := range statuses {
+		req, err := http.NewRequest(http.MethodPost, base+"/v1/chat/completions",
+			strings.NewReader(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`))
+		if err != nil {
+			continue
+		}
+		req.Header.Set("Authorization", "Bearer sk-sb-not-a-key-"+strconv.Itoa(i))
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			statuses[i] = resp.StatusCode
+			resp.Body.Close()
+		}
+	}
+	return statuses
 }
 
 // runScript is privateClickHouse.run for a goroutine: it returns the error instead of failing the test.
