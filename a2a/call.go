@@ -1,6 +1,7 @@
 package a2a
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"strings"
@@ -188,17 +189,23 @@ func (c *call) noteTask(taskID, contextID string) {
 }
 
 // upstreamError turns a failure of the upstream call into what the client
-// sees: the agent's own A2A errors pass through; a transport failure
+// sees: an answer over the size limit says so; the agent's own A2A errors
+// pass through (answerTransport redacted them); a transport failure
 // becomes a generic "upstream agent unavailable" (its text may name
 // internal addresses).
 func (c *call) upstreamError(ctx context.Context, err error) error {
 	var a2aErr *a2a.Error
 	switch {
+	// bufio.ErrTooLong: a2a-go's SSE reader refuses a line over 10 MiB
+	// before a larger limit of ours is reached.
+	case errors.Is(err, errAnswerTooLarge) || errors.Is(err, bufio.ErrTooLong):
+		c.agent.log.Warn("a2a: upstream answer too large", "method", c.method, "max_response_bytes", c.agent.limit)
+		err = errUpstreamTooLarge
 	case errors.As(err, &a2aErr):
 	case ctx.Err() != nil:
 		err = context.Cause(ctx)
 	default:
-		c.agent.log.Warn("a2a: upstream call failed", "method", c.method, "err", err)
+		c.agent.log.Warn("a2a: upstream call failed", "method", c.method, "err", c.agent.secrets.string(err.Error()))
 		err = errUpstreamUnavailable
 	}
 	return c.record(err)

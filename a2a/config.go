@@ -27,6 +27,9 @@ type Config struct {
 	// closes the upstream stream), and it keeps idle-timeout proxies from
 	// cutting long tasks. Default 15s.
 	StreamKeepAlive time.Duration `yaml:"stream_keepalive" mapstructure:"stream_keepalive"`
+	// MaxResponseBytes bounds one agent answer: a JSON body, or one event of
+	// a stream. A larger one fails the call. 0: 16 MiB.
+	MaxResponseBytes int64 `yaml:"max_response_bytes" mapstructure:"max_response_bytes"`
 }
 
 // AgentConfig is one upstream agent, known by its card URL or an inline card.
@@ -52,6 +55,7 @@ const (
 	defaultTaskTTL   = 24 * time.Hour
 	defaultMaxTasks  = 100_000
 	defaultKeepAlive = 15 * time.Second
+	defaultMaxAnswer = 16 << 20
 )
 
 // Agent names appear in URL paths, span names and ACL globs.
@@ -74,6 +78,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxTasks < 0 {
 		return errors.New("a2a.max_tasks: must not be negative")
+	}
+	if c.MaxResponseBytes < 0 {
+		return errors.New("a2a.max_response_bytes: must not be negative")
 	}
 	seen := make(map[string]int, len(c.Agents))
 	for i, a := range c.Agents {
@@ -157,6 +164,13 @@ func (c Config) streamKeepAlive() time.Duration {
 		return c.StreamKeepAlive
 	}
 	return defaultKeepAlive
+}
+
+func (c Config) maxResponseBytes() int64 {
+	if c.MaxResponseBytes > 0 {
+		return c.MaxResponseBytes
+	}
+	return defaultMaxAnswer
 }
 
 func (a AgentConfig) refresh() time.Duration {

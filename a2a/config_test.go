@@ -31,6 +31,8 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 			a.Headers, a.CostPerCallUSD, a.Refresh, a.Timeout = map[string]string{"Authorization": "Bearer s3cret"}, "0.01", time.Minute, time.Second
 		}), ""},
 		{"public url", Config{PublicURL: "ftp://x"}, "a2a.public_url: must be an http(s) URL"},
+		{"max response bytes", Config{MaxResponseBytes: 1 << 20, Agents: []AgentConfig{ok}}, ""},
+		{"negative max response bytes", Config{MaxResponseBytes: -1}, "a2a.max_response_bytes: must not be negative"},
 		{"empty name", with(func(a *AgentConfig) { a.Name = "" }), "a2a.agents[0].name:"},
 		{"slash in name", with(func(a *AgentConfig) { a.Name = "a/b" }), "a2a.agents[0].name:"},
 		{"no card", with(func(a *AgentConfig) { a.CardURL = "" }), "a2a.agents[0]: one of card_url or card is required"},
@@ -82,6 +84,21 @@ func TestParseUSDIsExact(t *testing.T) {
 		got, err := parseUSD(tt.in)
 		if (err != nil) != tt.bad || got != tt.want {
 			t.Errorf("parseUSD(%q) = %d, %v; want %d, bad=%v", tt.in, got, err, tt.want, tt.bad)
+		}
+	}
+}
+
+func TestMaxResponseBytesDefault(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		set, want int64
+	}{
+		{0, 16 << 20},
+		{1 << 10, 1 << 10},
+	}
+	for _, tt := range tests {
+		if got := (Config{MaxResponseBytes: tt.set}).maxResponseBytes(); got != tt.want {
+			t.Errorf("max_response_bytes %d: limit %d, want %d", tt.set, got, tt.want)
 		}
 	}
 }

@@ -88,7 +88,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		return nil, err
 	}
 	g.metrics = m
-	g.agents = newRegistry(g.log, func(agent string) { g.metrics.cardErrors.WithLabelValues(agent).Inc() })
+	g.agents = newRegistry(g.log, func(agent string) { g.metrics.cardErrors.WithLabelValues(agent).Inc() }, cfg.maxResponseBytes())
 	g.cfg.Store(&cfg)
 	// fasthttp does not report a closed client connection: a stream notices
 	// one only when it writes, so idle streams write keep-alives.
@@ -118,8 +118,8 @@ func (g *Gateway) Register(r fiber.Router) {
 
 // Reload swaps the agent list: new agents are added (cards fetched before
 // Reload returns), removed ones stop answering, unchanged ones keep their
-// card and client. Task ownership survives; task_ttl, max_tasks and
-// stream_keepalive apply from the next start.
+// card and client. Task ownership survives; task_ttl, max_tasks,
+// stream_keepalive and max_response_bytes apply from the next start.
 func (g *Gateway) Reload(cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -295,7 +295,7 @@ func (g *Gateway) end(span *trace.Span, c *call, cost int64) {
 	span.Status = trace.StatusOK
 	switch {
 	case c.err != nil:
-		span.Status, span.Error = trace.StatusError, c.err.Error()
+		span.Status, span.Error = trace.StatusError, c.agent.secrets.string(c.err.Error())
 	case !c.reached:
 		span.Status, span.Error = trace.StatusError, "invalid params"
 	}

@@ -104,6 +104,12 @@ func startMockAgent(t testing.TB, opts mock.A2AOptions) *mock.A2AServer {
 // governor and a recorder into memory.
 func startGateway(t testing.TB, cfg sba2a.Config) *harness {
 	t.Helper()
+	return startGatewayLogging(t, cfg, quietLogger())
+}
+
+// startGatewayLogging is startGateway with the gateway's logs going to log.
+func startGatewayLogging(t testing.TB, cfg sba2a.Config, log *slog.Logger) *harness {
+	t.Helper()
 	gov, err := governance.New(governanceConfig(), nil, quietLogger(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +119,7 @@ func startGateway(t testing.TB, cfg sba2a.Config) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw, err := sba2a.New(cfg, sba2a.Deps{Governor: gov, Tracer: trace.NewTracer(rec), Logger: quietLogger()})
+	gw, err := sba2a.New(cfg, sba2a.Deps{Governor: gov, Tracer: trace.NewTracer(rec), Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

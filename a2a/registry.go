@@ -39,11 +39,13 @@ type upstream struct {
 
 // agent is one configured upstream agent.
 type agent struct {
-	name string
-	cfg  AgentConfig
-	cost int64 // nano-USD per message sent
-	http *http.Client
-	log  *slog.Logger
+	name    string
+	cfg     AgentConfig
+	cost    int64 // nano-USD per message sent
+	secrets *redactor
+	limit   int64 // bytes of one answer (a2a.max_response_bytes)
+	http    *http.Client
+	log     *slog.Logger
 
 	current atomic.Pointer[upstream]
 
@@ -60,17 +62,19 @@ type registry struct {
 	transport http.RoundTripper
 	send      *fasthttp.Client // the send fast path's
 	onError   func(agent string)
+	limit     int64 // a2a.max_response_bytes
 
 	mu     sync.RWMutex
 	agents map[string]*agent
 }
 
-func newRegistry(log *slog.Logger, onError func(string)) *registry {
+func newRegistry(log *slog.Logger, onError func(string), limit int64) *registry {
 	return &registry{
 		log:       log,
 		transport: newUpstreamTransport(),
-		send:      newSendClient(),
+		send:      newSendClient(limit),
 		onError:   onError,
+		limit:     limit,
 		agents:    make(map[string]*agent),
 	}
 }
@@ -195,16 +199,29 @@ func sameAgent(a, b AgentConfig) bool {
 	return string(ac) == string(bc)
 }
 
+// newAgent builds an agent for c; a changed configuration (headers
+// included, see sameAgent) gets a new agent, so its redactor always knows
+// the headers in use.
 func (r *registry) newAgent(c AgentConfig) *agent {
 	cost, _ := parseUSD(c.CostPerCallUSD) // Validate has run
+	secrets := newRedactor(c.Headers)
+	// Replayed fast-path exchanges go through answerTransport too: their
+	// error bodies become a2a-go error strings like any other.
+	rt := answerTransport{
+		base:    replayTransport{headerTransport{base: r.transport, headers: c.Headers}},
+		secrets: secrets,
+		limit:   r.limit,
+	}
 	return &agent{
-		name: c.Name,
-		cfg:  c,
-		cost: cost,
-		http: &http.Client{Transport: replayTransport{headerTransport{base: r.transport, headers: c.Headers}}},
-		log:  r.log.With("agent", c.Name),
-		stop: make(chan struct{}),
-		done: make(chan struct{}),
+		name:    c.Name,
+		cfg:     c,
+		cost:    cost,
+		secrets: secrets,
+		limit:   r.limit,
+		http:    &http.Client{Transport: rt},
+		log:     r.log.With("agent", c.Name),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -21,7 +22,8 @@ import (
 
 // The send fast path. A 1.0 SendMessage to an agent whose client would send
 // it to a 1.0 JSON-RPC interface needs no translation, so the gateway
-// forwards the client's bytes and returns the upstream's, instead of going
+// forwards the client's bytes and returns the upstream's (with the agent's
+// secrets redacted, should it quote them: see redact.go), instead of going
 // through fiber's net/http adaptor, a2a-go's server handler (decode,
 // re-encode) and a2a-go's client (encode, decode) — about half of the
 // gateway's CPU per call. It decodes what it decides on with the same
@@ -170,8 +172,10 @@ func (g *Gateway) answerSlowly(c *fiber.Ctx, name string, adm admission, rp *rep
 // newSendClient is the fast path's upstream client. fasthttp costs a
 // fraction of net/http's CPU per call; it is used only where the two behave
 // alike (see fastSendURL and exchange).
-func newSendClient() *fasthttp.Client {
+func newSendClient(limit int64) *fasthttp.Client {
 	return &fasthttp.Client{
+		// Past it, fasthttp fails with ErrBodyTooLarge and closes the connection.
+		MaxResponseBodySize: int(min(limit, math.MaxInt)),
 		MaxConnsPerHost:     4096,
 		MaxConnWaitTimeout:  5 * time.Second,
 		MaxIdleConnDuration: 30 * time.Second,
@@ -209,6 +213,11 @@ func (g *Gateway) exchange(c *call, req fastRequest) (rp *replay, answer *a2a.St
 	}
 	hreq.SetBodyRaw(req.body)
 	err := g.agents.send.DoDeadline(hreq, hresp, time.Now().Add(c.agent.cfg.timeout()))
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		// The agent has taken the message: the replay fails the call with
+		// the size error instead of asking again.
+		return &replay{err: errAnswerTooLarge}, nil, false
+	}
 	if err != nil {
 		return &replay{err: err, timedOut: errors.Is(err, fasthttp.ErrTimeout)}, nil, false
 	}
@@ -220,12 +229,19 @@ func (g *Gateway) exchange(c *call, req fastRequest) (rp *replay, answer *a2a.St
 	// compresses anyway must read the same on both paths.
 	var body []byte
 	if bytes.EqualFold(hresp.Header.ContentEncoding(), []byte("gzip")) {
-		if body, err = hresp.BodyGunzip(); err != nil {
+		body, err = hresp.BodyGunzipWithLimit(int(min(c.agent.limit, math.MaxInt)))
+		switch {
+		case errors.Is(err, fasthttp.ErrBodyTooLarge):
+			return &replay{err: errAnswerTooLarge}, nil, false
+		case err != nil:
 			return &replay{err: err}, nil, false
 		}
 	} else {
 		body = append([]byte(nil), hresp.Body()...)
 	}
+	// Redacted before anything reads it, as answerTransport does on the
+	// slow path; without a secret in it, body is forwarded as it came.
+	body = c.agent.secrets.bytes(body)
 	rp = &replay{status: status, body: body}
 	if status != http.StatusOK {
 		return rp, nil, false

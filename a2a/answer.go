@@ -1,0 +1,131 @@
+package a2a
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+
+	"github.com/a2aproject/a2a-go/v2/a2a"
+)
+
+// errAnswerTooLarge is what reading an agent's answer past
+// a2a.max_response_bytes fails with; upstreamError turns it into
+// errUpstreamTooLarge for the client.
+var errAnswerTooLarge = errors.New("upstream answer exceeds a2a.max_response_bytes")
+
+var errUpstreamTooLarge = a2a.NewError(a2a.ErrServerError, "upstream agent's answer is larger than the gateway accepts")
+
+// answerTransport guards what an agent sends back on the slow path (calls,
+// streams, card fetches): it bounds each answer — a body, or one event of
+// an SSE stream — to limit bytes and redacts the agent's secrets before
+// a2a-go's client decodes anything, so neither results, stream events nor
+// the error strings a2a-go builds from error bodies can carry them.
+type answerTransport struct {
+	base    http.RoundTripper
+	secrets *redactor
+	limit   int64
+}
+
+func (t answerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(r)
+	if err != nil {
+		return nil, err
+	}
+	mediaType, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	perEvent := mediaType == "text/event-stream"
+	if !perEvent && resp.ContentLength > t.limit {
+		// Closed unread, the connection is dropped rather than pooled.
+		_ = resp.Body.Close()
+		return nil, fmt.Errorf("%w (Content-Length %d)", errAnswerTooLarge, resp.ContentLength)
+	}
+	if t.secrets != nil {
+		// Redaction changes the length.
+		resp.ContentLength = -1
+		resp.Header.Del("Content-Length")
+	}
+	resp.Body = &answerBody{body: resp.Body, secrets: t.secrets, limit: t.limit, perEvent: perEvent}
+	return resp, nil
+}
+
+// answerBody is an agent's answer as answerTransport lets it through.
+type answerBody struct {
+	body     io.ReadCloser
+	secrets  *redactor
+	limit    int64
+	perEvent bool
+
+	size   int64 // of the answer, or of the current SSE event when perEvent
+	inLine bool  // the last byte was not a line end (perEvent)
+	lastCR bool  // the last byte was '\r', which a '\n' may complete (perEvent)
+
+	buf    []byte // one read from body
+	held   []byte // read, but possibly the start of a secret
+	out    []byte // redacted, not yet returned
+	outBuf []byte // out's backing array, reused
+	err    error  // the end of body, returned once held and out are drained
+}
+
+func (b *answerBody) Read(p []byte) (int, error) {
+	if b.secrets == nil {
+		n, err := b.body.Read(p)
+		if cerr := b.count(p[:n]); cerr != nil {
+			return 0, cerr
+		}
+		return n, err
+	}
+	for len(b.out) == 0 {
+		if b.err != nil {
+			return 0, b.err
+		}
+		if b.buf == nil {
+			b.buf = make([]byte, 32<<10)
+		}
+		n, err := b.body.Read(b.buf)
+		if cerr := b.count(b.buf[:n]); cerr != nil {
+			b.err, b.held = cerr, nil
+			return 0, cerr
+		}
+		b.err = err
+		var rest []byte
+		b.out, rest = b.secrets.appendRedacted(b.outBuf[:0], append(b.held, b.buf[:n]...), err != nil)
+		b.outBuf = b.out
+		b.held = append(b.held[:0], rest...)
+	}
+	n := copy(p, b.out)
+	b.out = b.out[n:]
+	return n, nil
+}
+
+// count adds chunk to the size read and fails once it passes the limit. In
+// an SSE stream an event ends at an empty line; only the bytes of its lines
+// count, so keep-alive comments and line ends between events never add up.
+func (b *answerBody) count(chunk []byte) error {
+	if !b.perEvent {
+		b.size += int64(len(chunk))
+		if b.size > b.limit {
+			return errAnswerTooLarge
+		}
+		return nil
+	}
+	for _, c := range chunk {
+		switch {
+		case c == '\n' && b.lastCR:
+			b.lastCR = false
+		case c == '\n' || c == '\r':
+			if !b.inLine {
+				b.size = 0
+			}
+			b.inLine, b.lastCR = false, c == '\r'
+		default:
+			b.inLine, b.lastCR = true, false
+			if b.size++; b.size > b.limit {
+				return errAnswerTooLarge
+			}
+		}
+	}
+	return nil
+}
+
+func (b *answerBody) Close() error { return b.body.Close() }
