@@ -40,6 +40,8 @@ func (g *Gateway) callTool(ctx context.Context, u *upstream, tool string, req mc
 	}
 	span := g.tracer.Start(callerContext(req), trace.LayerTool, "tools/call "+name)
 	result, callErr := u.callTool(ctx, tool, req, span.Context())
+	// Upstream text reaches the client, the span and the logs from here.
+	callErr = u.secrets.error(callErr)
 	if callErr != nil {
 		cost = 0 // nothing was served
 	}
@@ -107,6 +109,8 @@ func (u *upstream) callTool(ctx context.Context, tool string, in mcp.CallToolReq
 	defer stop()
 	ctx, cancel := u.timeout(ctx)
 	defer cancel()
+	ctx, tooLarge := withAnswerMark(ctx)
+	trips := u.streamTrips.Load()
 	var res *mcp.CallToolResult
 	if rel != nil {
 		res, err = rel.callTool(ctx, u.relayCall(tool, in, sc, c, clientToken != nil), u.onNotification)
@@ -114,8 +118,15 @@ func (u *upstream) callTool(ctx context.Context, tool string, in mcp.CallToolReq
 		res, err = cli.CallTool(withHeaders(ctx, u.headers(in.Header, &sc)), mcpRequest(tool, in, sc, c, clientToken != nil))
 	}
 	if err != nil {
+		var big *responseTooLargeError
+		if !errors.As(err, &big) && (tooLarge.Load() || u.streamTrips.Load() != trips) {
+			// mcp-go may have lost the read error on the way.
+			err = &responseTooLargeError{limit: u.maxResponse.Load()}
+		}
 		u.failed(err)
 		switch {
+		case errors.As(err, &big):
+			return nil, err
 		case errors.Is(ctx.Err(), context.DeadlineExceeded):
 			return nil, errTimeout
 		case errors.Is(ctx.Err(), context.Canceled):
@@ -192,7 +203,10 @@ func (u *upstream) headers(in http.Header, sc *trace.SpanContext) map[string]str
 // upstreamError describes a failed upstream request without internals.
 func upstreamError(server string, err error) error {
 	var te *transport.Error
+	var big *responseTooLargeError
 	switch {
+	case errors.As(err, &big):
+		return fmt.Errorf("MCP server %s answered more than %d bytes", server, big.limit)
 	case errors.Is(err, errTimeout):
 		return fmt.Errorf("MCP server %s timed out", server)
 	case errors.Is(err, errCancelled):
@@ -203,12 +217,14 @@ func upstreamError(server string, err error) error {
 	return fmt.Errorf("MCP server %s: %w", server, err)
 }
 
-// failureResult answers a failed tools/call: the server being down or slow
-// is a tool execution error the model can read (isError result); a JSON-RPC
-// error from the upstream stays a JSON-RPC error.
+// failureResult answers a failed tools/call: the server being down, slow or
+// answering too much is a tool execution error the model can read (isError
+// result); a JSON-RPC error from the upstream stays a JSON-RPC error.
 func failureResult(server string, err error) (*mcp.CallToolResult, error) {
 	var te *transport.Error
-	if errors.Is(err, errTimeout) || errors.Is(err, errCancelled) || errors.Is(err, errUnavailable) || errors.As(err, &te) {
+	var big *responseTooLargeError
+	if errors.Is(err, errTimeout) || errors.Is(err, errCancelled) || errors.Is(err, errUnavailable) ||
+		errors.As(err, &te) || errors.As(err, &big) {
 		return mcp.NewToolResultError(upstreamError(server, err).Error()), nil
 	}
 	return nil, upstreamError(server, err)

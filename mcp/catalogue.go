@@ -143,27 +143,54 @@ func capturePage(ctx context.Context, req transport.JSONRPCRequest, resp *transp
 
 // httpTransport, sseTransport and stdioTransport embed the concrete transports so every
 // optional interface the client probes for (HTTPConnection, bidirectional
-// requests) stays visible; only SendRequest is wrapped to see raw pages.
-type httpTransport struct{ *transport.StreamableHTTP }
+// requests) stays visible; only SendRequest is wrapped, to see raw pages and
+// to hide the upstream's secrets in its answers.
+type httpTransport struct {
+	*transport.StreamableHTTP
+	secrets *redactor
+}
 
 func (t httpTransport) SendRequest(ctx context.Context, req transport.JSONRPCRequest) (*transport.JSONRPCResponse, error) {
 	resp, err := t.StreamableHTTP.SendRequest(ctx, req)
-	capturePage(ctx, req, resp)
-	return resp, err
+	return answered(ctx, req, resp, err, t.secrets)
 }
 
-type stdioTransport struct{ *transport.Stdio }
+type stdioTransport struct {
+	*transport.Stdio
+	secrets *redactor
+}
 
 func (t stdioTransport) SendRequest(ctx context.Context, req transport.JSONRPCRequest) (*transport.JSONRPCResponse, error) {
 	resp, err := t.Stdio.SendRequest(ctx, req)
-	capturePage(ctx, req, resp)
-	return resp, err
+	return answered(ctx, req, resp, err, t.secrets)
 }
 
-type sseTransport struct{ *transport.SSE }
+type sseTransport struct {
+	*transport.SSE
+	secrets *redactor
+}
 
 func (t sseTransport) SendRequest(ctx context.Context, req transport.JSONRPCRequest) (*transport.JSONRPCResponse, error) {
 	resp, err := t.SSE.SendRequest(ctx, req)
+	return answered(ctx, req, resp, err, t.secrets)
+}
+
+// answered is what every transport's SendRequest returns to the client: the
+// answer with secrets hidden (its error message, error data and result
+// bytes), its tools/list page captured.
+func answered(ctx context.Context, req transport.JSONRPCRequest, resp *transport.JSONRPCResponse, err error, secrets *redactor) (*transport.JSONRPCResponse, error) {
+	if err != nil {
+		return resp, secrets.error(err)
+	}
+	if resp != nil && secrets != nil {
+		resp.Result = secrets.json(resp.Result)
+		if resp.Error != nil {
+			resp.Error.Message = secrets.string(resp.Error.Message)
+			if data, changed := secrets.value(resp.Error.Data); changed {
+				resp.Error.Data = data
+			}
+		}
+	}
 	capturePage(ctx, req, resp)
 	return resp, err
 }

@@ -22,7 +22,10 @@ const (
 	DefaultTimeout         = 30 * time.Second
 	DefaultHealthInterval  = 15 * time.Second
 	DefaultMaxMessageBytes = 4 << 20
-	DefaultPageSize        = 100
+	// DefaultMaxResponseBytes is far above any tool result a model can use,
+	// and low enough that a runaway upstream cannot exhaust memory.
+	DefaultMaxResponseBytes = 16 << 20
+	DefaultPageSize         = 100
 )
 
 // nameSeparator joins a server and an item name in the federated view.
@@ -35,6 +38,10 @@ type Config struct {
 	Servers []ServerConfig `yaml:"servers" mapstructure:"servers"`
 	// MaxMessageBytes caps a client's JSON-RPC message; larger bodies get 413.
 	MaxMessageBytes int64 `yaml:"max_message_bytes" mapstructure:"max_message_bytes"`
+	// MaxResponseBytes caps one upstream answer: a JSON body, or one event
+	// of an SSE stream. A larger one fails the call (stdio upstreams are not
+	// bounded).
+	MaxResponseBytes int64 `yaml:"max_response_bytes" mapstructure:"max_response_bytes"`
 	// PageSize is how many items one list page holds (cursor pagination).
 	PageSize int `yaml:"page_size" mapstructure:"page_size"`
 	// PublicURL is the gateway's external base URL (e.g. https://gw.example.com),
@@ -82,6 +89,9 @@ type ServerConfig struct {
 func (c *Config) Validate() error {
 	if c.MaxMessageBytes < 0 {
 		return errors.New("mcp.max_message_bytes: must not be negative")
+	}
+	if c.MaxResponseBytes < 0 {
+		return errors.New("mcp.max_response_bytes: must not be negative")
 	}
 	if c.PageSize < 0 {
 		return errors.New("mcp.page_size: must not be negative")
@@ -201,6 +211,9 @@ func parseUSD(v string) (int64, error) {
 func (c Config) withDefaults() Config {
 	if c.MaxMessageBytes == 0 {
 		c.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if c.MaxResponseBytes == 0 {
+		c.MaxResponseBytes = DefaultMaxResponseBytes
 	}
 	if c.PageSize == 0 {
 		c.PageSize = DefaultPageSize

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -47,6 +48,9 @@ type Gateway struct {
 	metrics *metrics
 	http    *http.Client
 	workers *workers
+	// maxResponse is mcp.max_response_bytes, shared with every upstream's
+	// HTTP client so that Reload changes it in place.
+	maxResponse atomic.Int64
 
 	mu        sync.RWMutex // guards cfg, ups, order, views
 	cfg       Config
@@ -88,6 +92,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		ups:     map[string]*upstream{},
 		views:   map[string]*view{},
 	}
+	g.maxResponse.Store(g.cfg.MaxResponseBytes)
 	g.federated = g.newView("")
 	g.mu.Lock()
 	for _, s := range g.cfg.Servers {
@@ -106,7 +111,7 @@ func (g *Gateway) addLocked(s ServerConfig) {
 	if _, ok := g.views[name]; !ok {
 		g.views[name] = g.newView(name)
 	}
-	g.ups[name] = newUpstream(s, g.log, g.http, func() { g.resync(name) })
+	g.ups[name] = newUpstream(s, g.log, g.http, &g.maxResponse, func() { g.resync(name) })
 }
 
 // Reload applies a new configuration: servers are added, removed or, when
@@ -149,6 +154,7 @@ func (g *Gateway) Reload(cfg Config) error {
 		g.order = append(g.order, s.Name)
 	}
 	g.cfg = cfg
+	g.maxResponse.Store(cfg.MaxResponseBytes)
 	g.mu.Unlock()
 
 	// Closing waits for the upstream's goroutine, which may be resyncing:

@@ -107,6 +107,12 @@ func newGovernor(t testing.TB) *governance.Governor {
 // ("files"), and waits until both catalogues are listed.
 func start(t testing.TB, mutate func(*Config)) *env {
 	t.Helper()
+	return startLogged(t, mutate, quietLogger())
+}
+
+// startLogged is start with the gateway logging to log.
+func startLogged(t testing.TB, mutate func(*Config), log *slog.Logger) *env {
+	t.Helper()
 	weather, err := mock.StartMCP("127.0.0.1:0", mock.MCPOptions{Name: "weather"})
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +130,7 @@ func start(t testing.TB, mutate func(*Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw, err := New(cfg, Deps{Governor: newGovernor(t), Tracer: trace.NewTracer(rec), Logger: quietLogger()})
+	gw, err := New(cfg, Deps{Governor: newGovernor(t), Tracer: trace.NewTracer(rec), Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,12 +34,13 @@ type relay struct {
 	modern  bool              // 2026-07-28: no session, protocol metadata in every request
 	session string            // Mcp-Session-Id of a 2025-11-25 upstream ("" when it has none)
 	static  map[string]string // the server's configured headers
+	secrets *redactor         // hides static's values in answers
 	ids     string            // prefix of this relay's request IDs
 	seq     atomic.Uint64
 }
 
-func newRelay(url string, hc *http.Client, static map[string]string, version, session string) *relay {
-	return &relay{url: url, http: hc, static: static, version: version,
+func newRelay(url string, hc *http.Client, static map[string]string, secrets *redactor, version, session string) *relay {
+	return &relay{url: url, http: hc, static: static, secrets: secrets, version: version,
 		modern: mcp.IsModernProtocol(version), session: session, ids: relayIDPrefix + rand.Text()[:12] + "-"}
 }
 
@@ -79,8 +80,13 @@ func (r *relay) callTool(ctx context.Context, c relayCall, notify func(mcp.JSONR
 	defer resp.Body.Close()
 	answer, err := r.answer(ctx, resp, notify, c)
 	if err != nil {
-		if ctx.Err() != nil {
+		var big *responseTooLargeError
+		switch {
+		case ctx.Err() != nil:
 			r.cancel(id, c, ctx.Err())
+		case errors.As(err, &big):
+			// Dropping the connection does not stop a 2025-11-25 upstream.
+			r.cancel(id, c, big)
 		}
 		return nil, err
 	}
@@ -297,12 +303,15 @@ type rpcAnswer struct {
 // whose notifications come first.
 func (r *relay) answer(ctx context.Context, resp *http.Response, notify func(mcp.JSONRPCNotification), c relayCall) (*rpcAnswer, error) {
 	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusAccepted {
-		body, _ := io.ReadAll(resp.Body)
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return nil, transport.NewError(fmt.Errorf("request failed with status %d: %w", resp.StatusCode, err))
+		}
 		if resp.StatusCode == http.StatusUnauthorized {
 			return nil, transport.NewError(&transport.AuthorizationRequiredError{})
 		}
 		var a rpcAnswer
-		if json.Unmarshal(body, &a) == nil {
+		if json.Unmarshal(r.secrets.json(body), &a) == nil {
 			return &a, nil
 		}
 		return nil, transport.NewError(fmt.Errorf("request failed with status %d", resp.StatusCode))
@@ -310,8 +319,15 @@ func (r *relay) answer(ctx context.Context, resp *http.Response, notify func(mcp
 	mediaType, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	switch mediaType {
 	case "application/json":
+		// Read whole, so that the bytes can be checked for secrets before
+		// they are decoded.
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return nil, transport.NewError(fmt.Errorf("failed to read response: %w", err))
+		}
 		var a rpcAnswer
-		if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+		// A decoder, like mcp-go's client, ignores what follows the message.
+		if err := json.NewDecoder(bytes.NewReader(r.secrets.json(body))).Decode(&a); err != nil {
 			return nil, transport.NewError(fmt.Errorf("failed to decode response: %w", err))
 		}
 		if isNullID(a.ID) {
@@ -462,6 +478,7 @@ func (r *relay) resume(ctx context.Context, cur *sseCursor, c relayCall) (io.Rea
 
 // dispatch handles one SSE event; done is true when it was the response.
 func (r *relay) dispatch(data []byte, notify func(mcp.JSONRPCNotification), c relayCall) (*rpcAnswer, bool) {
+	data = r.secrets.json(data)
 	var a rpcAnswer
 	if json.Unmarshal(data, &a) != nil {
 		return nil, false

@@ -44,7 +44,7 @@ func jsonResult(w http.ResponseWriter, id json.RawMessage, result string) {
 }
 
 func testRelay(url, version, session string) *relay {
-	return newRelay(url, &http.Client{Timeout: 10 * time.Second}, map[string]string{"X-Api-Key": "static"}, version, session)
+	return newRelay(url, &http.Client{Timeout: 10 * time.Second}, map[string]string{"X-Api-Key": "static"}, nil, version, session)
 }
 
 // relayedText is the text of a result as the client receives it.
@@ -468,8 +468,8 @@ func TestToolResultPassesContentThrough(t *testing.T) {
 // cannot stop another's call on a shared 2026-07-28 upstream.
 func TestRelayIDsDifferPerRelay(t *testing.T) {
 	t.Parallel()
-	a := newRelay("http://127.0.0.1:1/mcp", http.DefaultClient, nil, mcp.ProtocolVersion20260728, "")
-	b := newRelay("http://127.0.0.1:1/mcp", http.DefaultClient, nil, mcp.ProtocolVersion20260728, "")
+	a := newRelay("http://127.0.0.1:1/mcp", http.DefaultClient, nil, nil, mcp.ProtocolVersion20260728, "")
+	b := newRelay("http://127.0.0.1:1/mcp", http.DefaultClient, nil, nil, mcp.ProtocolVersion20260728, "")
 	if a.ids == b.ids || !strings.HasPrefix(a.ids, relayIDPrefix) {
 		t.Fatalf("request ID prefixes %q and %q", a.ids, b.ids)
 	}

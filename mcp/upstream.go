@@ -32,9 +32,17 @@ type upstream struct {
 	name     string
 	cfg      atomic.Pointer[ServerConfig] // timeout and costs may change on reload
 	prices   atomic.Pointer[costs]
-	log      *slog.Logger
-	onChange func() // the catalogue changed: views must resync
-	http     *http.Client
+	log      *slog.Logger // hides secrets
+	onChange func()       // the catalogue changed: views must resync
+	http     *http.Client // bounded by maxResponse
+	// secrets hides the configured header values in what the upstream
+	// answers. Headers are part of sameConnection, so a reload that changes
+	// them creates a new upstream and with it a new redactor.
+	secrets     *redactor
+	maxResponse *atomic.Int64
+	// streamTrips counts answers over maxResponse that no call owned (see
+	// limitTransport); a call failing meanwhile failed because of one.
+	streamTrips atomic.Uint64
 
 	cli atomic.Pointer[client.Client] // nil while down
 	// rel carries tools/call on a Streamable HTTP connection (nil while
@@ -56,20 +64,25 @@ type upstream struct {
 	done   chan struct{}
 }
 
-func newUpstream(cfg ServerConfig, log *slog.Logger, httpClient *http.Client, onChange func()) *upstream {
+// newUpstream connects to one server. Its HTTP client shares httpClient's
+// connection pool, with answers bounded by maxResponse.
+func newUpstream(cfg ServerConfig, log *slog.Logger, httpClient *http.Client, maxResponse *atomic.Int64, onChange func()) *upstream {
 	ctx, cancel := context.WithCancel(context.Background())
+	secrets := newRedactor(cfg.Headers)
 	u := &upstream{
-		name:     cfg.Name,
-		log:      log.With("mcp_server", cfg.Name),
-		onChange: onChange,
-		http:     httpClient,
-		refresh:  make(chan struct{}, 1),
-		broken:   make(chan struct{}, 1),
-		settled:  make(chan struct{}),
-		ctx:      ctx,
-		cancel:   cancel,
-		done:     make(chan struct{}),
+		name:        cfg.Name,
+		log:         redactLogger(log.With("mcp_server", cfg.Name), secrets),
+		onChange:    onChange,
+		secrets:     secrets,
+		maxResponse: maxResponse,
+		refresh:     make(chan struct{}, 1),
+		broken:      make(chan struct{}, 1),
+		settled:     make(chan struct{}),
+		ctx:         ctx,
+		cancel:      cancel,
+		done:        make(chan struct{}),
 	}
+	u.http = &http.Client{Transport: &limitTransport{base: httpClient.Transport, limit: maxResponse, trips: &u.streamTrips}}
 	u.calls.tokens = map[string]*call{}
 	u.setConfig(cfg)
 	u.cat.Store(&catalogue{})
@@ -203,7 +216,7 @@ func (u *upstream) connect() (cli *client.Client, rel *relay, stopListen func(),
 		// The event stream carries every response: once it is gone the
 		// connection is useless.
 		sse.SetConnectionLostHandler(func(error) { signal(u.broken) })
-		tr = sseTransport{sse}
+		tr = sseTransport{sse, u.secrets}
 	case cfg.URL != "":
 		h, err := transport.NewStreamableHTTP(cfg.URL,
 			transport.WithHTTPBasicClient(u.http),
@@ -214,13 +227,13 @@ func (u *upstream) connect() (cli *client.Client, rel *relay, stopListen func(),
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		tr, streamable = httpTransport{h}, h
+		tr, streamable = httpTransport{h, u.secrets}, h
 	default:
 		tr = stdioTransport{transport.NewStdioWithOptions(cfg.Command[0], cfg.envList(), cfg.Command[1:],
-			transport.WithCommandLogger(u.log))}
+			transport.WithCommandLogger(u.log)), nil}
 	}
 	cli = client.NewClient(tr)
-	cli.OnNotification(u.onNotification)
+	cli.OnNotification(u.onClientNotification)
 	// The process (stdio) lives as long as u.ctx, not as long as this call.
 	if err := cli.Start(u.ctx); err != nil {
 		return nil, nil, nil, fmt.Errorf("start: %w", err)
@@ -234,7 +247,7 @@ func (u *upstream) connect() (cli *client.Client, rel *relay, stopListen func(),
 		return nil, nil, nil, fmt.Errorf("initialize: %w", err)
 	}
 	if streamable != nil {
-		rel = newRelay(cfg.URL, u.http, cfg.Headers, cli.ProtocolVersion(), streamable.GetSessionId())
+		rel = newRelay(cfg.URL, u.http, cfg.Headers, u.secrets, cli.ProtocolVersion(), streamable.GetSessionId())
 	}
 	stopListen = func() {}
 	if mcp.IsModernProtocol(cli.ProtocolVersion()) {
@@ -271,6 +284,15 @@ func (u *upstream) onNotification(n mcp.JSONRPCNotification) {
 	}
 }
 
+// onClientNotification is onNotification for what mcp-go's client decoded;
+// the relay hides secrets in the raw bytes before decoding.
+func (u *upstream) onClientNotification(n mcp.JSONRPCNotification) {
+	if params, changed := u.secrets.value(n.Params.AdditionalFields); changed {
+		n.Params.AdditionalFields = params.(map[string]any)
+	}
+	u.onNotification(n)
+}
+
 // client returns the live client or errUnavailable.
 func (u *upstream) client() (*client.Client, error) {
 	if cli := u.cli.Load(); cli != nil {
@@ -283,7 +305,10 @@ func (u *upstream) client() (*client.Client, error) {
 // connection is gone and the supervisor must reconnect.
 func (u *upstream) failed(err error) {
 	var te *transport.Error
-	if errors.As(err, &te) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+	var big *responseTooLargeError
+	// An answer over the limit dropped its own HTTP connection; the session
+	// is fine (a legacy SSE stream that broke reports itself).
+	if errors.As(err, &te) && !errors.As(err, &big) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		signal(u.broken)
 	}
 }
