@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/a2aproject/a2a-go/v2/a2a"
+	"github.com/switchboard-gw/switchboard/governance"
 )
 
 // errAnswerTooLarge is what reading an agent's answer past
@@ -24,7 +25,7 @@ var errUpstreamTooLarge = a2a.NewError(a2a.ErrServerError, "upstream agent's ans
 // the error strings a2a-go builds from error bodies can carry them.
 type answerTransport struct {
 	base    http.RoundTripper
-	secrets *redactor
+	secrets *governance.Redactor
 	limit   int64
 }
 
@@ -52,7 +53,7 @@ func (t answerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // answerBody is an agent's answer as answerTransport lets it through.
 type answerBody struct {
 	body     io.ReadCloser
-	secrets  *redactor
+	secrets  *governance.Redactor
 	limit    int64
 	perEvent bool
 
@@ -89,7 +90,7 @@ func (b *answerBody) Read(p []byte) (int, error) {
 		}
 		b.err = err
 		var rest []byte
-		b.out, rest = b.secrets.appendRedacted(b.outBuf[:0], append(b.held, b.buf[:n]...), err != nil)
+		b.out, rest = b.secrets.AppendStream(b.outBuf[:0], append(b.held, b.buf[:n]...), err != nil)
 		b.outBuf = b.out
 		b.held = append(b.held[:0], rest...)
 	}

@@ -205,7 +205,7 @@ func (c *call) upstreamError(ctx context.Context, err error) error {
 	case ctx.Err() != nil:
 		err = context.Cause(ctx)
 	default:
-		c.agent.log.Warn("a2a: upstream call failed", "method", c.method, "err", c.agent.secrets.string(err.Error()))
+		c.agent.log.Warn("a2a: upstream call failed", "method", c.method, "err", c.agent.secrets.String(err.Error()))
 		err = errUpstreamUnavailable
 	}
 	return c.record(err)

@@ -295,7 +295,7 @@ func (g *Gateway) end(span *trace.Span, c *call, cost int64) {
 	span.Status = trace.StatusOK
 	switch {
 	case c.err != nil:
-		span.Status, span.Error = trace.StatusError, c.agent.secrets.string(c.err.Error())
+		span.Status, span.Error = trace.StatusError, c.agent.secrets.String(c.err.Error())
 	case !c.reached:
 		span.Status, span.Error = trace.StatusError, "invalid params"
 	}

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -17,6 +19,7 @@ import (
 	"github.com/a2aproject/a2a-go/v2/a2a"
 	"github.com/a2aproject/a2a-go/v2/a2aclient"
 	"github.com/a2aproject/a2a-go/v2/a2acompat/a2av0"
+	"github.com/switchboard-gw/switchboard/governance"
 	"github.com/valyala/fasthttp"
 )
 
@@ -42,7 +45,7 @@ type agent struct {
 	name    string
 	cfg     AgentConfig
 	cost    int64 // nano-USD per message sent
-	secrets *redactor
+	secrets *governance.Redactor
 	limit   int64 // bytes of one answer (a2a.max_response_bytes)
 	http    *http.Client
 	log     *slog.Logger
@@ -204,7 +207,7 @@ func sameAgent(a, b AgentConfig) bool {
 // the headers in use.
 func (r *registry) newAgent(c AgentConfig) *agent {
 	cost, _ := parseUSD(c.CostPerCallUSD) // Validate has run
-	secrets := newRedactor(c.Headers)
+	secrets := governance.NewRedactor(slices.Collect(maps.Values(c.Headers))...)
 	// Replayed fast-path exchanges go through answerTransport too: their
 	// error bodies become a2a-go error strings like any other.
 	rt := answerTransport{

@@ -23,7 +23,7 @@ import (
 // The send fast path. A 1.0 SendMessage to an agent whose client would send
 // it to a 1.0 JSON-RPC interface needs no translation, so the gateway
 // forwards the client's bytes and returns the upstream's (with the agent's
-// secrets redacted, should it quote them: see redact.go), instead of going
+// secrets redacted, should it quote them: governance.Redactor), instead of going
 // through fiber's net/http adaptor, a2a-go's server handler (decode,
 // re-encode) and a2a-go's client (encode, decode) — about half of the
 // gateway's CPU per call. It decodes what it decides on with the same
@@ -241,7 +241,7 @@ func (g *Gateway) exchange(c *call, req fastRequest) (rp *replay, answer *a2a.St
 	}
 	// Redacted before anything reads it, as answerTransport does on the
 	// slow path; without a secret in it, body is forwarded as it came.
-	body = c.agent.secrets.bytes(body)
+	body = c.agent.secrets.Bytes(body)
 	rp = &replay{status: status, body: body}
 	if status != http.StatusOK {
 		return rp, nil, false

@@ -1,7 +1,6 @@
 package llm
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -10,6 +9,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/switchboard-gw/switchboard/governance"
 )
 
 // deployment is one upstream of a model group, built from config. Its
@@ -25,9 +26,9 @@ type deployment struct {
 	timeout       time.Duration
 	maxParallel   int
 	headers       [][2]string
-	// secrets are the API key and every configured header value long enough
-	// to be a credential: text from the upstream is relayed without them.
-	secrets [][]byte
+	// secrets hides the API key and the configured header values in text
+	// from the upstream that is relayed to the client.
+	secrets *governance.Redactor
 	// sendHeaders are credentials plus configured headers, built once for
 	// every call but Anthropic-ingress ones, which add the client's version.
 	sendHeaders [][2]string
@@ -36,21 +37,6 @@ type deployment struct {
 	attemptName string // the attempt span's name
 	price       Price
 	st          *deploymentState
-}
-
-// minSecretLen is the shortest configured value treated as a credential.
-const minSecretLen = 8
-
-var redacted = []byte("[redacted]")
-
-// redact returns raw without d's secrets; raw itself when none occurs.
-func (d *deployment) redact(raw []byte) []byte {
-	for _, s := range d.secrets {
-		if bytes.Contains(raw, s) {
-			raw = bytes.ReplaceAll(raw, s, redacted)
-		}
-	}
-	return raw
 }
 
 // deploymentState is what the router learns about a deployment at run time.
@@ -164,15 +150,7 @@ func newDeployment(m ModelConfig, dc DeploymentConfig, r RouterConfig) (*deploym
 	for k, v := range dc.Headers {
 		d.headers = append(d.headers, [2]string{k, v})
 	}
-	if dc.APIKey != "" {
-		d.secrets = append(d.secrets, []byte(dc.APIKey))
-	}
-	for _, v := range slices.Sorted(maps.Values(dc.Headers)) {
-		// Shorter values (a version, a flag) are not credentials, and hiding them would garble every message.
-		if len(v) >= minSecretLen {
-			d.secrets = append(d.secrets, []byte(v))
-		}
-	}
+	d.secrets = governance.NewRedactor(append([]string{dc.APIKey}, slices.Collect(maps.Values(dc.Headers))...)...)
 	if d.weight == 0 {
 		d.weight = 1
 	}

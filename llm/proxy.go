@@ -216,7 +216,7 @@ func (s *upstreamStream) pump(out []byte) ([]byte, error) {
 		if out, terr = s.tr.event(ev, out); terr != nil {
 			if errors.Is(terr, errUpstreamStreamError) {
 				// The error event is the upstream's own text, which may quote the key it was sent.
-				out = append(out[:before], s.dep.redact(out[before:])...)
+				out = append(out[:before], s.dep.secrets.Bytes(out[before:])...)
 			}
 			return out, terr
 		}

@@ -317,7 +317,7 @@ type upstreamErrorBody struct {
 // text: a provider's 401 message can quote part of our key.
 func classifyStatus(d *deployment, status int, raw []byte, retryAfter []byte) (*apiError, outcome) {
 	// Some providers quote the credential they were sent in a 4xx that is relayed below.
-	raw = d.redact(raw)
+	raw = d.secrets.Bytes(raw)
 	var eb upstreamErrorBody
 	_ = json.Unmarshal(raw, &eb)
 	code := strings.Trim(string(eb.Error.Code), `"`)

@@ -41,7 +41,7 @@ func (g *Gateway) callTool(ctx context.Context, u *upstream, tool string, req mc
 	span := g.tracer.Start(callerContext(req), trace.LayerTool, "tools/call "+name)
 	result, callErr := u.callTool(ctx, tool, req, span.Context())
 	// Upstream text reaches the client, the span and the logs from here.
-	callErr = u.secrets.error(callErr)
+	callErr = u.secrets.Error(callErr)
 	if callErr != nil {
 		cost = 0 // nothing was served
 	}

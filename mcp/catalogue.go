@@ -9,6 +9,7 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/switchboard-gw/switchboard/governance"
 )
 
 // catalogue is what one upstream offers, as last listed. Tool schemas are the
@@ -147,7 +148,7 @@ func capturePage(ctx context.Context, req transport.JSONRPCRequest, resp *transp
 // to hide the upstream's secrets in its answers.
 type httpTransport struct {
 	*transport.StreamableHTTP
-	secrets *redactor
+	secrets *governance.Redactor
 }
 
 func (t httpTransport) SendRequest(ctx context.Context, req transport.JSONRPCRequest) (*transport.JSONRPCResponse, error) {
@@ -157,7 +158,7 @@ func (t httpTransport) SendRequest(ctx context.Context, req transport.JSONRPCReq
 
 type stdioTransport struct {
 	*transport.Stdio
-	secrets *redactor
+	secrets *governance.Redactor
 }
 
 func (t stdioTransport) SendRequest(ctx context.Context, req transport.JSONRPCRequest) (*transport.JSONRPCResponse, error) {
@@ -167,7 +168,7 @@ func (t stdioTransport) SendRequest(ctx context.Context, req transport.JSONRPCRe
 
 type sseTransport struct {
 	*transport.SSE
-	secrets *redactor
+	secrets *governance.Redactor
 }
 
 func (t sseTransport) SendRequest(ctx context.Context, req transport.JSONRPCRequest) (*transport.JSONRPCResponse, error) {
@@ -178,15 +179,15 @@ func (t sseTransport) SendRequest(ctx context.Context, req transport.JSONRPCRequ
 // answered is what every transport's SendRequest returns to the client: the
 // answer with secrets hidden (its error message, error data and result
 // bytes), its tools/list page captured.
-func answered(ctx context.Context, req transport.JSONRPCRequest, resp *transport.JSONRPCResponse, err error, secrets *redactor) (*transport.JSONRPCResponse, error) {
+func answered(ctx context.Context, req transport.JSONRPCRequest, resp *transport.JSONRPCResponse, err error, secrets *governance.Redactor) (*transport.JSONRPCResponse, error) {
 	if err != nil {
-		return resp, secrets.error(err)
+		return resp, secrets.Error(err)
 	}
 	if resp != nil && secrets != nil {
-		resp.Result = secrets.json(resp.Result)
+		resp.Result = secrets.Bytes(resp.Result)
 		if resp.Error != nil {
-			resp.Error.Message = secrets.string(resp.Error.Message)
-			if data, changed := secrets.value(resp.Error.Data); changed {
+			resp.Error.Message = secrets.String(resp.Error.Message)
+			if data, changed := redactValue(secrets, resp.Error.Data); changed {
 				resp.Error.Data = data
 			}
 		}

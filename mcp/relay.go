@@ -17,6 +17,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/switchboard-gw/switchboard/governance"
 	"github.com/switchboard-gw/switchboard/trace"
 )
 
@@ -30,16 +31,16 @@ import (
 type relay struct {
 	url     string
 	http    *http.Client
-	version string            // negotiated protocol version
-	modern  bool              // 2026-07-28: no session, protocol metadata in every request
-	session string            // Mcp-Session-Id of a 2025-11-25 upstream ("" when it has none)
-	static  map[string]string // the server's configured headers
-	secrets *redactor         // hides static's values in answers
-	ids     string            // prefix of this relay's request IDs
+	version string               // negotiated protocol version
+	modern  bool                 // 2026-07-28: no session, protocol metadata in every request
+	session string               // Mcp-Session-Id of a 2025-11-25 upstream ("" when it has none)
+	static  map[string]string    // the server's configured headers
+	secrets *governance.Redactor // hides static's values in answers
+	ids     string               // prefix of this relay's request IDs
 	seq     atomic.Uint64
 }
 
-func newRelay(url string, hc *http.Client, static map[string]string, secrets *redactor, version, session string) *relay {
+func newRelay(url string, hc *http.Client, static map[string]string, secrets *governance.Redactor, version, session string) *relay {
 	return &relay{url: url, http: hc, static: static, secrets: secrets, version: version,
 		modern: mcp.IsModernProtocol(version), session: session, ids: relayIDPrefix + rand.Text()[:12] + "-"}
 }
@@ -311,7 +312,7 @@ func (r *relay) answer(ctx context.Context, resp *http.Response, notify func(mcp
 			return nil, transport.NewError(&transport.AuthorizationRequiredError{})
 		}
 		var a rpcAnswer
-		if json.Unmarshal(r.secrets.json(body), &a) == nil {
+		if json.Unmarshal(r.secrets.Bytes(body), &a) == nil {
 			return &a, nil
 		}
 		return nil, transport.NewError(fmt.Errorf("request failed with status %d", resp.StatusCode))
@@ -327,7 +328,7 @@ func (r *relay) answer(ctx context.Context, resp *http.Response, notify func(mcp
 		}
 		var a rpcAnswer
 		// A decoder, like mcp-go's client, ignores what follows the message.
-		if err := json.NewDecoder(bytes.NewReader(r.secrets.json(body))).Decode(&a); err != nil {
+		if err := json.NewDecoder(bytes.NewReader(r.secrets.Bytes(body))).Decode(&a); err != nil {
 			return nil, transport.NewError(fmt.Errorf("failed to decode response: %w", err))
 		}
 		if isNullID(a.ID) {
@@ -478,7 +479,7 @@ func (r *relay) resume(ctx context.Context, cur *sseCursor, c relayCall) (io.Rea
 
 // dispatch handles one SSE event; done is true when it was the response.
 func (r *relay) dispatch(data []byte, notify func(mcp.JSONRPCNotification), c relayCall) (*rpcAnswer, bool) {
-	data = r.secrets.json(data)
+	data = r.secrets.Bytes(data)
 	var a rpcAnswer
 	if json.Unmarshal(data, &a) != nil {
 		return nil, false

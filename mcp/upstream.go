@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -14,6 +16,7 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/switchboard-gw/switchboard/governance"
 )
 
 // Reconnect/restart backoff bounds for an upstream that is down.
@@ -38,7 +41,7 @@ type upstream struct {
 	// secrets hides the configured header values in what the upstream
 	// answers. Headers are part of sameConnection, so a reload that changes
 	// them creates a new upstream and with it a new redactor.
-	secrets     *redactor
+	secrets     *governance.Redactor
 	maxResponse *atomic.Int64
 	// streamTrips counts answers over maxResponse that no call owned (see
 	// limitTransport); a call failing meanwhile failed because of one.
@@ -68,7 +71,7 @@ type upstream struct {
 // connection pool, with answers bounded by maxResponse.
 func newUpstream(cfg ServerConfig, log *slog.Logger, httpClient *http.Client, maxResponse *atomic.Int64, onChange func()) *upstream {
 	ctx, cancel := context.WithCancel(context.Background())
-	secrets := newRedactor(cfg.Headers)
+	secrets := governance.NewRedactor(slices.Collect(maps.Values(cfg.Headers))...)
 	u := &upstream{
 		name:        cfg.Name,
 		log:         redactLogger(log.With("mcp_server", cfg.Name), secrets),
@@ -287,7 +290,7 @@ func (u *upstream) onNotification(n mcp.JSONRPCNotification) {
 // onClientNotification is onNotification for what mcp-go's client decoded;
 // the relay hides secrets in the raw bytes before decoding.
 func (u *upstream) onClientNotification(n mcp.JSONRPCNotification) {
-	if params, changed := u.secrets.value(n.Params.AdditionalFields); changed {
+	if params, changed := redactValue(u.secrets, n.Params.AdditionalFields); changed {
 		n.Params.AdditionalFields = params.(map[string]any)
 	}
 	u.onNotification(n)

@@ -7,59 +7,20 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"github.com/switchboard-gw/switchboard/governance"
 )
 
 const testSecret = "Bearer tok-0123456789abcdef"
 
-func TestRedactorReplacesEveryConfiguredSecret(t *testing.T) {
-	t.Parallel()
-	headers := map[string]string{"Authorization": testSecret, "X-Tenant": "t1", "X-Key": "k<ey>&0123"}
-	tests := []struct {
-		name, in, want string
-	}{
-		{"no secret", `{"text":"hello"}`, `{"text":"hello"}`},
-		{"whole header value", "token " + testSecret + " rejected", "token [redacted] rejected"},
-		{"credential without its scheme", "tok-0123456789abcdef!", "[redacted]!"},
-		{"twice", testSecret + testSecret, "[redacted][redacted]"},
-		{"short values are not secrets", "tenant t1", "tenant t1"},
-		{"raw form of a value JSON escapes", "k<ey>&0123", "[redacted]"},
-		{"HTML-escaped JSON form", `"k\u003cey\u003e\u00260123"`, `"[redacted]"`},
-	}
-	r := newRedactor(headers)
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			if got := r.string(tt.in); got != tt.want {
-				t.Errorf("string(%q) = %q, want %q", tt.in, got, tt.want)
-			}
-			if got := string(r.bytes([]byte(tt.in))); got != tt.want {
-				t.Errorf("bytes(%q) = %q, want %q", tt.in, got, tt.want)
-			}
-		})
-	}
-}
-
-func TestRedactorWithoutSecretsCopiesNothing(t *testing.T) {
-	t.Parallel()
-	for _, r := range []*redactor{nil, newRedactor(map[string]string{"X-Tenant": "t1"}), newRedactor(map[string]string{"A": testSecret})} {
-		in := []byte(`{"jsonrpc":"2.0","result":{}}`)
-		if out := r.bytes(in); &out[0] != &in[0] {
-			t.Errorf("redactor %v copied a body without secrets", r)
-		}
-	}
-	if newRedactor(map[string]string{"X-Tenant": "t1"}) != nil {
-		t.Error("short header values made a redactor")
-	}
-}
-
 // answer wraps body as answerTransport does.
-func answer(body io.Reader, secrets *redactor, limit int64, perEvent bool) io.Reader {
+func answer(body io.Reader, secrets *governance.Redactor, limit int64, perEvent bool) io.Reader {
 	return &answerBody{body: io.NopCloser(body), secrets: secrets, limit: limit, perEvent: perEvent}
 }
 
 func TestAnswerBodyRedactsAcrossReads(t *testing.T) {
 	t.Parallel()
-	r := newRedactor(map[string]string{"Authorization": testSecret})
+	r := governance.NewRedactor(testSecret)
 	in := "data: {\"text\":\"" + testSecret + "\"}\n\n" + "data: {\"text\":\"Bearer tok-01 is half\"}\n\n" + testSecret
 	want := "data: {\"text\":\"[redacted]\"}\n\n" + "data: {\"text\":\"Bearer tok-01 is half\"}\n\n" + "[redacted]"
 	tests := []struct {
@@ -86,7 +47,7 @@ func TestAnswerBodyRedactsAcrossReads(t *testing.T) {
 func TestAnswerBodyDeliversAWholeEventWithoutWaiting(t *testing.T) {
 	t.Parallel()
 	pr, pw := io.Pipe()
-	body := answer(pr, newRedactor(map[string]string{"Authorization": testSecret}), 1<<20, true)
+	body := answer(pr, governance.NewRedactor(testSecret), 1<<20, true)
 	const event = "data: {\"text\":\"hi\"}\n\n"
 	go func() { _, _ = pw.Write([]byte(event)) }()
 	buf := make([]byte, 64)
@@ -115,7 +76,7 @@ func TestAnswerBodyLimit(t *testing.T) {
 		{"an event's lines add up", "data: " + strings.Repeat("x", 60) + "\ndata: " + strings.Repeat("x", 60) + "\n\n", true, true},
 	}
 	for _, tt := range tests {
-		for _, secrets := range []*redactor{nil, newRedactor(map[string]string{"Authorization": testSecret})} {
+		for _, secrets := range []*governance.Redactor{nil, governance.NewRedactor(testSecret)} {
 			t.Run(tt.name, func(t *testing.T) {
 				t.Parallel()
 				_, err := io.ReadAll(answer(iotest.HalfReader(strings.NewReader(tt.body)), secrets, 100, tt.perEvent))

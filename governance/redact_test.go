@@ -1,0 +1,118 @@
+package governance
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+)
+
+const redactTestSecret = "Bearer tok-0123456789abcdef"
+
+func TestRedactorReplacesEveryConfiguredSecret(t *testing.T) {
+	t.Parallel()
+	r := NewRedactor(redactTestSecret, "t1", "k<ey>&0123")
+	tests := []struct {
+		name, in, want string
+	}{
+		{"no secret", `{"text":"hello"}`, `{"text":"hello"}`},
+		{"whole value", "token " + redactTestSecret + " rejected", "token [redacted] rejected"},
+		{"credential without its scheme", "tok-0123456789abcdef!", "[redacted]!"},
+		{"twice", redactTestSecret + redactTestSecret, "[redacted][redacted]"},
+		{"in JSON", `["tok-0123456789abcdef","tok-0123456789abcdef"]`, `["[redacted]","[redacted]"]`},
+		{"short values are not secrets", "tenant t1", "tenant t1"},
+		{"raw form of a value JSON escapes", `{"t":"k<ey>&0123"}`, `{"t":"[redacted]"}`},
+		{"HTML-escaped JSON form", `"k\u003cey\u003e\u00260123"`, `"[redacted]"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := r.String(tt.in); got != tt.want {
+				t.Errorf("String(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+			got := r.Bytes([]byte(tt.in))
+			if string(got) != tt.want {
+				t.Errorf("Bytes(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+			if json.Valid([]byte(tt.in)) && !json.Valid(got) {
+				t.Errorf("redacted %s is no longer JSON", got)
+			}
+		})
+	}
+}
+
+func TestRedactorWithoutSecretsCopiesNothing(t *testing.T) {
+	t.Parallel()
+	for _, r := range []*Redactor{nil, NewRedactor("t1"), NewRedactor(redactTestSecret)} {
+		in := []byte(`{"jsonrpc":"2.0","result":{}}`)
+		if out := r.Bytes(in); &out[0] != &in[0] {
+			t.Errorf("redactor %v copied a body without secrets", r)
+		}
+	}
+	if NewRedactor("t1", "json", "") != nil {
+		t.Error("short values made a redactor")
+	}
+	var none *Redactor
+	if none.String(redactTestSecret) != redactTestSecret || none.Contains([]byte(redactTestSecret)) {
+		t.Error("a nil redactor changed its input")
+	}
+}
+
+func TestRedactorKeepsErrorKinds(t *testing.T) {
+	t.Parallel()
+	r := NewRedactor(redactTestSecret)
+	err := r.Error(fmt.Errorf("invalid token tok-0123456789abcdef: %w", io.ErrUnexpectedEOF))
+	if strings.Contains(err.Error(), "tok-0123456789abcdef") || !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("error = %v (is the cause: %v)", err, errors.Is(err, io.ErrUnexpectedEOF))
+	}
+	plain := errors.New("nothing secret")
+	if r.Error(plain) != plain || r.Error(nil) != nil {
+		t.Fatal("an error without secrets was wrapped")
+	}
+}
+
+// A body read in pieces is redacted even when a secret is split between two
+// reads, and everything else is passed on as soon as it cannot be one.
+func TestRedactorAppendStreamAcrossPieces(t *testing.T) {
+	t.Parallel()
+	r := NewRedactor(redactTestSecret)
+	body := `data: {"error":"tok-0123456789abcdef is wrong"}` + "\n\n" + `data: {"n":"tok-0123"}` + "\n\n"
+	for _, size := range []int{1, 3, 7, 16, len(body)} {
+		var out, held []byte
+		for i := 0; i < len(body); i += size {
+			piece := body[i:min(i+size, len(body))]
+			var rest []byte
+			out, rest = r.AppendStream(out, append(held, piece...), i+size >= len(body))
+			held = append([]byte(nil), rest...)
+		}
+		want := `data: {"error":"[redacted] is wrong"}` + "\n\n" + `data: {"n":"tok-0123"}` + "\n\n"
+		if string(out) != want {
+			t.Errorf("pieces of %d bytes: %q, want %q", size, out, want)
+		}
+	}
+	out, rest := r.AppendStream(nil, []byte("event one\n\nnext tok-01"), false)
+	if string(out) != "event one\n\nnext " || string(rest) != "tok-01" {
+		t.Errorf("held back %q after %q: only a possible secret's start may wait", rest, out)
+	}
+}
+
+// BenchmarkRedactorNoSecret is the check every relayed answer of an upstream
+// with configured credentials pays when it holds none.
+func BenchmarkRedactorNoSecret(b *testing.B) {
+	r := NewRedactor(redactTestSecret, "k-0123456789abcdef")
+	for _, size := range []int{64, 64 << 10} {
+		body := []byte(`{"jsonrpc":"2.0","id":"sb-relay-1","result":{"content":[{"type":"text","text":"` +
+			strings.Repeat("x", size) + `"}]}}`)
+		b.Run(fmt.Sprintf("text-%dB", size), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if out := r.Bytes(body); len(out) != len(body) {
+					b.Fatal("changed")
+				}
+			}
+		})
+	}
+}
