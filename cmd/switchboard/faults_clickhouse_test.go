@@ -82,16 +82,22 @@ func (c *privateClickHouse) run(action string) {
 	}
 }
 
-// count runs a SELECT count() query against the private ClickHouse.
-func (c *privateClickHouse) count(query string) uint64 {
+// open connects to the private ClickHouse; done closes the connection and ends ctx (30 s at most).
+func (c *privateClickHouse) open() (conn clickhouse.Conn, ctx context.Context, done func()) {
 	c.t.Helper()
 	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{c.addr}, DialTimeout: 5 * time.Second})
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	return conn, ctx, func() { cancel(); _ = conn.Close() }
+}
+
+// count runs a SELECT count() query against the private ClickHouse.
+func (c *privateClickHouse) count(query string) uint64 {
+	c.t.Helper()
+	conn, ctx, done := c.open()
+	defer done()
 	var n uint64
 	if err := conn.QueryRow(ctx, query).Scan(&n); err != nil {
 		c.t.Fatal(err)
@@ -102,13 +108,8 @@ func (c *privateClickHouse) count(query string) uint64 {
 // spansByTrace counts the stored spans of each trace, and sums the key's settled cost, straight from ClickHouse.
 func (c *privateClickHouse) spansByTrace() (map[string]int, int64) {
 	c.t.Helper()
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{c.addr}, DialTimeout: 5 * time.Second})
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer conn.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	conn, ctx, done := c.open()
+	defer done()
 	rows, err := conn.Query(ctx, "SELECT lower(hex(trace_id)), toInt64(count()) FROM faults.spans GROUP BY trace_id")
 	if err != nil {
 		c.t.Fatal(err)
