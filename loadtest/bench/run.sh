@@ -6,7 +6,8 @@
 # k6 scenario against the mock directly, through the fiber floor, through the net/http floor and through the
 # gateway, back to back, and writes loadtest/results/summary.md: latency per target, latency the gateway adds
 # over direct, max RPS and CPU per request at saturation, the gateway's peak RSS, and spans written to
-# ClickHouse against calls sent.
+# ClickHouse against calls sent. Chat is also measured with loadtest/cmd/openloop, whose own CPU is small
+# enough not to drown the proxies' tails.
 #
 # Env (all optional):
 #   BENCH_DURATION  length of each constant-rate run (default 8s); BENCH_SAT_DURATION the ramp (default 15s)
@@ -64,6 +65,7 @@ CGO_ENABLED=0 go build -trimpath -o "$bin/switchboard" ./cmd/switchboard
 go build -trimpath -o "$bin/mock" ./loadtest/cmd/mock
 go build -trimpath -o "$bin/fiberproxy" ./loadtest/floor/fiberproxy
 go build -trimpath -o "$bin/httpproxy" ./loadtest/floor/httpproxy
+go build -trimpath -o "$bin/openloop" ./loadtest/cmd/openloop
 
 say "starting ClickHouse on 127.0.0.1:$ch_port ..."
 CLICKHOUSE_PORT="$ch_port" timeout 600 bash deploy/clickhouse.sh start
@@ -174,11 +176,34 @@ scenario() {
   grep VmHWM "/proc/$gw_pid/status" | awk '{print $2}' >"$work/json/$name.rss_kb"
 }
 
+# openloop: chat JSON at $chat_rate from the Go open-loop probe against the mock, a fiber floor and the gateway,
+# one after the other. k6 takes about half a core at this rate; the probe a small fraction, so these latencies show
+# what k6's own CPU hides. The gateway run also histograms its slow calls by phase of the span flush interval.
+openloop_run() {
+  if [[ -n "${BENCH_ONLY:-}" && " $BENCH_ONLY " != *" chat-openloop "* ]]; then return 0; fi
+  say "chat at $chat_rate/s from the open-loop probe: direct, fiber floor, gateway"
+  local name=chat-openloop
+  floors "${up[llm0]}"
+  local body='{"model":"MODEL","messages":[{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":32}'
+  timeout "$((DURATION_FOR_TIMEOUT + 90))" "$bin/openloop" --url "${up[llm0]}/v1/chat/completions" --rate "$chat_rate" \
+    --duration "$duration" --body "${body/MODEL/gpt-4o-mini}" --json "$work/json/openloop.direct.json" >&2 || say "openloop: calls to the mock failed"
+  timeout "$((DURATION_FOR_TIMEOUT + 90))" "$bin/openloop" --url "${fiber_urls[0]}/v1/chat/completions" --rate "$chat_rate" \
+    --duration "$duration" --body "${body/MODEL/gpt-4o-mini}" --json "$work/json/openloop.fiber.json" >&2 || say "openloop: calls to the fiber floor failed"
+  stop_floors
+  timeout "$((DURATION_FOR_TIMEOUT + 90))" "$bin/openloop" --url "$gateway/v1/chat/completions" --key "$api_key" \
+    --rate "$chat_rate" --duration "$duration" --body "${body/MODEL/mock-0ms}" --json "$work/json/openloop.gateway.json" \
+    --phase 1s >"$work/log/openloop.gateway.txt" || say "openloop: calls to the gateway failed"
+  cat "$work/log/openloop.gateway.txt" >&2
+  openloop_ran=1
+}
+
 ran=()
+openloop_ran=""
 secs_of() { awk -v d="$1" 'BEGIN{ if (d ~ /m$/) print d*60; else print d+0 }'; }
 DURATION_FOR_TIMEOUT="$(secs_of "$duration")"
 common=(SCENARIO=constant DURATION="$duration")
-# SCENARIOS (names for BENCH_ONLY): chat chat-50ms stream embeddings mcp-stateless mcp-session a2a workflow saturation
+# SCENARIOS (names for BENCH_ONLY): chat chat-50ms stream embeddings mcp-stateless mcp-session a2a workflow
+# chat-openloop saturation
 scenario chat chat.js 0 llm "$chat_rate" "${common[@]}"
 scenario chat-50ms chat.js 50 llm "$chat_rate" "${common[@]}"
 scenario stream chat-stream.js 0 llm "$rate" "${common[@]}"
@@ -187,6 +212,7 @@ scenario mcp-stateless mcp.js 0 mcp "$rate" "${common[@]}" MCP_PROTOCOL=2026-07-
 scenario mcp-session mcp.js 0 mcp "$rate" "${common[@]}" MCP_PROTOCOL=2025-11-25
 scenario a2a a2a.js 0 a2a "$rate" "${common[@]}"
 scenario workflow workflow.js 50 flow "$flow_rate" "${common[@]}"
+openloop_run
 DURATION_FOR_TIMEOUT="$(secs_of "$sat_duration")"
 scenario saturation chat.js 0 llm 500 SCENARIO=ramp DURATION="$sat_duration" MAX_RATE="$sat_max" MAX_VUS=256 \
   P99_MS=60000
@@ -237,6 +263,22 @@ summary="$results/summary.md"
       "$(( $(cat "$work/json/$name.rss_kb") / 1024 )) MB |" \
       "$spans / $(jq -r .calls "$f") |"
   done
+  if [[ -n "$openloop_ran" ]]; then
+    echo
+    echo "Chat JSON at ${chat_rate}/s from \`loadtest/cmd/openloop\`, a Go open-loop client that needs a small fraction of k6's CPU (latency in ms from each call's scheduled start; added = target − direct):"
+    echo
+    echo "| target | p50 | p90 | p99 | p99.9 | added p50 / p99 | errors |"
+    echo "|---|---|---|---|---|---|---|"
+    for t in direct fiber gateway; do
+      jq -r --slurpfile d "$work/json/openloop.direct.json" --arg t "$t" '
+        def r2: . * 100 | round / 100;
+        "| \($t) | \(.p50 | r2) | \(.p90 | r2) | \(.p99 | r2) | \(.p999 | r2) | " +
+        "\(if $t == "direct" then "-" else "\((.p50 - $d[0].p50) | r2) / \((.p99 - $d[0].p99) | r2)" end) | \(.errors) |"' \
+        "$work/json/openloop.$t.json"
+    done
+    echo
+    echo "Gateway calls over 3 ms by start time modulo 1 s (the span flush interval), in 50 ms buckets: $(sed -n 's/.*in 20 buckets: //p' "$work/log/openloop.gateway.txt")"
+  fi
   if [[ -s "$work/json/saturation.gateway.json" ]]; then
     echo
     echo "Saturation (chat JSON, 0 ms upstream, arrival rate ramped to $sat_max/s over ${sat_duration}; max RPS = completed requests/s in the final third; CPU = the proxy process's user+system time per request over the whole run; ClickHouse CPU = the ClickHouse server's, which only the gateway's spans give work):"
