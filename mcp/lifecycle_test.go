@@ -254,3 +254,37 @@ func TestSSEUpstreamDiesAndComesBack(t *testing.T) {
 		return err == nil && !res.IsError
 	}, "the SSE upstream to come back")
 }
+
+// A reload that re-creates a server (new URL or headers) can have the new
+// connection list its catalogue before the reload resyncs the views. The
+// views must then still bind the tools to the new upstream, although their
+// definitions did not change: here the swap is made in that order on purpose.
+func TestRecreatedUpstreamWithTheSameToolsServesCalls(t *testing.T) {
+	t.Parallel()
+	e := start(t, nil)
+	g := e.gw
+	g.mu.RLock()
+	old := g.ups["weather"]
+	g.mu.RUnlock()
+	cfg := *old.cfg.Load()
+	cfg.Headers = map[string]string{"X-Rotated": "yes"}
+	fresh := newUpstream(cfg, g.log, g.http, &g.maxResponse, func() { g.resync("weather") })
+	eventually(t, 10*time.Second, func() bool { return len(fresh.cat.Load().tools) > 0 }, "the new connection's catalogue")
+	g.mu.Lock()
+	g.ups["weather"] = fresh
+	g.mu.Unlock()
+	old.close()
+	g.resyncAll()
+
+	ctx := ctxT(t)
+	for _, path := range []string{"/mcp", "/mcp/weather"} {
+		cli := e.connect(t, path, keyAll, mcp.ProtocolVersion20260728)
+		name := "weather__add"
+		if path != "/mcp" {
+			name = "add"
+		}
+		if res, err := callTool(ctx, cli, name, map[string]any{"a": 2, "b": 3}); err != nil || res.IsError {
+			t.Fatalf("%s: call after the upstream was re-created: %+v, %v", path, res, err)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -32,6 +33,8 @@ type view struct {
 	// last synced JSON per kind: unchanged kinds are not re-set, because
 	// every Set sends list_changed to all clients.
 	synced [4]string
+	// syncedUps are the upstreams the handlers of the last sync call.
+	syncedUps []*upstream
 
 	requests requests // in flight, for notifications/cancelled
 }
@@ -131,6 +134,13 @@ func (v *view) allowed(ctx context.Context, name string) bool {
 
 // sync mirrors the upstreams' catalogues into the view.
 func (v *view) sync(ups []*upstream) {
+	if !slices.Equal(ups, v.syncedUps) {
+		// The handlers call the upstream objects they were made with. A
+		// server a reload re-created (new URL or headers) lists the same
+		// definitions, which alone would leave every call on the closed one.
+		v.synced = [4]string{}
+		v.syncedUps = slices.Clone(ups)
+	}
 	var (
 		tools     []server.ServerTool
 		resources []server.ServerResource
@@ -187,8 +197,9 @@ func (v *view) sync(ups []*upstream) {
 	}
 }
 
-// defs extracts the listed definitions (handlers are closures over the same
-// upstream and name, so the definitions decide whether anything changed).
+// defs extracts the listed definitions (with the same upstreams, see sync,
+// handlers are closures over the same upstream and name, so the definitions
+// decide whether anything changed).
 func defs[T any](items []T, def func(T) any) []any {
 	out := make([]any, len(items))
 	for i, it := range items {
