@@ -39,13 +39,7 @@ func Post(b *testing.B, url, key string, body []byte, parallelism int) Latencies
 		defer fasthttp.ReleaseResponse(resp)
 		for next() {
 			req.Reset()
-			req.SetRequestURI(url)
-			req.Header.SetMethod(fasthttp.MethodPost)
-			req.Header.SetContentType("application/json")
-			if key != "" {
-				req.Header.Set("Authorization", "Bearer "+key)
-			}
-			req.SetBodyRaw(body)
+			SetPost(req, url, key, body)
 			t0 := time.Now()
 			if err := client.DoTimeout(req, resp, 10*time.Second); err != nil || resp.StatusCode() != http.StatusOK {
 				b.Errorf("call failed: %v %d %s", err, resp.StatusCode(), resp.Body())
@@ -78,4 +72,16 @@ func Post(b *testing.B, url, key string, body []byte, parallelism int) Latencies
 	b.ReportMetric(float64(l.P99().Microseconds()), "p99-µs")
 	b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "req/s")
 	return l
+}
+
+// SetPost makes req a JSON POST of body to url, with the bearer key unless it is empty: the call both the Go
+// benchmarks and the open-loop probe (loadtest/cmd/openloop) time.
+func SetPost(req *fasthttp.Request, url, key string, body []byte) {
+	req.SetRequestURI(url)
+	req.Header.SetMethod(fasthttp.MethodPost)
+	req.Header.SetContentType("application/json")
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	req.SetBodyRaw(body)
 }

@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/switchboard-gw/switchboard/loadtest/benchload"
 )
 
 const defaultBody = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":32}`
@@ -104,13 +106,7 @@ func probe(url, key string, body []byte, rate int, duration time.Duration) *resu
 			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 			defer fasthttp.ReleaseRequest(req)
 			defer fasthttp.ReleaseResponse(resp)
-			req.SetRequestURI(url)
-			req.Header.SetMethod(fasthttp.MethodPost)
-			req.Header.SetContentType("application/json")
-			if key != "" {
-				req.Header.Set("Authorization", "Bearer "+key)
-			}
-			req.SetBodyRaw(body)
+			benchload.SetPost(req, url, key, body)
 			err := client.DoTimeout(req, resp, 30*time.Second)
 			res.start[i], res.latency[i] = at.Sub(t0), time.Since(at)
 			if err == nil && resp.StatusCode() != fasthttp.StatusOK {
