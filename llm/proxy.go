@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchboard-gw/switchboard/governance"
 	"github.com/switchboard-gw/switchboard/trace"
 	"github.com/valyala/fasthttp"
 )
@@ -145,7 +146,7 @@ type upstreamStream struct {
 	split sseSplitter
 	// maxEvent bounds the bytes of one event still waiting for its end.
 	maxEvent int
-	dep      *deployment // whose credentials error events are relayed without
+	secrets  *governance.Redactor // the deployment's, hidden in the error events relayed
 
 	mu       sync.Mutex
 	closed   bool
@@ -158,7 +159,7 @@ type upstreamStream struct {
 // the stream with errStreamDuration when it passes.
 func openStream(resp *fasthttp.Response, d *deployment, r RouterConfig, deadline time.Time, tr streamTranslator) *upstreamStream {
 	s := &upstreamStream{resp: resp, body: resp.BodyStream(), idle: r.StreamIdleTimeout, tr: tr,
-		bufp: streamBufs.Get().(*[]byte), maxEvent: r.MaxResponseBytes, dep: d}
+		bufp: streamBufs.Get().(*[]byte), maxEvent: r.MaxResponseBytes, secrets: d.secrets}
 	s.buf = *s.bufp
 	s.timer = time.AfterFunc(s.idle, func() {
 		s.mu.Lock()
@@ -216,7 +217,7 @@ func (s *upstreamStream) pump(out []byte) ([]byte, error) {
 		if out, terr = s.tr.event(ev, out); terr != nil {
 			if errors.Is(terr, errUpstreamStreamError) {
 				// The error event is the upstream's own text, which may quote the key it was sent.
-				out = append(out[:before], s.dep.secrets.Bytes(out[before:])...)
+				out = append(out[:before], s.secrets.Bytes(out[before:])...)
 			}
 			return out, terr
 		}
