@@ -6,8 +6,8 @@
 # k6 scenario against the mock directly, through the fiber floor, through the net/http floor and through the
 # gateway, back to back, and writes loadtest/results/summary.md: latency per target, latency the gateway adds
 # over direct, max RPS and CPU per request at saturation, the gateway's peak RSS, and spans written to
-# ClickHouse against calls sent. Chat is also measured with loadtest/cmd/openloop, whose own CPU is small
-# enough not to drown the proxies' tails.
+# ClickHouse against calls sent. Chat, streamed chat, MCP and A2A are also measured with loadtest/cmd/openloop,
+# whose own CPU is small enough not to drown the proxies' tails.
 #
 # Env (all optional):
 #   BENCH_DURATION  length of each constant-rate run (default 8s); BENCH_SAT_DURATION the ramp (default 15s)
@@ -176,25 +176,62 @@ scenario() {
   grep VmHWM "/proc/$gw_pid/status" | awk '{print $2}' >"$work/json/$name.rss_kb"
 }
 
-# openloop: chat JSON at $chat_rate from the Go open-loop probe against the mock, a fiber floor and the gateway,
-# one after the other. k6 takes about half a core at this rate; the probe a small fraction, so these latencies show
-# what k6's own CPU hides. The gateway run also histograms its slow calls by phase of the span flush interval.
-openloop_run() {
-  if [[ -n "${BENCH_ONLY:-}" && " $BENCH_ONLY " != *" chat-openloop "* ]]; then return 0; fi
-  say "chat at $chat_rate/s from the open-loop probe: direct, fiber floor, gateway"
-  local name=chat-openloop
-  floors "${up[llm0]}"
-  local body='{"model":"MODEL","messages":[{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":32}'
-  timeout "$((DURATION_FOR_TIMEOUT + 90))" "$bin/openloop" --url "${up[llm0]}/v1/chat/completions" --rate "$chat_rate" \
-    --duration "$duration" --body "${body/MODEL/gpt-4o-mini}" --json "$work/json/openloop.direct.json" >&2 || say "openloop: calls to the mock failed"
-  timeout "$((DURATION_FOR_TIMEOUT + 90))" "$bin/openloop" --url "${fiber_urls[0]}/v1/chat/completions" --rate "$chat_rate" \
-    --duration "$duration" --body "${body/MODEL/gpt-4o-mini}" --json "$work/json/openloop.fiber.json" >&2 || say "openloop: calls to the fiber floor failed"
+# openloop_probe SCENARIO TARGET RATE DURATION ARGS...: one run of the open-loop probe; its summary goes to
+# json/openloop.SCENARIO.TARGET.json (the gateway's is among the *.gateway.json whose calls the span count sums).
+openloop_probe() {
+  local scen="$1" target="$2" r="$3" d="$4"; shift 4
+  local log="$work/log/openloop.$scen.$target.txt"
+  timeout "$((DURATION_FOR_TIMEOUT + 90))" "$bin/openloop" --rate "$r" --duration "$d" \
+    --json "$work/json/openloop.$scen.$target.json" "$@" >"$log" || say "openloop: $scen calls to $target failed"
+  cat "$log" >&2
+}
+
+# openloop_scenario SCENARIO RATE DURATION UPSTREAM PATH GATEWAY_URL DIRECT_NAME GATEWAY_NAME ARGS...: the probe
+# against UPSTREAM+PATH, a fiber floor in front of UPSTREAM and GATEWAY_URL, one after the other. @NAME@ in ARGS
+# is the model or tool as the target names it (DIRECT_NAME for the mock and the floor).
+openloop_scenario() {
+  local scen="$1" r="$2" d="$3" upstream="$4" path="$5" gw_url="$6" direct_name="$7" gw_name="$8" name="openloop-$1"
+  shift 8
+  say "$scen at $r/s for $d from the open-loop probe: direct, fiber floor, gateway"
+  openloop_probe "$scen" direct "$r" "$d" --url "$upstream$path" "${@//@NAME@/$direct_name}"
+  floors "$upstream"
+  openloop_probe "$scen" fiber "$r" "$d" --url "${fiber_urls[0]}$path" "${@//@NAME@/$direct_name}"
   stop_floors
-  timeout "$((DURATION_FOR_TIMEOUT + 90))" "$bin/openloop" --url "$gateway/v1/chat/completions" --key "$api_key" \
-    --rate "$chat_rate" --duration "$duration" --body "${body/MODEL/mock-0ms}" --json "$work/json/openloop.gateway.json" \
-    --phase 1s >"$work/log/openloop.gateway.txt" || say "openloop: calls to the gateway failed"
-  cat "$work/log/openloop.gateway.txt" >&2
-  openloop_ran=1
+  openloop_probe "$scen" gateway "$r" "$d" --url "$gw_url" --key "$api_key" --phase 1s "${@//@NAME@/$gw_name}"
+}
+
+# openloop: the gateway's latency goals, measured by the Go open-loop probe (loadtest/cmd/openloop) against the 0 ms
+# mocks, a fiber floor and the gateway: chat JSON at $chat_rate, then at $rate streamed chat (time to first byte), MCP
+# tools/call stateless (2026-07-28) and in one session (2025-11-25), and A2A SendMessage, each with the headers and
+# body the k6 scripts send, except that every call has the same JSON-RPC ID and message ID. k6 takes about half a
+# core at 1,000 requests/s; the probe a small fraction, so these latencies show what k6's own CPU hides. Chat runs for $duration, the others for 5/8 of it (5 s, 2,500 calls, by default)
+# to keep `make loadtest` short. The gateway runs also histogram their slow calls by phase of the span flush
+# interval.
+openloop_run() {
+  if [[ -n "${BENCH_ONLY:-}" && " $BENCH_ONLY " != *" openloop "* && " $BENCH_ONLY " != *" chat-openloop "* ]]; then
+    return 0
+  fi
+  local short
+  short="$(awk -v d="$DURATION_FOR_TIMEOUT" 'BEGIN{ s = d * 5 / 8; print (s < 1 ? 1 : s) "s" }')"
+  local chat='{"model":"@NAME@","messages":[{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":32}'
+  # The fiber floor streams an answer only when the body has "stream":true without a space, as here.
+  local stream='{"model":"@NAME@","messages":[{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":32,"stream":true}'
+  local stateless='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"@NAME@","arguments":{"city":"Paris"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}'
+  local session='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"@NAME@","arguments":{"city":"Paris"},"_meta":{}}}'
+  local init='{"jsonrpc":"2.0","id":"init-1","method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"switchboard-openloop","version":"1.0.0"}}}'
+  local send='{"jsonrpc":"2.0","id":"a2a-1","method":"SendMessage","params":{"message":{"messageId":"m-1","role":"ROLE_USER","parts":[{"text":"hi"}]}}}'
+  local accept='Accept: application/json, text/event-stream'
+  openloop_scenario chat "$chat_rate" "$duration" "${up[llm0]}" /v1/chat/completions "$gateway/v1/chat/completions" \
+    gpt-4o-mini mock-0ms --body "$chat"
+  openloop_scenario stream "$rate" "$short" "${up[llm0]}" /v1/chat/completions "$gateway/v1/chat/completions" \
+    gpt-4o-mini mock-0ms --body "$stream" --ttfb
+  openloop_scenario mcp-stateless "$rate" "$short" "${up[mcp0]}" /mcp "$gateway/mcp" get_forecast m0__get_forecast \
+    --body "$stateless" --header "$accept" --header 'MCP-Protocol-Version: 2026-07-28' --header 'Mcp-Method: tools/call' \
+    --header 'Mcp-Name: @NAME@'
+  openloop_scenario mcp-session "$rate" "$short" "${up[mcp0]}" /mcp "$gateway/mcp" get_forecast m0__get_forecast \
+    --body "$session" --header "$accept" --header 'MCP-Protocol-Version: 2025-11-25' --init-body "$init"
+  openloop_scenario a2a "$rate" "$short" "${up[a2a0]}" / "$gateway/a2a/a0" - - --body "$send" --header 'A2A-Version: 1.0'
+  openloop_ran=1 openloop_short="$short"
 }
 
 ran=()
@@ -203,7 +240,7 @@ secs_of() { awk -v d="$1" 'BEGIN{ if (d ~ /m$/) print d*60; else print d+0 }'; }
 DURATION_FOR_TIMEOUT="$(secs_of "$duration")"
 common=(SCENARIO=constant DURATION="$duration")
 # SCENARIOS (names for BENCH_ONLY): chat chat-50ms stream embeddings mcp-stateless mcp-session a2a workflow
-# chat-openloop saturation
+# openloop (the whole open-loop probe: chat, stream, MCP and A2A; chat-openloop is the same) saturation
 scenario chat chat.js 0 llm "$chat_rate" "${common[@]}"
 scenario chat-50ms chat.js 50 llm "$chat_rate" "${common[@]}"
 scenario stream chat-stream.js 0 llm "$rate" "${common[@]}"
@@ -265,19 +302,32 @@ summary="$results/summary.md"
   done
   if [[ -n "$openloop_ran" ]]; then
     echo
-    echo "Chat JSON at ${chat_rate}/s from \`loadtest/cmd/openloop\`, a Go open-loop client that needs a small fraction of k6's CPU (latency in ms from each call's scheduled start; added = target − direct):"
+    echo "The gateway's latency goals, measured by \`loadtest/cmd/openloop\`, a Go open-loop client that needs a small fraction of k6's CPU: latency in ms from each call's scheduled start (streamed chat: to the first body byte); added = that run − direct, in the same benchmark; 0 ms mocks. Chat runs for $duration, the others for $openloop_short."
     echo
-    echo "| target | p50 | p90 | p99 | p99.9 | added p50 / p99 | errors |"
-    echo "|---|---|---|---|---|---|---|"
-    for t in direct fiber gateway; do
-      jq -r --slurpfile d "$work/json/openloop.direct.json" --arg t "$t" '
+    echo "| scenario | rate/s | goal (gateway added) | direct p50 / p99 | fiber floor p50 / p99 | gateway p50 / p99 | fiber floor added p50 / p99 | gateway added p50 / p99 | gateway p99.9 / max | errors direct / floor / gateway |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
+    declare -A goal=([chat]="p50 ≤ 0.3, p99 ≤ 1" [stream]="TTFB p99 ≤ 1" [mcp-stateless]="p99 ≤ 2" [mcp-session]="p99 ≤ 2" [a2a]="p99 ≤ 2")
+    # or_null FILE: the JSON in FILE, or null when the run wrote none (it could not start, such as a failed initialize).
+    or_null() { if [[ -s "$1" ]]; then cat "$1"; else echo null; fi; }
+    for scen in chat stream mcp-stateless mcp-session a2a; do
+      jq -rn --arg s "$scen" --arg goal "${goal[$scen]}" \
+        --argjson d "$(or_null "$work/json/openloop.$scen.direct.json")" \
+        --argjson f "$(or_null "$work/json/openloop.$scen.fiber.json")" \
+        --argjson g "$(or_null "$work/json/openloop.$scen.gateway.json")" '
         def r2: . * 100 | round / 100;
-        "| \($t) | \(.p50 | r2) | \(.p90 | r2) | \(.p99 | r2) | \(.p999 | r2) | " +
-        "\(if $t == "direct" then "-" else "\((.p50 - $d[0].p50) | r2) / \((.p99 - $d[0].p99) | r2)" end) | \(.errors) |"' \
-        "$work/json/openloop.$t.json"
+        def pair(x): if x == null then "-" else "\(x.p50 | r2) / \(x.p99 | r2)" end;
+        def added(x): if x == null or $d == null then "-" else "\((x.p50 - $d.p50) | r2) / \((x.p99 - $d.p99) | r2)" end;
+        def errs(x): if x == null then "-" else x.errors | tostring end;
+        "| \($s) | \([$d, $f, $g] | map(select(. != null)) | first // {rate: "-"} | .rate) | \($goal) | " +
+        "\(pair($d)) | \(pair($f)) | \(pair($g)) | \(added($f)) | \(added($g)) | " +
+        "\(if $g == null then "-" else "\($g.p999 | r2) / \($g.max | r2)" end) | \(errs($d)) / \(errs($f)) / \(errs($g)) |"'
     done
     echo
-    echo "Gateway calls over 3 ms by start time modulo 1 s (the span flush interval), in 50 ms buckets: $(sed -n 's/.*in 20 buckets: //p' "$work/log/openloop.gateway.txt")"
+    echo "Gateway calls over 3 ms by start time modulo 1 s (the span flush interval), in 50 ms buckets:"
+    echo
+    for scen in chat stream mcp-stateless mcp-session a2a; do
+      echo "- $scen: $(sed -n 's/.*in 20 buckets: //p' "$work/log/openloop.$scen.gateway.txt" 2>/dev/null)"
+    done
   fi
   if [[ -s "$work/json/saturation.gateway.json" ]]; then
     echo
