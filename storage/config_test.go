@@ -44,3 +44,24 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 		})
 	}
 }
+
+func TestSpanFlushIntervalFollowsTheStore(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		cfg  Config
+		want time.Duration
+	}{
+		{"sqlite leaves the recorder's default", Config{}, 0},
+		{"sqlite file", Config{SQLite: SQLiteConfig{Path: "x.db"}}, 0},
+		{"clickhouse batches longer", Config{ClickHouse: &ClickHouseConfig{Addr: "127.0.0.1:9000"}}, 5 * time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := tc.cfg.SpanFlushInterval(); got != tc.want {
+				t.Errorf("SpanFlushInterval() = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

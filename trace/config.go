@@ -14,10 +14,11 @@ type RecorderConfig struct {
 	// Default 20000.
 	QueueSize int `yaml:"queue_size" mapstructure:"queue_size"`
 	// BatchSize is the most spans per write. Default 5000: every ClickHouse
-	// insert makes new parts (spans and both rollups), so few large inserts
+	// insert makes new parts (spans and its rollups), so few large inserts
 	// beat many small ones by an order of magnitude.
 	BatchSize int `yaml:"batch_size" mapstructure:"batch_size"`
-	// FlushInterval is the longest a queued span waits for a write. Default 1s.
+	// FlushInterval is the longest a queued span waits for a write. Default
+	// 1s; the gateway makes it 5s for ClickHouse (storage.Config.SpanFlushInterval).
 	FlushInterval time.Duration `yaml:"flush_interval" mapstructure:"flush_interval"`
 	// WriteTimeout bounds one write to the sink. Default 10s.
 	WriteTimeout time.Duration `yaml:"write_timeout" mapstructure:"write_timeout"`

@@ -197,16 +197,18 @@ openloop_scenario() {
   floors "$upstream"
   openloop_probe "$scen" fiber "$r" "$d" --url "${fiber_urls[0]}$path" "${@//@NAME@/$direct_name}"
   stop_floors
-  openloop_probe "$scen" gateway "$r" "$d" --url "$gw_url" --key "$api_key" --phase 1s "${@//@NAME@/$gw_name}"
+  openloop_probe "$scen" gateway "$r" "$openloop_gateway_duration" --url "$gw_url" --key "$api_key" --phase 5s "${@//@NAME@/$gw_name}"
 }
 
 # openloop: the gateway's latency goals, measured by the Go open-loop probe (loadtest/cmd/openloop) against the 0 ms
 # mocks, a fiber floor and the gateway: chat JSON at $chat_rate, then at $rate streamed chat (time to first byte), MCP
 # tools/call stateless (2026-07-28) and in one session (2025-11-25), and A2A SendMessage, each with the headers and
 # body the k6 scripts send, except that every call has the same JSON-RPC ID and message ID. k6 takes about half a
-# core at 1,000 requests/s; the probe a small fraction, so these latencies show what k6's own CPU hides. Chat runs for $duration, the others for 5/8 of it (5 s, 2,500 calls, by default)
-# to keep `make loadtest` short. The gateway runs also histogram their slow calls by phase of the span flush
-# interval.
+# core at 1,000 requests/s; the probe a small fraction, so these latencies show what k6's own CPU hides. The direct
+# and floor runs of chat last $duration, the others 5/8 of it (5 s, 2,500 calls, by default) to keep `make loadtest`
+# short. Every gateway run lasts $openloop_gateway_duration, three span flushes (5 s apart with ClickHouse), so each
+# run pays for the same share of flushes, and histograms its slow calls by phase of the flush interval.
+openloop_gateway_duration=15s
 openloop_run() {
   if [[ -n "${BENCH_ONLY:-}" && " $BENCH_ONLY " != *" openloop "* && " $BENCH_ONLY " != *" chat-openloop "* ]]; then
     return 0
@@ -302,7 +304,7 @@ summary="$results/summary.md"
   done
   if [[ -n "$openloop_ran" ]]; then
     echo
-    echo "The gateway's latency goals, measured by \`loadtest/cmd/openloop\`, a Go open-loop client that needs a small fraction of k6's CPU: latency in ms from each call's scheduled start (streamed chat: to the first body byte); added = that run − direct, in the same benchmark; 0 ms mocks. Chat runs for $duration, the others for $openloop_short."
+    echo "The gateway's latency goals, measured by \`loadtest/cmd/openloop\`, a Go open-loop client that needs a small fraction of k6's CPU: latency in ms from each call's scheduled start (streamed chat: to the first body byte); added = that run − direct, in the same benchmark; 0 ms mocks. Direct and floor runs last $duration for chat, $openloop_short for the others; every gateway run lasts $openloop_gateway_duration (three span flushes)."
     echo
     echo "| scenario | rate/s | goal (gateway added) | direct p50 / p99 | fiber floor p50 / p99 | gateway p50 / p99 | fiber floor added p50 / p99 | gateway added p50 / p99 | gateway p99.9 / max | errors direct / floor / gateway |"
     echo "|---|---|---|---|---|---|---|---|---|---|"
@@ -323,7 +325,7 @@ summary="$results/summary.md"
         "\(if $g == null then "-" else "\($g.p999 | r2) / \($g.max | r2)" end) | \(errs($d)) / \(errs($f)) / \(errs($g)) |"'
     done
     echo
-    echo "Gateway calls over 3 ms by start time modulo 1 s (the span flush interval), in 50 ms buckets:"
+    echo "Gateway calls over 3 ms by start time modulo 5 s (the span flush interval with ClickHouse), in 250 ms buckets:"
     echo
     for scen in chat stream mcp-stateless mcp-session a2a; do
       echo "- $scen: $(sed -n 's/.*in 20 buckets: //p' "$work/log/openloop.$scen.gateway.txt" 2>/dev/null)"

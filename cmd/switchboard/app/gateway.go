@@ -49,7 +49,11 @@ func (a *App) mount(cfg *config.Config) error {
 	a.OnShutdown(func(context.Context) error { return c.store.Close() })
 	a.AddReadiness("storage", c.store.Ping)
 
-	if c.recorder, err = trace.NewRecorder(cfg.Trace, c.store, a.registry, a.log); err != nil {
+	traceCfg := cfg.Trace
+	if traceCfg.FlushInterval == 0 {
+		traceCfg.FlushInterval = cfg.Storage.SpanFlushInterval()
+	}
+	if c.recorder, err = trace.NewRecorder(traceCfg, c.store, a.registry, a.log); err != nil {
 		return fmt.Errorf("trace: %w", err)
 	}
 	a.OnShutdown(c.recorder.Close)
