@@ -236,13 +236,48 @@ openloop_run() {
   openloop_ran=1 openloop_short="$short"
 }
 
+# saturation_probe: chat JSON from the probe's closed loop (--workers: each worker sends its next call as soon as
+# the last one answered) against the mock, both floors and the gateway, $sat_probe_duration each. k6's ramp above
+# runs out of its own CPU near the fiber floor's limit on a small machine (the mock alone then answers no faster
+# than the floor), so this is where the proxies' own maximum shows. CPU is the target process's and ClickHouse's
+# user+system time over the run.
+sat_probe_duration=8s sat_probe_workers=64
+saturation_probe() {
+  if [[ -n "${BENCH_ONLY:-}" && " $BENCH_ONLY " != *" saturation "* && " $BENCH_ONLY " != *" saturation-probe "* ]]; then
+    return 0
+  fi
+  say "saturation from the closed-loop probe ($sat_probe_workers workers, $sat_probe_duration each): direct, floors, gateway"
+  local chat='{"model":"@NAME@","messages":[{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":32}'
+  local target url pid model c0 c1 h0 h1 out name=saturation-probe
+  floors "${up[llm0]}"
+  for target in direct fiber nethttp gateway; do
+    case "$target" in
+      direct) url="${up[llm0]}"; pid="${up_pid[llm0]}"; model=gpt-4o-mini ;;
+      fiber) url="${fiber_urls[0]}"; pid="${floor_pids[0]}"; model=gpt-4o-mini ;;
+      nethttp) url="${http_urls[0]}"; pid="${floor_pids[1]}"; model=gpt-4o-mini ;;
+      gateway) url="$gateway"; pid="$gw_pid"; model=mock-0ms ;;
+    esac
+    out="$work/json/satprobe.$target.json"
+    c0="$(cpu_ticks "$pid")"; h0="$(cpu_ticks "$ch_pid")"
+    timeout "$(( $(secs_of "$sat_probe_duration") + 60 ))" "$bin/openloop" --url "$url/v1/chat/completions"       --key "$api_key" --workers "$sat_probe_workers" --duration "$sat_probe_duration" --body "${chat/@NAME@/$model}"       --json "$out" >&2 || say "saturation probe: calls to $target failed"
+    c1="$(cpu_ticks "$pid")"; h1="$(cpu_ticks "$ch_pid")"
+    [[ -s "$out" ]] || continue
+    local tmp; tmp="$(mktemp)"
+    jq --argjson cpu "$(( c1 - c0 ))" --argjson chcpu "$(( h1 - h0 ))" --argjson tck "$clk_tck" \
+      '. + {cpu_ms: ($cpu * 1000 / $tck), clickhouse_cpu_ms: ($chcpu * 1000 / $tck)}' "$out" >"$tmp" && mv "$tmp" "$out"
+  done
+  stop_floors
+  sat_probe_ran=1
+}
+
 ran=()
-openloop_ran=""
+openloop_ran="" sat_probe_ran=""
 secs_of() { awk -v d="$1" 'BEGIN{ if (d ~ /m$/) print d*60; else print d+0 }'; }
 DURATION_FOR_TIMEOUT="$(secs_of "$duration")"
 common=(SCENARIO=constant DURATION="$duration")
 # SCENARIOS (names for BENCH_ONLY): chat chat-50ms stream embeddings mcp-stateless mcp-session a2a workflow
-# openloop (the whole open-loop probe: chat, stream, MCP and A2A; chat-openloop is the same) saturation
+# openloop (the whole open-loop probe: chat, stream, MCP and A2A; chat-openloop is the same) saturation (k6's ramp
+# and the closed-loop probe's; saturation-probe runs only the latter)
 scenario chat chat.js 0 llm "$chat_rate" "${common[@]}"
 scenario chat-50ms chat.js 50 llm "$chat_rate" "${common[@]}"
 scenario stream chat-stream.js 0 llm "$rate" "${common[@]}"
@@ -255,6 +290,7 @@ openloop_run
 DURATION_FOR_TIMEOUT="$(secs_of "$sat_duration")"
 scenario saturation chat.js 0 llm 500 SCENARIO=ramp DURATION="$sat_duration" MAX_RATE="$sat_max" MAX_VUS=256 \
   P99_MS=60000
+saturation_probe
 
 # --- spans -------------------------------------------------------------------------------------------------
 rss_kb="$(grep VmHWM "/proc/$gw_pid/status" | awk '{print $2}')"
@@ -349,6 +385,23 @@ summary="$results/summary.md"
         "\(if $t == "direct" then "-" else ((cpu(.) / cpu($f[0])) | r2 | tostring) end) | " +
         "\(.clickhouse_cpu_ms / .requests | . * 1000 | round / 1000) | " +
         "\(.all.p50 | r2) / \(.all.p99 | r2) | \(.error_rate * 10000 | round / 100)% |"' "$j"
+    done
+  fi
+  if [[ -n "$sat_probe_ran" && -s "$work/json/satprobe.fiber.json" ]]; then
+    echo
+    echo "Saturation from the closed-loop probe (\`openloop --workers $sat_probe_workers\`, chat JSON, 0 ms upstream, $sat_probe_duration per target; max RPS = calls answered per second; CPU = the process's user+system time per call; the direct row is the mock alone):"
+    echo
+    echo "| target | max RPS | % of fiber floor | CPU ms/req | × fiber floor CPU | ClickHouse CPU ms/req | p50/p99 | errors |"
+    echo "|---|---|---|---|---|---|---|---|"
+    for t in direct fiber nethttp gateway; do
+      j="$work/json/satprobe.$t.json"
+      [[ -s "$j" ]] || continue
+      jq -r --slurpfile f "$work/json/satprobe.fiber.json" --arg t "$t" '
+        def r2: . * 100 | round / 100;
+        def cpu(x): x.cpu_ms / x.calls;
+        "| \($t) | \(.rps | round) | \((.rps / $f[0].rps * 100) | round)% | \(cpu(.) | . * 1000 | round / 1000) | " +
+        "\(if $t == "direct" then "-" else ((cpu(.) / cpu($f[0])) | r2 | tostring) end) | " +
+        "\(.clickhouse_cpu_ms / .calls | . * 1000 | round / 1000) | \(.p50 | r2) / \(.p99 | r2) | \(.errors) |"' "$j"
     done
   fi
   echo

@@ -12,6 +12,11 @@
 // instead of hiding them. --phase histograms the calls slower than 3 ms by their start time modulo the given
 // period: a periodic stall (a batch write every second, say) shows up as one crowded bucket.
 //
+// --workers N measures throughput instead: N workers each send the next call as soon as the last one answered
+// (a closed model), for --duration, and the summary's rps is the calls answered per second. With enough workers to
+// keep the target busy, that is its maximum: what the benchmark's saturation table reports. k6 cannot find it on a
+// small machine, because its own CPU runs out first.
+//
 // --ttfb ends a call's latency at the first byte of the answer's body instead of its end: for SSE streams, whose
 // length is the upstream's pacing, not the proxy's cost. The rest of the body is still read and checked.
 //
@@ -62,6 +67,7 @@ func main() {
 // summary is what --json writes; latencies are in ms.
 type summary struct {
 	Rate   int     `json:"rate"`
+	RPS    float64 `json:"rps"` // calls answered per second of the run
 	Calls  int     `json:"calls"`
 	Errors int     `json:"errors"`
 	P50    float64 `json:"p50"`
@@ -100,11 +106,12 @@ func run(args []string, stdout io.Writer) error {
 	duration := fs.Duration("duration", 10*time.Second, "how long calls are started")
 	jsonOut := fs.String("json", "", "also write the summary as JSON to this file")
 	phase := fs.Duration("phase", 0, "histogram calls slower than 3 ms by start time modulo this period")
+	workers := fs.Int("workers", 0, "closed loop: this many workers send back to back, --rate is ignored")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if t.url == "" || *rate <= 0 || *duration <= 0 || *phase < 0 {
-		return errors.New("--url is required; --rate and --duration must be positive")
+	if t.url == "" || *rate <= 0 || *duration <= 0 || *phase < 0 || *workers < 0 {
+		return errors.New("--url is required; --rate and --duration must be positive, --workers not negative")
 	}
 	if *initURL != "" && *initBody == "" {
 		return errors.New("--init-url needs --init-body")
@@ -118,10 +125,16 @@ func run(args []string, stdout io.Writer) error {
 		}
 		t.headers = append(t.headers, [2]string{sessionHeader, id})
 	}
-	res := probe(client, t, *rate, *duration)
+	var res *result
+	if *workers > 0 {
+		res = closedLoop(client, t, *workers, *duration)
+		*rate = 0
+	} else {
+		res = probe(client, t, *rate, *duration)
+	}
 	s := res.summary(*rate)
-	fmt.Fprintf(stdout, "calls %d (%d/s), errors %d, p50 %.2f p90 %.2f p99 %.2f p99.9 %.2f max %.2f ms\n",
-		s.Calls, s.Rate, s.Errors, s.P50, s.P90, s.P99, s.P999, s.Max)
+	fmt.Fprintf(stdout, "calls %d (%.0f/s), errors %d, p50 %.2f p90 %.2f p99 %.2f p99.9 %.2f max %.2f ms\n",
+		s.Calls, s.RPS, s.Errors, s.P50, s.P90, s.P99, s.P999, s.Max)
 	if *phase > 0 {
 		fmt.Fprintf(stdout, "calls over 3 ms by start time modulo %s, in 20 buckets: %v\n", *phase, res.slowByPhase(*phase, 3*time.Millisecond))
 	}
@@ -177,8 +190,47 @@ func openSession(client *fasthttp.Client, t target, url string, initBody []byte)
 // result holds every call's scheduled start (from the first) and latency.
 type result struct {
 	start, latency []time.Duration
+	elapsed        time.Duration // from the first call's start to the last answer
 	errors         int
 	firstErr       string
+}
+
+// fail counts a failed call; the caller holds the lock that guards r.
+func (r *result) fail(err error) {
+	if r.errors++; r.errors == 1 {
+		r.firstErr = err.Error()
+	}
+}
+
+// closedLoop runs workers that each send the next call when the last one answered, until duration has passed.
+func closedLoop(client *fasthttp.Client, t target, workers int, duration time.Duration) *result {
+	res := &result{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	end := t0.Add(duration)
+	for range workers {
+		wg.Go(func() {
+			var start, latency []time.Duration
+			var errs []error
+			for now := time.Now(); now.Before(end); now = time.Now() {
+				l, err := call(client, t, now)
+				start, latency = append(start, now.Sub(t0)), append(latency, l)
+				if err != nil {
+					errs = append(errs, err)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			res.start, res.latency = append(res.start, start...), append(res.latency, latency...)
+			for _, err := range errs {
+				res.fail(err)
+			}
+		})
+	}
+	wg.Wait()
+	res.elapsed = time.Since(t0)
+	return res
 }
 
 func probe(client *fasthttp.Client, t target, rate int, duration time.Duration) *result {
@@ -198,14 +250,13 @@ func probe(client *fasthttp.Client, t target, rate int, duration time.Duration) 
 			res.start[i], res.latency[i] = at.Sub(t0), latency
 			if err != nil {
 				mu.Lock()
-				if res.errors++; res.errors == 1 {
-					res.firstErr = err.Error()
-				}
+				res.fail(err)
 				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
+	res.elapsed = time.Since(t0)
 	return res
 }
 
@@ -339,6 +390,9 @@ func (r *result) summary(rate int) summary {
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	q := func(f float64) float64 { return ms(sorted[min(len(sorted)-1, int(float64(len(sorted))*f))]) }
 	s := summary{Rate: rate, Calls: len(sorted), Errors: r.errors}
+	if r.elapsed > 0 {
+		s.RPS = float64(len(sorted)) / r.elapsed.Seconds()
+	}
 	if len(sorted) > 0 {
 		s.P50, s.P90, s.P99, s.P999, s.Max = q(0.5), q(0.9), q(0.99), q(0.999), ms(sorted[len(sorted)-1])
 	}

@@ -278,3 +278,34 @@ func TestAnswerError(t *testing.T) {
 		}
 	}
 }
+
+func TestWorkersSendBackToBack(t *testing.T) {
+	t.Parallel()
+	var inFlight, most, calls atomic.Int64
+	url := serve(t, func(w http.ResponseWriter, _ *http.Request) {
+		calls.Add(1)
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		time.Sleep(10 * time.Millisecond)
+		_, _ = w.Write([]byte(`{}`))
+	})
+	s, err := runSummary(t, "--url", url, "--workers", "4", "--duration", "300ms")
+	wantErr(t, err, "")
+	// Each worker waits for its answer, so at most 4 calls are in flight, and 4 workers at 10 ms a call
+	// make at most 120 calls in 300 ms; on a slow machine fewer, but not a handful.
+	if most.Load() != 4 || s.Calls != int(calls.Load()) || s.Calls > 4*31 || s.Calls < 20 {
+		t.Fatalf("in flight at most %d, calls %d (server saw %d)", most.Load(), s.Calls, calls.Load())
+	}
+	if s.Rate != 0 || s.RPS > float64(s.Calls)/0.3 || s.RPS < float64(s.Calls)/1.5 {
+		t.Fatalf("rate %d, rps %.1f for %d calls in about 300 ms", s.Rate, s.RPS, s.Calls)
+	}
+
+	failing := serve(t, func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "boom", http.StatusBadGateway) })
+	s, err = runSummary(t, "--url", failing, "--workers", "2", "--duration", "50ms")
+	wantErr(t, err, "calls failed (first: HTTP 502")
+	if s.Errors == 0 || s.Errors != s.Calls {
+		t.Fatalf("errors %d of %d calls", s.Errors, s.Calls)
+	}
+}
