@@ -111,24 +111,34 @@ EOF
 start_gateway "$work/gateway.yaml"
 
 # --- runs --------------------------------------------------------------------------------------------------
-# k6run NAME TARGET PID ENV...: one k6 run; its JSON goes to json/NAME.TARGET.json, with the window (for the
-# span count), the CPU the process PID spent and the CPU ClickHouse spent (span inserts and their merges compete
-# for the same two cores).
+# cpu_mark PID: the time and the CPU ticks PID and ClickHouse have spent so far, for add_cpu.
+cpu_mark() { echo "$(date +%s%N) $(cpu_ticks "$1") $(cpu_ticks "$ch_pid")"; }
+
+# add_cpu FILE PID MARK: adds to the JSON in FILE the window since MARK (for the span count), the CPU the process
+# PID spent in it and the CPU ClickHouse spent (span inserts and their merges compete for the same two cores).
+add_cpu() {
+  local t0 c0 h0 tmp
+  read -r t0 c0 h0 <<<"$3"
+  tmp="$(mktemp)"
+  jq --argjson t0 "$t0" --argjson t1 "$(date +%s%N)" --argjson cpu "$(( $(cpu_ticks "$2") - c0 ))" \
+    --argjson chcpu "$(( $(cpu_ticks "$ch_pid") - h0 ))" --argjson tck "$clk_tck" \
+    '. + {window_ns: [$t0, $t1], cpu_ms: ($cpu * 1000 / $tck), clickhouse_cpu_ms: ($chcpu * 1000 / $tck)}' "$1" >"$tmp" &&
+    mv "$tmp" "$1"
+}
+
+# k6run NAME TARGET PID ENV...: one k6 run; its JSON goes to json/NAME.TARGET.json, with add_cpu's fields.
 k6run() {
   local name="$1" target="$2" pid="$3"; shift 3
-  local out="$work/json/$name.$target.json" t0 t1 c0 c1 rc=0 secs
+  local out="$work/json/$name.$target.json" mark rc=0 secs
   secs="$(awk -v d="${DURATION_FOR_TIMEOUT}" 'BEGIN{print d+90}')"
-  c0="$(cpu_ticks "$pid")"; h0="$(cpu_ticks "$ch_pid")"; t0="$(date +%s%N)"
+  mark="$(cpu_mark "$pid")"
   env "$@" API_KEY="$api_key" LABEL="$name/$target" SUMMARY="$out" \
     timeout "$secs" k6 run --quiet --no-usage-report "$k6script" >"$work/log/k6.$name.$target.txt" 2>&1 || rc=$?
-  t1="$(date +%s%N)"; c1="$(cpu_ticks "$pid")"; h1="$(cpu_ticks "$ch_pid")"
   # 99 = thresholds crossed: the numbers are still the result.
   if [[ $rc != 0 && $rc != 99 ]] || [[ ! -s "$out" ]]; then
     tail -n 20 "$work/log/k6.$name.$target.txt" >&2; fail "k6 $name against $target failed ($rc)"
   fi
-  local tmp; tmp="$(mktemp)"
-  jq --argjson t0 "$t0" --argjson t1 "$t1" --argjson cpu "$(( c1 - c0 ))" --argjson chcpu "$(( h1 - h0 ))" --argjson tck "$clk_tck" \
-    '. + {window_ns: [$t0, $t1], cpu_ms: ($cpu * 1000 / $tck), clickhouse_cpu_ms: ($chcpu * 1000 / $tck)}' "$out" >"$tmp" && mv "$tmp" "$out"
+  add_cpu "$out" "$pid" "$mark"
   sed -n '/^$/,$p' "$work/log/k6.$name.$target.txt" | grep -v '^$' | head -n 8 >&2 || true
 }
 
@@ -248,7 +258,7 @@ saturation_probe() {
   fi
   say "saturation from the closed-loop probe ($sat_probe_workers workers, $sat_probe_duration each): direct, floors, gateway"
   local chat='{"model":"@NAME@","messages":[{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":32}'
-  local target url pid model c0 c1 h0 h1 out name=saturation-probe
+  local target url pid model mark out name=saturation-probe
   floors "${up[llm0]}"
   for target in direct fiber nethttp gateway; do
     case "$target" in
@@ -258,13 +268,11 @@ saturation_probe() {
       gateway) url="$gateway"; pid="$gw_pid"; model=mock-0ms ;;
     esac
     out="$work/json/satprobe.$target.json"
-    c0="$(cpu_ticks "$pid")"; h0="$(cpu_ticks "$ch_pid")"
-    timeout "$(( $(secs_of "$sat_probe_duration") + 60 ))" "$bin/openloop" --url "$url/v1/chat/completions"       --key "$api_key" --workers "$sat_probe_workers" --duration "$sat_probe_duration" --body "${chat/@NAME@/$model}"       --json "$out" >&2 || say "saturation probe: calls to $target failed"
-    c1="$(cpu_ticks "$pid")"; h1="$(cpu_ticks "$ch_pid")"
-    [[ -s "$out" ]] || continue
-    local tmp; tmp="$(mktemp)"
-    jq --argjson cpu "$(( c1 - c0 ))" --argjson chcpu "$(( h1 - h0 ))" --argjson tck "$clk_tck" \
-      '. + {cpu_ms: ($cpu * 1000 / $tck), clickhouse_cpu_ms: ($chcpu * 1000 / $tck)}' "$out" >"$tmp" && mv "$tmp" "$out"
+    mark="$(cpu_mark "$pid")"
+    timeout "$(( $(secs_of "$sat_probe_duration") + 60 ))" "$bin/openloop" --url "$url/v1/chat/completions" \
+      --key "$api_key" --workers "$sat_probe_workers" --duration "$sat_probe_duration" --body "${chat/@NAME@/$model}" \
+      --json "$out" >&2 || say "saturation probe: calls to $target failed"
+    [[ -s "$out" ]] && add_cpu "$out" "$pid" "$mark"
   done
   stop_floors
   sat_probe_ran=1
