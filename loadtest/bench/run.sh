@@ -207,7 +207,7 @@ openloop_scenario() {
   floors "$upstream"
   openloop_probe "$scen" fiber "$r" "$d" --url "${fiber_urls[0]}$path" "${@//@NAME@/$direct_name}"
   stop_floors
-  openloop_probe "$scen" gateway "$r" "$openloop_gateway_duration" --url "$gw_url" --key "$api_key" --phase 5s "${@//@NAME@/$gw_name}"
+  openloop_probe "$scen" gateway "$r" "$openloop_gateway_duration" --url "$gw_url" --key "$api_key" --phase "$span_flush" "${@//@NAME@/$gw_name}"
 }
 
 # openloop: the gateway's latency goals, measured by the Go open-loop probe (loadtest/cmd/openloop) against the 0 ms
@@ -216,16 +216,19 @@ openloop_scenario() {
 # body the k6 scripts send, except that every call has the same JSON-RPC ID and message ID. k6 takes about half a
 # core at 1,000 requests/s; the probe a small fraction, so these latencies show what k6's own CPU hides. The direct
 # and floor runs of chat last $duration, the others 5/8 of it (5 s, 2,500 calls, by default) to keep `make loadtest`
-# short. Every gateway run lasts $openloop_gateway_duration, three span flushes (5 s apart with ClickHouse), so each
+# short. Every gateway run lasts $openloop_gateway_duration, three span flushes ($span_flush apart), so each
 # run pays for the same share of flushes, and histograms its slow calls by phase of the flush interval.
-openloop_gateway_duration=15s
+# The gateway's span flush interval with ClickHouse (storage.ClickHouseSpanFlushInterval): the probe's gateway runs
+# last three of them and histogram slow calls by their phase.
+span_flush=5s openloop_gateway_duration=15s
+# The chat body of the probe's runs; @NAME@ is the model as each target names it.
+probe_chat='{"model":"@NAME@","messages":[{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":32}'
 openloop_run() {
   if [[ -n "${BENCH_ONLY:-}" && " $BENCH_ONLY " != *" openloop "* && " $BENCH_ONLY " != *" chat-openloop "* ]]; then
     return 0
   fi
   local short
   short="$(awk -v d="$DURATION_FOR_TIMEOUT" 'BEGIN{ s = d * 5 / 8; print (s < 1 ? 1 : s) "s" }')"
-  local chat='{"model":"@NAME@","messages":[{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":32}'
   # The fiber floor streams an answer only when the body has "stream":true without a space, as here.
   local stream='{"model":"@NAME@","messages":[{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":32,"stream":true}'
   local stateless='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"@NAME@","arguments":{"city":"Paris"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}'
@@ -234,7 +237,7 @@ openloop_run() {
   local send='{"jsonrpc":"2.0","id":"a2a-1","method":"SendMessage","params":{"message":{"messageId":"m-1","role":"ROLE_USER","parts":[{"text":"hi"}]}}}'
   local accept='Accept: application/json, text/event-stream'
   openloop_scenario chat "$chat_rate" "$duration" "${up[llm0]}" /v1/chat/completions "$gateway/v1/chat/completions" \
-    gpt-4o-mini mock-0ms --body "$chat"
+    gpt-4o-mini mock-0ms --body "$probe_chat"
   openloop_scenario stream "$rate" "$short" "${up[llm0]}" /v1/chat/completions "$gateway/v1/chat/completions" \
     gpt-4o-mini mock-0ms --body "$stream" --ttfb
   openloop_scenario mcp-stateless "$rate" "$short" "${up[mcp0]}" /mcp "$gateway/mcp" get_forecast m0__get_forecast \
@@ -257,7 +260,6 @@ saturation_probe() {
     return 0
   fi
   say "saturation from the closed-loop probe ($sat_probe_workers workers, $sat_probe_duration each): direct, floors, gateway"
-  local chat='{"model":"@NAME@","messages":[{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":32}'
   local target url pid model mark out name=saturation-probe
   floors "${up[llm0]}"
   for target in direct fiber nethttp gateway; do
@@ -270,7 +272,7 @@ saturation_probe() {
     out="$work/json/satprobe.$target.json"
     mark="$(cpu_mark "$pid")"
     timeout "$(( $(secs_of "$sat_probe_duration") + 60 ))" "$bin/openloop" --url "$url/v1/chat/completions" \
-      --key "$api_key" --workers "$sat_probe_workers" --duration "$sat_probe_duration" --body "${chat/@NAME@/$model}" \
+      --key "$api_key" --workers "$sat_probe_workers" --duration "$sat_probe_duration" --body "${probe_chat/@NAME@/$model}" \
       --json "$out" >&2 || say "saturation probe: calls to $target failed"
     [[ -s "$out" ]] && add_cpu "$out" "$pid" "$mark"
   done
@@ -369,7 +371,7 @@ summary="$results/summary.md"
         "\(if $g == null then "-" else "\($g.p999 | r2) / \($g.max | r2)" end) | \(errs($d)) / \(errs($f)) / \(errs($g)) |"'
     done
     echo
-    echo "Gateway calls over 3 ms by start time modulo 5 s (the span flush interval with ClickHouse), in 250 ms buckets:"
+    echo "Gateway calls over 3 ms by start time modulo $span_flush (the span flush interval with ClickHouse), in 20 buckets:"
     echo
     for scen in chat stream mcp-stateless mcp-session a2a; do
       echo "- $scen: $(sed -n 's/.*in 20 buckets: //p' "$work/log/openloop.$scen.gateway.txt" 2>/dev/null)"
