@@ -50,10 +50,12 @@ type memSink struct {
 	spans []trace.Span
 }
 
-func (s *memSink) WriteSpans(_ context.Context, spans []trace.Span) error {
+func (s *memSink) WriteSpans(_ context.Context, batch ...[]trace.Span) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.spans = append(s.spans, spans...)
+	for _, spans := range batch {
+		s.spans = append(s.spans, spans...)
+	}
 	return nil
 }
 

@@ -43,11 +43,13 @@ type spanSink struct {
 	discard bool // benchmarks: keep nothing
 }
 
-func (s *spanSink) WriteSpans(_ context.Context, spans []trace.Span) error {
+func (s *spanSink) WriteSpans(_ context.Context, batch ...[]trace.Span) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.discard {
-		s.spans = append(s.spans, spans...)
+	for _, spans := range batch {
+		if !s.discard {
+			s.spans = append(s.spans, spans...)
+		}
 	}
 	return nil
 }

@@ -58,9 +58,11 @@ type spanSink struct {
 	spans []trace.Span
 }
 
-func (s *spanSink) WriteSpans(_ context.Context, spans []trace.Span) error {
+func (s *spanSink) WriteSpans(_ context.Context, batch ...[]trace.Span) error {
 	s.mu.Lock()
-	s.spans = append(s.spans, spans...)
+	for _, spans := range batch {
+		s.spans = append(s.spans, spans...)
+	}
 	s.mu.Unlock()
 	return nil
 }

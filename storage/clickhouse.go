@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -82,23 +83,48 @@ const chSpanColumns = `start, start_ns, trace_id, span_id, parent_span_id, layer
 	key_id, key_name, team, org, model, provider, deployment, tool_server, tool, agent,
 	input_tokens, output_tokens, cached_tokens, cost_nano, retries, fallbacks, ttft_ns, attr_keys, attr_values`
 
-// WriteSpans sends spans column by column: one typed slice per column
-// instead of a row of 30 boxed values per span, which made the driver
-// allocate for nearly every field of every span.
-func (s *clickHouseStore) WriteSpans(ctx context.Context, spans []trace.Span) error {
-	if len(spans) == 0 {
+// WriteSpans sends a batch as one INSERT, in blocks of at most
+// spanBlockRows spans, column by column: one typed slice per column instead
+// of a row of 30 boxed values per span, which made the driver allocate for
+// nearly every field of every span.
+//
+// The server gathers the blocks of one INSERT into one block before it
+// writes anything (min_insert_block_size_rows, 1,048,576 by default, above
+// trace.MaxBatchSize), so the batch makes one part per table and its views,
+// and a failed insert writes none. The client meanwhile holds one block's
+// columns, not the batch's.
+func (s *clickHouseStore) WriteSpans(ctx context.Context, batch ...[]trace.Span) error {
+	if !slices.ContainsFunc(batch, func(spans []trace.Span) bool { return len(spans) > 0 }) {
 		return nil
 	}
 	cols := s.spanColumns()
 	defer s.releaseSpanColumns(cols)
 	err := insert(ctx, s.conn, `INSERT INTO `+s.db+`.spans (`+chSpanColumns+`)`, func(b driver.Batch) error {
-		return cols.appendTo(b, spans)
+		for _, spans := range batch {
+			for len(spans) > 0 {
+				block := spans[:min(len(spans), spanBlockRows)]
+				spans = spans[len(block):]
+				err := cols.appendTo(b, block)
+				cols.reset()
+				if err != nil {
+					return err
+				}
+				if err := b.Flush(); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("storage: write spans: %w", err)
 	}
 	return nil
 }
+
+// spanBlockRows is the most spans in one block of a span insert, the
+// recorder's chunk.
+const spanBlockRows = 5000
 
 // spanColumns returns the idle column buffers, or new ones when another
 // write holds them (the recorder's writer and its replay of spilled spans
@@ -112,21 +138,14 @@ func (s *clickHouseStore) spanColumns() *chSpanBatch {
 	}
 }
 
-// releaseSpanColumns keeps c for the next write unless one is kept already or
-// c grew past a recorder-sized batch (a one-off bulk write should not pin its
-// memory).
+// releaseSpanColumns keeps c, emptied, for the next write unless one is kept
+// already.
 func (s *clickHouseStore) releaseSpanColumns(c *chSpanBatch) {
-	if c.capacity() > maxKeptSpanRows {
-		return
-	}
-	c.reset()
 	select {
 	case s.spanCols <- c:
 	default:
 	}
 }
-
-const maxKeptSpanRows = 2 * trace.DefaultBatchSize
 
 // chSpanBatch holds the column slices of one span insert. Strings and ID
 // bytes are not copied here: the slices point into the caller's spans, and
@@ -143,8 +162,6 @@ type chSpanBatch struct {
 	// them to an Array(String) column boxes no string.
 	attrKeys, attrValues []*string
 }
-
-func (c *chSpanBatch) capacity() int { return cap(c.start) }
 
 // appendTo fills batch with spans. The first columns go in whole; the
 // attribute arrays go row by row, which costs an allocation only for spans

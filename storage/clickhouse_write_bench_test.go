@@ -11,7 +11,7 @@ import (
 )
 
 // BenchmarkClickHouseWriteSpans is one WriteSpans of a recorder-sized batch
-// (5000 spans, one in four with attributes, as A2A spans carry them) into a
+// (trace.DefaultBatchSize spans, one in four with attributes, as A2A spans carry them) into a
 // real ClickHouse. ns/op includes the server's insert; the client's own cost
 // is allocs/op, B/op and cpu-ns/op (this process's CPU time, which the
 // server's does not count in).

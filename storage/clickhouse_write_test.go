@@ -115,3 +115,57 @@ func TestClickHouseInsertsKeepThePooledConnection(t *testing.T) {
 		}
 	}
 }
+
+// TestClickHouseBatchIsOnePart: a batch handed over in several chunks, one of
+// them longer than an insert block, is one INSERT, so ClickHouse makes one
+// part of it in spans and one in each rollup. Parts are what an insert costs
+// the server; a part per chunk or block would undo the recorder's batching.
+func TestClickHouseBatchIsOnePart(t *testing.T) {
+	t.Parallel()
+	addr := clickHouseAddr(t)
+	s, db := openClickHouse(t, addr)
+	conn := rawConn(t, addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	tables := []string{"spans", "spend_daily_v2", "trace_index", "trace_list"}
+	for _, table := range tables {
+		// Without merges, every insert's part stays countable.
+		if err := conn.Exec(ctx, "SYSTEM STOP MERGES `"+db+"`.`"+table+"`"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base := time.Date(2026, 3, 11, 9, 0, 0, 0, time.UTC)
+	var chunks [][]trace.Span
+	n := 0
+	for _, size := range []int{3000, 12000, 1} {
+		chunk := make([]trace.Span, size)
+		for i := range chunk {
+			chunk[i] = trace.Span{
+				TraceID: trace.TraceID{7, byte(n >> 16), byte(n >> 8), byte(n)}, SpanID: trace.SpanID{7, byte(n >> 16), byte(n >> 8), byte(n)},
+				Layer: trace.LayerLLM, Name: "chat m", Start: base.Add(time.Duration(n) * time.Millisecond), Duration: time.Millisecond,
+				Status: trace.StatusOK, Team: "t", KeyID: "k", Model: "m", CostNanoUSD: 1,
+			}
+			n++
+		}
+		chunks = append(chunks, chunk)
+	}
+	if err := s.WriteSpans(ctx, chunks...); err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range tables {
+		var parts uint64
+		if err := conn.QueryRow(ctx, "SELECT count() FROM system.parts WHERE database = ? AND table = ? AND active", db, table).Scan(&parts); err != nil {
+			t.Fatal(err)
+		}
+		if parts != 1 {
+			t.Errorf("%s: %d parts after one batch of %d chunks, want 1", table, parts, len(chunks))
+		}
+	}
+	var rows, cost uint64
+	if err := conn.QueryRow(ctx, "SELECT count(), toUInt64(sum(cost_nano)) FROM `"+db+"`.spans").Scan(&rows, &cost); err != nil {
+		t.Fatal(err)
+	}
+	if rows != uint64(n) || cost != uint64(n) {
+		t.Fatalf("spans: %d rows costing %d, want %d of each", rows, cost, n)
+	}
+}

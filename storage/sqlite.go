@@ -99,7 +99,8 @@ func (s *sqliteStore) Ping(ctx context.Context) error { return s.db.PingContext(
 
 func (s *sqliteStore) Close() error { return s.db.Close() }
 
-func (s *sqliteStore) WriteSpans(ctx context.Context, spans []trace.Span) error {
+// WriteSpans writes a batch in one transaction.
+func (s *sqliteStore) WriteSpans(ctx context.Context, batch ...[]trace.Span) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("storage: write spans: %w", err)
@@ -110,17 +111,19 @@ func (s *sqliteStore) WriteSpans(ctx context.Context, spans []trace.Span) error 
 		return fmt.Errorf("storage: write spans: %w", err)
 	}
 	defer stmt.Close()
-	for i := range spans {
-		sp := &spans[i]
-		attrs, err := json.Marshal(sp.Attrs)
-		if err != nil {
-			return fmt.Errorf("storage: write spans: %w", err)
-		}
-		if _, err := stmt.ExecContext(ctx, sp.TraceID[:], sp.SpanID[:], sp.ParentSpanID[:], string(sp.Layer), sp.Name,
-			sp.Start.UnixNano(), int64(sp.Duration), string(sp.Status), sp.HTTPStatus, sp.Error,
-			sp.KeyID, sp.KeyName, sp.Team, sp.Org, sp.Model, sp.Provider, sp.Deployment, sp.ToolServer, sp.Tool, sp.Agent,
-			sp.InputTokens, sp.OutputTokens, sp.CachedTokens, sp.CostNanoUSD, sp.Retries, sp.Fallbacks, int64(sp.TTFT), string(attrs)); err != nil {
-			return fmt.Errorf("storage: write spans: %w", err)
+	for _, spans := range batch {
+		for i := range spans {
+			sp := &spans[i]
+			attrs, err := json.Marshal(sp.Attrs)
+			if err != nil {
+				return fmt.Errorf("storage: write spans: %w", err)
+			}
+			if _, err := stmt.ExecContext(ctx, sp.TraceID[:], sp.SpanID[:], sp.ParentSpanID[:], string(sp.Layer), sp.Name,
+				sp.Start.UnixNano(), int64(sp.Duration), string(sp.Status), sp.HTTPStatus, sp.Error,
+				sp.KeyID, sp.KeyName, sp.Team, sp.Org, sp.Model, sp.Provider, sp.Deployment, sp.ToolServer, sp.Tool, sp.Agent,
+				sp.InputTokens, sp.OutputTokens, sp.CachedTokens, sp.CostNanoUSD, sp.Retries, sp.Fallbacks, int64(sp.TTFT), string(attrs)); err != nil {
+				return fmt.Errorf("storage: write spans: %w", err)
+			}
 		}
 	}
 	if err := tx.Commit(); err != nil {

@@ -9,54 +9,66 @@ import (
 func TestChunkQueue(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name      string
-		chunkSize int
-		push      int
-		withOpen  bool
-		wantPops  []int // batch sizes popped, in order
-		wantLeft  int   // queued afterwards
+		name                string
+		chunkSize, perWrite int
+		push                int
+		withOpen            bool
+		wantWrites          []int // spans per write, in order
+		wantLeft            int   // queued afterwards
 	}{
-		{"sealed only", 3, 7, false, []int{3, 3}, 1},
-		{"sealed then open", 3, 7, true, []int{3, 3, 1}, 0},
-		{"open only", 5, 2, true, []int{2}, 0},
-		{"nothing open", 5, 2, false, nil, 2},
-		{"exact chunks", 2, 4, true, []int{2, 2}, 0},
+		{"sealed only", 3, 1, 7, false, []int{3, 3}, 1},
+		{"sealed then open", 3, 1, 7, true, []int{3, 3, 1}, 0},
+		{"open only", 5, 1, 2, true, []int{2}, 0},
+		{"nothing open", 5, 1, 2, false, nil, 2},
+		{"exact chunks", 2, 1, 4, true, []int{2, 2}, 0},
+		{"two chunks a write", 3, 2, 13, false, []int{6, 6}, 1},
+		{"a short write waits for the tick", 3, 2, 5, false, nil, 5},
+		{"the tick takes sealed and open together", 3, 2, 5, true, []int{5}, 0},
+		{"full writes, then the rest", 3, 2, 11, true, []int{6, 5}, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			q := chunkQueue{limit: 100, chunkSize: tc.chunkSize}
-			sealed := 0
+			q := chunkQueue{limit: 100, chunkSize: tc.chunkSize, chunksPerWrite: tc.perWrite}
+			signals := 0
 			for i := range tc.push {
 				if q.push(seqSpan(i)) {
-					sealed++
+					signals++
 				}
 			}
-			if sealed != tc.push/tc.chunkSize || q.queued != tc.push {
-				t.Fatalf("sealed %d, queued %d after %d pushes", sealed, q.queued, tc.push)
+			// Every seal from the perWrite-th chunk on completes a write.
+			if want := max(0, tc.push/tc.chunkSize-tc.perWrite+1); signals != want || q.queued != tc.push {
+				t.Fatalf("%d write signals (want %d), queued %d after %d pushes", signals, want, q.queued, tc.push)
 			}
 			var got []Span
 			var sizes []int
 			for {
-				b, wasOpen := q.pop(tc.withOpen)
-				if b == nil {
+				w, wasOpen := q.pop(tc.withOpen, nil)
+				if len(w) == 0 {
 					break
 				}
-				if wasOpen != (len(b) < tc.chunkSize) {
-					t.Fatalf("batch of %d: wasOpen %v", len(b), wasOpen)
+				if len(w) > tc.perWrite {
+					t.Fatalf("write of %d chunks, want at most %d", len(w), tc.perWrite)
 				}
-				sizes = append(sizes, len(b))
-				got = append(got, b...)
+				if last := w[len(w)-1]; wasOpen != (len(last) < tc.chunkSize) {
+					t.Fatalf("write ending in a chunk of %d: wasOpen %v", len(last), wasOpen)
+				}
+				n := 0
+				for _, c := range w {
+					n += len(c)
+					got = append(got, c...)
+				}
+				sizes = append(sizes, n)
 				if wasOpen {
 					break
 				}
 			}
-			if len(sizes) != len(tc.wantPops) || q.queued != tc.wantLeft {
-				t.Fatalf("popped %v leaving %d, want %v leaving %d", sizes, q.queued, tc.wantPops, tc.wantLeft)
+			if len(sizes) != len(tc.wantWrites) || q.queued != tc.wantLeft {
+				t.Fatalf("wrote %v leaving %d, want %v leaving %d", sizes, q.queued, tc.wantWrites, tc.wantLeft)
 			}
 			for i, n := range sizes {
-				if n != tc.wantPops[i] {
-					t.Fatalf("popped %v, want %v", sizes, tc.wantPops)
+				if n != tc.wantWrites[i] {
+					t.Fatalf("wrote %v, want %v", sizes, tc.wantWrites)
 				}
 			}
 			assertInOrder(t, got, len(got))
@@ -64,43 +76,68 @@ func TestChunkQueue(t *testing.T) {
 	}
 }
 
+func TestNewChunkQueue(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ batch, wantChunk, wantPerWrite int }{
+		{10, 10, 1},
+		{maxChunkSpans, maxChunkSpans, 1},
+		{maxChunkSpans + 1, maxChunkSpans/2 + 1, 2},
+		{DefaultBatchSize, DefaultBatchSize / 4, 4},
+		{7000, 3500, 2},
+	}
+	for _, tc := range tests {
+		q := newChunkQueue(100, tc.batch)
+		if q.chunkSize != tc.wantChunk || q.chunksPerWrite != tc.wantPerWrite {
+			t.Errorf("batch %d: chunks of %d, %d a write; want %d, %d", tc.batch, q.chunkSize, q.chunksPerWrite, tc.wantChunk, tc.wantPerWrite)
+		}
+		if q.chunkSize*q.chunksPerWrite < tc.batch || q.chunkSize > maxChunkSpans {
+			t.Errorf("batch %d: chunks of %d, %d a write do not hold it", tc.batch, q.chunkSize, q.chunksPerWrite)
+		}
+	}
+}
+
 // TestChunkQueueRecycles proves a queue that is drained as it fills keeps
 // reusing the same few chunks and keeps FIFO order across compactions.
 func TestChunkQueueRecycles(t *testing.T) {
 	t.Parallel()
-	q := chunkQueue{limit: 40, chunkSize: 4}
-	chunks := map[*Span]bool{}
-	next, want := 0, 0
-	for round := range 200 {
-		// Push three chunks' worth, take two: the backlog grows to the
-		// limit, then every push that fits is matched by a pop.
-		for range 12 {
-			if q.queued < q.limit {
-				q.push(seqSpan(next))
-				next++
-			}
-		}
-		for range 2 + round%2 {
-			b, _ := q.pop(false)
-			if b == nil {
-				break
-			}
-			chunks[&b[:1][0]] = true
-			for _, s := range b {
-				if s.InputTokens != int64(want) {
-					t.Fatalf("round %d: got span %d, want %d", round, s.InputTokens, want)
+	for _, perWrite := range []int{1, 2} {
+		q := chunkQueue{limit: 40, chunkSize: 4, chunksPerWrite: perWrite}
+		chunks := map[*Span]bool{}
+		next, want := 0, 0
+		for round := range 200 {
+			// Push three chunks' worth, take two or three: the backlog
+			// grows to the limit, then every push that fits is matched by
+			// a pop.
+			for range 12 {
+				if q.queued < q.limit {
+					q.push(seqSpan(next))
+					next++
 				}
-				want++
 			}
-			q.recycle(clear0(b))
+			for range (2 + round%2) / perWrite {
+				w, _ := q.pop(false, nil)
+				if len(w) == 0 {
+					break
+				}
+				for _, c := range w {
+					chunks[&c[:1][0]] = true
+					for _, s := range c {
+						if s.InputTokens != int64(want) {
+							t.Fatalf("%d a write, round %d: got span %d, want %d", perWrite, round, s.InputTokens, want)
+						}
+						want++
+					}
+					q.recycle(clear0(c))
+				}
+			}
 		}
-	}
-	// limit/chunkSize sealed, one open, one being written.
-	if max := q.limit/q.chunkSize + 2; len(chunks) > max {
-		t.Fatalf("%d chunks allocated, want at most %d", len(chunks), max)
-	}
-	if c := cap(q.sealed); c > 2*q.limit/q.chunkSize {
-		t.Fatalf("sealed list grew to %d slots", c)
+		// limit/chunkSize sealed, one open, one write's worth being written.
+		if max := q.limit/q.chunkSize + 1 + perWrite; len(chunks) > max {
+			t.Fatalf("%d a write: %d chunks allocated, want at most %d", perWrite, len(chunks), max)
+		}
+		if c := cap(q.sealed); c > 2*q.limit/q.chunkSize {
+			t.Fatalf("%d a write: sealed list grew to %d slots", perWrite, c)
+		}
 	}
 }
 
@@ -111,13 +148,13 @@ type enterSink struct {
 	gate    chan struct{}
 }
 
-func (e *enterSink) WriteSpans(ctx context.Context, spans []Span) error {
+func (e *enterSink) WriteSpans(ctx context.Context, batch ...[]Span) error {
 	select {
 	case e.entered <- struct{}{}:
 	default:
 	}
 	<-e.gate
-	return e.memSink.WriteSpans(ctx, spans)
+	return e.memSink.WriteSpans(ctx, batch...)
 }
 
 // TestRecorderQueueBound: while a batch is being written, QueueSize more

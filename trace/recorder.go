@@ -13,10 +13,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Sink stores span batches (storage.Store implements it). WriteSpans must not
-// keep spans after it returns: the recorder reuses the slice.
+// Sink stores span batches (storage.Store implements it). One WriteSpans
+// call is one batch, handed over as the chunks the recorder queued it in,
+// in order; the sink writes them as one write (one ClickHouse insert), all
+// or nothing. It must not keep the spans after it returns: the recorder
+// reuses the chunks.
 type Sink interface {
-	WriteSpans(ctx context.Context, spans []Span) error
+	WriteSpans(ctx context.Context, batch ...[]Span) error
 }
 
 // Stats are the recorder's running totals (the same numbers as its metrics).
@@ -39,16 +42,17 @@ type Recorder struct {
 	m     *metrics
 
 	// mu guards the queue, the overflow and closed. The queue is a list of
-	// chunks of up to BatchSize spans: Record appends to the newest, and only
-	// filling one wakes the writer, which otherwise wakes on its ticker.
-	// Waking it per span (a channel send) cost more than the rest of Record.
+	// chunks, BatchSize spans to a few of them: Record appends to the newest,
+	// and only sealing the last chunk of a batch wakes the writer, which
+	// otherwise wakes on its ticker. Waking it per span (a channel send) cost
+	// more than the rest of Record.
 	mu       sync.Mutex
 	queue    chunkQueue
 	closed   bool
 	closeCtx context.Context
 	overflow []Span // spans that found the queue full, for spillLoop
 
-	full       chan struct{} // a chunk was sealed
+	full       chan struct{} // a batch's worth of chunks was sealed
 	overflowCh chan struct{} // overflow became non-empty
 	kick       chan struct{}
 	stopWriter chan struct{}
@@ -83,7 +87,7 @@ func NewRecorder(cfg RecorderConfig, sink Sink, reg prometheus.Registerer, log *
 	}
 	r := &Recorder{
 		cfg: cfg, sink: sink, log: log, spill: sp,
-		queue:      chunkQueue{limit: cfg.QueueSize, chunkSize: cfg.BatchSize},
+		queue:      newChunkQueue(cfg.QueueSize, cfg.BatchSize),
 		full:       make(chan struct{}, 1),
 		overflowCh: make(chan struct{}, 1),
 		kick:       make(chan struct{}, 1),
@@ -223,42 +227,55 @@ func (r *Recorder) writeLoop() {
 	}
 }
 
-// writeQueued writes the sealed chunks, oldest first, then with partial the
-// chunk being filled. It takes one chunk at a time so that, as with a
-// channel, at most one batch beyond QueueSize is held in memory.
+// writeQueued writes the sealed chunks a batch at a time, oldest first, and
+// with partial also what is left over with the chunk being filled. It takes
+// one batch at a time so that, as with a channel, at most one batch beyond
+// QueueSize is held in memory.
 func (r *Recorder) writeQueued(ctx context.Context, partial bool) {
+	var batch [][]Span
 	for {
 		r.mu.Lock()
-		batch, wasOpen := r.queue.pop(partial)
+		var wasOpen bool
+		batch, wasOpen = r.queue.pop(partial, batch[:0])
 		r.mu.Unlock()
-		if batch == nil {
+		if len(batch) == 0 {
 			return
 		}
 		if wasOpen {
 			// Spans arriving from now on wait for the next tick (or a full
-			// chunk) rather than keep this loop writing small batches.
+			// batch) rather than keep this loop writing small batches.
 			partial = false
 		}
-		batch = r.flush(ctx, batch)
+		r.flush(ctx, batch)
 		r.mu.Lock()
-		r.queue.recycle(batch)
+		for i, chunk := range batch {
+			r.queue.recycle(clear0(chunk))
+			batch[i] = nil
+		}
 		r.mu.Unlock()
 	}
 }
 
-// flush writes batch to the sink, or to the spill while older spans wait
-// there (keeping order, and not hammering a sink that is down) or when the
-// write fails. It returns batch emptied for reuse.
-func (r *Recorder) flush(ctx context.Context, batch []Span) []Span {
+// flush writes one batch (its chunks in order) to the sink, or to the spill
+// while older spans wait there (keeping order, and not hammering a sink that
+// is down) or when the write fails.
+func (r *Recorder) flush(ctx context.Context, batch [][]Span) {
 	if r.spill.pending() || ctx.Err() != nil {
-		r.toSpill(batch)
-		return clear0(batch)
+		r.toSpill(batch...)
+		return
 	}
-	if err := r.write(ctx, batch); err != nil {
-		r.log.Warn("trace: span write failed; spilling to disk", "spans", len(batch), "err", err)
-		r.toSpill(batch)
+	if err := r.write(ctx, batch...); err != nil {
+		r.log.Warn("trace: span write failed; spilling to disk", "spans", countSpans(batch), "err", err)
+		r.toSpill(batch...)
 	}
-	return clear0(batch)
+}
+
+func countSpans(batch [][]Span) int {
+	n := 0
+	for _, chunk := range batch {
+		n += len(chunk)
+	}
+	return n
 }
 
 // clear0 drops references held by the batch (attrs, strings) before reuse.
@@ -267,29 +284,35 @@ func clear0(batch []Span) []Span {
 	return batch[:0]
 }
 
-func (r *Recorder) write(ctx context.Context, spans []Span) error {
+func (r *Recorder) write(ctx context.Context, batch ...[]Span) error {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.WriteTimeout)
 	defer cancel()
 	start := time.Now()
-	err := r.sink.WriteSpans(ctx, spans)
+	err := r.sink.WriteSpans(ctx, batch...)
 	r.m.writeSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
 		r.m.writeErrors.Inc()
 		return err
 	}
-	r.written.Add(int64(len(spans)))
+	r.written.Add(int64(countSpans(batch)))
 	return nil
 }
 
-func (r *Recorder) toSpill(spans []Span) {
-	if err := r.spill.append(spans); err != nil {
-		r.dropped.Add(int64(len(spans)))
-		r.log.Error("trace: spans lost: spill failed", "spans", len(spans), "err", err)
-		r.setErr(err)
-		return
+func (r *Recorder) toSpill(batch ...[]Span) {
+	spilled := false
+	for _, spans := range batch {
+		if err := r.spill.append(spans); err != nil {
+			r.dropped.Add(int64(len(spans)))
+			r.log.Error("trace: spans lost: spill failed", "spans", len(spans), "err", err)
+			r.setErr(err)
+			continue
+		}
+		r.spilled.Add(int64(len(spans)))
+		spilled = true
 	}
-	r.spilled.Add(int64(len(spans)))
-	r.kickReplay()
+	if spilled {
+		r.kickReplay()
+	}
 }
 
 // spillLoop moves spans that found the queue full to disk, off the request

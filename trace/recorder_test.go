@@ -23,7 +23,7 @@ type memSink struct {
 	gate    chan struct{} // when non-nil, writes wait for it to close
 }
 
-func (m *memSink) WriteSpans(ctx context.Context, spans []Span) error {
+func (m *memSink) WriteSpans(ctx context.Context, batch ...[]Span) error {
 	m.mu.Lock()
 	gate, fail := m.gate, m.fail
 	m.mu.Unlock()
@@ -39,7 +39,11 @@ func (m *memSink) WriteSpans(ctx context.Context, spans []Span) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.batches = append(m.batches, append([]Span(nil), spans...))
+	var spans []Span
+	for _, chunk := range batch {
+		spans = append(spans, chunk...)
+	}
+	m.batches = append(m.batches, spans)
 	return nil
 }
 
@@ -140,6 +144,7 @@ func TestRecorderBatches(t *testing.T) {
 	}{
 		{"by size", RecorderConfig{BatchSize: 10, FlushInterval: time.Hour}, 20, []int{10, 10}},
 		{"by time", RecorderConfig{BatchSize: 1000, FlushInterval: 5 * time.Millisecond}, 3, []int{3}},
+		{"several chunks a write", RecorderConfig{BatchSize: 3 * maxChunkSpans, FlushInterval: time.Hour}, 6 * maxChunkSpans, []int{3 * maxChunkSpans, 3 * maxChunkSpans}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -353,6 +358,7 @@ func TestRecorderConfigValidate(t *testing.T) {
 		{"zero is fine", RecorderConfig{}, ""},
 		{"negative queue", RecorderConfig{QueueSize: -1}, "trace.queue_size"},
 		{"batch above queue", RecorderConfig{QueueSize: 10, BatchSize: 11}, "trace.batch_size"},
+		{"batch above the most", RecorderConfig{QueueSize: 2 * MaxBatchSize, BatchSize: MaxBatchSize + 1}, "trace.batch_size"},
 		{"negative interval", RecorderConfig{FlushInterval: -time.Second}, "trace.flush_interval"},
 		{"tiny segment", RecorderConfig{SpillSegmentBytes: 10}, "trace.spill_segment_bytes"},
 		{"negative retry", RecorderConfig{RetryInterval: -1}, "trace.retry_interval"},
