@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -212,6 +213,23 @@ func TestRequestID(t *testing.T) {
 				t.Errorf("got %q for sent %q", got, tc.sent)
 			}
 		})
+	}
+}
+
+func TestNewRequestIDIsAUUIDv4(t *testing.T) {
+	t.Parallel()
+	// Version nibble 4, variant bits 10.
+	uuidV4 := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+	seen := map[string]bool{}
+	for range 10000 {
+		id := newRequestID()
+		if !uuidV4.MatchString(id) {
+			t.Fatalf("%q is not a lowercase version 4 UUID", id)
+		}
+		if seen[id] {
+			t.Fatalf("%q made twice", id)
+		}
+		seen[id] = true
 	}
 }
 
