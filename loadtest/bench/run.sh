@@ -250,26 +250,32 @@ openloop_run() {
 }
 
 # saturation_probe: chat JSON from the probe's closed loop (--workers: each worker sends its next call as soon as
-# the last one answered) against the mock, both floors and the gateway, $sat_probe_duration each. k6's ramp above
-# runs out of its own CPU near the fiber floor's limit on a small machine (the mock alone then answers no faster
-# than the floor), so this is where the proxies' own maximum shows. CPU is the target process's and ClickHouse's
-# user+system time over the run.
-sat_probe_duration=8s sat_probe_workers=64
+# the last one answered), $sat_probe_duration per run: the mock and the net/http floor once, then the fiber floor
+# and the gateway in turn, $sat_probe_rounds times each, so that the machine's drift (on a shared box, the same
+# floor's maximum moves by a fifth between minutes) falls on both alike and each round gives one ratio. k6's ramp
+# above runs out of its own CPU near the fiber floor's limit on a small machine (the mock alone then answers no
+# faster than the floor), so this is where the proxies' own maximum shows. CPU is the target process's and
+# ClickHouse's user+system time over each run.
+sat_probe_duration=6s sat_probe_workers=64 sat_probe_rounds=3
 saturation_probe() {
   if [[ -n "${BENCH_ONLY:-}" && " $BENCH_ONLY " != *" saturation "* && " $BENCH_ONLY " != *" saturation-probe "* ]]; then
     return 0
   fi
-  say "saturation from the closed-loop probe ($sat_probe_workers workers, $sat_probe_duration each): direct, floors, gateway"
-  local target url pid model mark out name=saturation-probe
+  say "saturation from the closed-loop probe ($sat_probe_workers workers, $sat_probe_duration each): direct, net/http floor, then fiber floor and gateway in turn $sat_probe_rounds times"
+  local run target url pid model mark out name=saturation-probe
   floors "${up[llm0]}"
-  for target in direct fiber nethttp gateway; do
+  local runs=(1:direct 1:nethttp) round
+  for round in $(seq "$sat_probe_rounds"); do runs+=("$round:fiber" "$round:gateway"); done
+  for run in "${runs[@]}"; do
+    round="${run%%:*}" target="${run#*:}"
     case "$target" in
       direct) url="${up[llm0]}"; pid="${up_pid[llm0]}"; model=gpt-4o-mini ;;
       fiber) url="${fiber_urls[0]}"; pid="${floor_pids[0]}"; model=gpt-4o-mini ;;
       nethttp) url="${http_urls[0]}"; pid="${floor_pids[1]}"; model=gpt-4o-mini ;;
       gateway) url="$gateway"; pid="$gw_pid"; model=mock-0ms ;;
     esac
-    out="$work/json/satprobe.$target.json"
+    # json/*.gateway.json is every run's gateway calls, for the span count: rounds keep that suffix.
+    out="$work/json/satprobe-$round.$target.json"
     mark="$(cpu_mark "$pid")"
     timeout "$(( $(secs_of "$sat_probe_duration") + 60 ))" "$bin/openloop" --url "$url/v1/chat/completions" \
       --key "$api_key" --workers "$sat_probe_workers" --duration "$sat_probe_duration" --body "${probe_chat/@NAME@/$model}" \
@@ -397,21 +403,33 @@ summary="$results/summary.md"
         "\(.all.p50 | r2) / \(.all.p99 | r2) | \(.error_rate * 10000 | round / 100)% |"' "$j"
     done
   fi
-  if [[ -n "$sat_probe_ran" && -s "$work/json/satprobe.fiber.json" ]]; then
+  if [[ -n "$sat_probe_ran" && -s "$work/json/satprobe-1.fiber.json" ]]; then
     echo
-    echo "Saturation from the closed-loop probe (\`openloop --workers $sat_probe_workers\`, chat JSON, 0 ms upstream, $sat_probe_duration per target; max RPS = calls answered per second; CPU = the process's user+system time per call; the direct row is the mock alone):"
+    echo "Saturation from the closed-loop probe (\`openloop --workers $sat_probe_workers\`, chat JSON, 0 ms upstream, $sat_probe_duration per run; the fiber floor and the gateway ran in turn, $sat_probe_rounds rounds each; max RPS = calls answered per second, the median of the rounds, with each round's in brackets; % of fiber floor = the median of each round's ratio to the floor's run just before it; CPU = the process's user+system time per call over all its runs; the direct row is the mock alone):"
     echo
-    echo "| target | max RPS | % of fiber floor | CPU ms/req | × fiber floor CPU | ClickHouse CPU ms/req | p50/p99 | errors |"
+    echo "| target | max RPS (rounds) | % of fiber floor (rounds) | CPU ms/req | × fiber floor CPU | ClickHouse CPU ms/req | p50/p99 (median round) | errors |"
     echo "|---|---|---|---|---|---|---|---|"
+    # Each run's JSON with its round and target, for one jq over all of them.
+    tagged=()
+    for f in "$work"/json/satprobe-*.json; do
+      n="${f##*/satprobe-}" && n="${n%.json}"
+      jq -c --argjson round "${n%%.*}" --arg target "${n#*.}" '. + {round: $round, target: $target}' "$f" >"$f.tagged" &&
+        tagged+=("$f.tagged")
+    done
     for t in direct fiber nethttp gateway; do
-      j="$work/json/satprobe.$t.json"
-      [[ -s "$j" ]] || continue
-      jq -r --slurpfile f "$work/json/satprobe.fiber.json" --arg t "$t" '
+      compgen -G "$work/json/satprobe-*.$t.json" >/dev/null || continue
+      jq -rs --arg t "$t" '
         def r2: . * 100 | round / 100;
-        def cpu(x): x.cpu_ms / x.calls;
-        "| \($t) | \(.rps | round) | \((.rps / $f[0].rps * 100) | round)% | \(cpu(.) | . * 1000 | round / 1000) | " +
-        "\(if $t == "direct" then "-" else ((cpu(.) / cpu($f[0])) | r2 | tostring) end) | " +
-        "\(.clickhouse_cpu_ms / .calls | . * 1000 | round / 1000) | \(.p50 | r2) / \(.p99 | r2) | \(.errors) |"' "$j"
+        def median: sort | .[length / 2 | floor];
+        def cpu: (map(.cpu_ms) | add) / (map(.calls) | add);
+        (map(select(.target == "fiber"))) as $f | (map(select(.target == $t)) | sort_by(.round)) as $r |
+        ($r | map(.rps) | median) as $rps | ($r | sort_by(.rps) | .[length / 2 | floor]) as $mid |
+        ($r | map(.round as $n | .rps / ($f[] | select(.round == $n) | .rps) * 100 | round)) as $pct |
+        "| \($t) | \($rps | round) (\($r | map(.rps | round | tostring) | join(", "))) | " +
+        "\($pct | median)% (\($pct | map(tostring + "%") | join(", "))) | \($r | cpu | . * 1000 | round / 1000) | " +
+        "\(if $t == "direct" then "-" else (($r | cpu) / ($f | cpu) | r2 | tostring) end) | " +
+        "\(($r | map(.clickhouse_cpu_ms) | add) / ($r | map(.calls) | add) | . * 1000 | round / 1000) | " +
+        "\($mid.p50 | r2) / \($mid.p99 | r2) | \($r | map(.errors) | add) |"' "${tagged[@]}"
     done
   fi
   echo
