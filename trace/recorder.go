@@ -247,9 +247,13 @@ func (r *Recorder) writeQueued(ctx context.Context, partial bool) {
 			partial = false
 		}
 		r.flush(ctx, batch)
+		// Clearing megabytes of spans under the mutex would hold up Record.
+		for i := range batch {
+			batch[i] = clear0(batch[i])
+		}
 		r.mu.Lock()
 		for i, chunk := range batch {
-			r.queue.recycle(clear0(chunk))
+			r.queue.recycle(chunk)
 			batch[i] = nil
 		}
 		r.mu.Unlock()
