@@ -405,7 +405,7 @@ summary="$results/summary.md"
   fi
   if [[ -n "$sat_probe_ran" && -s "$work/json/satprobe-1.fiber.json" ]]; then
     echo
-    echo "Saturation from the closed-loop probe (\`openloop --workers $sat_probe_workers\`, chat JSON, 0 ms upstream, $sat_probe_duration per run; the fiber floor and the gateway ran in turn, $sat_probe_rounds rounds each; max RPS = calls answered per second, the median of the rounds, with each round's in brackets; % of fiber floor = the median of each round's ratio to the floor's run just before it; CPU = the process's user+system time per call over all its runs; the direct row is the mock alone):"
+    echo "Saturation from the closed-loop probe (\`openloop --workers $sat_probe_workers\`, chat JSON, 0 ms upstream, $sat_probe_duration per run; the fiber floor and the gateway ran in turn, $sat_probe_rounds rounds each; max RPS = calls answered per second, the median of the rounds, with each round's in brackets; % of fiber floor = the median of each round's ratio to the fiber floor's run in the same round; CPU = the process's user+system time per call over all its runs; the direct row is the mock alone):"
     echo
     echo "| target | max RPS (rounds) | % of fiber floor (rounds) | CPU ms/req | × fiber floor CPU | ClickHouse CPU ms/req | p50/p99 (median round) | errors |"
     echo "|---|---|---|---|---|---|---|---|"
