@@ -24,9 +24,13 @@ import (
 //     during a rolling upgrade, and is no longer read.
 //   - trace_index (+ _mv): first/last start of each trace, so a trace lookup
 //     reads only that time slice of spans.
-//   - trace_list (+ _mv): one aggregate row per trace and day of its spans,
-//     so the newest-traces list reads only the last days' traces and never
-//     groups spans.
+//   - trace_list_v2 (+ _mv): the few columns of each span that the
+//     newest-traces list needs, sorted by day then trace, so the list reads
+//     only the last days' rows of those columns and a trace's rows lie
+//     together. It replaces trace_list, one aggregate row per trace and day:
+//     the view's GROUP BY over every insert cost ClickHouse about 3 µs of CPU
+//     per span, the plain copy about 0.3 µs. trace_list and its view are left
+//     in place on upgraded databases, like spend_daily, and no longer read.
 //   - records: governance records; the row with the highest version wins,
 //     deleted = 1 is a tombstone.
 //   - audit: the audit log, ordered by time.
@@ -126,24 +130,20 @@ var chTables = []chTable{
 		start_min AggregateFunction(min, DateTime),
 		start_max AggregateFunction(max, DateTime)`,
 		engine: "AggregatingMergeTree", extra: `ORDER BY trace_id`, shardBy: "cityHash64(trace_id)"},
-	{name: "trace_list", columns: `day DateTime,
+	{name: "trace_list_v2", columns: `day DateTime,
 		trace_id FixedString(16),
-		first_ns AggregateFunction(min, Int64),
-		last_ns AggregateFunction(max, Int64),
-		spans AggregateFunction(count),
-		errors AggregateFunction(sum, UInt64),
-		cost_nano AggregateFunction(sum, Int64),
-		input_tokens AggregateFunction(sum, Int64),
-		output_tokens AggregateFunction(sum, Int64),
-		first_name AggregateFunction(argMin, String, Int64),
-		first_layer AggregateFunction(argMin, String, Int64),
-		first_team AggregateFunction(argMin, String, Int64),
-		first_key_id AggregateFunction(argMin, String, Int64),
-		first_key_name AggregateFunction(argMin, String, Int64),
-		teams AggregateFunction(groupUniqArray, String),
-		key_ids AggregateFunction(groupUniqArray, String),
-		layers AggregateFunction(groupUniqArray, String)`,
-		engine: "AggregatingMergeTree", extra: `PARTITION BY toYYYYMM(day)
+		start_ns Int64,
+		duration_ns Int64,
+		status String,
+		cost_nano Int64,
+		input_tokens Int64,
+		output_tokens Int64,
+		name String,
+		layer String,
+		team String,
+		key_id String,
+		key_name String`,
+		engine: "MergeTree", extra: `PARTITION BY toYYYYMM(day)
 	ORDER BY (day, trace_id)`, shardBy: "cityHash64(trace_id)"},
 	{name: "records", columns: `kind String,
 		id String,
@@ -179,21 +179,15 @@ var chViews = []chView{
 		sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, sum(cached_tokens) AS cached_tokens,
 		tupleElement(` + latencyHistogram + ", 1) AS `latencyMap.bucket`, tupleElement(" + latencyHistogram + ", 2) AS `latencyMap.calls`"},
 	{name: "trace_index_mv", to: "trace_index", from: "spans", query: `SELECT trace_id, minState(start) AS start_min, maxState(start) AS start_max`},
-	{name: "trace_list_mv", to: "trace_list", from: "spans", query: `SELECT toDateTime(intDiv(toUInt32(start), 86400) * 86400) AS day, trace_id,
-		minState(start_ns) AS first_ns, maxState(start_ns + duration_ns) AS last_ns, countState() AS spans,
-		sumState(toUInt64(status = 'error')) AS errors, sumState(cost_nano) AS cost_nano,
-		sumState(input_tokens) AS input_tokens, sumState(output_tokens) AS output_tokens,
-		argMinState(name, start_ns) AS first_name, argMinState(layer, start_ns) AS first_layer, argMinState(team, start_ns) AS first_team,
-		argMinState(key_id, start_ns) AS first_key_id, argMinState(key_name, start_ns) AS first_key_name,
-		groupUniqArrayState(team) AS teams, groupUniqArrayState(key_id) AS key_ids, groupUniqArrayState(layer) AS layers`},
+	{name: "trace_list_v2_mv", to: "trace_list_v2", from: "spans", query: `SELECT toDateTime(intDiv(toUInt32(start), 86400) * 86400) AS day, trace_id,
+		start_ns, duration_ns, status, cost_nano, input_tokens, output_tokens, name, layer, team, key_id, key_name`},
 }
 
-// viewGroupBy is each view's GROUP BY, kept apart so the query above reads
-// as the columns it produces.
+// viewGroupBy is the GROUP BY of each view that aggregates, kept apart so
+// the query above reads as the columns it produces.
 var viewGroupBy = map[string]string{
 	"spend_daily_v2_mv": "day, team, key_id, layer, model, provider, tool_server, tool, agent",
 	"trace_index_mv":    "trace_id",
-	"trace_list_mv":     "day, trace_id",
 }
 
 // chSchema renders the schema for database db; cluster "" is a single node.
@@ -231,8 +225,12 @@ func chSchema(db, cluster string) []string {
 		}
 	}
 	for _, v := range chViews {
-		out = append(out, fmt.Sprintf("CREATE MATERIALIZED VIEW IF NOT EXISTS %s%s TO %s AS\n\t%s\n\tFROM %s\n\tGROUP BY %s",
-			q(v.name), on, q(local(v.to)), v.query, q(local(v.from)), viewGroupBy[v.name]))
+		stmt := fmt.Sprintf("CREATE MATERIALIZED VIEW IF NOT EXISTS %s%s TO %s AS\n\t%s\n\tFROM %s",
+			q(v.name), on, q(local(v.to)), v.query, q(local(v.from)))
+		if by, ok := viewGroupBy[v.name]; ok {
+			stmt += "\n\tGROUP BY " + by
+		}
+		out = append(out, stmt)
 	}
 	return out
 }

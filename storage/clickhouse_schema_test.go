@@ -77,7 +77,7 @@ func TestClusterDDLPerTable(t *testing.T) {
 		{"spans", "ReplicatedMergeTree('/clickhouse/tables/{shard}/sb/spans_local', '{replica}')", "cityHash64(trace_id)"},
 		{"spend_daily_v2", "ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/sb/spend_daily_v2_local', '{replica}')", "rand()"},
 		{"trace_index", "ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/sb/trace_index_local', '{replica}')", "cityHash64(trace_id)"},
-		{"trace_list", "ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/sb/trace_list_local', '{replica}')", "cityHash64(trace_id)"},
+		{"trace_list_v2", "ReplicatedMergeTree('/clickhouse/tables/{shard}/sb/trace_list_v2_local', '{replica}')", "cityHash64(trace_id)"},
 		{"records", "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/sb/records_local', '{replica}', version)", "cityHash64(kind, id)"},
 		{"audit", "ReplicatedMergeTree('/clickhouse/tables/{shard}/sb/audit_local', '{replica}')", "rand()"},
 		{"rollups", "ReplicatedMergeTree('/clickhouse/tables/{shard}/sb/rollups_local', '{replica}')", "rand()"},
@@ -100,7 +100,7 @@ func TestClusterDDLPerTable(t *testing.T) {
 		})
 	}
 	for _, v := range []struct{ view, to string }{
-		{"spend_daily_v2_mv", "spend_daily_v2"}, {"trace_index_mv", "trace_index"}, {"trace_list_mv", "trace_list"},
+		{"spend_daily_v2_mv", "spend_daily_v2"}, {"trace_index_mv", "trace_index"}, {"trace_list_v2_mv", "trace_list_v2"},
 	} {
 		t.Run(v.view, func(t *testing.T) {
 			s := statement(t, stmts, v.view)

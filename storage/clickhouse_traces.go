@@ -70,7 +70,7 @@ func scanClickHouseSpan(rows driver.Rows) (trace.Span, error) {
 	return sp, nil
 }
 
-// RecentTraces reads the trace_list rollup when it holds every trace that
+// RecentTraces reads the trace_list_v2 rollup when it holds every trace that
 // may match (see rollup.go) and spans otherwise. From the rollup a trace is
 // listed by its first span and summarised whole; from spans only its spans
 // in the range count. Both agree unless a trace crosses an end of the range.
@@ -91,7 +91,7 @@ func (s *clickHouseStore) RecentTraces(ctx context.Context, f TraceFilter) ([]Tr
 // list from the last day alone.
 var traceWindows = []time.Duration{24 * time.Hour, 7 * 24 * time.Hour, 30 * 24 * time.Hour}
 
-// recentFromRollup asks trace_list for traces whose first span starts in a
+// recentFromRollup asks trace_list_v2 for traces whose first span starts in a
 // window at the end of the range, widening the window until the list is full
 // or the window is the whole range. Since traces are listed newest first by
 // their first span, a full list from a window is the list for the range.
@@ -121,7 +121,7 @@ func (s *clickHouseStore) recentFromRollup(ctx context.Context, f TraceFilter) (
 	}
 }
 
-// rowsFrom is the first day of trace_list rows read for traces starting at
+// rowsFrom is the first day of trace_list_v2 rows read for traces starting at
 // or after from: a day early, so every span of such a trace is in them.
 func rowsFrom(from time.Time) time.Time {
 	return from.UTC().Truncate(24 * time.Hour).Add(-24 * time.Hour)
@@ -188,11 +188,20 @@ func (s *clickHouseStore) traceSummaries(ctx context.Context, query string, args
 	return out, rows.Err()
 }
 
+// traceSummaryColumns summarise a trace from its rows in spans or in
+// trace_list_v2, which share these column names; traceSummaries scans them.
+const traceSummaryColumns = `hex(trace_id), min(start_ns) AS first, max(start_ns + duration_ns), toUInt64(count()),
+			toUInt64(countIf(status = 'error')), sum(cost_nano), sum(input_tokens), sum(output_tokens),
+			argMin(name, start_ns), argMin(layer, start_ns), argMin(team, start_ns), argMin(key_id, start_ns), argMin(key_name, start_ns)`
+
+// clickHouseCountIf is traceHaving's count of a trace's spans meeting cond.
+func clickHouseCountIf(cond string) string { return "countIf(" + cond + ")" }
+
 // traceListQuery lists traces whose first span starts in [from, f.To),
-// reading only the rows since rowsFrom(from): a trace starting at or after
-// from has all its rows there, so its merged states are whole. The inner
-// query picks the traces merging only the states the filters need, the outer
-// one merges their summaries. A trace longer than a day that started before
+// reading only the trace_list_v2 rows since rowsFrom(from): a trace starting
+// at or after from has all its rows there, so its summary is whole. The inner
+// query picks the traces reading only the columns the filters need, the
+// outer one summarises them. A trace longer than a day that started before
 // those rows may look as if it started after from; dropEarlierTraces removes
 // it. GLOBAL IN lets the same query run on a cluster's Distributed table,
 // where a plain IN over another Distributed table is refused.
@@ -205,51 +214,23 @@ func (s *clickHouseStore) traceListQuery(f TraceFilter, from time.Time) (string,
 	if !f.To.IsZero() {
 		h.add("first < ?", f.To.UnixNano())
 	}
-	if f.Team != "" {
-		h.add("has(groupUniqArrayMerge(teams), ?)", f.Team)
-	}
-	if f.KeyID != "" {
-		h.add("has(groupUniqArrayMerge(key_ids), ?)", f.KeyID)
-	}
-	if f.Layer != "" {
-		h.add("has(groupUniqArrayMerge(layers), ?)", string(f.Layer))
-	}
-	switch f.Status {
-	case trace.StatusError:
-		h.add("sumMerge(errors) > 0")
-	case trace.StatusOK:
-		h.add("sumMerge(errors) = 0")
-	}
-	if f.MinCostNanoUSD > 0 {
-		h.add("sumMerge(cost_nano) >= ?", f.MinCostNanoUSD)
-	}
-	if f.MinDuration > 0 {
-		h.add("maxMerge(last_ns) - first >= ?", int64(f.MinDuration))
-	}
-	having := ""
-	if len(h.conds) > 0 {
-		having = " HAVING " + strings.Join(h.conds, " AND ")
-	}
+	traceHaving(&h, f, clickHouseCountIf)
 	limit := fmt.Sprint(f.limit())
 	outer := where{conds: slices.Clone(w.conds), args: slices.Clone(w.args)}
 	outer.add(`trace_id GLOBAL IN (SELECT trace_id FROM (
-			SELECT trace_id, minMerge(first_ns) AS first FROM `+s.db+`.trace_list`+w.sql()+`
-			GROUP BY trace_id`+having+` ORDER BY first DESC, trace_id LIMIT `+limit+`))`, append(w.args, h.args...)...)
-	return `SELECT hex(trace_id), minMerge(first_ns) AS first, maxMerge(last_ns), countMerge(spans), sumMerge(errors),
-			sumMerge(cost_nano), sumMerge(input_tokens), sumMerge(output_tokens),
-			argMinMerge(first_name), argMinMerge(first_layer), argMinMerge(first_team), argMinMerge(first_key_id), argMinMerge(first_key_name)
-		FROM ` + s.db + `.trace_list` + outer.sql() + `
+			SELECT trace_id, min(start_ns) AS first FROM `+s.db+`.trace_list_v2`+w.sql()+`
+			GROUP BY trace_id`+h.clause("HAVING")+` ORDER BY first DESC, trace_id LIMIT `+limit+`))`, append(w.args, h.args...)...)
+	return `SELECT ` + traceSummaryColumns + `
+		FROM ` + s.db + `.trace_list_v2` + outer.sql() + `
 		GROUP BY trace_id ORDER BY first DESC, trace_id LIMIT ` + limit, outer.args
 }
 
 // traceSpansQuery summarises the spans in the range trace by trace.
 func (s *clickHouseStore) traceSpansQuery(f TraceFilter) (string, []any) {
-	var w where
+	var w, h where
 	spanRange(&w, f.From, f.To)
-	havingSQL, havingArgs := traceHaving(f, func(cond string) string { return "countIf(" + cond + ")" })
-	return `SELECT hex(trace_id), min(start_ns) AS first, max(start_ns + duration_ns), toUInt64(count()),
-			toUInt64(countIf(status = 'error')), sum(cost_nano), sum(input_tokens), sum(output_tokens),
-			argMin(name, start_ns), argMin(layer, start_ns), argMin(team, start_ns), argMin(key_id, start_ns), argMin(key_name, start_ns)
-		FROM ` + s.db + `.spans` + w.sql() + ` GROUP BY trace_id` + havingSQL + `
-		ORDER BY first DESC, trace_id LIMIT ` + fmt.Sprint(f.limit()), append(append([]any{}, w.args...), havingArgs...)
+	traceHaving(&h, f, clickHouseCountIf)
+	return `SELECT ` + traceSummaryColumns + `
+		FROM ` + s.db + `.spans` + w.sql() + ` GROUP BY trace_id` + h.clause("HAVING") + `
+		ORDER BY first DESC, trace_id LIMIT ` + fmt.Sprint(f.limit()), append(append([]any{}, w.args...), h.args...)
 }

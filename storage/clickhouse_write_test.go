@@ -127,7 +127,7 @@ func TestClickHouseBatchIsOnePart(t *testing.T) {
 	conn := rawConn(t, addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	tables := []string{"spans", "spend_daily_v2", "trace_index", "trace_list"}
+	tables := []string{"spans", "spend_daily_v2", "trace_index", "trace_list_v2"}
 	for _, table := range tables {
 		// Without merges, every insert's part stays countable.
 		if err := conn.Exec(ctx, "SYSTEM STOP MERGES `"+db+"`.`"+table+"`"); err != nil {

@@ -16,7 +16,7 @@ import (
 // written only after it started. Queries read a rollup for times from then on
 // and spans before. On a database created by this version the rollups are
 // complete from the beginning (since = 0).
-var rollupNames = []string{"spend_daily_v2", "trace_list"}
+var rollupNames = []string{"spend_daily_v2", "trace_list_v2"}
 
 // rollupSince holds since when each rollup is complete.
 type rollupSince struct {
@@ -60,7 +60,7 @@ func loadRollups(ctx context.Context, conn driver.Conn, table string, hadSpans b
 		switch name {
 		case "spend_daily_v2":
 			out.spend = t
-		case "trace_list":
+		case "trace_list_v2":
 			out.traces = t
 		}
 	}

@@ -281,8 +281,10 @@ func scanSQLiteSpan(rows *sql.Rows) (trace.Span, error) {
 func (s *sqliteStore) RecentTraces(ctx context.Context, f TraceFilter) ([]TraceSummary, error) {
 	var w where
 	w.timeRange(f.From, f.To)
-	havingSQL, havingArgs := traceHaving(f, func(cond string) string { return "SUM(" + cond + ")" })
-	args := append(append([]any{}, w.args...), havingArgs...)
+	var h where
+	traceHaving(&h, f, func(cond string) string { return "SUM(" + cond + ")" })
+	havingSQL := h.clause("HAVING")
+	args := append(append([]any{}, w.args...), h.args...)
 	rows, err := s.db.QueryContext(ctx, `SELECT g.trace_id, g.first, g.last, g.n, g.errs, g.cost, g.inp, g.outp,
 			e.name, e.layer, e.team, e.key_id, e.key_name
 		FROM (SELECT trace_id, MIN(start_ns) AS first, MAX(start_ns + duration_ns) AS last, COUNT(*) AS n,

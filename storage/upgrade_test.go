@@ -113,3 +113,119 @@ func TestClickHouseUpgradeFromV1(t *testing.T) {
 		t.Fatalf("rollups of an upgraded database must start now: %d %v", since, err)
 	}
 }
+
+// traceListV1 is how the previous version kept the trace list: one row of
+// aggregate states per trace and day, fed by a grouping view.
+var traceListV1 = []string{
+	`CREATE TABLE %[1]s.trace_list (day DateTime, trace_id FixedString(16), first_ns AggregateFunction(min, Int64),
+		last_ns AggregateFunction(max, Int64), spans AggregateFunction(count), errors AggregateFunction(sum, UInt64),
+		cost_nano AggregateFunction(sum, Int64), input_tokens AggregateFunction(sum, Int64), output_tokens AggregateFunction(sum, Int64),
+		first_name AggregateFunction(argMin, String, Int64), first_layer AggregateFunction(argMin, String, Int64),
+		first_team AggregateFunction(argMin, String, Int64), first_key_id AggregateFunction(argMin, String, Int64),
+		first_key_name AggregateFunction(argMin, String, Int64), teams AggregateFunction(groupUniqArray, String),
+		key_ids AggregateFunction(groupUniqArray, String), layers AggregateFunction(groupUniqArray, String))
+	ENGINE = AggregatingMergeTree PARTITION BY toYYYYMM(day) ORDER BY (day, trace_id)`,
+	`CREATE MATERIALIZED VIEW %[1]s.trace_list_mv TO %[1]s.trace_list AS
+	SELECT toDateTime(intDiv(toUInt32(start), 86400) * 86400) AS day, trace_id,
+		minState(start_ns) AS first_ns, maxState(start_ns + duration_ns) AS last_ns, countState() AS spans,
+		sumState(toUInt64(status = 'error')) AS errors, sumState(cost_nano) AS cost_nano,
+		sumState(input_tokens) AS input_tokens, sumState(output_tokens) AS output_tokens,
+		argMinState(name, start_ns) AS first_name, argMinState(layer, start_ns) AS first_layer, argMinState(team, start_ns) AS first_team,
+		argMinState(key_id, start_ns) AS first_key_id, argMinState(key_name, start_ns) AS first_key_name,
+		groupUniqArrayState(team) AS teams, groupUniqArrayState(key_id) AS key_ids, groupUniqArrayState(layer) AS layers
+	FROM %[1]s.spans GROUP BY day, trace_id`,
+}
+
+// TestClickHouseUpgradeFromTraceListV1 opens a database of the previous
+// version, whose trace list was complete from the beginning: trace_list_v2
+// starts empty, so the traces written before the upgrade are listed from
+// spans, and those written after it from trace_list_v2. The old view stays,
+// so a replica not yet upgraded still sees new traces.
+func TestClickHouseUpgradeFromTraceListV1(t *testing.T) {
+	t.Parallel()
+	addr := clickHouseAddr(t)
+	conn := rawConn(t, addr)
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	db := fmt.Sprintf("sbtest_tl1_%d", time.Now().UnixNano())
+	t.Cleanup(func() { dropDatabase(t, addr, db) })
+	open := func() storage.Store {
+		t.Helper()
+		s, err := storage.Open(ctx, storage.Config{ClickHouse: &storage.ClickHouseConfig{Addr: addr, Database: db}}, nil)
+		if err != nil {
+			t.Fatalf("open: %v", err)
+		}
+		return s
+	}
+	// The previous version's database: today's schema without trace_list_v2,
+	// with trace_list, and rollups complete from the beginning.
+	open().Close()
+	prev := []string{"DROP TABLE %[1]s.trace_list_v2_mv", "DROP TABLE %[1]s.trace_list_v2", "TRUNCATE TABLE %[1]s.rollups"}
+	for _, stmt := range append(prev, traceListV1...) {
+		if err := conn.Exec(ctx, fmt.Sprintf(stmt, db)); err != nil {
+			t.Fatalf("previous schema: %v", err)
+		}
+	}
+	rollups, err := conn.PrepareBatch(ctx, "INSERT INTO `"+db+"`.rollups (name, since_ns)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"spend_daily_v2", "trace_list"} {
+		if err := rollups.Append(name, int64(0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rollups.Send(); err != nil {
+		t.Fatal(err)
+	}
+	span := func(i int, start time.Time) trace.Span {
+		return trace.Span{TraceID: trace.TraceID{7, byte(i)}, SpanID: trace.SpanID{7, byte(i)}, Layer: trace.LayerLLM, Name: "chat m",
+			Start: start, Duration: time.Second, Status: trace.StatusOK, Team: "t", KeyID: "k", Model: "m", CostNanoUSD: 1_000_000_007}
+	}
+	old := time.Now().UTC().Add(-2 * time.Hour)
+	before := open()
+	if err := before.WriteSpans(ctx, []trace.Span{span(1, old), span(2, old.Add(time.Minute))}); err != nil {
+		t.Fatal(err)
+	}
+	before.Close()
+
+	upgraded := open()
+	defer upgraded.Close()
+	var since int64
+	if err := conn.QueryRow(ctx, "SELECT since_ns FROM `"+db+"`.rollups WHERE name = 'trace_list_v2'").Scan(&since); err != nil || since == 0 {
+		t.Fatalf("trace_list_v2 of an upgraded database must start now: %d %v", since, err)
+	}
+	after := time.Unix(0, since).UTC().Add(time.Second)
+	if err := upgraded.WriteSpans(ctx, []trace.Span{span(3, after)}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		from time.Time
+		want []byte // the second byte of each trace id listed, newest first
+	}{
+		{"from before the upgrade: spans", old.Add(-time.Hour), []byte{3, 2, 1}},
+		{"from the upgrade on: trace_list_v2", after, []byte{3}},
+	}
+	for _, tc := range tests {
+		list, err := upgraded.RecentTraces(ctx, storage.TraceFilter{From: tc.from})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		var got []byte
+		for _, ts := range list {
+			if ts.Spans != 1 || ts.CostNanoUSD != 1_000_000_007 || ts.Team != "t" || ts.KeyID != "k" || ts.Duration != time.Second {
+				t.Errorf("%s: summary %+v", tc.name, ts)
+			}
+			got = append(got, ts.TraceID[1])
+		}
+		if string(got) != string(tc.want) {
+			t.Errorf("%s: traces %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	var fed uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM `"+db+"`.trace_list").Scan(&fed); err != nil || fed != 3 {
+		t.Fatalf("the previous version's trace_list holds %d traces (%v), want all 3", fed, err)
+	}
+}

@@ -17,18 +17,20 @@ func (w *where) add(cond string, args ...any) {
 	w.args = append(w.args, args...)
 }
 
-func (w *where) sql() string {
+func (w *where) sql() string { return w.clause("WHERE") }
+
+// clause is the conditions joined by AND after keyword, or "" when there are none.
+func (w *where) clause(keyword string) string {
 	if len(w.conds) == 0 {
 		return ""
 	}
-	return " WHERE " + strings.Join(w.conds, " AND ")
+	return " " + keyword + " " + strings.Join(w.conds, " AND ")
 }
 
-// traceHaving is the HAVING clause of RecentTraces, for a dialect that counts the spans of a trace meeting cond
-// as countIf(cond): a trace matches when any span has the team, key or layer asked for, while status, cost and
-// duration apply to the trace as a whole.
-func traceHaving(f TraceFilter, countIf func(cond string) string) (string, []any) {
-	var h where
+// traceHaving adds RecentTraces' conditions on whole traces to h, for a dialect that counts the spans of a trace
+// meeting cond as countIf(cond): a trace matches when any span has the team, key or layer asked for, while status,
+// cost and duration apply to the trace as a whole.
+func traceHaving(h *where, f TraceFilter, countIf func(cond string) string) {
 	if f.Team != "" {
 		h.add(countIf("team = ?")+" > 0", f.Team)
 	}
@@ -50,8 +52,4 @@ func traceHaving(f TraceFilter, countIf func(cond string) string) (string, []any
 	if f.MinDuration > 0 {
 		h.add("max(start_ns + duration_ns) - min(start_ns) >= ?", int64(f.MinDuration))
 	}
-	if len(h.conds) == 0 {
-		return "", nil
-	}
-	return " HAVING " + strings.Join(h.conds, " AND "), h.args
 }

@@ -85,30 +85,26 @@ CREATE TABLE IF NOT EXISTS `switchboard`.`trace_index_local` ON CLUSTER `switchb
 CREATE TABLE IF NOT EXISTS `switchboard`.`trace_index` ON CLUSTER `switchboard` AS `switchboard`.`trace_index_local`
 	ENGINE = Distributed(`switchboard`, `switchboard`, `trace_index_local`, cityHash64(trace_id));
 
-CREATE TABLE IF NOT EXISTS `switchboard`.`trace_list_local` ON CLUSTER `switchboard` (
+CREATE TABLE IF NOT EXISTS `switchboard`.`trace_list_v2_local` ON CLUSTER `switchboard` (
 		day DateTime,
 		trace_id FixedString(16),
-		first_ns AggregateFunction(min, Int64),
-		last_ns AggregateFunction(max, Int64),
-		spans AggregateFunction(count),
-		errors AggregateFunction(sum, UInt64),
-		cost_nano AggregateFunction(sum, Int64),
-		input_tokens AggregateFunction(sum, Int64),
-		output_tokens AggregateFunction(sum, Int64),
-		first_name AggregateFunction(argMin, String, Int64),
-		first_layer AggregateFunction(argMin, String, Int64),
-		first_team AggregateFunction(argMin, String, Int64),
-		first_key_id AggregateFunction(argMin, String, Int64),
-		first_key_name AggregateFunction(argMin, String, Int64),
-		teams AggregateFunction(groupUniqArray, String),
-		key_ids AggregateFunction(groupUniqArray, String),
-		layers AggregateFunction(groupUniqArray, String)
-	) ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/switchboard/trace_list_local', '{replica}')
+		start_ns Int64,
+		duration_ns Int64,
+		status String,
+		cost_nano Int64,
+		input_tokens Int64,
+		output_tokens Int64,
+		name String,
+		layer String,
+		team String,
+		key_id String,
+		key_name String
+	) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/switchboard/trace_list_v2_local', '{replica}')
 	PARTITION BY toYYYYMM(day)
 	ORDER BY (day, trace_id);
 
-CREATE TABLE IF NOT EXISTS `switchboard`.`trace_list` ON CLUSTER `switchboard` AS `switchboard`.`trace_list_local`
-	ENGINE = Distributed(`switchboard`, `switchboard`, `trace_list_local`, cityHash64(trace_id));
+CREATE TABLE IF NOT EXISTS `switchboard`.`trace_list_v2` ON CLUSTER `switchboard` AS `switchboard`.`trace_list_v2_local`
+	ENGINE = Distributed(`switchboard`, `switchboard`, `trace_list_v2_local`, cityHash64(trace_id));
 
 CREATE TABLE IF NOT EXISTS `switchboard`.`records_local` ON CLUSTER `switchboard` (
 		kind String,
@@ -167,13 +163,7 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS `switchboard`.`trace_index_mv` ON CLUSTER
 	FROM `switchboard`.`spans_local`
 	GROUP BY trace_id;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS `switchboard`.`trace_list_mv` ON CLUSTER `switchboard` TO `switchboard`.`trace_list_local` AS
+CREATE MATERIALIZED VIEW IF NOT EXISTS `switchboard`.`trace_list_v2_mv` ON CLUSTER `switchboard` TO `switchboard`.`trace_list_v2_local` AS
 	SELECT toDateTime(intDiv(toUInt32(start), 86400) * 86400) AS day, trace_id,
-		minState(start_ns) AS first_ns, maxState(start_ns + duration_ns) AS last_ns, countState() AS spans,
-		sumState(toUInt64(status = 'error')) AS errors, sumState(cost_nano) AS cost_nano,
-		sumState(input_tokens) AS input_tokens, sumState(output_tokens) AS output_tokens,
-		argMinState(name, start_ns) AS first_name, argMinState(layer, start_ns) AS first_layer, argMinState(team, start_ns) AS first_team,
-		argMinState(key_id, start_ns) AS first_key_id, argMinState(key_name, start_ns) AS first_key_name,
-		groupUniqArrayState(team) AS teams, groupUniqArrayState(key_id) AS key_ids, groupUniqArrayState(layer) AS layers
-	FROM `switchboard`.`spans_local`
-	GROUP BY day, trace_id;
+		start_ns, duration_ns, status, cost_nano, input_tokens, output_tokens, name, layer, team, key_id, key_name
+	FROM `switchboard`.`spans_local`;
