@@ -155,7 +155,7 @@ func TestBudgetRetryAfterIsThePeriodEnd(t *testing.T) {
 	}
 	got := map[string]string{}
 	ge.RateLimitHeaders(func(k, v string) { got[k] = v })
-	if got["retry-after"] != "43200" {
+	if got["Retry-After"] != "43200" {
 		t.Fatalf("headers %v", got)
 	}
 	// usd: 0 means no cap, not a zero budget.

@@ -77,10 +77,11 @@ func (e *Error) HTTPStatus() int {
 }
 
 // RateLimitHeaders writes Retry-After (whole seconds, rounded up) and the
-// x-ratelimit-* headers of the limit that denied the request.
+// x-ratelimit-* headers of the limit that denied the request, with names in
+// canonical form.
 func (e *Error) RateLimitHeaders(set func(name, value string)) {
 	if e.RetryAfter > 0 {
-		set("retry-after", strconv.FormatInt(ceilSeconds(e.RetryAfter), 10))
+		set("Retry-After", strconv.FormatInt(ceilSeconds(e.RetryAfter), 10))
 	}
 	e.rate.write(set)
 }

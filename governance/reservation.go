@@ -68,9 +68,11 @@ func (h *rateHeaders) note(tokens bool, limit int64, r RateResult) {
 	}
 }
 
+// rateHeaderNames are in the canonical form of net/http and fasthttp, so
+// a setter may skip normalizing them.
 var rateHeaderNames = [2][3]string{
-	{"x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"},
-	{"x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"},
+	{"X-Ratelimit-Limit-Requests", "X-Ratelimit-Remaining-Requests", "X-Ratelimit-Reset-Requests"},
+	{"X-Ratelimit-Limit-Tokens", "X-Ratelimit-Remaining-Tokens", "X-Ratelimit-Reset-Tokens"},
 }
 
 func (h *rateHeaders) write(set func(name, value string)) {
@@ -86,7 +88,8 @@ func (h *rateHeaders) write(set func(name, value string)) {
 }
 
 // RateLimitHeaders writes x-ratelimit-{limit,remaining,reset}-{requests,tokens}
-// for the tightest limit that applied; nothing when no limit applied.
+// for the tightest limit that applied; nothing when no limit applied. Names
+// come in canonical form (X-Ratelimit-Limit-Requests).
 func (r *Reservation) RateLimitHeaders(set func(name, value string)) { r.headers.write(set) }
 
 var requestMetric = [numKinds]Metric{MetricRequests, MetricToolCalls, MetricAgentCalls}

@@ -142,8 +142,8 @@ func TestRateLimitHeaders(t *testing.T) {
 	r.RateLimitHeaders(func(k, v string) { got[k] = v })
 	want := map[string]string{
 		// The team's bucket is the tighter one, so it is reported.
-		"x-ratelimit-limit-requests": "5", "x-ratelimit-remaining-requests": "4", "x-ratelimit-reset-requests": "12s",
-		"x-ratelimit-limit-tokens": "1000", "x-ratelimit-remaining-tokens": "900", "x-ratelimit-reset-tokens": "6s",
+		"X-Ratelimit-Limit-Requests": "5", "X-Ratelimit-Remaining-Requests": "4", "X-Ratelimit-Reset-Requests": "12s",
+		"X-Ratelimit-Limit-Tokens": "1000", "X-Ratelimit-Remaining-Tokens": "900", "X-Ratelimit-Reset-Tokens": "6s",
 	}
 	for k, v := range want {
 		if got[k] != v {
@@ -165,7 +165,7 @@ func TestRateLimitHeaders(t *testing.T) {
 	}
 	got = map[string]string{}
 	ge.RateLimitHeaders(func(k, v string) { got[k] = v })
-	if got["retry-after"] != "12" || got["x-ratelimit-remaining-requests"] != "0" || got["x-ratelimit-limit-requests"] != "5" {
+	if got["Retry-After"] != "12" || got["X-Ratelimit-Remaining-Requests"] != "0" || got["X-Ratelimit-Limit-Requests"] != "5" {
 		t.Errorf("denial headers %v", got)
 	}
 	// No limits, no headers.

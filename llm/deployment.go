@@ -4,11 +4,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboard-gw/switchboard/governance"
 )
@@ -37,6 +41,7 @@ type deployment struct {
 	attemptName string // the attempt span's name
 	price       Price
 	st          *deploymentState
+	okAttempts  prometheus.Counter // see bindMetrics
 }
 
 // deploymentState is what the router learns about a deployment at run time.
@@ -70,6 +75,10 @@ type group struct {
 	deployments              []*deployment
 	fallbacks                []string
 	ctxFallbacks             []string
+	// The metric series of an answered call, looked up once per table by
+	// bindMetrics rather than by label values on every call.
+	okCalls       prometheus.Counter
+	latency, ttft prometheus.Observer
 }
 
 // table is one immutable routing configuration; Reload swaps it whole.
@@ -129,6 +138,19 @@ func buildTable(cfg Config, old map[string]*deploymentState) (*table, map[string
 		t.order = append(t.order, m.Name)
 	}
 	return t, states, nil
+}
+
+// bindMetrics looks up the series every answered call adds to. Building
+// them up front also shows each configured model and deployment in
+// /metrics from the start, at zero.
+func (t *table) bindMetrics(m *metrics) {
+	for _, g := range t.groups {
+		g.okCalls = m.requests.WithLabelValues(g.name, strconv.Itoa(http.StatusOK))
+		g.latency, g.ttft = m.latency.WithLabelValues(g.name), m.ttft.WithLabelValues(g.name)
+		for _, d := range g.deployments {
+			d.okAttempts = m.attempts.WithLabelValues(d.id, outcomeLabel(outcomeOK))
+		}
+	}
 }
 
 func newDeployment(m ModelConfig, dc DeploymentConfig, r RouterConfig) (*deployment, error) {

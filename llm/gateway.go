@@ -66,6 +66,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
+	t.bindMetrics(m)
 	g := &Gateway{gov: deps.Governor, tracer: deps.Tracer, log: log, metrics: m, states: states}
 	g.client.Store(newUpstreamClient(t.router.MaxResponseBytes))
 	g.table.Store(t)
@@ -82,6 +83,7 @@ func (g *Gateway) Reload(cfg Config) error {
 	if err != nil {
 		return err
 	}
+	t.bindMetrics(g.metrics)
 	g.states = states
 	if old := g.client.Load(); old.maxResponse != t.router.MaxResponseBytes {
 		// Calls running on the old client finish there; its idle

@@ -56,8 +56,8 @@ func (g *Gateway) serve(c *fiber.Ctx, kind callKind) (err error) {
 	span = g.tracer.Start(trace.FromHeaders(func(k string) string { return c.Get(k) }), trace.LayerLLM, grp.spanName(kind))
 	span.KeyID, span.KeyName, span.Team, span.Org, span.Model = p.KeyID, p.KeyName, p.Team, p.Org, req.model
 	var tp [trace.TraceparentLen]byte
-	c.Response().Header.SetBytesV(trace.HeaderTraceparent, span.Context().AppendTraceparent(tp[:0]))
-	res.RateLimitHeaders(func(k, v string) { c.Set(k, v) })
+	c.Response().Header.SetCanonical(headerTraceparent, span.Context().AppendTraceparent(tp[:0]))
+	res.RateLimitHeaders(func(k, v string) { c.Response().Header.SetCanonical([]byte(k), []byte(v)) })
 
 	cl := &call{kind: kind, req: req, group: grp, tbl: t, span: span, start: start, headers: clientHeaders(c, kind), mayUse: mayUse}
 	if req.stream {
@@ -76,8 +76,8 @@ func (g *Gateway) serve(c *fiber.Ctx, kind callKind) (err error) {
 	}
 	if out.stream == nil {
 		var usd [maxUSDLen]byte
-		c.Response().Header.SetBytesV("x-switchboard-cost-usd", appendUSD(usd[:0], out.d.price.Cost(out.usage)))
-		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+		c.Response().Header.SetCanonical(headerCostUSD, appendUSD(usd[:0], out.d.price.Cost(out.usage)))
+		c.Response().Header.SetContentType(fiber.MIMEApplicationJSON)
 		c.Response().SetBodyRaw(out.body)
 		g.finish(cl, held, out, http.StatusOK, "")
 		return nil
@@ -92,6 +92,13 @@ func (g *Gateway) serve(c *fiber.Ctx, kind callKind) (err error) {
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) { g.stream(w, cl, held, out) })
 	return nil
 }
+
+// Header names set on every call, in the canonical form fasthttp writes, so
+// setting them skips normalizing.
+var (
+	headerTraceparent = []byte("Traceparent")
+	headerCostUSD     = []byte("X-Switchboard-Cost-Usd")
+)
 
 // stream relays a committed stream and then settles and ends the call.
 func (g *Gateway) stream(w *bufio.Writer, cl *call, res *governance.Reservation, out *result) {
@@ -171,10 +178,14 @@ func (g *Gateway) finish(cl *call, res *governance.Reservation, out *result, sta
 		span.Status = trace.StatusOK
 	}
 	span.End()
-	g.metrics.requests.WithLabelValues(cl.req.model, strconv.Itoa(status)).Inc()
-	g.metrics.latency.WithLabelValues(cl.req.model).Observe(time.Since(cl.start).Seconds())
+	if status == http.StatusOK {
+		cl.group.okCalls.Inc()
+	} else {
+		g.metrics.requests.WithLabelValues(cl.group.name, strconv.Itoa(status)).Inc()
+	}
+	cl.group.latency.Observe(time.Since(cl.start).Seconds())
 	if cl.req.stream && cl.ttft > 0 {
-		g.metrics.ttft.WithLabelValues(cl.req.model).Observe(cl.ttft.Seconds())
+		cl.group.ttft.Observe(cl.ttft.Seconds())
 	}
 }
 

@@ -213,26 +213,26 @@ func TestRequestID(t *testing.T) {
 			}
 			resp.Body.Close()
 			got := resp.Header.Get("X-Request-ID")
-			if validRequestID(tc.sent) {
+			if validRequestID([]byte(tc.sent)) {
 				if got != tc.sent {
 					t.Errorf("got %q, want the caller's %q", got, tc.sent)
 				}
 				return
 			}
-			if got == "" || got == tc.sent || !validRequestID(got) {
+			if got == "" || got == tc.sent || !validRequestID([]byte(got)) {
 				t.Errorf("got %q for sent %q", got, tc.sent)
 			}
 		})
 	}
 }
 
-func TestNewRequestIDIsAUUIDv4(t *testing.T) {
+func TestAppendRequestIDIsAUUIDv4(t *testing.T) {
 	t.Parallel()
 	// Version nibble 4, variant bits 10.
 	uuidV4 := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 	seen := map[string]bool{}
 	for range 10000 {
-		id := newRequestID()
+		id := string(appendRequestID(nil))
 		if !uuidV4.MatchString(id) {
 			t.Fatalf("%q is not a lowercase version 4 UUID", id)
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"math/rand/v2"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -18,18 +19,23 @@ const maxRequestIDLen = 128
 // requestID keeps a caller's well-formed X-Request-ID (so ids follow a request across services) and makes one
 // otherwise; a malformed or huge id is replaced rather than echoed.
 func requestID(c *fiber.Ctx) error {
-	id := c.Get(fiber.HeaderXRequestID)
-	if !validRequestID(id) {
-		id = newRequestID()
+	if id := c.Request().Header.Peek(fiber.HeaderXRequestID); validRequestID(id) {
+		c.Response().Header.SetCanonical(headerRequestID, id)
+	} else {
+		var buf [36]byte
+		c.Response().Header.SetCanonical(headerRequestID, appendRequestID(buf[:0]))
 	}
-	c.Set(fiber.HeaderXRequestID, id)
 	return c.Next()
 }
 
-// newRequestID makes a version 4 UUID from math/rand/v2's per-thread
-// generator rather than crypto/rand: a request id must be unique, not
-// unguessable, and crypto/rand was 2% of the gateway's CPU at saturation.
-func newRequestID() string {
+// headerRequestID is X-Request-ID as fasthttp writes header names, so setting it skips their normalizing.
+var headerRequestID = []byte("X-Request-Id")
+
+// appendRequestID appends a version 4 UUID made from math/rand/v2's
+// per-thread generator rather than crypto/rand: a request id must be
+// unique, not unguessable, and crypto/rand was 2% of the gateway's CPU at
+// saturation.
+func appendRequestID(dst []byte) []byte {
 	var u [16]byte
 	binary.LittleEndian.PutUint64(u[:8], rand.Uint64())
 	binary.LittleEndian.PutUint64(u[8:], rand.Uint64())
@@ -45,11 +51,11 @@ func newRequestID() string {
 	hex.Encode(out[19:23], u[8:10])
 	out[23] = '-'
 	hex.Encode(out[24:], u[10:])
-	return string(out[:])
+	return append(dst, out[:]...)
 }
 
-func validRequestID(id string) bool {
-	if id == "" || len(id) > maxRequestIDLen {
+func validRequestID(id []byte) bool {
+	if len(id) == 0 || len(id) > maxRequestIDLen {
 		return false
 	}
 	for i := 0; i < len(id); i++ {
@@ -65,6 +71,30 @@ type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	inFlight prometheus.Gauge
+	// series caches each httpSeriesKey's series: one map read per request
+	// instead of two lookups by label values.
+	series sync.Map
+}
+
+type httpSeriesKey struct {
+	method, route string
+	status        int
+}
+
+type httpSeries struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+// seriesFor is the series of a request. Its keys are as bounded as the labels themselves: constant methods,
+// registered route patterns and status codes.
+func (m *httpMetrics) seriesFor(k httpSeriesKey) httpSeries {
+	if s, ok := m.series.Load(k); ok {
+		return s.(httpSeries)
+	}
+	s := httpSeries{m.requests.WithLabelValues(k.method, k.route, strconv.Itoa(k.status)), m.duration.WithLabelValues(k.method, k.route)}
+	m.series.Store(k, s)
+	return s
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
@@ -103,9 +133,9 @@ func (m *httpMetrics) middleware(c *fiber.Ctx) error {
 	if status == fiber.StatusNotFound {
 		route = "unmatched"
 	}
-	method := methodLabel(c.Method())
-	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
-	m.duration.WithLabelValues(method, route).Observe(time.Since(start).Seconds())
+	series := m.seriesFor(httpSeriesKey{methodLabel(c.Method()), route, status})
+	series.requests.Inc()
+	series.duration.Observe(time.Since(start).Seconds())
 	return err
 }
 
