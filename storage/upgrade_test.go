@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
+
 	"github.com/switchboard-gw/switchboard/storage"
 	"github.com/switchboard-gw/switchboard/trace"
 )
@@ -39,18 +41,27 @@ var v1Schema = []string{
 	ENGINE = ReplacingMergeTree(version) ORDER BY (kind, id)`,
 }
 
+// olderDatabase is what an upgrade test builds an older version's database
+// with: ClickHouse's address, a raw connection, a context bounding the test
+// and a fresh database name, dropped afterwards.
+func olderDatabase(t *testing.T, version string) (string, clickhouse.Conn, context.Context, string) {
+	t.Helper()
+	addr := clickHouseAddr(t)
+	conn := rawConn(t, addr)
+	t.Cleanup(func() { conn.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	db := fmt.Sprintf("sbtest_%s_%d", version, time.Now().UnixNano())
+	t.Cleanup(func() { dropDatabase(t, addr, db) })
+	return addr, conn, ctx, db
+}
+
 // TestClickHouseUpgradeFromV1 opens a database made by the previous schema
 // that already holds retried calls: the new rollups start empty, so answers
 // about the old spans must come from spans, counting calls, not attempts.
 func TestClickHouseUpgradeFromV1(t *testing.T) {
 	t.Parallel()
-	addr := clickHouseAddr(t)
-	conn := rawConn(t, addr)
-	defer conn.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	db := fmt.Sprintf("sbtest_v1_%d", time.Now().UnixNano())
-	t.Cleanup(func() { dropDatabase(t, addr, db) })
+	addr, conn, ctx, db := olderDatabase(t, "v1")
 	for _, stmt := range v1Schema {
 		if err := conn.Exec(ctx, fmt.Sprintf(stmt, db)); err != nil {
 			t.Fatalf("v1 schema: %v", err)
@@ -143,13 +154,7 @@ var traceListV1 = []string{
 // so a replica not yet upgraded still sees new traces.
 func TestClickHouseUpgradeFromTraceListV1(t *testing.T) {
 	t.Parallel()
-	addr := clickHouseAddr(t)
-	conn := rawConn(t, addr)
-	defer conn.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	db := fmt.Sprintf("sbtest_tl1_%d", time.Now().UnixNano())
-	t.Cleanup(func() { dropDatabase(t, addr, db) })
+	addr, conn, ctx, db := olderDatabase(t, "tl1")
 	open := func() storage.Store {
 		t.Helper()
 		s, err := storage.Open(ctx, storage.Config{ClickHouse: &storage.ClickHouseConfig{Addr: addr, Database: db}}, nil)
