@@ -96,13 +96,7 @@ func (u *upstream) callTool(ctx context.Context, tool string, in mcp.CallToolReq
 	if in.Params.Meta != nil {
 		clientToken = in.Params.Meta.ProgressToken
 	}
-	srv := server.ServerFromContext(ctx)
-	c := u.calls.add(clientToken, func(method string, params map[string]any) {
-		if srv != nil {
-			// Best effort: a client without a stream simply misses it.
-			_ = srv.SendNotificationToClient(ctx, method, params)
-		}
-	})
+	c := u.calls.add(clientToken, notifierFor(ctx))
 	defer u.calls.remove(c)
 
 	ctx, stop := cancellable(ctx)

@@ -317,6 +317,9 @@ func (g *Gateway) serve(c *fiber.Ctx) error {
 	if v == nil || (name != "" && !g.mayUse(p, name)) {
 		return rpcError(c, fiber.StatusNotFound, codeInvalidParams, fmt.Sprintf("unknown MCP server %q", name))
 	}
+	if v.statelessCall(c, p) {
+		return nil
+	}
 	c.Context().SetUserValue(principalKey{}, p)
 	c.Context().SetUserValue(originKey{}, governance.RequestDenial(c, p, "", "", nil))
 	v.serve(c.Context())

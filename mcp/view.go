@@ -71,7 +71,7 @@ func (g *Gateway) newView(serverName string) *view {
 	if g.cfg.PageSize > 0 {
 		opts = append(opts, server.WithPaginationLimit(g.cfg.PageSize))
 	}
-	v.srv = server.NewMCPServer("switchboard", "1", opts...)
+	v.srv = server.NewMCPServer(implName, implVersion, opts...)
 	v.srv.AddResourceTemplate(mcp.NewResourceTemplate("{+uri}", catchAllTemplate), v.readResource)
 	v.stream = server.NewStreamableHTTPServer(v.srv,
 		// The gateway authenticates every request; the Host check would

@@ -1,0 +1,198 @@
+package mcp
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"mime"
+	"net/http"
+	"sync"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+	"github.com/switchboard-gw/switchboard/governance"
+)
+
+// The view's mcp-go server introduces itself with these in every 2026-07-28
+// result; statelessCall stamps the same.
+const (
+	implName    = "switchboard"
+	implVersion = "1"
+)
+
+// statelessCall answers a 2026-07-28 tools/call on fasthttp's own
+// goroutine, the hot path of the MCP gateway. Through the net/http adaptor
+// and mcp-go's transport and dispatcher such a call crossed three
+// goroutines, was decoded five times over and got a session, a notification
+// goroutine and channels of its own: about half of the gateway's CPU per
+// call.
+//
+// It takes only requests that mcp-go would hand unchanged to the tool's
+// handler and answers them as mcp-go would. Anything mcp-go rejects or treats
+// apart (a missing or mismatched header or _meta field, an ID that is not
+// a string or number, a tool that is hidden, unknown or takes parameters
+// from headers) is left alone: it returns false without writing, and mcp-go
+// answers. So is a call with a progress token, whose notifications must
+// stream while it runs.
+func (v *view) statelessCall(c *fiber.Ctx, p *governance.Principal) bool {
+	rh := &c.Request().Header
+	if !c.Request().Header.IsPost() ||
+		string(rh.Peek(mcp.HeaderProtocolVersion)) != mcp.ProtocolVersion20260728 ||
+		string(rh.Peek(mcp.HeaderMethod)) != string(mcp.MethodToolsCall) ||
+		len(rh.Peek(mcp.HeaderLastEventID)) != 0 {
+		return false
+	}
+	if mediaType, _, err := mime.ParseMediaType(string(rh.ContentType())); err != nil || mediaType != "application/json" {
+		return false
+	}
+	var msg struct {
+		JSONRPC string             `json:"jsonrpc"`
+		ID      json.RawMessage    `json:"id"`
+		Method  mcp.MCPMethod      `json:"method"`
+		Params  mcp.CallToolParams `json:"params"`
+	}
+	if json.Unmarshal(c.BodyRaw(), &msg) != nil || msg.JSONRPC != mcp.JSONRPC_VERSION ||
+		msg.Method != mcp.MethodToolsCall || msg.Params.Name == "" || string(rh.Peek(mcp.HeaderName)) != msg.Params.Name {
+		return false
+	}
+	var id any
+	if json.Unmarshal(msg.ID, &id) != nil {
+		return false
+	}
+	switch id.(type) {
+	case string, float64:
+	default:
+		return false
+	}
+	meta := msg.Params.Meta
+	if meta == nil || meta.ProtocolVersion() != mcp.ProtocolVersion20260728 || meta.ClientCapabilities() == nil ||
+		meta.ProgressToken != nil {
+		return false
+	}
+	origin := governance.RequestDenial(c, p, "", "", nil)
+	ctx := context.WithValue(context.WithValue(context.Background(), principalKey{}, p), originKey{}, origin)
+	tool := v.srv.GetTool(msg.Params.Name)
+	if tool == nil || tool.Tool.Execution != nil || hasParamHeaders(&tool.Tool) || !v.allowed(ctx, tool.Tool.Name) {
+		return false
+	}
+	header := make(http.Header, rh.Len())
+	for k, val := range rh.All() {
+		header.Add(string(k), string(val))
+	}
+	req := mcp.CallToolRequest{Request: mcp.Request{Method: string(msg.Method)}, Header: header, Params: msg.Params}
+
+	// notifications/cancelled with this ID ends the work, as in post.
+	cancelled, cancelWork := context.WithCancel(context.Background())
+	defer cancelWork()
+	done := v.requests.add(requestKey(p, header, msg.ID), &cancelWork)
+	defer done()
+	ctx = context.WithValue(ctx, clientCancelKey{}, cancelled)
+
+	out := &callResponse{}
+	res, err := runTool(context.WithValue(ctx, notifierKey{}, notifier(out.notify)), tool.Handler, req)
+	if err != nil {
+		out.finish(c, mcp.JSONRPCError{
+			JSONRPC: mcp.JSONRPC_VERSION,
+			ID:      mcp.NewRequestId(id),
+			Error:   mcp.NewJSONRPCErrorDetails(mcp.INTERNAL_ERROR, err.Error(), nil),
+		})
+		return true
+	}
+	if res.GetResultType() == "" {
+		res.SetResultType(mcp.ResultTypeComplete)
+	}
+	if m := res.EnsureResultMeta(); m.ServerInfo() == nil {
+		m.SetServerInfo(mcp.Implementation{Name: implName, Version: implVersion})
+	}
+	out.finish(c, mcp.JSONRPCResponse{JSONRPC: mcp.JSONRPC_VERSION, ID: mcp.NewRequestId(id), Result: res})
+	return true
+}
+
+// runTool calls the handler as mcp-go's WithRecovery middleware would: a
+// panic becomes the call's error.
+func runTool(ctx context.Context, handler server.ToolHandlerFunc, req mcp.CallToolRequest) (res *mcp.CallToolResult, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			res, err = nil, fmt.Errorf("panic recovered in %s tool handler: %v", req.Params.Name, p)
+		}
+	}()
+	res, err = handler(ctx, req)
+	if err == nil && res == nil {
+		err = fmt.Errorf("tool '%s' handler returned no result", req.Params.Name)
+	}
+	return res, err
+}
+
+// callResponse collects what a stateless call sends its client. The
+// notifications that reach a call without a progress token are the
+// upstream's log messages; they go out with the response, as the events of
+// an SSE stream that ends with it, like mcp-go's transport upgrades its
+// answer.
+type callResponse struct {
+	mu     sync.Mutex
+	events []byte
+	done   bool
+}
+
+func (r *callResponse) notify(method string, params map[string]any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.done {
+		return
+	}
+	r.events = appendEvent(r.events, mcp.JSONRPCNotification{
+		JSONRPC:      mcp.JSONRPC_VERSION,
+		Notification: mcp.Notification{Method: method, Params: mcp.NotificationParams{AdditionalFields: params}},
+	})
+}
+
+func (r *callResponse) finish(c *fiber.Ctx, msg any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.done = true
+	if len(r.events) > 0 {
+		c.Set(fiber.HeaderContentType, "text/event-stream")
+		c.Set(fiber.HeaderCacheControl, "no-cache")
+		c.Response().SetBodyRaw(appendEvent(r.events, msg))
+		return
+	}
+	data, err := json.Marshal(msg)
+	if err != nil {
+		_ = rpcError(c, fiber.StatusInternalServerError, mcp.INTERNAL_ERROR, "cannot encode the response")
+		return
+	}
+	c.Response().Header.SetContentType(fiber.MIMEApplicationJSON)
+	c.Response().SetBodyRaw(append(data, '\n'))
+}
+
+// appendEvent appends msg as one SSE event, as mcp-go writes them.
+func appendEvent(buf []byte, msg any) []byte {
+	data, err := json.Marshal(msg)
+	if err != nil {
+		return buf
+	}
+	buf = append(buf, "event: message\ndata: "...)
+	buf = append(buf, data...)
+	return append(buf, "\n\n"...)
+}
+
+// notifier sends a notification to the client of the call in ctx.
+type notifier func(method string, params map[string]any)
+
+type notifierKey struct{}
+
+// notifierFor is how callTool reaches its client: the stateless path's
+// response, else the mcp-go session the request came in.
+func notifierFor(ctx context.Context) notifier {
+	if n, ok := ctx.Value(notifierKey{}).(notifier); ok {
+		return n
+	}
+	srv := server.ServerFromContext(ctx)
+	return func(method string, params map[string]any) {
+		if srv != nil {
+			// Best effort: a client without a stream simply misses it.
+			_ = srv.SendNotificationToClient(ctx, method, params)
+		}
+	}
+}
