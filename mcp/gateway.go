@@ -317,7 +317,7 @@ func (g *Gateway) serve(c *fiber.Ctx) error {
 	if v == nil || (name != "" && !g.mayUse(p, name)) {
 		return rpcError(c, fiber.StatusNotFound, codeInvalidParams, fmt.Sprintf("unknown MCP server %q", name))
 	}
-	if v.statelessCall(c, p) {
+	if v.directCall(c, p) {
 		return nil
 	}
 	c.Context().SetUserValue(principalKey{}, p)

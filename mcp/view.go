@@ -77,6 +77,7 @@ func (g *Gateway) newView(serverName string) *view {
 		// The gateway authenticates every request; the Host check would
 		// refuse clients that reach it through a proxy on the same host.
 		server.WithDisableLocalhostProtection(true),
+		server.WithSessionIdManager(sessionIDs),
 		server.WithStreamableHTTPLogger(g.log),
 		// The detached request context never sees a client hang up, so an
 		// abandoned GET stream (and its session) ends only when a write to

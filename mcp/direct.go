@@ -15,32 +15,45 @@ import (
 )
 
 // The view's mcp-go server introduces itself with these in every 2026-07-28
-// result; statelessCall stamps the same.
+// result; directCall stamps the same.
 const (
 	implName    = "switchboard"
 	implVersion = "1"
 )
 
-// statelessCall answers a 2026-07-28 tools/call on fasthttp's own
-// goroutine, the hot path of the MCP gateway. Through the net/http adaptor
-// and mcp-go's transport and dispatcher such a call crossed three
-// goroutines, was decoded five times over and got a session, a notification
-// goroutine and channels of its own: about half of the gateway's CPU per
-// call.
+// sessionIDs checks the Mcp-Session-Id of 2025-11-25 requests for the
+// view's transport and for directCall alike. It validates only the form of
+// an ID, so any replica serves a session another one opened.
+var sessionIDs server.SessionIdManager = &server.StatelessGeneratingSessionIdManager{}
+
+// directCall answers a tools/call on fasthttp's own goroutine, the hot path
+// of the MCP gateway. Through the net/http adaptor and mcp-go's transport
+// and dispatcher such a call crossed three goroutines, was decoded up to
+// five times and got a notification goroutine and channels of its own:
+// about a third of the gateway's CPU per call.
 //
 // It takes only requests that mcp-go would hand unchanged to the tool's
-// handler and answers them as mcp-go would. Anything mcp-go rejects or treats
-// apart (a missing or mismatched header or _meta field, an ID that is not
-// a string or number, a tool that is hidden, unknown or takes parameters
-// from headers) is left alone: it returns false without writing, and mcp-go
-// answers. So is a call with a progress token, whose notifications must
-// stream while it runs.
-func (v *view) statelessCall(c *fiber.Ctx, p *governance.Principal) bool {
+// handler and answers them as mcp-go would, in both protocol versions.
+// Anything mcp-go rejects or treats apart (a missing or mismatched header,
+// session ID or _meta field, an ID that is not a string or number, a tool
+// that is hidden, unknown or takes parameters from headers) is left alone:
+// it returns false without writing, and mcp-go answers. So is a call with a
+// progress token, whose notifications must stream while it runs.
+func (v *view) directCall(c *fiber.Ctx, p *governance.Principal) bool {
 	rh := &c.Request().Header
-	if !c.Request().Header.IsPost() ||
-		string(rh.Peek(mcp.HeaderProtocolVersion)) != mcp.ProtocolVersion20260728 ||
-		string(rh.Peek(mcp.HeaderMethod)) != string(mcp.MethodToolsCall) ||
-		len(rh.Peek(mcp.HeaderLastEventID)) != 0 {
+	if !rh.IsPost() || len(rh.Peek(mcp.HeaderLastEventID)) != 0 {
+		return false
+	}
+	version := string(rh.Peek(mcp.HeaderProtocolVersion))
+	modern := mcp.IsModernProtocol(version)
+	if modern {
+		// Only a tools/call is worth decoding here.
+		if version != mcp.ProtocolVersion20260728 || string(rh.Peek(mcp.HeaderMethod)) != string(mcp.MethodToolsCall) {
+			return false
+		}
+	} else if version != "" && !mcp.IsValidProtocolVersion(version) {
+		return false
+	} else if _, err := sessionIDs.Validate(string(rh.Peek(server.HeaderKeySessionID))); err != nil {
 		return false
 	}
 	if mediaType, _, err := mime.ParseMediaType(string(rh.ContentType())); err != nil || mediaType != "application/json" {
@@ -53,7 +66,7 @@ func (v *view) statelessCall(c *fiber.Ctx, p *governance.Principal) bool {
 		Params  mcp.CallToolParams `json:"params"`
 	}
 	if json.Unmarshal(c.BodyRaw(), &msg) != nil || msg.JSONRPC != mcp.JSONRPC_VERSION ||
-		msg.Method != mcp.MethodToolsCall || msg.Params.Name == "" || string(rh.Peek(mcp.HeaderName)) != msg.Params.Name {
+		msg.Method != mcp.MethodToolsCall || msg.Params.Name == "" {
 		return false
 	}
 	var id any
@@ -66,8 +79,16 @@ func (v *view) statelessCall(c *fiber.Ctx, p *governance.Principal) bool {
 		return false
 	}
 	meta := msg.Params.Meta
-	if meta == nil || meta.ProtocolVersion() != mcp.ProtocolVersion20260728 || meta.ClientCapabilities() == nil ||
-		meta.ProgressToken != nil {
+	if meta != nil && meta.ProgressToken != nil {
+		return false
+	}
+	if modern {
+		if string(rh.Peek(mcp.HeaderName)) != msg.Params.Name || meta == nil ||
+			meta.ProtocolVersion() != mcp.ProtocolVersion20260728 || meta.ClientCapabilities() == nil {
+			return false
+		}
+	} else if mcp.IsModernProtocol(meta.ProtocolVersion()) {
+		// mcp-go takes the body's word for the era.
 		return false
 	}
 	origin := governance.RequestDenial(c, p, "", "", nil)
@@ -99,11 +120,14 @@ func (v *view) statelessCall(c *fiber.Ctx, p *governance.Principal) bool {
 		})
 		return true
 	}
-	if res.GetResultType() == "" {
-		res.SetResultType(mcp.ResultTypeComplete)
-	}
-	if m := res.EnsureResultMeta(); m.ServerInfo() == nil {
-		m.SetServerInfo(mcp.Implementation{Name: implName, Version: implVersion})
+	if modern {
+		// 2026-07-28 requires both in every result.
+		if res.GetResultType() == "" {
+			res.SetResultType(mcp.ResultTypeComplete)
+		}
+		if m := res.EnsureResultMeta(); m.ServerInfo() == nil {
+			m.SetServerInfo(mcp.Implementation{Name: implName, Version: implVersion})
+		}
 	}
 	out.finish(c, mcp.JSONRPCResponse{JSONRPC: mcp.JSONRPC_VERSION, ID: mcp.NewRequestId(id), Result: res})
 	return true
@@ -124,7 +148,7 @@ func runTool(ctx context.Context, handler server.ToolHandlerFunc, req mcp.CallTo
 	return res, err
 }
 
-// callResponse collects what a stateless call sends its client. The
+// callResponse collects what a direct call sends its client. The
 // notifications that reach a call without a progress token are the
 // upstream's log messages; they go out with the response, as the events of
 // an SSE stream that ends with it, like mcp-go's transport upgrades its
@@ -182,8 +206,7 @@ type notifier func(method string, params map[string]any)
 
 type notifierKey struct{}
 
-// notifierFor is how callTool reaches its client: the stateless path's
-// response, else the mcp-go session the request came in.
+// notifierFor is how callTool reaches its client: directCall's response, else the mcp-go session the request came in.
 func notifierFor(ctx context.Context) notifier {
 	if n, ok := ctx.Value(notifierKey{}).(notifier); ok {
 		return n
