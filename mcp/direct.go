@@ -113,11 +113,12 @@ func (v *view) directCall(c *fiber.Ctx, p *governance.Principal) bool {
 	out := &callResponse{}
 	res, err := runTool(context.WithValue(ctx, notifierKey{}, notifier(out.notify)), tool.Handler, req)
 	if err != nil {
-		out.finish(c, mcp.JSONRPCError{
+		answer, _ := json.Marshal(mcp.JSONRPCError{
 			JSONRPC: mcp.JSONRPC_VERSION,
 			ID:      mcp.NewRequestId(id),
 			Error:   mcp.NewJSONRPCErrorDetails(mcp.INTERNAL_ERROR, err.Error(), nil),
 		})
+		out.finish(c, answer)
 		return true
 	}
 	if modern {
@@ -129,8 +130,37 @@ func (v *view) directCall(c *fiber.Ctx, p *governance.Principal) bool {
 			m.SetServerInfo(mcp.Implementation{Name: implName, Version: implVersion})
 		}
 	}
-	out.finish(c, mcp.JSONRPCResponse{JSONRPC: mcp.JSONRPC_VERSION, ID: mcp.NewRequestId(id), Result: res})
+	answer, err := resultMessage(id, res)
+	if err != nil {
+		answer, _ = json.Marshal(mcp.JSONRPCError{
+			JSONRPC: mcp.JSONRPC_VERSION,
+			ID:      mcp.NewRequestId(id),
+			Error:   mcp.NewJSONRPCErrorDetails(mcp.INTERNAL_ERROR, "cannot encode the result: "+err.Error(), nil),
+		})
+	}
+	out.finish(c, answer)
 	return true
+}
+
+// resultMessage encodes the response as encoding/json encodes mcp-go's
+// JSONRPCResponse, minus a second pass over the result: json.Marshal
+// compacts what a MarshalJSON method returns, and the result's method
+// returns json.Marshal's own output.
+func resultMessage(id any, res *mcp.CallToolResult) ([]byte, error) {
+	quotedID, err := json.Marshal(id)
+	if err != nil {
+		return nil, err
+	}
+	result, err := res.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	msg := make([]byte, 0, len(result)+len(quotedID)+32)
+	msg = append(msg, `{"jsonrpc":"2.0","id":`...)
+	msg = append(msg, quotedID...)
+	msg = append(msg, `,"result":`...)
+	msg = append(msg, result...)
+	return append(msg, '}'), nil
 }
 
 // runTool calls the handler as mcp-go's WithRecovery middleware would: a
@@ -160,18 +190,22 @@ type callResponse struct {
 }
 
 func (r *callResponse) notify(method string, params map[string]any) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.done {
-		return
-	}
-	r.events = appendEvent(r.events, mcp.JSONRPCNotification{
+	msg, err := json.Marshal(mcp.JSONRPCNotification{
 		JSONRPC:      mcp.JSONRPC_VERSION,
 		Notification: mcp.Notification{Method: method, Params: mcp.NotificationParams{AdditionalFields: params}},
 	})
+	if err != nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.done {
+		r.events = appendEvent(r.events, msg)
+	}
 }
 
-func (r *callResponse) finish(c *fiber.Ctx, msg any) {
+// finish sends the response message msg.
+func (r *callResponse) finish(c *fiber.Ctx, msg []byte) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.done = true
@@ -181,23 +215,14 @@ func (r *callResponse) finish(c *fiber.Ctx, msg any) {
 		c.Response().SetBodyRaw(appendEvent(r.events, msg))
 		return
 	}
-	data, err := json.Marshal(msg)
-	if err != nil {
-		_ = rpcError(c, fiber.StatusInternalServerError, mcp.INTERNAL_ERROR, "cannot encode the response")
-		return
-	}
 	c.Response().Header.SetContentType(fiber.MIMEApplicationJSON)
-	c.Response().SetBodyRaw(append(data, '\n'))
+	c.Response().SetBodyRaw(append(msg, '\n'))
 }
 
 // appendEvent appends msg as one SSE event, as mcp-go writes them.
-func appendEvent(buf []byte, msg any) []byte {
-	data, err := json.Marshal(msg)
-	if err != nil {
-		return buf
-	}
+func appendEvent(buf, msg []byte) []byte {
 	buf = append(buf, "event: message\ndata: "...)
-	buf = append(buf, data...)
+	buf = append(buf, msg...)
 	return append(buf, "\n\n"...)
 }
 
