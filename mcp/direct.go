@@ -231,7 +231,8 @@ type notifier func(method string, params map[string]any)
 
 type notifierKey struct{}
 
-// notifierFor is how callTool reaches its client: directCall's response, else the mcp-go session the request came in.
+// notifierFor is how callTool reaches its client: directCall's response,
+// else the mcp-go session the request came in.
 func notifierFor(ctx context.Context) notifier {
 	if n, ok := ctx.Value(notifierKey{}).(notifier); ok {
 		return n

@@ -92,13 +92,14 @@ func (e *env) openSession(t *testing.T, key string) string {
 	return session
 }
 
-// Trace IDs and retry delays differ from one answer to the next.
+// Trace IDs and retry delays differ from one answer to the next;
+// withoutVaryingParts masks them.
 var (
 	traceIDs    = regexp.MustCompile(`00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]`)
 	retryDelays = regexp.MustCompile(`retry after [0-9.hmsµn]+|"retryAfterMs":[0-9]+`)
 )
 
-func sameAs(body string) string {
+func withoutVaryingParts(body string) string {
 	return retryDelays.ReplaceAllString(traceIDs.ReplaceAllString(body, "TP"), "RETRY")
 }
 
@@ -168,7 +169,7 @@ func TestDirectCallAnswersLikeMCPGo(t *testing.T) {
 					t.Fatalf("status, type = %d %q, mcp-go's %d %q", own.status, own.header.Get("Content-Type"),
 						viaMCPGo.status, viaMCPGo.header.Get("Content-Type"))
 				}
-				if a, b := sameAs(own.body), sameAs(viaMCPGo.body); a != b {
+				if a, b := withoutVaryingParts(own.body), withoutVaryingParts(viaMCPGo.body); a != b {
 					t.Fatalf("body\n%s\nmcp-go's\n%s", a, b)
 				}
 				if tc.meta != "" && !strings.Contains(own.body, "0af7651916cd43dd8448eb211c80319c") {
