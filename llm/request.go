@@ -39,7 +39,7 @@ func parseRequest(body []byte) (*request, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, errBadRequest("invalid_request", "request body is empty")
 	}
-	if !json.Valid(body) {
+	if !validJSON(body) {
 		return nil, errBadRequest("invalid_json", "request body is not valid JSON")
 	}
 	i := skipSpace(body, 0)
@@ -90,7 +90,7 @@ func (r *request) set(key string, at span) error {
 			return errBadRequest("invalid_request", "field \"model\" must be a string")
 		}
 		if bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
-			// json.Valid passed, so without escapes the bytes between the
+			// validJSON passed, so without escapes the bytes between the
 			// quotes are the string (encoding/json turns invalid UTF-8 into U+FFFD).
 			r.model = string(raw[1 : len(raw)-1])
 		} else if err := json.Unmarshal(raw, &r.model); err != nil {
@@ -192,7 +192,7 @@ func applyEdits(dst, body []byte, edits []edit) []byte {
 	return append(out, body[prev:]...)
 }
 
-// The scanners below run on bodies json.Valid accepted, so they only find
+// The scanners below run on bodies validJSON accepted, so they only find
 // boundaries; they never need to report syntax errors.
 
 func skipSpace(b []byte, i int) int {
@@ -204,7 +204,10 @@ func skipSpace(b []byte, i int) int {
 
 // skipString returns the index after the string starting at b[i] == '"'.
 func skipString(b []byte, i int) int {
-	for i++; i < len(b); i++ {
+	for i++; ; i++ {
+		if i = nextStringSpecial(b, i); i >= len(b) {
+			return len(b)
+		}
 		switch b[i] {
 		case '\\':
 			i++
@@ -212,7 +215,6 @@ func skipString(b []byte, i int) int {
 			return i + 1
 		}
 	}
-	return len(b)
 }
 
 func skipValue(b []byte, i int) int {
