@@ -91,10 +91,8 @@ func (v *view) directCall(c *fiber.Ctx, p *governance.Principal) bool {
 		// mcp-go takes the body's word for the era.
 		return false
 	}
-	origin := governance.RequestDenial(c, p, "", "", nil)
-	ctx := context.WithValue(context.WithValue(context.Background(), principalKey{}, p), originKey{}, origin)
 	tool := v.srv.GetTool(msg.Params.Name)
-	if tool == nil || tool.Tool.Execution != nil || hasParamHeaders(&tool.Tool) || !v.allowed(ctx, tool.Tool.Name) {
+	if tool == nil || tool.Tool.Execution != nil || hasParamHeaders(&tool.Tool) || !v.permits(p, tool.Tool.Name) {
 		return false
 	}
 	header := make(http.Header, rh.Len())
@@ -103,22 +101,12 @@ func (v *view) directCall(c *fiber.Ctx, p *governance.Principal) bool {
 	}
 	req := mcp.CallToolRequest{Request: mcp.Request{Method: string(msg.Method)}, Header: header, Params: msg.Params}
 
-	// notifications/cancelled with this ID ends the work, as in post.
-	cancelled, cancelWork := context.WithCancel(context.Background())
-	defer cancelWork()
-	done := v.requests.add(requestKey(p, header, msg.ID), &cancelWork)
+	ctx, done := v.cancelledBy(principalContext(p, governance.RequestDenial(c, p, "", "", nil)), p, header, msg.ID)
 	defer done()
-	ctx = context.WithValue(ctx, clientCancelKey{}, cancelled)
-
 	out := &callResponse{}
 	res, err := runTool(context.WithValue(ctx, notifierKey{}, notifier(out.notify)), tool.Handler, req)
 	if err != nil {
-		answer, _ := json.Marshal(mcp.JSONRPCError{
-			JSONRPC: mcp.JSONRPC_VERSION,
-			ID:      mcp.NewRequestId(id),
-			Error:   mcp.NewJSONRPCErrorDetails(mcp.INTERNAL_ERROR, err.Error(), nil),
-		})
-		out.finish(c, answer)
+		out.finish(c, internalError(id, err.Error()))
 		return true
 	}
 	if modern {
@@ -132,14 +120,20 @@ func (v *view) directCall(c *fiber.Ctx, p *governance.Principal) bool {
 	}
 	answer, err := resultMessage(id, res)
 	if err != nil {
-		answer, _ = json.Marshal(mcp.JSONRPCError{
-			JSONRPC: mcp.JSONRPC_VERSION,
-			ID:      mcp.NewRequestId(id),
-			Error:   mcp.NewJSONRPCErrorDetails(mcp.INTERNAL_ERROR, "cannot encode the result: "+err.Error(), nil),
-		})
+		answer = internalError(id, "cannot encode the result: "+err.Error())
 	}
 	out.finish(c, answer)
 	return true
+}
+
+// internalError is mcp-go's answer to a failed handler: -32603.
+func internalError(id any, message string) []byte {
+	answer, _ := json.Marshal(mcp.JSONRPCError{
+		JSONRPC: mcp.JSONRPC_VERSION,
+		ID:      mcp.NewRequestId(id),
+		Error:   mcp.NewJSONRPCErrorDetails(mcp.INTERNAL_ERROR, message, nil),
+	})
+	return answer
 }
 
 // resultMessage encodes the response as encoding/json encodes mcp-go's

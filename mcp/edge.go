@@ -76,12 +76,22 @@ func (v *view) post(w http.ResponseWriter, r *http.Request) {
 	default:
 		// Only the work is cancelled, not the request: mcp-go still
 		// answers it, as it does for its own cancellations.
-		cancelled, cancelWork := context.WithCancel(context.Background())
-		defer cancelWork()
-		done := v.requests.add(requestKey(p, r.Header, msg.ID), &cancelWork)
+		var done func()
+		hr.Context, done = v.cancelledBy(ctx, p, r.Header, msg.ID)
 		defer done()
-		hr.Context = context.WithValue(ctx, clientCancelKey{}, cancelled)
 		v.stream.Handle(hw, hr)
+	}
+}
+
+// cancelledBy registers the request with this ID for notifications/cancelled
+// and returns ctx carrying the context that cancellation ends (see
+// cancellable); done unregisters it.
+func (v *view) cancelledBy(ctx context.Context, p *governance.Principal, h http.Header, id json.RawMessage) (_ context.Context, done func()) {
+	cancelled, cancelWork := context.WithCancel(context.Background())
+	unregister := v.requests.add(requestKey(p, h, id), &cancelWork)
+	return context.WithValue(ctx, clientCancelKey{}, cancelled), func() {
+		unregister()
+		cancelWork()
 	}
 }
 
@@ -94,8 +104,14 @@ func (v *view) post(w http.ResponseWriter, r *http.Request) {
 func detached(adaptorCtx context.Context) (*governance.Principal, context.Context, context.CancelFunc) {
 	p, _ := adaptorCtx.Value(principalKey{}).(*governance.Principal)
 	o, _ := adaptorCtx.Value(originKey{}).(governance.Denial)
-	ctx, cancel := context.WithCancel(context.WithValue(context.WithValue(context.Background(), principalKey{}, p), originKey{}, o))
+	ctx, cancel := context.WithCancel(principalContext(p, o))
 	return p, ctx, cancel
+}
+
+// principalContext is a fresh context carrying the principal and the origin
+// of its request.
+func principalContext(p *governance.Principal, origin governance.Denial) context.Context {
+	return context.WithValue(context.WithValue(context.Background(), principalKey{}, p), originKey{}, origin)
 }
 
 // responseWriter is what mcp-go's ServeHTTP wraps an http.ResponseWriter in,

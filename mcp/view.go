@@ -129,7 +129,11 @@ func (v *view) listedName(u *upstream, name string) string {
 }
 
 func (v *view) allowed(ctx context.Context, name string) bool {
-	p := principalFrom(ctx)
+	return v.permits(principalFrom(ctx), name)
+}
+
+// permits reports whether p may use the item this view lists as name.
+func (v *view) permits(p *governance.Principal, name string) bool {
 	return p != nil && v.g.gov.Authorize(p, governance.KindTool, v.fullName(name)).Allowed
 }
 
