@@ -158,7 +158,16 @@ func (t httpTransport) SendRequest(ctx context.Context, req transport.JSONRPCReq
 
 type stdioTransport struct {
 	*transport.Stdio
+	proc    *stdioProcess
 	secrets *governance.Redactor
+}
+
+// Close ends the transport, which closes the server's stdin, and then the
+// process.
+func (t stdioTransport) Close() error {
+	err := t.Stdio.Close()
+	t.proc.stop()
+	return err
 }
 
 func (t stdioTransport) SendRequest(ctx context.Context, req transport.JSONRPCRequest) (*transport.JSONRPCResponse, error) {

@@ -38,9 +38,9 @@ type Config struct {
 	Servers []ServerConfig `yaml:"servers" mapstructure:"servers"`
 	// MaxMessageBytes caps a client's JSON-RPC message; larger bodies get 413.
 	MaxMessageBytes int64 `yaml:"max_message_bytes" mapstructure:"max_message_bytes"`
-	// MaxResponseBytes caps one upstream answer: a JSON body, or one event
-	// of an SSE stream. A larger one fails the call (stdio upstreams are not
-	// bounded).
+	// MaxResponseBytes caps one upstream answer: a JSON body, one event of
+	// an SSE stream, or one line (message) of a stdio server. A larger one
+	// fails the call; a stdio server is restarted.
 	MaxResponseBytes int64 `yaml:"max_response_bytes" mapstructure:"max_response_bytes"`
 	// PageSize is how many items one list page holds (cursor pagination).
 	PageSize int `yaml:"page_size" mapstructure:"page_size"`

@@ -232,12 +232,16 @@ func (u *upstream) connect() (cli *client.Client, rel *relay, stopListen func(),
 		}
 		tr, streamable = httpTransport{h, u.secrets}, h
 	default:
-		tr = stdioTransport{transport.NewStdioWithOptions(cfg.Command[0], cfg.envList(), cfg.Command[1:],
-			transport.WithCommandLogger(u.log)), nil}
+		// The process lives as long as u.ctx, not as long as this call.
+		stdio, proc, err := startStdio(u.ctx, cfg, u.maxResponse, u.lineTooLong)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		tr = stdioTransport{stdio, proc, nil}
 	}
 	cli = client.NewClient(tr)
 	cli.OnNotification(u.onClientNotification)
-	// The process (stdio) lives as long as u.ctx, not as long as this call.
+	// The connection lives as long as u.ctx, not as long as this call.
 	if err := cli.Start(u.ctx); err != nil {
 		return nil, nil, nil, fmt.Errorf("start: %w", err)
 	}
@@ -314,6 +318,15 @@ func (u *upstream) failed(err error) {
 	if errors.As(err, &te) && !errors.As(err, &big) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		signal(u.broken)
 	}
+}
+
+// lineTooLong is a stdio server's message over mcp.max_response_bytes: its
+// transport has stopped reading, so the calls waiting on it fail as answers
+// too large, and the supervisor restarts the server.
+func (u *upstream) lineTooLong() {
+	u.log.Warn("mcp stdio server wrote a message over max_response_bytes; restarting it", "limit", u.maxResponse.Load())
+	u.streamTrips.Add(1)
+	signal(u.broken)
 }
 
 // timeout returns ctx bounded by the server's request timeout.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -61,6 +62,9 @@ func serveCommand() *cobra.Command {
 // run serves cfg until SIGINT or SIGTERM; with a path, the file is watched and valid changes are applied.
 func run(cfg *config.Config, path string) error {
 	log, level := app.NewLogger(cfg.Log, os.Stderr)
+	// Libraries that log through slog's default logger (mcp-go's stdio
+	// transport) then write in the configured format and level too.
+	slog.SetDefault(log)
 	gw, err := app.New(cfg, log, level)
 	if err != nil {
 		return err

@@ -24,18 +24,26 @@ import (
 type MCPOptions struct {
 	Name    string        // server name in the initialize/discover result; "mock-mcp" when empty
 	Latency time.Duration // added to every tool call (honours cancellation)
-	Tools   []string      // subset of MCPToolNames to register; all when empty
+	Tools   []string      // tools to register, from MCPToolNames and MCPOptInToolNames; MCPToolNames when empty
 	Logger  *slog.Logger  // nil discards
 }
 
-// MCPToolNames lists the tools the MCP mock can serve.
+// MCPToolNames lists the tools the MCP mock serves by default.
 var MCPToolNames = []string{"get_forecast", "add", "slow", "fail"}
+
+// MCPOptInToolNames lists the tools the mock serves only when named in
+// MCPOptions.Tools.
+var MCPOptInToolNames = []string{"pad"}
+
+// maxPadBytes bounds the pad tool's answer.
+const maxPadBytes = 256 << 20
 
 // Validate reports tool names the mock does not know.
 func (o MCPOptions) Validate() error {
 	for i, name := range o.Tools {
-		if !slices.Contains(MCPToolNames, name) {
-			return fmt.Errorf("tools[%d]: unknown tool %q (known: %s)", i, name, strings.Join(MCPToolNames, ", "))
+		if !slices.Contains(MCPToolNames, name) && !slices.Contains(MCPOptInToolNames, name) {
+			return fmt.Errorf("tools[%d]: unknown tool %q (known: %s)", i, name,
+				strings.Join(slices.Concat(MCPToolNames, MCPOptInToolNames), ", "))
 		}
 	}
 	return nil
@@ -167,6 +175,19 @@ func (st *mcpState) tool(name string) (server.ServerTool, bool) {
 				mcp.WithDescription("Wait ms milliseconds, reporting progress when asked"),
 				mcp.WithNumber("ms", mcp.Required(), mcp.Description("How long to wait"))),
 			Handler: st.handler(slowTool),
+		}, true
+	case "pad":
+		return server.ServerTool{
+			Tool: mcp.NewTool("pad",
+				mcp.WithDescription("Answer with a text of the given size, for answer-size tests"),
+				mcp.WithNumber("bytes", mcp.Required(), mcp.Description("Size of the text, at most 256 MiB"))),
+			Handler: st.handler(func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+				n, err := req.RequireFloat("bytes")
+				if err != nil || n < 0 || n > maxPadBytes {
+					return mcp.NewToolResultError("bytes must be a number from 0 to 268435456"), nil
+				}
+				return mcp.NewToolResultText(strings.Repeat("x", int(n))), nil
+			}),
 		}, true
 	case "fail":
 		return server.ServerTool{

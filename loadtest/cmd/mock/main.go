@@ -45,7 +45,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	tps := fs.Float64("tps", 0, "llm: stream pacing in tokens per second; 0 = as fast as possible")
 	apiKey := fs.String("api-key", "", "llm: require this key (Bearer or x-api-key)")
 	stdio := fs.Bool("stdio", false, "mcp: serve over stdin/stdout instead of HTTP")
-	tools := fs.String("tools", "", "mcp: comma-separated subset of "+strings.Join(mock.MCPToolNames, ","))
+	tools := fs.String("tools", "", "mcp: comma-separated tools to serve, of "+strings.Join(mock.MCPToolNames, ",")+
+		" (the default) and "+strings.Join(mock.MCPOptInToolNames, ","))
 	verbose := fs.Bool("v", false, "log debug messages to stderr")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err

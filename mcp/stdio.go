@@ -1,0 +1,132 @@
+package mcp
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client/transport"
+)
+
+// stdioExitGrace is how long a stdio server gets to exit after its stdin
+// closes, and again after SIGTERM, before it is killed (mcp-go's own
+// command transport waits alike).
+const stdioExitGrace = 2 * time.Second
+
+// stdioProcess is a stdio MCP server run by the gateway rather than by
+// mcp-go's command transport: that transport reads the server's stdout a
+// whole line at a time with no bound, so a server writing one endless line
+// would grow the gateway's memory without limit. Here mcp-go gets the output
+// through lineLimit instead.
+type stdioProcess struct {
+	cmd    *exec.Cmd
+	exited chan struct{} // closed once Wait returned
+}
+
+// startStdio starts cfg.Command and returns mcp-go's transport over its
+// pipes. A line longer than limit ends the transport; onTrip runs first.
+func startStdio(ctx context.Context, cfg *ServerConfig, limit *atomic.Int64, onTrip func()) (*transport.Stdio, *stdioProcess, error) {
+	cmd := exec.CommandContext(ctx, cfg.Command[0], cfg.Command[1:]...)
+	cmd.Env = append(os.Environ(), cfg.envList()...)
+	// stderr goes to /dev/null (cmd.Stderr nil), as mcp-go's transport
+	// discarded it: a pipe nobody reads would block the server once full.
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, fmt.Errorf("start %s: %w", cfg.Command[0], err)
+	}
+	p := &stdioProcess{cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		close(p.exited)
+	}()
+	tripped := func() {
+		// The server may be blocked writing the rest of the line; a closed
+		// pipe ends that write rather than the exit grace period.
+		_ = stdout.Close()
+		onTrip()
+	}
+	return transport.NewIO(&lineLimit{r: stdout, limit: limit, onTrip: tripped}, stdin, nil), p, nil
+}
+
+// stop waits for the server to exit after its stdin was closed, then asks
+// it with SIGTERM, then kills it.
+func (p *stdioProcess) stop() {
+	if p.waitExit() {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	if p.waitExit() {
+		return
+	}
+	_ = p.cmd.Process.Kill()
+	<-p.exited
+}
+
+func (p *stdioProcess) waitExit() bool {
+	t := time.NewTimer(stdioExitGrace)
+	defer t.Stop()
+	select {
+	case <-p.exited:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// errLineTooLong ends a stdio transport whose server wrote a line (one
+// JSON-RPC message) over mcp.max_response_bytes.
+var errLineTooLong = errors.New("stdio server wrote a message over mcp.max_response_bytes")
+
+// lineLimit passes a stdio server's output through until a line grows past
+// limit bytes (the newline aside), then fails every read. The lines that
+// ended before it are still delivered.
+type lineLimit struct {
+	r      io.Reader
+	limit  *atomic.Int64 // mcp.max_response_bytes; Reload changes it in place
+	onTrip func()
+	run    int64 // bytes of the current line read so far
+	err    error
+}
+
+func (l *lineLimit) Read(p []byte) (int, error) {
+	if l.err != nil {
+		return 0, l.err
+	}
+	n, err := l.r.Read(p)
+	limit := l.limit.Load()
+	for lineStart := 0; ; {
+		i := bytes.IndexByte(p[lineStart:n], '\n')
+		end := n // of the current line's bytes in p
+		if i >= 0 {
+			end = lineStart + i
+		}
+		l.run += int64(end - lineStart)
+		if l.run > limit {
+			l.err = errLineTooLong
+			l.onTrip()
+			if lineStart == 0 {
+				return 0, l.err
+			}
+			return lineStart, nil
+		}
+		if i < 0 {
+			return n, err
+		}
+		l.run = 0
+		lineStart = end + 1
+	}
+}

@@ -1,0 +1,111 @@
+package mcp
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"testing/iotest"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/switchboard-gw/switchboard/trace"
+)
+
+// lineLimit delivers every line up to the limit, in reads of any size, and
+// fails at the first line past it without handing on more of it than the
+// read that crossed the limit.
+func TestLineLimit(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, in string
+		limit    int64
+		lines    []string // what a line reader gets before the error
+		tripped  bool
+	}{
+		{"under", "ab\ncd\n", 2, []string{"ab\n", "cd\n"}, false},
+		{"empty lines", "\n\n\n", 0, []string{"\n", "\n", "\n"}, false},
+		{"unterminated at EOF", "ab\ncd", 2, []string{"ab\n", "cd"}, false},
+		{"first line over", "abc\nd\n", 2, nil, true},
+		{"later line over", "ab\ncde\nf\n", 2, []string{"ab\n"}, true},
+		{"over without newline", "ab\n" + strings.Repeat("x", 100), 10, []string{"ab\n"}, true},
+		{"exactly the limit", strings.Repeat("x", 10) + "\n", 10, []string{strings.Repeat("x", 10) + "\n"}, false},
+	}
+	readers := map[string]func(io.Reader) io.Reader{
+		"whole":    func(r io.Reader) io.Reader { return r },
+		"one byte": iotest.OneByteReader,
+		"half":     iotest.HalfReader,
+	}
+	for _, tc := range cases {
+		for rname, wrap := range readers {
+			t.Run(tc.name+"/"+rname, func(t *testing.T) {
+				t.Parallel()
+				var limit atomic.Int64
+				limit.Store(tc.limit)
+				trips := 0
+				br := bufio.NewReader(&lineLimit{r: wrap(strings.NewReader(tc.in)), limit: &limit, onTrip: func() { trips++ }})
+				var got []string
+				var err error
+				for {
+					var line string
+					line, err = br.ReadString('\n')
+					if err != nil {
+						if err == io.EOF && line != "" {
+							got = append(got, line)
+						}
+						break
+					}
+					got = append(got, line)
+				}
+				if strings.Join(got, "|") != strings.Join(tc.lines, "|") {
+					t.Fatalf("lines %q, want %q", got, tc.lines)
+				}
+				if tc.tripped != errors.Is(err, errLineTooLong) || tc.tripped != (trips == 1) {
+					t.Fatalf("err %v after %d trips, tripped want %v", err, trips, tc.tripped)
+				}
+			})
+		}
+	}
+}
+
+// A stdio server that answers with a line over mcp.max_response_bytes fails
+// that call as a tool error that says so, and is restarted: the next call
+// works. Before the limit was in place the gateway read such a line whole,
+// however long.
+func TestStdioAnswerOverLimitFailsTheCall(t *testing.T) {
+	t.Parallel()
+	const limit = 64 << 10
+	e := start(t, func(c *Config) {
+		c.MaxResponseBytes = limit
+		c.Servers = append(c.Servers, ServerConfig{Name: "pad", Command: []string{mockBin, "mcp", "--stdio", "--tools", "add,pad"},
+			Timeout: 10 * time.Second})
+	})
+	e.waitTools(t, func(names []string) bool { return slices.Contains(names, "pad__pad") })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cli := e.connect(t, "/mcp", keyAll, mcp.ProtocolVersion20260728)
+
+	res, err := callTool(ctx, cli, "pad__pad", map[string]any{"bytes": limit / 2})
+	// The mock adds a line with the trace context.
+	if err != nil || res.IsError || !strings.HasPrefix(resultText(res), strings.Repeat("x", limit/2)+"\n") {
+		t.Fatalf("pad under the limit = %d bytes of text (error %v), %v", len(resultText(res)), res.IsError, err)
+	}
+	want := "MCP server pad answered more than 65536 bytes"
+	res, err = callTool(ctx, cli, "pad__pad", map[string]any{"bytes": 4 * limit})
+	if err != nil || !res.IsError || resultText(res) != want {
+		t.Fatalf("pad over the limit = %+v, %v; want the tool error %q", res, err, want)
+	}
+	eventually(t, 10*time.Second, func() bool {
+		_, ok := e.spans.find(func(s trace.Span) bool { return s.ToolServer == "pad" && s.Tool == "pad" && s.Error == want })
+		return ok
+	}, "the failed call's span, with its error")
+	eventually(t, 20*time.Second, func() bool {
+		res, err := callTool(ctx, cli, "pad__add", map[string]any{"a": 1, "b": 2})
+		return err == nil && !res.IsError && strings.HasPrefix(resultText(res), "3\n")
+	}, "a healthy call after the server was restarted")
+}
