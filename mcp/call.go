@@ -39,7 +39,7 @@ func (g *Gateway) callTool(ctx context.Context, u *upstream, tool string, req mc
 		return deniedResult(err), nil
 	}
 	span := g.tracer.Start(callerContext(req), trace.LayerTool, "tools/call "+name)
-	result, callErr := u.callTool(ctx, tool, req, span.Context())
+	result, callErr := u.callTool(ctx, tool, req, span.Context(), g.logLevelFor(ctx, req))
 	// Upstream text reaches the client, the span and the logs from here.
 	callErr = u.secrets.Error(callErr)
 	if callErr != nil {
@@ -86,7 +86,7 @@ func callerContext(req mcp.CallToolRequest) trace.SpanContext {
 // arguments, a gateway-issued progress token and the trace context go on,
 // never the client's other _meta or headers. A Streamable HTTP upstream gets
 // it through the relay, the others through the mcp-go client.
-func (u *upstream) callTool(ctx context.Context, tool string, in mcp.CallToolRequest, sc trace.SpanContext) (*mcp.CallToolResult, error) {
+func (u *upstream) callTool(ctx context.Context, tool string, in mcp.CallToolRequest, sc trace.SpanContext, logLevel mcp.LoggingLevel) (*mcp.CallToolResult, error) {
 	rel := u.rel.Load()
 	cli, err := u.client()
 	if err != nil {
@@ -96,7 +96,7 @@ func (u *upstream) callTool(ctx context.Context, tool string, in mcp.CallToolReq
 	if in.Params.Meta != nil {
 		clientToken = in.Params.Meta.ProgressToken
 	}
-	c := u.calls.add(clientToken, notifierFor(ctx))
+	c := u.calls.add(clientToken, logLevel, notifierFor(ctx))
 	defer u.calls.remove(c)
 
 	ctx, stop := cancellable(ctx)
@@ -140,6 +140,9 @@ func mcpRequest(tool string, in mcp.CallToolRequest, sc trace.SpanContext, c *ca
 	out.Params.Arguments = in.Params.Arguments
 	out.Params.RawArguments = in.Params.RawArguments
 	out.Params.Meta = &mcp.Meta{AdditionalFields: meta}
+	if c.logLevel != "" {
+		out.Params.Meta.SetLogLevel(c.logLevel)
+	}
 	if progress {
 		out.Params.Meta.ProgressToken = c.token
 	}
@@ -148,7 +151,7 @@ func mcpRequest(tool string, in mcp.CallToolRequest, sc trace.SpanContext, c *ca
 
 // relayCall is the upstream request for the relay.
 func (u *upstream) relayCall(tool string, in mcp.CallToolRequest, sc trace.SpanContext, c *call, progress bool) relayCall {
-	rc := relayCall{tool: tool, args: in.Params.RawArguments, sc: sc, headers: u.headers(in.Header, &sc)}
+	rc := relayCall{tool: tool, args: in.Params.RawArguments, sc: sc, headers: u.headers(in.Header, &sc), logLevel: c.logLevel}
 	if len(rc.args) == 0 && in.Params.Arguments != nil {
 		rc.args, _ = json.Marshal(in.Params.Arguments)
 	}

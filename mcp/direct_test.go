@@ -112,6 +112,12 @@ func TestDirectCallAnswersLikeMCPGo(t *testing.T) {
 	t.Parallel()
 	e := start(t, nil)
 	sessions := map[string]string{keyAll: e.openSession(t, keyAll), keyLimited: e.openSession(t, keyLimited)}
+	// Log messages reach a session that asked for them.
+	setLevel := toolCall{key: keyAll, version: mcp.ProtocolVersion20251125, session: sessions[keyAll],
+		body: `{"jsonrpc":"2.0","id":"l","method":"logging/setLevel","params":{"level":"info"}}`}
+	if r := setLevel.post(t, e.url+"/mcp"); r.status != http.StatusOK || strings.Contains(r.body, `"error"`) {
+		t.Fatalf("logging/setLevel: %d %s", r.status, r.body)
+	}
 	tests := []struct {
 		name, path, key, tool, args string
 		meta                        string // more _meta fields
@@ -130,8 +136,9 @@ func TestDirectCallAnswersLikeMCPGo(t *testing.T) {
 		// first call spends the key's one call a minute.
 		{"denied", "/mcp", keyLimited, "weather__get_forecast", `{"city":"Oslo"}`, "", "application/json"},
 		// The upstream logs while slow runs: the answer becomes an SSE
-		// stream of the log message and the response.
-		{"log message", "/mcp", keyAll, "weather__slow", `{"ms":20}`, "", "text/event-stream"},
+		// stream of the log message and the response. A 2026-07-28 caller
+		// asks for log messages in the request, a session did above.
+		{"log message", "/mcp", keyAll, "weather__slow", `{"ms":20}`, `"io.modelcontextprotocol/logLevel":"info"`, "text/event-stream"},
 	}
 	// In sequence: an upstream's log message reaches every call in flight
 	// on it.
@@ -172,7 +179,7 @@ func TestDirectCallAnswersLikeMCPGo(t *testing.T) {
 				if a, b := withoutVaryingParts(own.body), withoutVaryingParts(viaMCPGo.body); a != b {
 					t.Fatalf("body\n%s\nmcp-go's\n%s", a, b)
 				}
-				if tc.meta != "" && !strings.Contains(own.body, "0af7651916cd43dd8448eb211c80319c") {
+				if strings.Contains(tc.meta, "traceparent") && !strings.Contains(own.body, "0af7651916cd43dd8448eb211c80319c") {
 					t.Fatalf("answer lost the caller's trace: %s", own.body)
 				}
 			})

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/mark3labs/mcp-go/server"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/switchboard-gw/switchboard/governance"
 	"github.com/switchboard-gw/switchboard/trace"
@@ -51,6 +52,8 @@ type Gateway struct {
 	// maxResponse is mcp.max_response_bytes, shared with every upstream's
 	// HTTP client so that Reload changes it in place.
 	maxResponse atomic.Int64
+	// logLevels are the log levels 2025-11-25 sessions set.
+	logLevels sessionLevels
 
 	mu        sync.RWMutex // guards cfg, ups, order, views
 	cfg       Config
@@ -316,6 +319,10 @@ func (g *Gateway) serve(c *fiber.Ctx) error {
 	v := g.view(name)
 	if v == nil || (name != "" && !g.mayUse(p, name)) {
 		return rpcError(c, fiber.StatusNotFound, codeInvalidParams, fmt.Sprintf("unknown MCP server %q", name))
+	}
+	if c.Method() == fiber.MethodDelete {
+		// The session ends; mcp-go forgets its own copy of the level too.
+		g.logLevels.forget(p.KeyID, c.Get(server.HeaderKeySessionID))
 	}
 	if v.directCall(c, p) {
 		return nil

@@ -406,8 +406,8 @@ func TestPaginationPages(t *testing.T) {
 }
 
 // TestNotificationsReachTheCaller checks that what an upstream sends while
-// it works on a call (progress with the client's own token, log messages)
-// reaches the client that made the call.
+// it works on a call (progress with the client's own token, log messages at
+// the level the client asked for) reaches the client that made the call.
 func TestNotificationsReachTheCaller(t *testing.T) {
 	t.Parallel()
 	e := start(t, nil)
@@ -443,6 +443,10 @@ func TestNotificationsReachTheCaller(t *testing.T) {
 			t.Run(tc.name+"/"+p.name, func(t *testing.T) {
 				ctx := ctxT(t)
 				cli := e.connect(t, "/mcp", keyAll, p.version)
+				//lint:ignore SA1019 deprecated in 2026-07-28, but clients still ask for log messages this way
+				if err := cli.SetLevel(ctx, mcp.SetLevelRequest{Params: mcp.SetLevelParams{Level: mcp.LoggingLevelInfo}}); err != nil {
+					t.Fatal(err)
+				}
 				got := make(chan mcp.JSONRPCNotification, 16)
 				cli.OnNotification(func(n mcp.JSONRPCNotification) {
 					if n.Method == string(tc.method) {

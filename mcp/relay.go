@@ -57,8 +57,9 @@ const cancelNotifyTimeout = 5 * time.Second
 // relayCall is one tools/call as the relay sends it.
 type relayCall struct {
 	tool          string
-	args          json.RawMessage // the client's arguments, passed through as sent
-	progressToken string          // "" when the client asked for no progress
+	args          json.RawMessage  // the client's arguments, passed through as sent
+	progressToken string           // "" when the client asked for no progress
+	logLevel      mcp.LoggingLevel // the client's, passed on; "" when it asked for no log messages
 	sc            trace.SpanContext
 	headers       map[string]string // per-request headers (trace context, forwarded Authorization)
 	paramHeaders  map[string]string // Mcp-Param-* headers of x-mcp-header annotated arguments
@@ -217,6 +218,10 @@ func (r *relay) appendMeta(b []byte, c relayCall) []byte {
 		b = append(b, "{}"...)
 		member(mcp.MetaKeyClientInfo)
 		b = append(b, `{"name":"switchboard","version":"1"}`...)
+		if c.logLevel != "" {
+			member(mcp.MetaKeyLogLevel)
+			b = appendJSONString(b, string(c.logLevel))
+		}
 	}
 	if c.sc.IsValid() {
 		member(trace.HeaderTraceparent)

@@ -85,7 +85,8 @@ func TestRelayRequestShape(t *testing.T) {
 	args := json.RawMessage(`{"city": "Zürich",  "days":[1, 2]}`)
 	cases := []struct {
 		name, version, session string
-		wantMeta               []string // _meta keys
+		logLevel               mcp.LoggingLevel // the client's
+		wantMeta               []string         // _meta keys
 		wantHeaders            map[string]string
 		noHeaders              []string
 	}{
@@ -97,7 +98,16 @@ func TestRelayRequestShape(t *testing.T) {
 			noHeaders: []string{"Mcp-Session-Id"},
 		},
 		{
-			name: "session", version: mcp.ProtocolVersion20251125, session: "sess-1",
+			name: "stateless with a log level", version: mcp.ProtocolVersion20260728, logLevel: mcp.LoggingLevelInfo,
+			wantMeta: []string{mcp.MetaKeyProtocolVersion, mcp.MetaKeyClientCapabilities, mcp.MetaKeyClientInfo,
+				mcp.MetaKeyLogLevel, "traceparent", "progressToken"},
+			wantHeaders: map[string]string{"Mcp-Method": "tools/call", "Mcp-Name": "get_forecast",
+				"Mcp-Protocol-Version": mcp.ProtocolVersion20260728},
+			noHeaders: []string{"Mcp-Session-Id"},
+		},
+		{
+			// The session's level is the gateway's own with the upstream.
+			name: "session", version: mcp.ProtocolVersion20251125, session: "sess-1", logLevel: mcp.LoggingLevelInfo,
 			wantMeta:    []string{"traceparent", "progressToken"},
 			wantHeaders: map[string]string{"Mcp-Session-Id": "sess-1", "Mcp-Protocol-Version": mcp.ProtocolVersion20251125},
 			noHeaders:   []string{"Mcp-Method", "Mcp-Name"},
@@ -110,7 +120,7 @@ func TestRelayRequestShape(t *testing.T) {
 				jsonResult(w, msg["id"], `{"content":[{"type":"text","text":"sunny"}]}`)
 			})
 			r := testRelay(url, tc.version, tc.session)
-			c := relayCall{tool: "get_forecast", args: args, progressToken: "sb-7", sc: sc,
+			c := relayCall{tool: "get_forecast", args: args, progressToken: "sb-7", sc: sc, logLevel: tc.logLevel,
 				headers: map[string]string{"Traceparent": sc.Traceparent()}}
 			res, err := r.callTool(ctxT(t), c, func(mcp.JSONRPCNotification) {})
 			if err != nil || relayedText(t, res) != "sunny" {
@@ -148,6 +158,9 @@ func TestRelayRequestShape(t *testing.T) {
 			}
 			if tok := string(msg.Params.Meta["progressToken"]); tok != `"sb-7"` {
 				t.Fatalf("_meta progressToken = %s", tok)
+			}
+			if l, ok := msg.Params.Meta[mcp.MetaKeyLogLevel]; ok && string(l) != `"`+string(tc.logLevel)+`"` {
+				t.Fatalf("_meta log level = %s, want %q", l, tc.logLevel)
 			}
 			want := map[string]string{"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
 				"X-Api-Key": "static", "Traceparent": sc.Traceparent()}

@@ -368,18 +368,19 @@ type inflight struct {
 
 // call is one in-flight tool call: where its notifications go.
 type call struct {
-	token  string            // the token the upstream sees ("" without progress)
-	client mcp.ProgressToken // the token the client chose
-	notify func(method string, params map[string]any)
+	token    string            // the token the upstream sees ("" without progress)
+	client   mcp.ProgressToken // the token the client chose
+	logLevel mcp.LoggingLevel  // the least severe log message the client wants; "" for none
+	notify   func(method string, params map[string]any)
 }
 
 // add registers a call. Each call gets its own token upstream, because two
 // clients may pick the same progress token.
-func (f *inflight) add(clientToken mcp.ProgressToken, notify func(string, map[string]any)) *call {
+func (f *inflight) add(clientToken mcp.ProgressToken, logLevel mcp.LoggingLevel, notify func(string, map[string]any)) *call {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.seq++
-	c := &call{token: "sb-" + strconv.FormatUint(f.seq, 10), client: clientToken, notify: notify}
+	c := &call{token: "sb-" + strconv.FormatUint(f.seq, 10), client: clientToken, logLevel: logLevel, notify: notify}
 	f.tokens[c.token] = c
 	return c
 }
@@ -407,13 +408,17 @@ func (f *inflight) progress(params map[string]any) {
 }
 
 // logMessage relays an upstream log message to the callers with a call in
-// flight on that upstream: the protocol does not tie a log message to a
-// request, and only those callers are known to be allowed to see the server.
+// flight on that upstream that asked for its level: the protocol does not
+// tie a log message to a request, and only those callers are known to be
+// allowed to see the server.
 func (f *inflight) logMessage(params map[string]any) {
+	level, _ := params["level"].(string)
 	f.mu.Lock()
 	targets := make([]*call, 0, len(f.tokens))
 	for _, c := range f.tokens {
-		targets = append(targets, c)
+		if c.logLevel != "" && mcp.LoggingLevel(level).ShouldSendTo(c.logLevel) {
+			targets = append(targets, c)
+		}
 	}
 	f.mu.Unlock()
 	for _, c := range targets {

@@ -54,6 +54,11 @@ func (g *Gateway) newView(serverName string) *view {
 			})
 		}
 	})
+	hooks.AddAfterSetLevel(func(ctx context.Context, _ any, req *mcp.SetLevelRequest, _ *mcp.EmptyResult) {
+		if p, s := principalFrom(ctx), server.ClientSessionFromContext(ctx); p != nil && s != nil {
+			g.logLevels.set(p.KeyID, s.SessionID(), req.Params.Level)
+		}
+	})
 	opts := []server.ServerOption{
 		server.WithToolCapabilities(true),
 		server.WithResourceCapabilities(false, true),
