@@ -25,10 +25,7 @@ const stdioExitGrace = 2 * time.Second
 // whole line at a time with no bound, so a server writing one endless line
 // would grow the gateway's memory without limit. Here mcp-go gets the output
 // through lineLimit instead.
-type stdioProcess struct {
-	cmd    *exec.Cmd
-	exited chan struct{} // closed once Wait returned
-}
+type stdioProcess struct{ cmd *exec.Cmd }
 
 // startStdio starts cfg.Command and returns mcp-go's transport over its
 // pipes. A line longer than limit ends the transport; onTrip runs first.
@@ -48,11 +45,7 @@ func startStdio(ctx context.Context, cfg *ServerConfig, limit *atomic.Int64, onT
 	if err := cmd.Start(); err != nil {
 		return nil, nil, fmt.Errorf("start %s: %w", cfg.Command[0], err)
 	}
-	p := &stdioProcess{cmd: cmd, exited: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		close(p.exited)
-	}()
+	p := &stdioProcess{cmd: cmd}
 	tripped := func() {
 		// The server may be blocked writing the rest of the line; a closed
 		// pipe ends that write rather than the exit grace period.
@@ -63,28 +56,34 @@ func startStdio(ctx context.Context, cfg *ServerConfig, limit *atomic.Int64, onT
 }
 
 // stop waits for the server to exit after its stdin was closed, then asks
-// it with SIGTERM, then kills it.
+// it with SIGTERM, then kills it. Wait starts only here because it closes
+// stdout: earlier, it could drop the last messages of a server that answers
+// and exits.
 func (p *stdioProcess) stop() {
-	if p.waitExit() {
+	exited := make(chan struct{})
+	go func() {
+		_ = p.cmd.Wait()
+		close(exited)
+	}()
+	waitExit := func() bool {
+		t := time.NewTimer(stdioExitGrace)
+		defer t.Stop()
+		select {
+		case <-exited:
+			return true
+		case <-t.C:
+			return false
+		}
+	}
+	if waitExit() {
 		return
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	if p.waitExit() {
+	if waitExit() {
 		return
 	}
 	_ = p.cmd.Process.Kill()
-	<-p.exited
-}
-
-func (p *stdioProcess) waitExit() bool {
-	t := time.NewTimer(stdioExitGrace)
-	defer t.Stop()
-	select {
-	case <-p.exited:
-		return true
-	case <-t.C:
-		return false
-	}
+	<-exited
 }
 
 // errLineTooLong ends a stdio transport whose server wrote a line (one
