@@ -1,20 +1,33 @@
 package mcp
 
 import (
+	"context"
+	"net"
+	"net/http"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/switchboard-gw/switchboard/loadtest/mock"
 )
 
 // An upstream's log message reaches a caller only at or above the level the
 // caller asked for: per request on 2026-07-28 (none when it did not ask),
 // per session with logging/setLevel on 2025-11-25 (error until set). It holds
-// on the direct path and, with a progress token, through mcp-go.
+// on the direct path and, with a progress token, through mcp-go. The mock
+// upstreams log as mcp-go servers do: a 2026-07-28 one ("weather", "files")
+// only when the gateway's request names a level, a 2025-11-25 one
+// ("legacy") at the level the gateway's session with it set.
 func TestLogMessagesFollowTheCallersLevel(t *testing.T) {
 	t.Parallel()
-	e := start(t, nil)
+	e := start(t, func(c *Config) {
+		c.Servers = append(c.Servers, ServerConfig{Name: "legacy", URL: legacyMock(t), Timeout: 5 * time.Second})
+	})
+	e.waitTools(t, func(names []string) bool { return slices.Contains(names, "legacy__slow") })
 	cases := []struct {
 		name     string
 		level    mcp.LoggingLevel // set by the client; "" for none
@@ -47,7 +60,7 @@ func TestLogMessagesFollowTheCallersLevel(t *testing.T) {
 						logs <- n
 					}
 				})
-				for i, server := range []string{"weather", "files"} {
+				for i, server := range []string{"weather", "files", "legacy"} {
 					req := mcp.CallToolRequest{}
 					req.Params.Name = server + "__slow"
 					req.Params.Arguments = map[string]any{"ms": 40}
@@ -82,6 +95,27 @@ func TestLogMessagesFollowTheCallersLevel(t *testing.T) {
 			})
 		}
 	}
+}
+
+// legacyMock serves the mock MCP server over Streamable HTTP with
+// 2025-11-25 sessions only; it returns its URL.
+func legacyMock(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := server.NewStreamableHTTPServer(mock.NewMCPServer(mock.MCPOptions{Name: "legacy"}), server.WithStateful(true),
+		server.WithDisableLocalhostProtection(true), server.WithStreamableHTTPProtocolVersions(mcp.ProtocolVersion20251125))
+	srv := &http.Server{Handler: st, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = st.Shutdown(ctx)
+		_ = srv.Shutdown(ctx)
+	})
+	return "http://" + ln.Addr().String() + "/mcp"
 }
 
 func TestSessionLevels(t *testing.T) {

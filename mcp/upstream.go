@@ -253,6 +253,16 @@ func (u *upstream) connect() (cli *client.Client, rel *relay, stopListen func(),
 		_ = cli.Close()
 		return nil, nil, nil, fmt.Errorf("initialize: %w", err)
 	}
+	if !mcp.IsModernProtocol(cli.ProtocolVersion()) && cli.GetServerCapabilities().Logging != nil {
+		// One session carries every caller's calls, and callers differ in
+		// the level they want: take all messages, each caller gets those at
+		// its own level (inflight.logMessage). The server's default is
+		// often error.
+		//lint:ignore SA1019 the session-era call, which 2025-11-25 servers need
+		if err := cli.SetLevel(ctx, mcp.SetLevelRequest{Params: mcp.SetLevelParams{Level: mcp.LoggingLevelDebug}}); err != nil {
+			u.log.Warn("mcp upstream refused logging/setLevel; its log messages may not reach clients", "err", err)
+		}
+	}
 	if streamable != nil {
 		rel = newRelay(cfg.URL, u.http, cfg.Headers, u.secrets, cli.ProtocolVersion(), streamable.GetSessionId())
 	}

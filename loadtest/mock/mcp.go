@@ -84,6 +84,7 @@ func newMCP(opts MCPOptions) (*server.MCPServer, *mcpState) {
 		server.WithToolCapabilities(true),
 		server.WithResourceCapabilities(false, true),
 		server.WithPromptCapabilities(true),
+		server.WithLogging(),
 		server.WithRecovery(),
 	)
 	names := opts.Tools
@@ -229,12 +230,10 @@ func slowTool(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult
 		}
 		if i == 0 && srv != nil {
 			// A log message, so that gateways can be tested for relaying
-			// what a server logs while it works on a call.
-			_ = srv.SendNotificationToClient(ctx, string(mcp.MethodNotificationMessage), map[string]any{
-				"level":  "info",
-				"logger": "slow",
-				"data":   fmt.Sprintf("waiting %gms", ms),
-			})
+			// what a server logs while it works on a call. mcp-go sends it
+			// only to a client that asked for info: in the request's _meta
+			// (2026-07-28) or with logging/setLevel (2025-11-25).
+			_ = srv.SendLogMessageToClient(ctx, mcp.NewLoggingMessageNotification(mcp.LoggingLevelInfo, "slow", fmt.Sprintf("waiting %gms", ms)))
 		}
 		if !sleepCtx(ctx.Done(), step) {
 			return nil, ctx.Err()
