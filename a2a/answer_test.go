@@ -27,6 +27,10 @@ const (
 	bigAnswer  = 17 << 20 // over the default a2a.max_response_bytes
 )
 
+// answerSizes are the sizes of the text a tellingAgent answers "big" and
+// "medium" with: over the default limit, and under it but over 1 MiB.
+var answerSizes = map[string]int{"big": bigAnswer, "medium": 2 << 20}
+
 // tellingAgent is an A2A 1.0 JSON-RPC upstream whose answer the message
 // text picks: one that quotes the Authorization header it received, or one
 // too large for the gateway. It counts the messages it gets by text.
@@ -89,7 +93,7 @@ func (a *tellingAgent) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.Method == "SendStreamingMessage" {
 		w.Header().Set("Content-Type", "text/event-stream")
-		if size, ok := map[string]int{"big": bigAnswer, "medium": 2 << 20}[text]; ok {
+		if size, ok := answerSizes[text]; ok {
 			// Written raw: encoding 17 MiB under the race detector is slow.
 			_, _ = fmt.Fprintf(w, `data: {"jsonrpc":"2.0","id":%s,"result":{"statusUpdate":{"taskId":"t-big","contextId":"c-big",`+
 				`"status":{"state":"TASK_STATE_WORKING","message":{"messageId":"m-big","role":"ROLE_AGENT","parts":[{"text":"`, req.ID)
@@ -120,10 +124,10 @@ func (a *tellingAgent) serve(w http.ResponseWriter, r *http.Request) {
 		_, _ = fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"error":{"code":-32603,"message":%q}}`, req.ID, "rejected: "+told)
 	case "tell":
 		_, _ = w.Write(result(completed(told, "artifact: "+told)))
-	case "big":
+	case "big", "medium":
 		_, _ = fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":{"task":{"id":"t-big","contextId":"c-big",`+
 			`"status":{"state":"TASK_STATE_COMPLETED"},"artifacts":[{"artifactId":"a-big","parts":[{"text":"`, req.ID)
-		_, _ = w.Write(bigText())
+		_, _ = w.Write(bigText()[:answerSizes[text]])
 		_, _ = io.WriteString(w, `"}]}]}}}`)
 	default:
 		_, _ = w.Write(result(completed("done", "ok")))
@@ -307,6 +311,39 @@ func TestOversizeAnswerFailsTheCallOnce(t *testing.T) {
 			}
 			if _, err := c.SendMessage(ctx, textMessage("small")); err != nil {
 				t.Errorf("next call: %v", err)
+			}
+		})
+	}
+}
+
+// TestReloadChangesTheAnswerLimit: a2a.max_response_bytes applies from the
+// next call after a reload, on the fast path (1.0 SendMessage) and the slow
+// one (0.3 message/send), lowered and raised again.
+func TestReloadChangesTheAnswerLimit(t *testing.T) {
+	t.Parallel()
+	const wantMsg = "upstream agent's answer is larger than the gateway accepts"
+	for _, version := range []a2a.ProtocolVersion{a2a.Version, a2av0.Version} {
+		t.Run(string(version), func(t *testing.T) {
+			t.Parallel()
+			up := startTellingAgent(t)
+			cfg := func(limit int64) sba2a.Config {
+				return sba2a.Config{MaxResponseBytes: limit, Agents: []sba2a.AgentConfig{{Name: "telling", CardURL: up.cardURL()}}}
+			}
+			h := startGateway(t, cfg(0))
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			for _, step := range []struct {
+				limit   int64
+				tooLong bool
+			}{{0, false}, {1 << 20, true}, {0, false}} {
+				if err := h.GW.Reload(cfg(step.limit)); err != nil {
+					t.Fatal(err)
+				}
+				// The card is fetched anew with the agent's new clients.
+				_, err := h.client(keyAlice, "telling", version).SendMessage(ctx, textMessage("medium"))
+				if gotTooLong := err != nil && strings.Contains(err.Error(), wantMsg); gotTooLong != step.tooLong || (err != nil && !gotTooLong) {
+					t.Fatalf("limit %d: a 2 MiB answer gave %v, want too long: %v", step.limit, err, step.tooLong)
+				}
 			}
 		})
 	}

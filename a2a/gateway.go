@@ -88,7 +88,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		return nil, err
 	}
 	g.metrics = m
-	g.agents = newRegistry(g.log, func(agent string) { g.metrics.cardErrors.WithLabelValues(agent).Inc() }, cfg.maxResponseBytes())
+	g.agents = newRegistry(g.log, func(agent string) { g.metrics.cardErrors.WithLabelValues(agent).Inc() })
 	g.cfg.Store(&cfg)
 	// fasthttp does not report a closed client connection: a stream notices
 	// one only when it writes, so idle streams write keep-alives.
@@ -104,7 +104,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	g.rpc = adaptor.HTTPHandler(http.HandlerFunc(g.serveRPC))
 	ctx, cancel := context.WithTimeout(context.Background(), cardFetchTimeout)
 	defer cancel()
-	g.agents.apply(ctx, cfg.Agents)
+	g.agents.apply(ctx, cfg.Agents, cfg.maxResponseBytes())
 	return g, nil
 }
 
@@ -118,8 +118,9 @@ func (g *Gateway) Register(r fiber.Router) {
 
 // Reload swaps the agent list: new agents are added (cards fetched before
 // Reload returns), removed ones stop answering, unchanged ones keep their
-// card and client. Task ownership survives; task_ttl, max_tasks,
-// stream_keepalive and max_response_bytes apply from the next start.
+// card and client. A new max_response_bytes renews every agent's clients
+// (and refetches its card). Task ownership survives; task_ttl, max_tasks
+// and stream_keepalive apply from the next start.
 func (g *Gateway) Reload(cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -127,7 +128,7 @@ func (g *Gateway) Reload(cfg Config) error {
 	g.cfg.Store(&cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), cardFetchTimeout)
 	defer cancel()
-	g.agents.apply(ctx, cfg.Agents)
+	g.agents.apply(ctx, cfg.Agents, cfg.maxResponseBytes())
 	return nil
 }
 

@@ -48,6 +48,7 @@ type agent struct {
 	secrets *governance.Redactor
 	limit   int64 // bytes of one answer (a2a.max_response_bytes)
 	http    *http.Client
+	send    *fasthttp.Client // the send fast path's, bounded by limit
 	log     *slog.Logger
 
 	current atomic.Pointer[upstream]
@@ -63,21 +64,18 @@ type agent struct {
 type registry struct {
 	log       *slog.Logger
 	transport http.RoundTripper
-	send      *fasthttp.Client // the send fast path's
 	onError   func(agent string)
-	limit     int64 // a2a.max_response_bytes
+	limit     int64 // a2a.max_response_bytes of the agents in use
 
 	mu     sync.RWMutex
 	agents map[string]*agent
 }
 
-func newRegistry(log *slog.Logger, onError func(string), limit int64) *registry {
+func newRegistry(log *slog.Logger, onError func(string)) *registry {
 	return &registry{
 		log:       log,
 		transport: newUpstreamTransport(),
-		send:      newSendClient(limit),
 		onError:   onError,
-		limit:     limit,
 		agents:    make(map[string]*agent),
 	}
 }
@@ -134,12 +132,15 @@ func (r *registry) names() []string {
 // apply makes the registry match cfgs: new and changed agents are built and
 // their cards fetched (concurrently, failures logged and retried later),
 // removed ones stopped. Unchanged agents keep their card and client.
-func (r *registry) apply(ctx context.Context, cfgs []AgentConfig) {
+func (r *registry) apply(ctx context.Context, cfgs []AgentConfig, limit int64) {
 	r.mu.Lock()
+	// Every agent's clients hold the limit: a new one replaces them all.
+	relimit := limit != r.limit
+	r.limit = limit
 	next := make(map[string]*agent, len(cfgs))
 	var started, stopped []*agent
 	for _, c := range cfgs {
-		if old, ok := r.agents[c.Name]; ok && sameAgent(old.cfg, c) {
+		if old, ok := r.agents[c.Name]; ok && !relimit && sameAgent(old.cfg, c) {
 			next[c.Name] = old
 			continue
 		}
@@ -222,6 +223,7 @@ func (r *registry) newAgent(c AgentConfig) *agent {
 		secrets: secrets,
 		limit:   r.limit,
 		http:    &http.Client{Transport: rt},
+		send:    newSendClient(r.limit),
 		log:     r.log.With("agent", c.Name),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
@@ -235,6 +237,7 @@ func (a *agent) close() {
 		close(a.stop)
 	}
 	<-a.done
+	a.send.CloseIdleConnections()
 }
 
 func (a *agent) refreshLoop(onError func(string)) {

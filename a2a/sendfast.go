@@ -212,7 +212,7 @@ func (g *Gateway) exchange(c *call, req fastRequest) (rp *replay, answer *a2a.St
 		hreq.Header.Set(k, v)
 	}
 	hreq.SetBodyRaw(req.body)
-	err := g.agents.send.DoDeadline(hreq, hresp, time.Now().Add(c.agent.cfg.timeout()))
+	err := c.agent.send.DoDeadline(hreq, hresp, time.Now().Add(c.agent.cfg.timeout()))
 	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
 		// The agent has taken the message: the replay fails the call with
 		// the size error instead of asking again.
