@@ -96,7 +96,7 @@ func (u *upstream) callTool(ctx context.Context, tool string, in mcp.CallToolReq
 	if in.Params.Meta != nil {
 		clientToken = in.Params.Meta.ProgressToken
 	}
-	c := u.calls.add(clientToken, logLevel, notifierFor(ctx))
+	c := u.calls.add(clientToken, principalFrom(ctx).KeyID, logLevel, notifierFor(ctx))
 	defer u.calls.remove(c)
 
 	ctx, stop := cancellable(ctx)
@@ -107,9 +107,20 @@ func (u *upstream) callTool(ctx context.Context, tool string, in mcp.CallToolReq
 	trips := u.streamTrips.Load()
 	var res *mcp.CallToolResult
 	if rel != nil {
-		res, err = rel.callTool(ctx, u.relayCall(tool, in, sc, c, clientToken != nil), u.onNotification)
+		res, err = rel.callTool(ctx, u.relayCall(tool, in, sc, c, clientToken != nil), func(n mcp.JSONRPCNotification) {
+			// A 2026-07-28 server has no session: a log message on a call's
+			// answer stream is about that call, and goes to its caller only.
+			// mcp-go's 2025-11-25 sessions put a message on whichever of the
+			// session's streams is open, so there it is not tied to a call.
+			if rel.modern && n.Method == string(mcp.MethodNotificationMessage) {
+				c.logMessage(n.Params.AdditionalFields)
+				return
+			}
+			u.onNotification(n)
+		})
 	} else {
-		res, err = cli.CallTool(withHeaders(ctx, u.headers(in.Header, &sc)), mcpRequest(tool, in, sc, c, clientToken != nil))
+		modern := mcp.IsModernProtocol(cli.ProtocolVersion())
+		res, err = cli.CallTool(withHeaders(ctx, u.headers(in.Header, &sc)), mcpRequest(tool, in, sc, c, clientToken != nil, modern))
 	}
 	if err != nil {
 		var big *responseTooLargeError
@@ -131,8 +142,10 @@ func (u *upstream) callTool(ctx context.Context, tool string, in mcp.CallToolReq
 	return res, nil
 }
 
-// mcpRequest is the upstream request for the mcp-go client.
-func mcpRequest(tool string, in mcp.CallToolRequest, sc trace.SpanContext, c *call, progress bool) mcp.CallToolRequest {
+// mcpRequest is the upstream request for the mcp-go client. A 2026-07-28
+// upstream gets the caller's log level; a session's level is the
+// gateway's own (see connect).
+func mcpRequest(tool string, in mcp.CallToolRequest, sc trace.SpanContext, c *call, progress, modern bool) mcp.CallToolRequest {
 	meta := map[string]any{}
 	trace.InjectMeta(meta, sc)
 	out := mcp.CallToolRequest{}
@@ -140,7 +153,7 @@ func mcpRequest(tool string, in mcp.CallToolRequest, sc trace.SpanContext, c *ca
 	out.Params.Arguments = in.Params.Arguments
 	out.Params.RawArguments = in.Params.RawArguments
 	out.Params.Meta = &mcp.Meta{AdditionalFields: meta}
-	if c.logLevel != "" {
+	if modern && c.logLevel != "" {
 		out.Params.Meta.SetLogLevel(c.logLevel)
 	}
 	if progress {

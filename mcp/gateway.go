@@ -186,8 +186,12 @@ func (g *Gateway) Close() error {
 	views := append([]*view{g.federated}, mapValues(g.views)...)
 	g.ups, g.views, g.order = map[string]*upstream{}, map[string]*view{}, nil
 	g.mu.Unlock()
+	// All at once: a stdio server may take its grace periods to stop.
 	for _, u := range ups {
-		u.close()
+		u.cancel()
+	}
+	for _, u := range ups {
+		<-u.done
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()

@@ -11,51 +11,62 @@ import (
 // logLevelFor is the least severe log message the caller of a tools/call
 // wants relayed, "" for none. A 2026-07-28 request names it in its _meta,
 // and a server must not send log messages for a request that did not ask
-// (SEP-2575). A 2025-11-25 session sets it with logging/setLevel; until
-// then it is error, mcp-go's default.
+// (SEP-2575); a name that is not a level asks for none. A 2025-11-25
+// session sets it with logging/setLevel; until then it is error, mcp-go's
+// default.
 func (g *Gateway) logLevelFor(ctx context.Context, req mcp.CallToolRequest) mcp.LoggingLevel {
 	if mcp.IsModernProtocol(req.Params.Meta.ProtocolVersion()) {
-		return req.Params.Meta.LogLevel()
+		if level := req.Params.Meta.LogLevel(); knownLevel(level) {
+			return level
+		}
+		return ""
 	}
 	return g.logLevels.get(principalFrom(ctx).KeyID, req.Header.Get(server.HeaderKeySessionID))
 }
 
-// maxSessionLevels bounds sessionLevels: sessions that are never deleted
-// would otherwise keep their entries for good. Past it an arbitrary entry
-// goes, and that session is back at the default level.
-const maxSessionLevels = 100_000
+// knownLevel reports whether l is one of the protocol's eight levels: each
+// is at least debug, and mcp-go ranks no other name.
+func knownLevel(l mcp.LoggingLevel) bool { return l.ShouldSendTo(mcp.LoggingLevelDebug) }
+
+// maxSessionLevelsPerKey bounds sessionLevels: sessions that are never
+// deleted would otherwise keep their entries for good. Past it an arbitrary
+// session of the same key goes, and is back at the default level; other
+// keys' sessions are never touched.
+const maxSessionLevelsPerKey = 10_000
 
 // sessionLevels holds the level each 2025-11-25 session set with
 // logging/setLevel. mcp-go keeps its own copy, but only for requests it
 // dispatches; directCall reads this one. Entries are per key, because a
 // session ID is not bound to the key that opened it.
 type sessionLevels struct {
-	mu     sync.Mutex
-	levels map[sessionOfKey]mcp.LoggingLevel
+	mu    sync.Mutex
+	byKey map[string]map[string]mcp.LoggingLevel // key ID -> session ID -> level
 }
-
-type sessionOfKey struct{ keyID, session string }
 
 func (s *sessionLevels) set(keyID, session string, level mcp.LoggingLevel) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.levels == nil {
-		s.levels = map[sessionOfKey]mcp.LoggingLevel{}
+	if s.byKey == nil {
+		s.byKey = map[string]map[string]mcp.LoggingLevel{}
 	}
-	k := sessionOfKey{keyID, session}
-	if _, ok := s.levels[k]; !ok && len(s.levels) >= maxSessionLevels {
-		for old := range s.levels {
-			delete(s.levels, old)
+	sessions := s.byKey[keyID]
+	if sessions == nil {
+		sessions = map[string]mcp.LoggingLevel{}
+		s.byKey[keyID] = sessions
+	}
+	if _, ok := sessions[session]; !ok && len(sessions) >= maxSessionLevelsPerKey {
+		for old := range sessions {
+			delete(sessions, old)
 			break
 		}
 	}
-	s.levels[k] = level
+	sessions[session] = level
 }
 
 func (s *sessionLevels) get(keyID, session string) mcp.LoggingLevel {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if level, ok := s.levels[sessionOfKey{keyID, session}]; ok {
+	if level, ok := s.byKey[keyID][session]; ok {
 		return level
 	}
 	return mcp.LoggingLevelError
@@ -63,6 +74,11 @@ func (s *sessionLevels) get(keyID, session string) mcp.LoggingLevel {
 
 func (s *sessionLevels) forget(keyID, session string) {
 	s.mu.Lock()
-	delete(s.levels, sessionOfKey{keyID, session})
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	if sessions := s.byKey[keyID]; sessions != nil {
+		delete(sessions, session)
+		if len(sessions) == 0 {
+			delete(s.byKey, keyID)
+		}
+	}
 }

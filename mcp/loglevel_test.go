@@ -2,10 +2,12 @@ package mcp
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -63,7 +65,9 @@ func TestLogMessagesFollowTheCallersLevel(t *testing.T) {
 				for i, server := range []string{"weather", "files", "legacy"} {
 					req := mcp.CallToolRequest{}
 					req.Params.Name = server + "__slow"
-					req.Params.Arguments = map[string]any{"ms": 40}
+					// mcp-go drops a notification queued in the instant
+					// before the result: the message goes out 200 ms before.
+					req.Params.Arguments = map[string]any{"ms": 200}
 					if tc.progress {
 						req.Params.Meta = &mcp.Meta{ProgressToken: "tok-" + strconv.Itoa(i)}
 					}
@@ -87,9 +91,67 @@ func TestLogMessagesFollowTheCallersLevel(t *testing.T) {
 						t.Fatalf("%s: %d log messages, want them: %v", server, len(got), tc.want)
 					}
 					for _, n := range got {
-						if n.Params.AdditionalFields["level"] != "info" || n.Params.AdditionalFields["data"] != "waiting 40ms" {
+						if n.Params.AdditionalFields["level"] != "info" || n.Params.AdditionalFields["data"] != "waiting 200ms" {
 							t.Fatalf("%s: log message %v", server, n.Params.AdditionalFields)
 						}
+					}
+				}
+			})
+		}
+	}
+}
+
+// Log messages never cross keys. Two keys call the same tool at the same
+// time, each with its own duration, which the message quotes. A 2026-07-28
+// Streamable HTTP upstream ("weather") sends each message on its call's
+// stream: each client gets exactly its own. A stdio upstream's ("files")
+// messages are tied to no call: while both keys have a call in flight they
+// go to neither, so each client gets at most its own.
+func TestLogMessagesStayWithTheirKey(t *testing.T) {
+	t.Parallel()
+	for _, server := range []string{"weather", "files"} {
+		for _, p := range protocols {
+			t.Run(server+"/"+p.name, func(t *testing.T) {
+				t.Parallel()
+				// keyLimited may call once a minute: a gateway per subtest.
+				e := start(t, nil)
+				ctx := ctxT(t)
+				var wg sync.WaitGroup
+				keys := []string{keyAll, keyLimited}
+				got := make([][]string, len(keys))
+				var mu sync.Mutex
+				for i, key := range keys {
+					cli := e.connect(t, "/mcp", key, p.version)
+					//lint:ignore SA1019 deprecated in 2026-07-28, but clients still ask for log messages this way
+					if err := cli.SetLevel(ctx, mcp.SetLevelRequest{Params: mcp.SetLevelParams{Level: mcp.LoggingLevelInfo}}); err != nil {
+						t.Fatal(err)
+					}
+					cli.OnNotification(func(n mcp.JSONRPCNotification) {
+						if n.Method == string(mcp.MethodNotificationMessage) {
+							mu.Lock()
+							got[i] = append(got[i], fmt.Sprint(n.Params.AdditionalFields["data"]))
+							mu.Unlock()
+						}
+					})
+					wg.Go(func() {
+						// Long enough for both calls to be in flight when the
+						// upstream logs at the start of each.
+						ms := 600 + 50*i
+						if res, err := callTool(ctx, cli, server+"__slow", map[string]any{"ms": ms}); err != nil || res.IsError {
+							t.Errorf("%s slow = %+v, %v", key, res, err)
+						}
+					})
+				}
+				wg.Wait()
+				for i := range keys {
+					own := fmt.Sprintf("waiting %dms", 600+50*i)
+					for _, m := range got[i] {
+						if m != own {
+							t.Errorf("client %d got %q, another key's message", i, m)
+						}
+					}
+					if server == "weather" && len(got[i]) != 1 {
+						t.Errorf("client %d got %d log messages, want its own one", i, len(got[i]))
 					}
 				}
 			})
@@ -135,10 +197,14 @@ func TestSessionLevels(t *testing.T) {
 	if got := s.get("k1", "s1"); got != mcp.LoggingLevelError {
 		t.Fatalf("level after forget = %q, want error", got)
 	}
-	for i := range maxSessionLevels + 10 {
+	s.set("other", "s1", mcp.LoggingLevelWarning)
+	for i := range maxSessionLevelsPerKey + 10 {
 		s.set("k", strconv.Itoa(i), mcp.LoggingLevelInfo)
 	}
-	if n := len(s.levels); n != maxSessionLevels {
-		t.Fatalf("%d levels kept, want the cap %d", n, maxSessionLevels)
+	if n := len(s.byKey["k"]); n != maxSessionLevelsPerKey {
+		t.Fatalf("%d levels kept for one key, want the cap %d", n, maxSessionLevelsPerKey)
+	}
+	if got := s.get("other", "s1"); got != mcp.LoggingLevelWarning {
+		t.Fatalf("another key's session after one key filled its share = %q, want warning", got)
 	}
 }

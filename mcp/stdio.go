@@ -2,7 +2,6 @@ package mcp
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -29,8 +28,11 @@ type stdioProcess struct{ cmd *exec.Cmd }
 
 // startStdio starts cfg.Command and returns mcp-go's transport over its
 // pipes. A line longer than limit ends the transport; onTrip runs first.
-func startStdio(ctx context.Context, cfg *ServerConfig, limit *atomic.Int64, onTrip func()) (*transport.Stdio, *stdioProcess, error) {
-	cmd := exec.CommandContext(ctx, cfg.Command[0], cfg.Command[1:]...)
+// The process runs until the transport closes (stdioTransport.Close), which
+// the upstream's supervisor does on shutdown too: a context would kill it
+// before it had the chance to exit.
+func startStdio(cfg *ServerConfig, limit *atomic.Int64, onTrip func()) (*transport.Stdio, *stdioProcess, error) {
+	cmd := exec.Command(cfg.Command[0], cfg.Command[1:]...)
 	cmd.Env = append(os.Environ(), cfg.envList()...)
 	// stderr goes to /dev/null (cmd.Stderr nil), as mcp-go's transport
 	// discarded it: a pipe nobody reads would block the server once full.

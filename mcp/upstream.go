@@ -232,8 +232,7 @@ func (u *upstream) connect() (cli *client.Client, rel *relay, stopListen func(),
 		}
 		tr, streamable = httpTransport{h, u.secrets}, h
 	default:
-		// The process lives as long as u.ctx, not as long as this call.
-		stdio, proc, err := startStdio(u.ctx, cfg, u.maxResponse, u.lineTooLong)
+		stdio, proc, err := startStdio(cfg, u.maxResponse, u.lineTooLong)
 		if err != nil {
 			return nil, nil, nil, err
 		}
@@ -243,6 +242,7 @@ func (u *upstream) connect() (cli *client.Client, rel *relay, stopListen func(),
 	cli.OnNotification(u.onClientNotification)
 	// The connection lives as long as u.ctx, not as long as this call.
 	if err := cli.Start(u.ctx); err != nil {
+		_ = cli.Close() // a stdio server is running already
 		return nil, nil, nil, fmt.Errorf("start: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(u.ctx, cfg.Timeout)
@@ -381,16 +381,17 @@ type call struct {
 	token    string            // the token the upstream sees ("" without progress)
 	client   mcp.ProgressToken // the token the client chose
 	logLevel mcp.LoggingLevel  // the least severe log message the client wants; "" for none
+	keyID    string            // the caller's key
 	notify   func(method string, params map[string]any)
 }
 
 // add registers a call. Each call gets its own token upstream, because two
 // clients may pick the same progress token.
-func (f *inflight) add(clientToken mcp.ProgressToken, logLevel mcp.LoggingLevel, notify func(string, map[string]any)) *call {
+func (f *inflight) add(clientToken mcp.ProgressToken, keyID string, logLevel mcp.LoggingLevel, notify func(string, map[string]any)) *call {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.seq++
-	c := &call{token: "sb-" + strconv.FormatUint(f.seq, 10), client: clientToken, logLevel: logLevel, notify: notify}
+	c := &call{token: "sb-" + strconv.FormatUint(f.seq, 10), client: clientToken, keyID: keyID, logLevel: logLevel, notify: notify}
 	f.tokens[c.token] = c
 	return c
 }
@@ -417,21 +418,33 @@ func (f *inflight) progress(params map[string]any) {
 	c.notify(string(mcp.MethodNotificationProgress), out)
 }
 
-// logMessage relays an upstream log message to the callers with a call in
-// flight on that upstream that asked for its level: the protocol does not
-// tie a log message to a request, and only those callers are known to be
-// allowed to see the server.
+// logMessage relays a log message that no call's answer stream carried (a
+// 2025-11-25 session's, an HTTP+SSE or stdio upstream's) to the callers with
+// a call in flight on that upstream: nothing ties it to one of them, and only
+// they are known to be allowed to see the server. A message may quote a
+// call's arguments, so it goes nowhere while calls of more than one key are
+// in flight. Each caller gets it if it asked for its level.
 func (f *inflight) logMessage(params map[string]any) {
-	level, _ := params["level"].(string)
 	f.mu.Lock()
 	targets := make([]*call, 0, len(f.tokens))
 	for _, c := range f.tokens {
-		if c.logLevel != "" && mcp.LoggingLevel(level).ShouldSendTo(c.logLevel) {
-			targets = append(targets, c)
+		if len(targets) > 0 && c.keyID != targets[0].keyID {
+			f.mu.Unlock()
+			return
 		}
+		targets = append(targets, c)
 	}
 	f.mu.Unlock()
 	for _, c := range targets {
+		c.logMessage(params)
+	}
+}
+
+// logMessage sends the caller a log message at or above the level it asked
+// for.
+func (c *call) logMessage(params map[string]any) {
+	level, _ := params["level"].(string)
+	if c.logLevel != "" && mcp.LoggingLevel(level).ShouldSendTo(c.logLevel) {
 		c.notify(string(mcp.MethodNotificationMessage), params)
 	}
 }
