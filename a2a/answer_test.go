@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,7 +36,8 @@ var answerSizes = map[string]int{"big": bigAnswer, "medium": 2 << 20}
 // text picks: one that quotes the Authorization header it received, or one
 // too large for the gateway. It counts the messages it gets by text.
 type tellingAgent struct {
-	srv *httptest.Server
+	srv      *httptest.Server
+	cardDown atomic.Bool // the card endpoint answers 503
 
 	mu       sync.Mutex
 	messages map[string]int
@@ -59,6 +61,10 @@ func (a *tellingAgent) count(text string) int {
 
 func (a *tellingAgent) serve(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/.well-known/agent-card.json" {
+		if a.cardDown.Load() {
+			http.Error(w, "card store down", http.StatusServiceUnavailable)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = fmt.Fprintf(w, `{"name":"telling","description":"d","version":"1",`+
 			`"supportedInterfaces":[{"url":%q,"protocolBinding":"JSONRPC","protocolVersion":"1.0"}],`+
@@ -346,6 +352,24 @@ func TestReloadChangesTheAnswerLimit(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestLimitReloadKeepsTheCard: an agent renewed for a new
+// max_response_bytes keeps the card it had when fetching it again fails.
+func TestLimitReloadKeepsTheCard(t *testing.T) {
+	t.Parallel()
+	up := startTellingAgent(t)
+	cfg := func(limit int64) sba2a.Config {
+		return sba2a.Config{MaxResponseBytes: limit, Agents: []sba2a.AgentConfig{{Name: "telling", CardURL: up.cardURL()}}}
+	}
+	h := startGateway(t, cfg(0))
+	up.cardDown.Store(true)
+	if err := h.GW.Reload(cfg(1 << 20)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.client(keyAlice, "telling", a2a.Version).SendMessage(testCtx(t), textMessage("hello")); err != nil {
+		t.Fatalf("call after the reload: %v", err)
 	}
 }
 

@@ -140,11 +140,20 @@ func (r *registry) apply(ctx context.Context, cfgs []AgentConfig, limit int64) {
 	next := make(map[string]*agent, len(cfgs))
 	var started, stopped []*agent
 	for _, c := range cfgs {
-		if old, ok := r.agents[c.Name]; ok && !relimit && sameAgent(old.cfg, c) {
+		old, ok := r.agents[c.Name]
+		same := ok && sameAgent(old.cfg, c)
+		if same && !relimit {
 			next[c.Name] = old
 			continue
 		}
 		a := r.newAgent(c)
+		if same {
+			// Renewed for the limit only: it keeps serving with the card it
+			// has if the fetch below fails.
+			if up := old.current.Load(); up != nil {
+				_ = a.use(ctx, up.card)
+			}
+		}
 		next[c.Name] = a
 		started = append(started, a)
 	}
@@ -294,6 +303,12 @@ func (a *agent) refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	return a.use(ctx, card)
+}
+
+// use makes card the agent's, with a client over the agent's own HTTP
+// client.
+func (a *agent) use(ctx context.Context, card *a2a.AgentCard) error {
 	client, err := a2aclient.NewFactory(
 		a2aclient.WithDefaultsDisabled(),
 		a2aclient.WithJSONRPCTransport(a.http),
