@@ -131,7 +131,9 @@ func (r *registry) names() []string {
 
 // apply makes the registry match cfgs: new and changed agents are built and
 // their cards fetched (concurrently, failures logged and retried later),
-// removed ones stopped. Unchanged agents keep their card and client.
+// removed ones stopped. Unchanged agents keep their card and client, unless
+// limit changed: then each is built anew with its current card, which a
+// fetched one replaces.
 func (r *registry) apply(ctx context.Context, cfgs []AgentConfig, limit int64) {
 	r.mu.Lock()
 	// Every agent's clients hold the limit: a new one replaces them all.
