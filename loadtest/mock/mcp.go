@@ -185,7 +185,7 @@ func (st *mcpState) tool(name string) (server.ServerTool, bool) {
 			Handler: st.handler(func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 				n, err := req.RequireFloat("bytes")
 				if err != nil || n < 0 || n > maxPadBytes {
-					return mcp.NewToolResultError("bytes must be a number from 0 to 268435456"), nil
+					return mcp.NewToolResultError(fmt.Sprintf("bytes must be a number from 0 to %d", maxPadBytes)), nil
 				}
 				return mcp.NewToolResultText(strings.Repeat("x", int(n))), nil
 			}),
