@@ -3,6 +3,7 @@ package mcp
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
@@ -28,10 +29,16 @@ func (g *Gateway) logLevelFor(ctx context.Context, req mcp.CallToolRequest) mcp.
 // is at least debug, and mcp-go ranks no other name.
 func knownLevel(l mcp.LoggingLevel) bool { return l.ShouldSendTo(mcp.LoggingLevelDebug) }
 
-// maxSessionLevelsPerKey bounds sessionLevels: sessions that are never
-// deleted would otherwise keep their entries for good. Past it an arbitrary
-// session of the same key goes, and is back at the default level; other
-// keys' sessions are never touched.
+// sessionLevelIdle is how long a session's level outlives its last use.
+// Clients often leave without the DELETE that ends a session, and their
+// levels would otherwise stay for good. A day, so that a client idling
+// between calls with only its GET stream open keeps its level.
+const sessionLevelIdle = 24 * time.Hour
+
+// maxSessionLevelsPerKey bounds sessionLevels for a key that opens sessions
+// faster than they idle out. Past it the key's least recently used session
+// goes, and is back at the default level; other keys' sessions are never
+// touched.
 const maxSessionLevelsPerKey = 10_000
 
 // sessionLevels holds the level each 2025-11-25 session set with
@@ -39,37 +46,92 @@ const maxSessionLevelsPerKey = 10_000
 // dispatches; directCall reads this one. Entries are per key, because a
 // session ID is not bound to the key that opened it.
 type sessionLevels struct {
-	mu    sync.Mutex
-	byKey map[string]map[string]mcp.LoggingLevel // key ID -> session ID -> level
+	mu        sync.Mutex
+	byKey     map[string]map[string]*sessionLevel // key ID -> session ID -> level
+	lastSweep time.Time
+	now       func() time.Time // time.Now; tests move it
+}
+
+type sessionLevel struct {
+	level mcp.LoggingLevel
+	used  time.Time
+}
+
+func (s *sessionLevels) clock() time.Time {
+	if s.now != nil {
+		return s.now()
+	}
+	return time.Now()
 }
 
 func (s *sessionLevels) set(keyID, session string, level mcp.LoggingLevel) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := s.clock()
 	if s.byKey == nil {
-		s.byKey = map[string]map[string]mcp.LoggingLevel{}
+		s.byKey = map[string]map[string]*sessionLevel{}
+	}
+	// Only set adds entries, so sweeping here bounds the table to the
+	// sessions used within sessionLevelIdle.
+	if now.Sub(s.lastSweep) >= sessionLevelIdle/2 {
+		s.sweep(now)
 	}
 	sessions := s.byKey[keyID]
 	if sessions == nil {
-		sessions = map[string]mcp.LoggingLevel{}
+		sessions = map[string]*sessionLevel{}
 		s.byKey[keyID] = sessions
 	}
-	if _, ok := sessions[session]; !ok && len(sessions) >= maxSessionLevelsPerKey {
-		for old := range sessions {
-			delete(sessions, old)
-			break
+	if e := sessions[session]; e != nil {
+		e.level, e.used = level, now
+		return
+	}
+	if len(sessions) >= maxSessionLevelsPerKey {
+		evictLeastRecent(sessions)
+	}
+	sessions[session] = &sessionLevel{level: level, used: now}
+}
+
+func (s *sessionLevels) sweep(now time.Time) {
+	s.lastSweep = now
+	for keyID, sessions := range s.byKey {
+		for id, e := range sessions {
+			if now.Sub(e.used) >= sessionLevelIdle {
+				delete(sessions, id)
+			}
+		}
+		if len(sessions) == 0 {
+			delete(s.byKey, keyID)
 		}
 	}
-	sessions[session] = level
+}
+
+// evictLeastRecent drops the session used longest ago. It scans the key's
+// sessions, which happens only while that key is at its cap.
+func evictLeastRecent(sessions map[string]*sessionLevel) {
+	var oldestID string
+	var oldest *sessionLevel
+	for id, e := range sessions {
+		if oldest == nil || e.used.Before(oldest.used) {
+			oldestID, oldest = id, e
+		}
+	}
+	delete(sessions, oldestID)
 }
 
 func (s *sessionLevels) get(keyID, session string) mcp.LoggingLevel {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if level, ok := s.byKey[keyID][session]; ok {
-		return level
+	e := s.byKey[keyID][session]
+	if e == nil {
+		return mcp.LoggingLevelError
 	}
-	return mcp.LoggingLevelError
+	now := s.clock()
+	if now.Sub(e.used) >= sessionLevelIdle {
+		delete(s.byKey[keyID], session)
+		return mcp.LoggingLevelError
+	}
+	e.used = now
+	return e.level
 }
 
 func (s *sessionLevels) forget(keyID, session string) {

@@ -208,3 +208,58 @@ func TestSessionLevels(t *testing.T) {
 		t.Fatalf("another key's session after one key filled its share = %q, want warning", got)
 	}
 }
+
+func TestSessionLevelsIdleOut(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	newLevels := func() (*sessionLevels, *time.Time) {
+		now := start
+		return &sessionLevels{now: func() time.Time { return now }}, &now
+	}
+	t.Run("use keeps a level", func(t *testing.T) {
+		t.Parallel()
+		s, now := newLevels()
+		s.set("k", "s", mcp.LoggingLevelInfo)
+		for range 3 {
+			*now = now.Add(sessionLevelIdle - time.Minute)
+			if got := s.get("k", "s"); got != mcp.LoggingLevelInfo {
+				t.Fatalf("level a minute before it idles out = %q, want info", got)
+			}
+		}
+		*now = now.Add(sessionLevelIdle)
+		if got := s.get("k", "s"); got != mcp.LoggingLevelError {
+			t.Fatalf("level after a whole idle period = %q, want error", got)
+		}
+	})
+	t.Run("a set sweeps idle sessions of every key", func(t *testing.T) {
+		t.Parallel()
+		s, now := newLevels()
+		s.set("k1", "old", mcp.LoggingLevelDebug)
+		s.set("k2", "old", mcp.LoggingLevelDebug)
+		*now = now.Add(sessionLevelIdle)
+		s.set("k1", "new", mcp.LoggingLevelDebug)
+		if _, ok := s.byKey["k2"]; ok || len(s.byKey["k1"]) != 1 {
+			t.Fatalf("after the sweep: %d keys, %d sessions of k1; want 1 and 1", len(s.byKey), len(s.byKey["k1"]))
+		}
+	})
+	t.Run("the cap evicts the least recently used", func(t *testing.T) {
+		t.Parallel()
+		s, now := newLevels()
+		for i := range maxSessionLevelsPerKey {
+			*now = now.Add(time.Millisecond)
+			s.set("k", strconv.Itoa(i), mcp.LoggingLevelInfo)
+		}
+		*now = now.Add(time.Millisecond)
+		s.get("k", "0") // the oldest is in use again; "1" is now the least recent
+		s.set("k", "next", mcp.LoggingLevelInfo)
+		if got := s.get("k", "0"); got != mcp.LoggingLevelInfo {
+			t.Fatalf("session used just before the cap = %q, want info", got)
+		}
+		if got := s.get("k", "1"); got != mcp.LoggingLevelError {
+			t.Fatalf("least recently used session = %q, want it evicted (error)", got)
+		}
+		if n := len(s.byKey["k"]); n != maxSessionLevelsPerKey {
+			t.Fatalf("%d levels kept, want %d", n, maxSessionLevelsPerKey)
+		}
+	})
+}

@@ -88,10 +88,20 @@ func (g *Gateway) newView(serverName string) *view {
 		// abandoned GET stream (and its session) ends only when a write to
 		// it fails: heartbeats make that write happen.
 		server.WithHeartbeatInterval(listenHeartbeat),
+		// mcp-go keeps a session's logging/setLevel until a DELETE that
+		// many clients never send; its sweeper drops what idle sessions
+		// left. An open GET stream counts as use (each heartbeat).
+		server.WithSessionIdleTTL(mcpGoSessionIdle),
 	)
 	v.serve = fasthttpadaptor.NewFastHTTPHandler(http.HandlerFunc(v.edge))
 	return v
 }
+
+// mcpGoSessionIdle is shorter than sessionLevelIdle: nothing the gateway
+// reads lives in mcp-go's per-session state, and with the sweeper on mcp-go
+// notes the last use of every session it serves, which a day of sessions
+// would make large.
+const mcpGoSessionIdle = time.Hour
 
 // listenHeartbeat is how often an idle GET stream (2025-11-25 sessions) gets
 // a ping.
