@@ -2,11 +2,14 @@ package mcp
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -24,18 +27,26 @@ const stdioExitGrace = 2 * time.Second
 // whole line at a time with no bound, so a server writing one endless line
 // would grow the gateway's memory without limit. Here mcp-go gets the output
 // through lineLimit instead.
-type stdioProcess struct{ cmd *exec.Cmd }
+type stdioProcess struct {
+	cmd    *exec.Cmd
+	stderr *stderrLog
+	log    *slog.Logger
+}
 
 // startStdio starts cfg.Command and returns mcp-go's transport over its
 // pipes. A line longer than limit ends the transport; onTrip runs first.
 // The process runs until the transport closes (stdioTransport.Close), which
 // the upstream's supervisor does on shutdown too: a context would kill it
 // before it had the chance to exit.
-func startStdio(cfg *ServerConfig, limit *atomic.Int64, onTrip func()) (*transport.Stdio, *stdioProcess, error) {
+func startStdio(cfg *ServerConfig, limit *atomic.Int64, onTrip func(), log *slog.Logger) (*transport.Stdio, *stdioProcess, error) {
 	cmd := exec.Command(cfg.Command[0], cfg.Command[1:]...)
 	cmd.Env = append(os.Environ(), cfg.envList()...)
-	// stderr goes to /dev/null (cmd.Stderr nil), as mcp-go's transport
-	// discarded it: a pipe nobody reads would block the server once full.
+	// mcp-go's transport discarded stderr, where a server that fails to
+	// start says why.
+	stderr := &stderrLog{log: log}
+	cmd.Stderr = stderr
+	// A child of the server that keeps stderr open would hold up Wait.
+	cmd.WaitDelay = stdioExitGrace
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, nil, err
@@ -47,7 +58,7 @@ func startStdio(cfg *ServerConfig, limit *atomic.Int64, onTrip func()) (*transpo
 	if err := cmd.Start(); err != nil {
 		return nil, nil, fmt.Errorf("start %s: %w", cfg.Command[0], err)
 	}
-	p := &stdioProcess{cmd: cmd}
+	p := &stdioProcess{cmd: cmd, stderr: stderr, log: log}
 	tripped := func() {
 		// The server may be blocked writing the rest of the line; a closed
 		// pipe ends that write rather than the exit grace period.
@@ -58,9 +69,9 @@ func startStdio(cfg *ServerConfig, limit *atomic.Int64, onTrip func()) (*transpo
 }
 
 // stop waits for the server to exit after its stdin was closed, then asks
-// it with SIGTERM, then kills it. Wait starts only here because it closes
-// stdout: earlier, it could drop the last messages of a server that answers
-// and exits.
+// it with SIGTERM, then kills it, and reports how it ended. Wait starts
+// only here because it closes stdout: earlier, it could drop the last
+// messages of a server that answers and exits.
 func (p *stdioProcess) stop() {
 	exited := make(chan struct{})
 	go func() {
@@ -78,14 +89,90 @@ func (p *stdioProcess) stop() {
 		}
 	}
 	if waitExit() {
+		p.report("")
 		return
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	if waitExit() {
+		p.report("it did not exit when its stdin closed: sent SIGTERM")
 		return
 	}
 	_ = p.cmd.Process.Kill()
 	<-exited
+	p.report("it did not exit when its stdin closed, nor on SIGTERM: killed")
+}
+
+// report logs how the server ended. A clean exit is routine (every
+// restart and shutdown ends one); anything else quotes the end of its
+// stderr, where a server that fails to start says why.
+func (p *stdioProcess) report(forced string) {
+	state := p.cmd.ProcessState
+	if forced == "" && state.Success() {
+		p.log.Debug("mcp stdio server exited", "status", state.String())
+		return
+	}
+	attrs := []any{"status", state.String(), "stderr", p.stderr.tailText()}
+	if forced != "" {
+		attrs = append(attrs, "stopped", forced)
+	}
+	p.log.Warn("mcp stdio server exited", attrs...)
+}
+
+// stderrTailBytes is how much of a stdio server's stderr the report of its
+// exit quotes.
+const stderrTailBytes = 2048
+
+// stderrLineBytes bounds one stderr line in the debug log.
+const stderrLineBytes = 1024
+
+// stderrLog takes a stdio server's stderr: each line goes to the debug log
+// (many servers log there as a matter of course), and the last
+// stderrTailBytes are kept for the report of the server's exit.
+type stderrLog struct {
+	log     *slog.Logger
+	mu      sync.Mutex
+	tail    []byte
+	dropped bool   // tail lost its start
+	line    []byte // the current line, its first stderrLineBytes
+}
+
+func (s *stderrLog) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tail = append(s.tail, p...)
+	if over := len(s.tail) - stderrTailBytes; over > 0 {
+		s.tail = append(s.tail[:0], s.tail[over:]...)
+		s.dropped = true
+	}
+	debug := s.log.Enabled(context.Background(), slog.LevelDebug)
+	for rest := p; debug && len(rest) > 0; {
+		i := bytes.IndexByte(rest, '\n')
+		part := rest
+		if i >= 0 {
+			part = rest[:i]
+		}
+		s.line = append(s.line, part[:min(len(part), stderrLineBytes-len(s.line))]...)
+		if i < 0 {
+			break
+		}
+		if line := bytes.TrimSpace(s.line); len(line) > 0 {
+			s.log.Debug("mcp stdio server stderr", "line", string(line))
+		}
+		s.line = s.line[:0]
+		rest = rest[i+1:]
+	}
+	return len(p), nil
+}
+
+// tailText is the end of stderr from a line's start where one is in it.
+func (s *stderrLog) tailText() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tail := s.tail
+	if i := bytes.IndexByte(tail, '\n'); s.dropped && i >= 0 {
+		tail = tail[i+1:]
+	}
+	return string(bytes.TrimSpace(tail))
 }
 
 // errLineTooLong ends a stdio transport whose server wrote a line (one

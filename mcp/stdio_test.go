@@ -3,8 +3,10 @@ package mcp
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -108,4 +110,83 @@ func TestStdioAnswerOverLimitFailsTheCall(t *testing.T) {
 		res, err := callTool(ctx, cli, "pad__add", map[string]any{"a": 1, "b": 2})
 		return err == nil && !res.IsError && strings.HasPrefix(resultText(res), "3\n")
 	}, "a healthy call after the server was restarted")
+}
+
+// How a stdio server ended is in the log: its exit status, how it was
+// stopped when it did not go on its own, and the end of its stderr, with
+// its env values hidden. Every stderr line is in the debug log as well.
+func TestStdioExitIsReported(t *testing.T) {
+	t.Parallel()
+	const token = "tok-secret-12345678"
+	cases := []struct {
+		name, script      string
+		status, stopped   string
+		stderr, debugLine string
+	}{
+		{
+			name:   "fails to start",
+			script: `echo starting >&2; echo "fatal: token $TOKEN rejected" >&2; exit 3`,
+			status: "exit status 3", stderr: "starting\nfatal: token [redacted] rejected", debugLine: "starting",
+		},
+		{
+			// It never answers initialize, and outlives its stdin.
+			name:   "ignores its stdin closing",
+			script: `echo "waiting with $TOKEN" >&2; exec sleep 60`,
+			status: "signal: terminated", stopped: "it did not exit when its stdin closed: sent SIGTERM",
+			stderr: "waiting with [redacted]", debugLine: "waiting with [redacted]",
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var logs syncBuffer
+			log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			rec, err := trace.NewRecorder(trace.RecorderConfig{SpillDir: t.TempDir()}, &spanSink{}, nil, quietLogger())
+			if err != nil {
+				t.Fatal(err)
+			}
+			gw, err := New(Config{Servers: []ServerConfig{{Name: "broken", Command: []string{"sh", "-c", tc.script},
+				Env: map[string]string{"TOKEN": token}, Timeout: time.Second}}},
+				Deps{Governor: newGovernor(t), Tracer: trace.NewTracer(rec), Logger: log})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				_ = gw.Close()
+				_ = rec.Close(context.Background())
+			})
+			records := func() []map[string]any {
+				var out []map[string]any
+				for _, line := range strings.Split(logs.String(), "\n") {
+					var rec map[string]any
+					if json.Unmarshal([]byte(line), &rec) == nil && rec["mcp_server"] == "broken" {
+						out = append(out, rec)
+					}
+				}
+				return out
+			}
+			var exit map[string]any
+			eventually(t, 15*time.Second, func() bool {
+				for _, rec := range records() {
+					if rec["msg"] == "mcp stdio server exited" {
+						exit = rec
+						return true
+					}
+				}
+				return false
+			}, "the report of the server's exit")
+			if exit["level"] != "WARN" || exit["status"] != tc.status || exit["stderr"] != tc.stderr || (exit["stopped"] != nil) != (tc.stopped != "") ||
+				(tc.stopped != "" && exit["stopped"] != tc.stopped) {
+				t.Fatalf("exit report %v; want WARN, status %q, stderr %q, stopped %q", exit, tc.status, tc.stderr, tc.stopped)
+			}
+			if !slices.ContainsFunc(records(), func(rec map[string]any) bool {
+				return rec["msg"] == "mcp stdio server stderr" && rec["level"] == "DEBUG" && rec["line"] == tc.debugLine
+			}) {
+				t.Fatalf("no debug record of the stderr line %q in:\n%s", tc.debugLine, logs.String())
+			}
+			if strings.Contains(logs.String(), token) {
+				t.Fatalf("the env value reached the log:\n%s", logs.String())
+			}
+		})
+	}
 }

@@ -72,9 +72,14 @@ type upstream struct {
 func newUpstream(cfg ServerConfig, log *slog.Logger, httpClient *http.Client, maxResponse *atomic.Int64, onChange func()) *upstream {
 	ctx, cancel := context.WithCancel(context.Background())
 	secrets := governance.NewRedactor(slices.Collect(maps.Values(cfg.Headers))...)
+	// The log hides a stdio server's env values too: they are often
+	// credentials, which a failing server may print on stderr. Answers do
+	// not, because env also holds the paths and names a tool may rightly
+	// answer with.
+	logSecrets := governance.NewRedactor(slices.Concat(slices.Collect(maps.Values(cfg.Headers)), slices.Collect(maps.Values(cfg.Env)))...)
 	u := &upstream{
 		name:        cfg.Name,
-		log:         redactLogger(log.With("mcp_server", cfg.Name), secrets),
+		log:         redactLogger(log.With("mcp_server", cfg.Name), logSecrets),
 		onChange:    onChange,
 		secrets:     secrets,
 		maxResponse: maxResponse,
@@ -232,7 +237,7 @@ func (u *upstream) connect() (cli *client.Client, rel *relay, stopListen func(),
 		}
 		tr, streamable = httpTransport{h, u.secrets}, h
 	default:
-		stdio, proc, err := startStdio(cfg, u.maxResponse, u.lineTooLong)
+		stdio, proc, err := startStdio(cfg, u.maxResponse, u.lineTooLong, u.log)
 		if err != nil {
 			return nil, nil, nil, err
 		}
