@@ -134,6 +134,7 @@ type stderrLog struct {
 	tail    []byte
 	dropped bool   // tail lost its start
 	line    []byte // the current line, its first stderrLineBytes
+	long    bool   // the current line is longer
 }
 
 func (s *stderrLog) Write(p []byte) (int, error) {
@@ -151,28 +152,54 @@ func (s *stderrLog) Write(p []byte) (int, error) {
 		if i >= 0 {
 			part = rest[:i]
 		}
-		s.line = append(s.line, part[:min(len(part), stderrLineBytes-len(s.line))]...)
+		room := stderrLineBytes - len(s.line)
+		s.line = append(s.line, part[:min(len(part), room)]...)
+		s.long = s.long || len(part) > room
 		if i < 0 {
 			break
 		}
-		if line := bytes.TrimSpace(s.line); len(line) > 0 {
+		line := s.line
+		if s.long {
+			line = wholeWords(line, false)
+		}
+		if line = bytes.TrimSpace(line); len(line) > 0 {
 			s.log.Debug("mcp stdio server stderr", "line", string(line))
 		}
-		s.line = s.line[:0]
+		s.line, s.long = s.line[:0], false
 		rest = rest[i+1:]
 	}
 	return len(p), nil
 }
 
-// tailText is the end of stderr from a line's start where one is in it.
+// tailText is the end of stderr, from a line's start where one is in it.
 func (s *stderrLog) tailText() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	tail := s.tail
-	if i := bytes.IndexByte(tail, '\n'); s.dropped && i >= 0 {
-		tail = tail[i+1:]
+	if s.dropped {
+		if i := bytes.IndexByte(tail, '\n'); i >= 0 {
+			tail = tail[i+1:]
+		} else {
+			tail = wholeWords(tail, true)
+		}
 	}
 	return string(bytes.TrimSpace(tail))
+}
+
+// wholeWords drops the word that a cut split, at the start or the end of
+// b: the log hides env values only where they appear whole, so a part of
+// one must not be left.
+func wholeWords(b []byte, cutAtStart bool) []byte {
+	if cutAtStart {
+		if i := bytes.IndexAny(b, " \t"); i >= 0 {
+			return b[i+1:]
+		}
+		return nil
+	}
+	if i := bytes.LastIndexAny(b, " \t"); i >= 0 {
+		return b[:i]
+	}
+	return nil
 }
 
 // errLineTooLong ends a stdio transport whose server wrote a line (one

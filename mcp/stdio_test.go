@@ -190,3 +190,50 @@ func TestStdioExitIsReported(t *testing.T) {
 		})
 	}
 }
+
+// stderrLog logs each line (its first stderrLineBytes) and keeps the last
+// stderrTailBytes; a cut never leaves part of a word, which could be part
+// of a secret the log would otherwise hide.
+func TestStderrLog(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("w ", stderrLineBytes/2-1) + "SECRETVALUE\n" // the cut falls in SECRETVALUE
+	cases := []struct {
+		name   string
+		writes []string
+		lines  []string
+		tail   string
+	}{
+		{"lines", []string{"starting\n", "fatal: no\n"}, []string{"starting", "fatal: no"}, "starting\nfatal: no"},
+		{"split writes", []string{"sta", "rting\nfat", "al\n"}, []string{"starting", "fatal"}, "starting\nfatal"},
+		{"blank lines", []string{"\n  \nx\n"}, []string{"x"}, "x"},
+		{"unterminated", []string{"a\nb"}, []string{"a"}, "a\nb"},
+		{"long line", []string{long}, []string{strings.TrimSpace(strings.Repeat("w ", stderrLineBytes/2-1))}, strings.TrimSpace(long)},
+		{"tail from a line start", []string{strings.Repeat("x", stderrTailBytes) + "\nlast words\n"}, nil, "last words"},
+		{"tail from a word start", []string{strings.Repeat("x", stderrTailBytes) + " last words"}, nil, "last words"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var logs syncBuffer
+			s := &stderrLog{log: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+			for _, w := range tc.writes {
+				if n, err := s.Write([]byte(w)); n != len(w) || err != nil {
+					t.Fatalf("Write = %d, %v", n, err)
+				}
+			}
+			var lines []string
+			for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+				var rec struct{ Msg, Line string }
+				if json.Unmarshal([]byte(l), &rec) == nil && rec.Msg == "mcp stdio server stderr" {
+					lines = append(lines, rec.Line)
+				}
+			}
+			if tc.lines != nil && !slices.Equal(lines, tc.lines) {
+				t.Fatalf("logged lines %q, want %q", lines, tc.lines)
+			}
+			if got := s.tailText(); got != tc.tail {
+				t.Fatalf("tail %q, want %q", got, tc.tail)
+			}
+		})
+	}
+}
