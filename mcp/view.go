@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"time"
@@ -83,7 +84,10 @@ func (g *Gateway) newView(serverName string) *view {
 		// refuse clients that reach it through a proxy on the same host.
 		server.WithDisableLocalhostProtection(true),
 		server.WithSessionIdManager(sessionIDs),
-		server.WithStreamableHTTPLogger(g.log),
+		// Its info records are about features the gateway does not use, and
+		// one per session the sweeper drops: a busy gateway would log them
+		// by the thousand.
+		server.WithStreamableHTTPLogger(slog.New(atLeast{g.log.Handler(), slog.LevelWarn})),
 		// The detached request context never sees a client hang up, so an
 		// abandoned GET stream (and its session) ends only when a write to
 		// it fails: heartbeats make that write happen.
@@ -288,4 +292,22 @@ func (v *view) readResource(ctx context.Context, req mcp.ReadResourceRequest) ([
 		return nil, fmt.Errorf("server %s: %w", u.name, err)
 	}
 	return res.Contents, nil
+}
+
+// atLeast is a slog.Handler that passes on only records at level or above.
+type atLeast struct {
+	slog.Handler
+	level slog.Level
+}
+
+func (h atLeast) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.level && h.Handler.Enabled(ctx, l)
+}
+
+func (h atLeast) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return atLeast{h.Handler.WithAttrs(attrs), h.level}
+}
+
+func (h atLeast) WithGroup(name string) slog.Handler {
+	return atLeast{h.Handler.WithGroup(name), h.level}
 }
