@@ -76,6 +76,9 @@ type anthropicSource struct {
 }
 
 type anthropicTool struct {
+	// Type is set for Anthropic's own tools (web_search_20250305,
+	// bash_20250124, ...), absent or "custom" for the client's.
+	Type        string          `json:"type,omitempty"`
 	Name        string          `json:"name"`
 	Description string          `json:"description,omitempty"`
 	InputSchema json.RawMessage `json:"input_schema"`
@@ -351,7 +354,12 @@ func anthropicToChat(body []byte, model string) ([]byte, error) {
 		}
 		out.Messages = append(out.Messages, msgs...)
 	}
-	for _, t := range in.Tools {
+	for i, t := range in.Tools {
+		if t.Type != "" && t.Type != "custom" {
+			// Anthropic runs these or defines their schema; as a bare
+			// function the model would get a tool without parameters.
+			return nil, fmt.Errorf("tools[%d]: tool type %q is Anthropic's own and cannot be sent to an OpenAI-compatible model", i, t.Type)
+		}
 		var ot openAITool
 		ot.Type = "function"
 		ot.Function.Name, ot.Function.Description, ot.Function.Parameters = t.Name, t.Description, t.InputSchema
@@ -413,7 +421,13 @@ func messageToOpenAI(m anthropicMessage) ([]openai.ChatCompletionMessage, error)
 			}
 			calls = append(calls, openai.ToolCall{ID: b.ID, Type: openai.ToolTypeFunction, Function: openai.FunctionCall{Name: b.Name, Arguments: args}})
 		case "tool_result":
-			out = append(out, openai.ChatCompletionMessage{Role: openai.ChatMessageRoleTool, ToolCallID: b.ToolUseID, Content: joinText(b.Content)})
+			content := joinText(b.Content)
+			if b.IsError {
+				// OpenAI's tool message has no error flag: the model learns
+				// of the failure from the text.
+				content = strings.TrimSuffix("Error: "+content, ": ")
+			}
+			out = append(out, openai.ChatCompletionMessage{Role: openai.ChatMessageRoleTool, ToolCallID: b.ToolUseID, Content: content})
 		case "thinking", "redacted_thinking":
 			// Reasoning traces have no OpenAI request form; the upstream
 			// model does not need its own past thinking.

@@ -2,6 +2,8 @@ package llm
 
 import (
 	"encoding/json"
+	"fmt"
+	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -113,6 +115,11 @@ func chatToAnthropicResponse(raw []byte) ([]byte, Usage, error) {
 		if s, ok := finishToStop[ch.FinishReason]; ok {
 			stop = s
 		}
+		// Some servers end a reply that calls tools with "stop"; Anthropic
+		// clients loop on tool_use.
+		if stop == "end_turn" && len(ch.Message.ToolCalls) > 0 {
+			stop = "tool_use"
+		}
 	}
 	out.StopReason = &stop
 	b, err := json.Marshal(out)
@@ -123,9 +130,14 @@ func anthropicUsageFrom(u Usage) anthropicUsage {
 	return anthropicUsage{InputTokens: u.Input - u.Cached, OutputTokens: u.Output, CacheReadInputTokens: u.Cached}
 }
 
+// anthropicMessageID is the reply's id in Anthropic's form; a reply
+// without one (Azure streams can have none) gets a random one.
 func anthropicMessageID(id string) string {
 	if strings.HasPrefix(id, "msg_") {
 		return id
 	}
-	return "msg_" + strings.TrimPrefix(id, "chatcmpl-")
+	if id = strings.TrimPrefix(id, "chatcmpl-"); id == "" {
+		return fmt.Sprintf("msg_%016x%016x", rand.Uint64(), rand.Uint64())
+	}
+	return "msg_" + id
 }

@@ -199,17 +199,27 @@ func (s *anthropicToChatStream) errorEvent(ae *apiError) []byte {
 
 // chatToAnthropicStream turns OpenAI chunks into Anthropic events.
 type chatToAnthropicStream struct {
-	started   bool
-	open      string // type of the open content block, "" when none
-	index     int    // index of the open (or next) content block
-	toolCalls map[int]bool
+	started bool
+	open    string // type of the open content block, "" when none
+	index   int    // index of the open (or last) content block
+	// toolCalls are the upstream's tool calls by their index, lastCall the
+	// latest: where a piece that carries no index belongs.
+	toolCalls map[int]*streamedToolCall
+	lastCall  *streamedToolCall
 	stop      string
 	u         Usage
 	finished  bool
 }
 
+// streamedToolCall is one tool call of the upstream's stream and the
+// content block it became.
+type streamedToolCall struct {
+	id    string
+	block int
+}
+
 func newChatToAnthropicStream() *chatToAnthropicStream {
-	return &chatToAnthropicStream{toolCalls: map[int]bool{}, index: -1}
+	return &chatToAnthropicStream{toolCalls: map[int]*streamedToolCall{}, index: -1}
 }
 
 func appendEvent(out []byte, name string, v any) []byte {
@@ -236,6 +246,47 @@ func (s *chatToAnthropicStream) openBlock(out []byte, block map[string]any) []by
 	return appendEvent(out, "content_block_start", map[string]any{"type": "content_block_start", "index": s.index, "content_block": block})
 }
 
+func (s *chatToAnthropicStream) start(out []byte, id, model string) []byte {
+	s.started = true
+	return appendEvent(out, "message_start", map[string]any{"type": "message_start", "message": map[string]any{
+		"id": anthropicMessageID(id), "type": "message", "role": "assistant", "model": model, "content": []any{},
+		"stop_reason": nil, "stop_sequence": nil, "usage": anthropicUsage{},
+	}})
+}
+
+// toolCall finds the call a streamed tool call piece belongs to, or makes a
+// new one. OpenAI sends a call's id in its first piece only, so an id the
+// call at that index does not have starts another call: some servers send
+// every call at index 0, or with no index at all.
+func (s *chatToAnthropicStream) toolCall(tc openai.ToolCall) (call *streamedToolCall, isNew bool) {
+	call = s.lastCall
+	if tc.Index != nil {
+		call = s.toolCalls[*tc.Index]
+	}
+	if call == nil || (tc.ID != "" && tc.ID != call.id) {
+		call = &streamedToolCall{id: tc.ID}
+		isNew = true
+		if tc.Index != nil {
+			s.toolCalls[*tc.Index] = call
+		}
+	}
+	s.lastCall = call
+	return call, isNew
+}
+
+// stopReason is the message's stop_reason: tool_use whenever the reply
+// calls a tool, which some servers end with finish_reason "stop" and
+// Anthropic clients loop on.
+func (s *chatToAnthropicStream) stopReason() string {
+	if s.lastCall != nil && (s.stop == "" || s.stop == "end_turn") {
+		return "tool_use"
+	}
+	if s.stop == "" {
+		return "end_turn"
+	}
+	return s.stop
+}
+
 func (s *chatToAnthropicStream) event(ev, out []byte) ([]byte, error) {
 	_, data := sseData(ev)
 	if data == nil {
@@ -243,13 +294,13 @@ func (s *chatToAnthropicStream) event(ev, out []byte) ([]byte, error) {
 	}
 	if string(data) == "[DONE]" {
 		s.finished = true
-		out = s.closeBlock(out)
-		if s.stop == "" {
-			s.stop = "end_turn"
+		if !s.started {
+			out = s.start(out, "", "")
 		}
+		out = s.closeBlock(out)
 		au := anthropicUsageFrom(s.u)
 		out = appendEvent(out, "message_delta", map[string]any{"type": "message_delta",
-			"delta": map[string]any{"stop_reason": s.stop, "stop_sequence": nil}, "usage": au})
+			"delta": map[string]any{"stop_reason": s.stopReason(), "stop_sequence": nil}, "usage": au})
 		return appendEvent(out, "message_stop", map[string]any{"type": "message_stop"}), nil
 	}
 	if bytes.HasPrefix(data, []byte(`{"error"`)) {
@@ -266,12 +317,10 @@ func (s *chatToAnthropicStream) event(ev, out []byte) ([]byte, error) {
 			s.u = u
 		}
 	}
-	if !s.started {
-		s.started = true
-		out = appendEvent(out, "message_start", map[string]any{"type": "message_start", "message": map[string]any{
-			"id": anthropicMessageID(c.ID), "type": "message", "role": "assistant", "model": c.Model, "content": []any{},
-			"stop_reason": nil, "stop_sequence": nil, "usage": anthropicUsage{},
-		}})
+	// Azure opens with a chunk of prompt filter results, without choices,
+	// id or model: the message starts at the first chunk that says more.
+	if !s.started && (len(c.Choices) > 0 || c.Usage != nil) {
+		out = s.start(out, c.ID, c.Model)
 	}
 	for _, ch := range c.Choices {
 		if t := ch.Delta.Content; t != "" {
@@ -282,16 +331,16 @@ func (s *chatToAnthropicStream) event(ev, out []byte) ([]byte, error) {
 				"delta": map[string]any{"type": "text_delta", "text": t}})
 		}
 		for _, tc := range ch.Delta.ToolCalls {
-			i := 0
-			if tc.Index != nil {
-				i = *tc.Index
-			}
-			if !s.toolCalls[i] {
-				s.toolCalls[i] = true
+			call, isNew := s.toolCall(tc)
+			if isNew {
 				out = s.openBlock(out, map[string]any{"type": "tool_use", "id": tc.ID, "name": tc.Function.Name, "input": map[string]any{}})
+				call.block = s.index
 			}
+			// A piece of a call whose block was closed, because the
+			// server interleaves calls, still goes to that block: clients
+			// put a delta together by its index.
 			if tc.Function.Arguments != "" {
-				out = appendEvent(out, "content_block_delta", map[string]any{"type": "content_block_delta", "index": s.index,
+				out = appendEvent(out, "content_block_delta", map[string]any{"type": "content_block_delta", "index": call.block,
 					"delta": map[string]any{"type": "input_json_delta", "partial_json": tc.Function.Arguments}})
 			}
 		}

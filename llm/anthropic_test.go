@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -375,6 +376,200 @@ func TestAnthropicStreamUsageIgnoresNegativeCounts(t *testing.T) {
 		}
 		if got := tr.u.usage(); got != tc.want {
 			t.Errorf("%s: usage %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// An OpenAI stream translated for an Anthropic client gives each tool call
+// its own tool_use block with all of its arguments, however the server
+// numbers and orders the pieces, and stop_reason tool_use when the reply
+// calls a tool.
+func TestChatToAnthropicStreamToolCalls(t *testing.T) {
+	t.Parallel()
+	type block struct{ Type, ID, Name, Args string }
+	call := func(index *int, id, name, args string) string {
+		tc := map[string]any{"function": map[string]string{"arguments": args}}
+		if index != nil {
+			tc["index"] = *index
+		}
+		if id != "" {
+			tc["id"], tc["type"] = id, "function"
+			tc["function"].(map[string]string)["name"] = name
+		}
+		b, _ := json.Marshal(map[string]any{"id": "chatcmpl-1", "model": "gpt-x",
+			"choices": []any{map[string]any{"index": 0, "delta": map[string]any{"tool_calls": []any{tc}}}}})
+		return string(b)
+	}
+	at := func(i int) *int { return &i }
+	finish := func(reason string) string {
+		return `{"id":"chatcmpl-1","model":"gpt-x","choices":[{"index":0,"delta":{},"finish_reason":"` + reason + `"}]}`
+	}
+	weather := block{"tool_use", "call_a", "weather", `{"city":"Paris"}`}
+	clock := block{"tool_use", "call_b", "clock", `{"tz":"UTC"}`}
+	cases := []struct {
+		name   string
+		chunks []string
+		blocks []block
+		stop   string
+	}{
+		{"one after the other", []string{
+			call(at(0), "call_a", "weather", `{"city":`), call(at(0), "", "", `"Paris"}`),
+			call(at(1), "call_b", "clock", `{"tz":`), call(at(1), "", "", `"UTC"}`), finish("tool_calls"),
+		}, []block{weather, clock}, "tool_use"},
+		{"interleaved", []string{
+			call(at(0), "call_a", "weather", `{"city":`), call(at(1), "call_b", "clock", `{"tz":`),
+			call(at(0), "", "", `"Paris"}`), call(at(1), "", "", `"UTC"}`), finish("tool_calls"),
+		}, []block{weather, clock}, "tool_use"},
+		{"without an index", []string{
+			call(nil, "call_a", "weather", `{"city":"Paris"}`), call(nil, "call_b", "clock", `{"tz":"UTC"}`), finish("tool_calls"),
+		}, []block{weather, clock}, "tool_use"},
+		{"every call at index 0", []string{
+			call(at(0), "call_a", "weather", `{"city":"Paris"}`), call(at(0), "call_b", "clock", `{"tz":`), call(at(0), "", "", `"UTC"}`),
+			finish("tool_calls"),
+		}, []block{weather, clock}, "tool_use"},
+		{"finished with stop", []string{call(at(0), "call_a", "weather", `{"city":"Paris"}`), finish("stop")}, []block{weather}, "tool_use"},
+		{"cut by max tokens", []string{call(at(0), "call_a", "weather", `{"city":"Paris"}`), finish("length")}, []block{weather}, "max_tokens"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := newChatToAnthropicStream()
+			var out []byte
+			for _, c := range append(tc.chunks, "[DONE]") {
+				var err error
+				if out, err = s.event([]byte("data: "+c+"\n\n"), out); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var blocks []block
+			var stop string
+			for _, ev := range strings.Split(strings.TrimSpace(string(out)), "\n\n") {
+				_, data, _ := strings.Cut(ev, "\ndata: ")
+				var e struct {
+					Type         string
+					Index        int
+					ContentBlock struct{ Type, ID, Name string } `json:"content_block"`
+					Delta        struct {
+						PartialJSON string `json:"partial_json"`
+						StopReason  string `json:"stop_reason"`
+					}
+				}
+				if err := json.Unmarshal([]byte(data), &e); err != nil {
+					t.Fatalf("event %q: %v", ev, err)
+				}
+				switch e.Type {
+				case "content_block_start":
+					if e.Index != len(blocks) {
+						t.Fatalf("block %d started at index %d", len(blocks), e.Index)
+					}
+					blocks = append(blocks, block{Type: e.ContentBlock.Type, ID: e.ContentBlock.ID, Name: e.ContentBlock.Name})
+				case "content_block_delta":
+					blocks[e.Index].Args += e.Delta.PartialJSON
+				case "message_delta":
+					stop = e.Delta.StopReason
+				}
+			}
+			if !slices.Equal(blocks, tc.blocks) || stop != tc.stop {
+				t.Fatalf("blocks %+v, stop_reason %q; want %+v, %q\n%s", blocks, stop, tc.blocks, tc.stop, out)
+			}
+		})
+	}
+}
+
+// Azure opens a stream with a chunk of prompt filter results that has no
+// id, model or choices; the message starts with the first chunk that has
+// them. A stream that never names an id still gets one.
+func TestChatToAnthropicStreamStart(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, first string
+		id, model   string
+	}{
+		{"azure prelude", `{"id":"","model":"","choices":[],"prompt_filter_results":[{"prompt_index":0}]}`, "msg_1", "gpt-x"},
+		{"no prelude", "", "msg_1", "gpt-x"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := newChatToAnthropicStream()
+			var out []byte
+			chunks := []string{`{"id":"chatcmpl-1","model":"gpt-x","choices":[{"index":0,"delta":{"content":"Hi"}}]}`, "[DONE]"}
+			if tc.first != "" {
+				chunks = append([]string{tc.first}, chunks...)
+			}
+			for _, c := range chunks {
+				out, _ = s.event([]byte("data: "+c+"\n\n"), out)
+			}
+			first, _, _ := strings.Cut(string(out), "\n\n")
+			var e struct {
+				Type    string
+				Message struct{ ID, Model string }
+			}
+			_, data, _ := strings.Cut(first, "\ndata: ")
+			if err := json.Unmarshal([]byte(data), &e); err != nil || e.Type != "message_start" || e.Message.ID != tc.id || e.Message.Model != tc.model {
+				t.Fatalf("first event %s; want message_start with id %q and model %q", first, tc.id, tc.model)
+			}
+		})
+	}
+	s := newChatToAnthropicStream()
+	out, _ := s.event([]byte("data: [DONE]\n\n"), nil)
+	if !strings.HasPrefix(string(out), "event: message_start\n") || strings.Contains(string(out), `"id":"msg_"`) {
+		t.Fatalf("an empty stream's events:\n%s", out)
+	}
+}
+
+// The JSON reply says tool_use when it calls a tool, whatever finish_reason
+// the server gave.
+func TestChatToAnthropicResponseStopReason(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ finish, toolCalls, want string }{
+		{"stop", `[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]`, "tool_use"},
+		{"tool_calls", `[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]`, "tool_use"},
+		{"length", `[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]`, "max_tokens"},
+		{"stop", `null`, "end_turn"},
+	}
+	for _, tc := range cases {
+		raw := `{"id":"chatcmpl-1","model":"m","choices":[{"index":0,"finish_reason":"` + tc.finish +
+			`","message":{"role":"assistant","content":"","tool_calls":` + tc.toolCalls + `}}],"usage":{"prompt_tokens":1,"completion_tokens":1}}`
+		out, _, err := chatToAnthropicResponse([]byte(raw))
+		var got anthropicResponse
+		if err != nil || json.Unmarshal(out, &got) != nil || got.StopReason == nil || *got.StopReason != tc.want {
+			t.Errorf("finish_reason %s with tool calls %s: %s, %v; want stop_reason %s", tc.finish, tc.toolCalls, out, err, tc.want)
+		}
+	}
+}
+
+// What an OpenAI-compatible model cannot be told is refused, not dropped:
+// Anthropic's own tools. A failed tool result says so in its text.
+func TestAnthropicToChatToolEdges(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, body, content, err string
+	}{
+		{"server tool", `{"max_tokens":5,"tools":[{"type":"web_search_20250305","name":"web_search","max_uses":5}],"messages":[{"role":"user","content":"hi"}]}`,
+			"", `tools[0]: tool type "web_search_20250305" is Anthropic's own`},
+		{"custom tool", `{"max_tokens":5,"tools":[{"type":"custom","name":"f","input_schema":{"type":"object"}}],"messages":[{"role":"user","content":"hi"}]}`,
+			"hi", ""},
+		{"failed tool result", `{"max_tokens":5,"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","is_error":true,"content":[{"type":"text","text":"no such city"}]}]}]}`,
+			"Error: no such city", ""},
+		{"failed tool result without text", `{"max_tokens":5,"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","is_error":true}]}]}`,
+			"Error", ""},
+		{"tool result", `{"max_tokens":5,"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":"sunny"}]}]}`,
+			"sunny", ""},
+	}
+	for _, tc := range cases {
+		out, err := anthropicToChat([]byte(tc.body), "m")
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: err %v, want one saying %q", tc.name, err, tc.err)
+			}
+			continue
+		}
+		var got struct {
+			Messages []openai.ChatCompletionMessage
+		}
+		if err != nil || json.Unmarshal(out, &got) != nil || len(got.Messages) != 1 || got.Messages[0].Content != tc.content {
+			t.Errorf("%s: %s, %v; want one message %q", tc.name, out, err, tc.content)
 		}
 	}
 }
