@@ -190,6 +190,10 @@ func TestBodyLimitFromConfig(t *testing.T) {
 	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(body), `"request_too_large"`) {
 		t.Fatalf("status %d body %s, want a JSON 413", resp.StatusCode, body)
 	}
+	// fasthttp refuses the body before any middleware runs; the answer still has its request id.
+	if id := resp.Header.Get("X-Request-Id"); id == "" || !strings.Contains(string(body), `"request_id":"`+id+`"`) {
+		t.Fatalf("413 with request id %q and body %s, want the same id in both", id, body)
+	}
 }
 
 func TestRequestID(t *testing.T) {

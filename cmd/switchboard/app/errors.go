@@ -29,6 +29,10 @@ func (a *App) handleError(c *fiber.Ctx, err error) error {
 	case status >= 500:
 		kind = "internal_error"
 	}
+	if len(c.Response().Header.Peek(fiber.HeaderXRequestID)) == 0 {
+		// Errors raised before the middleware ran (a body over the limit).
+		setRequestID(c)
+	}
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSONCharsetUTF8)
 	return c.Status(status).JSON(fiber.Map{"error": fiber.Map{
 		"message":    message,

@@ -19,13 +19,19 @@ const maxRequestIDLen = 128
 // requestID keeps a caller's well-formed X-Request-ID (so ids follow a request across services) and makes one
 // otherwise; a malformed or huge id is replaced rather than echoed.
 func requestID(c *fiber.Ctx) error {
+	setRequestID(c)
+	return c.Next()
+}
+
+// setRequestID answers with the client's X-Request-ID when it is usable,
+// else with a new one.
+func setRequestID(c *fiber.Ctx) {
 	if id := c.Request().Header.Peek(fiber.HeaderXRequestID); validRequestID(id) {
 		c.Response().Header.SetCanonical(headerRequestID, id)
 	} else {
 		var buf [36]byte
 		c.Response().Header.SetCanonical(headerRequestID, appendRequestID(buf[:0]))
 	}
-	return c.Next()
 }
 
 // headerRequestID is X-Request-ID as fasthttp writes header names, so setting it skips their normalizing.
