@@ -131,6 +131,28 @@ type openAIChatIn struct {
 	ToolChoice          json.RawMessage                `json:"tool_choice"`
 	ParallelToolCalls   *bool                          `json:"parallel_tool_calls"`
 	User                string                         `json:"user"`
+	// Read only to refuse what Anthropic cannot give.
+	N              *int64 `json:"n"`
+	Logprobs       bool   `json:"logprobs"`
+	TopLogprobs    *int   `json:"top_logprobs"`
+	ResponseFormat *struct {
+		Type string `json:"type"`
+	} `json:"response_format"`
+}
+
+// untranslatable names what the request asks for that an Anthropic model
+// cannot give: silently dropped, the client would get one choice, no log
+// probabilities or free text where it parses JSON.
+func (in *openAIChatIn) untranslatable() error {
+	switch {
+	case in.N != nil && *in.N > 1:
+		return errors.New("n: Anthropic models give one choice per call")
+	case in.Logprobs || in.TopLogprobs != nil:
+		return errors.New("logprobs: Anthropic models do not return log probabilities")
+	case in.ResponseFormat != nil && in.ResponseFormat.Type != "" && in.ResponseFormat.Type != "text":
+		return fmt.Errorf("response_format: %q cannot be translated for an Anthropic model", in.ResponseFormat.Type)
+	}
+	return nil
 }
 
 // openAITool keeps the parameter schema as raw JSON: a decoded schema would
@@ -150,6 +172,9 @@ func chatToAnthropic(body []byte, model string) ([]byte, error) {
 	var in openAIChatIn
 	if err := json.Unmarshal(body, &in); err != nil {
 		return nil, fmt.Errorf("cannot translate request: %v", err)
+	}
+	if err := in.untranslatable(); err != nil {
+		return nil, err
 	}
 	out := anthropicRequest{Model: model, Temperature: in.Temperature, TopP: in.TopP, Stream: in.Stream,
 		MaxTokens: max(in.MaxTokens, in.MaxCompletionTokens)}

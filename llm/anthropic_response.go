@@ -55,7 +55,7 @@ func anthropicToChatResponse(raw []byte) ([]byte, Usage, error) {
 	if err != nil {
 		return nil, Usage{}, err
 	}
-	msg := openai.ChatCompletionMessage{Role: openai.ChatMessageRoleAssistant}
+	msg := chatMessage{Role: openai.ChatMessageRoleAssistant}
 	var text strings.Builder
 	for _, b := range in.Content {
 		switch b.Type {
@@ -70,7 +70,10 @@ func anthropicToChatResponse(raw []byte) ([]byte, Usage, error) {
 				Function: openai.FunctionCall{Name: b.Name, Arguments: args}})
 		}
 	}
-	msg.Content = text.String()
+	// A reply that only calls tools has null content, as OpenAI's does.
+	if content := text.String(); content != "" || len(msg.ToolCalls) == 0 {
+		msg.Content = &content
+	}
 	finish := openai.FinishReasonStop
 	if in.StopReason != nil {
 		if f, ok := stopToFinish[*in.StopReason]; ok {

@@ -65,8 +65,9 @@ func anthropicErrorEvent(ae *apiError) []byte {
 
 // anthropicStream relays an Anthropic stream to an Anthropic client.
 type anthropicStream struct {
-	tracker  anthropicUsageTracker
-	finished bool
+	tracker    anthropicUsageTracker
+	finished   bool
+	deltaBytes int // text and tool input relayed
 }
 
 func (s *anthropicStream) event(ev, out []byte) ([]byte, error) {
@@ -85,13 +86,23 @@ func (s *anthropicStream) event(ev, out []byte) ([]byte, error) {
 	case "error":
 		return out, errUpstreamStreamError
 	}
+	s.deltaBytes += e.deltaBytes()
 	s.tracker.observe(&e)
 	return out, nil
 }
 
 func (s *anthropicStream) done() bool                     { return s.finished }
 func (s *anthropicStream) usage() Usage                   { return s.tracker.u.usage() }
+func (s *anthropicStream) partialOutput() int64           { return tokensOfText(s.deltaBytes) }
 func (s *anthropicStream) errorEvent(ae *apiError) []byte { return anthropicErrorEvent(ae) }
+
+// deltaBytes is the text or tool input a content_block_delta adds.
+func (e *anthropicEvent) deltaBytes() int {
+	if e.Type != "content_block_delta" || e.Delta == nil {
+		return 0
+	}
+	return len(e.Delta.Text) + len(e.Delta.PartialJSON)
+}
 
 // anthropicToChatStream turns Anthropic events into OpenAI chunks.
 type anthropicToChatStream struct {
@@ -102,13 +113,14 @@ type anthropicToChatStream struct {
 	toolIndex        map[int]int // content block index -> tool call index
 	finish           openai.FinishReason
 	finished         bool
+	deltaBytes       int // text and tool input relayed
 }
 
 func newAnthropicToChatStream(clientWantsUsage bool) *anthropicToChatStream {
 	return &anthropicToChatStream{clientWantsUsage: clientWantsUsage, toolIndex: map[int]int{}, created: time.Now().Unix()}
 }
 
-func (s *anthropicToChatStream) chunk(out []byte, delta openai.ChatCompletionStreamChoiceDelta, finish openai.FinishReason) []byte {
+func (s *anthropicToChatStream) chunk(out []byte, delta chunkDelta, finish openai.FinishReason) []byte {
 	choice := chatChunkChoice{Index: 0, Delta: delta}
 	if finish != "" {
 		choice.FinishReason = &finish
@@ -134,18 +146,19 @@ func (s *anthropicToChatStream) event(ev, out []byte) ([]byte, error) {
 		return out, err
 	}
 	s.tracker.observe(&e)
+	s.deltaBytes += e.deltaBytes()
 	switch e.Type {
 	case "message_start":
 		if e.Message != nil {
 			s.id, s.model = e.Message.ID, e.Message.Model
 		}
-		return s.chunk(out, openai.ChatCompletionStreamChoiceDelta{Role: openai.ChatMessageRoleAssistant}, ""), nil
+		return s.chunk(out, chunkDelta{Role: openai.ChatMessageRoleAssistant}, ""), nil
 	case "content_block_start":
 		if b := e.ContentBlock; b != nil && b.Type == "tool_use" {
 			i := len(s.toolIndex)
 			s.toolIndex[e.Index] = i
-			return s.chunk(out, openai.ChatCompletionStreamChoiceDelta{ToolCalls: []openai.ToolCall{{
-				Index: &i, ID: b.ID, Type: openai.ToolTypeFunction, Function: openai.FunctionCall{Name: b.Name},
+			return s.chunk(out, chunkDelta{ToolCalls: []chunkToolCall{{
+				Index: i, ID: b.ID, Type: openai.ToolTypeFunction, Function: chunkToolFunction{Name: b.Name},
 			}}}, ""), nil
 		}
 	case "content_block_delta":
@@ -154,11 +167,14 @@ func (s *anthropicToChatStream) event(ev, out []byte) ([]byte, error) {
 		}
 		switch e.Delta.Type {
 		case "text_delta":
-			return s.chunk(out, openai.ChatCompletionStreamChoiceDelta{Content: e.Delta.Text}, ""), nil
+			return s.chunk(out, chunkDelta{Content: e.Delta.Text}, ""), nil
 		case "input_json_delta":
-			i := s.toolIndex[e.Index]
-			return s.chunk(out, openai.ChatCompletionStreamChoiceDelta{ToolCalls: []openai.ToolCall{{
-				Index: &i, Function: openai.FunctionCall{Arguments: e.Delta.PartialJSON},
+			if e.Delta.PartialJSON == "" {
+				// Anthropic opens a tool's input with an empty piece.
+				return out, nil
+			}
+			return s.chunk(out, chunkDelta{ToolCalls: []chunkToolCall{{
+				Index: s.toolIndex[e.Index], Function: chunkToolFunction{Arguments: e.Delta.PartialJSON},
 			}}}, ""), nil
 		}
 	case "message_delta":
@@ -173,7 +189,7 @@ func (s *anthropicToChatStream) event(ev, out []byte) ([]byte, error) {
 		if s.finish == "" {
 			s.finish = openai.FinishReasonStop
 		}
-		out = s.chunk(out, openai.ChatCompletionStreamChoiceDelta{}, s.finish)
+		out = s.chunk(out, chunkDelta{}, s.finish)
 		if s.clientWantsUsage {
 			u := openAIUsageFrom(s.usage())
 			out = appendData(out, chatChunk{ID: s.id, Object: "chat.completion.chunk",
@@ -191,8 +207,9 @@ func (s *anthropicToChatStream) event(ev, out []byte) ([]byte, error) {
 	return out, nil
 }
 
-func (s *anthropicToChatStream) done() bool   { return s.finished }
-func (s *anthropicToChatStream) usage() Usage { return s.tracker.u.usage() }
+func (s *anthropicToChatStream) done() bool           { return s.finished }
+func (s *anthropicToChatStream) usage() Usage         { return s.tracker.u.usage() }
+func (s *anthropicToChatStream) partialOutput() int64 { return tokensOfText(s.deltaBytes) }
 func (s *anthropicToChatStream) errorEvent(ae *apiError) []byte {
 	return append(append([]byte("data: "), ae.openAIJSON()...), "\n\n"...)
 }
@@ -209,6 +226,7 @@ type chatToAnthropicStream struct {
 	stop      string
 	u         Usage
 	finished  bool
+	pieces    int64 // chunks of text or tool input relayed, each about one token
 }
 
 // streamedToolCall is one tool call of the upstream's stream and the
@@ -323,6 +341,9 @@ func (s *chatToAnthropicStream) event(ev, out []byte) ([]byte, error) {
 		out = s.start(out, c.ID, c.Model)
 	}
 	for _, ch := range c.Choices {
+		if ch.Delta.Content != "" || len(ch.Delta.ToolCalls) > 0 {
+			s.pieces++
+		}
 		if t := ch.Delta.Content; t != "" {
 			if s.open != "text" {
 				out = s.openBlock(out, map[string]any{"type": "text", "text": ""})
@@ -356,4 +377,5 @@ func (s *chatToAnthropicStream) event(ev, out []byte) ([]byte, error) {
 
 func (s *chatToAnthropicStream) done() bool                     { return s.finished }
 func (s *chatToAnthropicStream) usage() Usage                   { return s.u }
+func (s *chatToAnthropicStream) partialOutput() int64           { return s.pieces }
 func (s *chatToAnthropicStream) errorEvent(ae *apiError) []byte { return anthropicErrorEvent(ae) }

@@ -573,3 +573,82 @@ func TestAnthropicToChatToolEdges(t *testing.T) {
 		}
 	}
 }
+
+// An OpenAI client's stream from an Anthropic tool call has the chunk shape
+// OpenAI sends: id, type and name only in the call's first chunk, no empty
+// argument pieces.
+func TestAnthropicToChatStreamToolChunks(t *testing.T) {
+	t.Parallel()
+	events := []string{
+		`{"type":"message_start","message":{"id":"msg_1","model":"claude-x","usage":{"input_tokens":3,"output_tokens":1}}}`,
+		`{"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"toolu_1","name":"get_weather","input":{}}}`,
+		`{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":""}}`,
+		`{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{\"city\":"}}`,
+		`{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"\"Paris\"}"}}`,
+		`{"type":"content_block_stop","index":0}`,
+		`{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":9}}`,
+		`{"type":"message_stop"}`,
+	}
+	s := newAnthropicToChatStream(false)
+	var out []byte
+	for _, e := range events {
+		var err error
+		if out, err = s.event([]byte("data: "+e+"\n\n"), out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var calls []string
+	for _, ev := range strings.Split(strings.TrimSpace(string(out)), "\n\n") {
+		if i := strings.Index(ev, `"tool_calls":`); i >= 0 {
+			calls = append(calls, ev[i:strings.Index(ev, `]`)+1])
+		}
+	}
+	want := []string{
+		`"tool_calls":[{"index":0,"id":"toolu_1","type":"function","function":{"name":"get_weather"}}]`,
+		`"tool_calls":[{"index":0,"function":{"arguments":"{\"city\":"}}]`,
+		`"tool_calls":[{"index":0,"function":{"arguments":"\"Paris\"}"}}]`,
+	}
+	if !slices.Equal(calls, want) {
+		t.Fatalf("tool call chunks:\n%s\nwant:\n%s", strings.Join(calls, "\n"), strings.Join(want, "\n"))
+	}
+	if !strings.Contains(string(out), `"finish_reason":"tool_calls"`) {
+		t.Fatalf("no tool_calls finish in:\n%s", out)
+	}
+}
+
+// A translated reply writes the nullable fields OpenAI always writes:
+// content (null when the reply only calls tools), refusal and logprobs.
+func TestAnthropicToChatResponseNullableFields(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ content, want string }{
+		{`[{"type":"tool_use","id":"toolu_1","name":"f","input":{"a":1}}]`, `"content":null,"refusal":null,"tool_calls":[`},
+		{`[{"type":"text","text":"hi"}]`, `"content":"hi","refusal":null}`},
+		{`[]`, `"content":"","refusal":null}`},
+	}
+	for _, tc := range cases {
+		out, _, err := anthropicToChatResponse([]byte(`{"id":"msg_1","model":"claude-x","content":` + tc.content +
+			`,"stop_reason":"end_turn","usage":{"input_tokens":1,"output_tokens":1}}`))
+		if err != nil || !strings.Contains(string(out), tc.want) || !strings.Contains(string(out), `"logprobs":null`) {
+			t.Errorf("content %s: %s, %v; want %s and logprobs null", tc.content, out, err, tc.want)
+		}
+	}
+}
+
+// What an Anthropic model cannot give is refused rather than dropped.
+func TestChatToAnthropicRefusesWhatItCannotTranslate(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ extra, err string }{
+		{`"n":2`, "n: Anthropic models give one choice"},
+		{`"logprobs":true`, "logprobs"},
+		{`"top_logprobs":2`, "logprobs"},
+		{`"response_format":{"type":"json_object"}`, `response_format: "json_object"`},
+		{`"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{}}}`, `response_format: "json_schema"`},
+		{`"n":1,"logprobs":false,"response_format":{"type":"text"}`, ""},
+	}
+	for _, tc := range cases {
+		_, err := chatToAnthropic([]byte(`{"model":"m",`+tc.extra+`,"messages":[{"role":"user","content":"hi"}]}`), "claude-x")
+		if (tc.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("%s: err %v, want %q", tc.extra, err, tc.err)
+		}
+	}
+}

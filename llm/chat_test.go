@@ -196,6 +196,39 @@ func TestModelsFilteredByACL(t *testing.T) {
 	}
 }
 
+// GET /v1/models/{model} answers for a model the key may use, a name with
+// a slash included, and 404 for any other, as the SDKs' retrieve expects.
+func TestModelRetrieve(t *testing.T) {
+	t.Parallel()
+	m := startMock(t, mock.LLMOptions{})
+	cfg := Config{Models: []ModelConfig{
+		{Name: "gpt-4o-mini", Deployments: []DeploymentConfig{openaiDep(m, "gpt-4o-mini")}},
+		{Name: "gpt-4o", Deployments: []DeploymentConfig{openaiDep(m, "gpt-4o")}},
+		{Name: "org/with-slash", Deployments: []DeploymentConfig{openaiDep(m, "gpt-4o")}},
+	}}
+	h := newHarness(t, cfg)
+	for _, tc := range []struct {
+		key, model string
+		status     int
+	}{
+		{keyAll, "gpt-4o", 200},
+		{keyAll, "org/with-slash", 200},
+		{keyMini, "gpt-4o-mini", 200},
+		{keyMini, "gpt-4o", 404},
+		{keyAll, "nope", 404},
+		{"sk-wrong", "gpt-4o", 401},
+	} {
+		got, err := h.client(tc.key).GetModel(context.Background(), tc.model)
+		var apiErr *openai.APIError
+		switch {
+		case tc.status == 200 && (err != nil || got.ID != tc.model || got.Object != "model"):
+			t.Errorf("%s as %s: %+v, %v", tc.model, tc.key, got, err)
+		case tc.status != 200 && (!errors.As(err, &apiErr) || apiErr.HTTPStatusCode != tc.status):
+			t.Errorf("%s as %s: err %v, want %d", tc.model, tc.key, err, tc.status)
+		}
+	}
+}
+
 func TestIncomingTraceparentIsParent(t *testing.T) {
 	t.Parallel()
 	m := startMock(t, mock.LLMOptions{})

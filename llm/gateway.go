@@ -101,6 +101,8 @@ func (g *Gateway) Register(r fiber.Router) {
 	r.Post("/v1/embeddings", func(c *fiber.Ctx) error { return g.serve(c, kindEmbeddings) })
 	r.Post("/v1/messages", func(c *fiber.Ctx) error { return g.serve(c, kindMessages) })
 	r.Get("/v1/models", g.models)
+	// "+" rather than ":model": a model name may hold a slash (openai/gpt-4o).
+	r.Get("/v1/models/+", g.model)
 }
 
 type metrics struct {

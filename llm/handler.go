@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -108,7 +110,10 @@ func (g *Gateway) stream(w *bufio.Writer, cl *call, res *governance.Reservation,
 			g.log.Error("llm stream panic", "panic", r)
 		}
 		out.stream.close(errClientGone)
-		out.usage = out.stream.tr.usage()
+		var estimated bool
+		if out.usage, estimated = streamUsage(out.stream.tr, cl.req.estimateInput); estimated {
+			cl.span.Attrs = append(cl.span.Attrs, trace.Attr{Key: "usage", Value: "estimated"})
+		}
 		out.d.st.inFlight.Add(-1)
 		g.finish(cl, res, out, status, msg)
 	}()
@@ -221,9 +226,14 @@ const defaultMaxOutput = 4096
 func estimateUsage(req *request, kind callKind) Usage {
 	u := Usage{Input: req.estimateInput}
 	if kind != kindEmbeddings {
-		u.Output = req.maxTokens
-		if u.Output == 0 {
-			u.Output = defaultMaxOutput
+		perChoice := req.maxTokens
+		if perChoice == 0 {
+			perChoice = defaultMaxOutput
+		}
+		// Every one of n choices may use max_tokens; saturate rather than wrap.
+		u.Output = math.MaxInt64
+		if perChoice <= math.MaxInt64/req.choices {
+			u.Output = perChoice * req.choices
 		}
 	}
 	return u
@@ -293,11 +303,34 @@ func (g *Gateway) models(c *fiber.Ctx) error {
 	list := modelList{Object: "list", Data: []modelObject{}}
 	for _, name := range t.order {
 		if g.gov.Authorize(p, governance.KindModel, name).Allowed {
-			list.Data = append(list.Data, modelObject{ID: name, Object: "model", Created: t.created, OwnedBy: "switchboard"})
+			list.Data = append(list.Data, t.modelObject(name))
 		}
 	}
 	b, _ := json.Marshal(list)
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	c.Response().SetBodyRaw(b)
 	return nil
+}
+
+// model answers GET /v1/models/{model} for a model the key may use; any
+// other name is not found, so a key learns nothing of models it may not use.
+func (g *Gateway) model(c *fiber.Ctx) error {
+	p, err := g.gov.Authenticate(governance.KeyFromHeaders(c.Get(fiber.HeaderAuthorization), c.Get("x-api-key")))
+	if err != nil {
+		return g.reject(c, writeOpenAIError, nil, "", err)
+	}
+	name, err := url.PathUnescape(c.Params("+"))
+	t := g.table.Load()
+	if err != nil || t.groups[name] == nil || !g.gov.Authorize(p, governance.KindModel, name).Allowed {
+		writeOpenAIError(c, errModelNotFound(name))
+		return nil
+	}
+	b, _ := json.Marshal(t.modelObject(name))
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	c.Response().SetBodyRaw(b)
+	return nil
+}
+
+func (t *table) modelObject(name string) modelObject {
+	return modelObject{ID: name, Object: "model", Created: t.created, OwnedBy: "switchboard"}
 }

@@ -18,9 +18,20 @@ type chatCompletion struct {
 }
 
 type chatChoice struct {
-	Index        int                          `json:"index"`
-	Message      openai.ChatCompletionMessage `json:"message"`
-	FinishReason openai.FinishReason          `json:"finish_reason"`
+	Index   int         `json:"index"`
+	Message chatMessage `json:"message"`
+	// Logprobs is null: no translated reply has them.
+	Logprobs     *struct{}           `json:"logprobs"`
+	FinishReason openai.FinishReason `json:"finish_reason"`
+}
+
+// chatMessage writes content and refusal even when they are null, as
+// OpenAI does (go-openai omits an empty content).
+type chatMessage struct {
+	Role      string            `json:"role"`
+	Content   *string           `json:"content"`
+	Refusal   *string           `json:"refusal"`
+	ToolCalls []openai.ToolCall `json:"tool_calls,omitempty"`
 }
 
 type chatChunk struct {
@@ -33,8 +44,30 @@ type chatChunk struct {
 }
 
 type chatChunkChoice struct {
-	Index int                                    `json:"index"`
-	Delta openai.ChatCompletionStreamChoiceDelta `json:"delta"`
+	Index    int        `json:"index"`
+	Delta    chunkDelta `json:"delta"`
+	Logprobs *struct{}  `json:"logprobs"`
 	// FinishReason is null until the last chunk, as OpenAI sends it.
 	FinishReason *openai.FinishReason `json:"finish_reason"`
+}
+
+type chunkDelta struct {
+	Role      string          `json:"role,omitempty"`
+	Content   string          `json:"content,omitempty"`
+	ToolCalls []chunkToolCall `json:"tool_calls,omitempty"`
+}
+
+// chunkToolCall leaves out the id, type and name that only a call's first
+// chunk carries; go-openai's ToolCall would write "type":"" in the others,
+// which strict clients (the Vercel AI SDK) refuse.
+type chunkToolCall struct {
+	Index    int               `json:"index"`
+	ID       string            `json:"id,omitempty"`
+	Type     openai.ToolType   `json:"type,omitempty"`
+	Function chunkToolFunction `json:"function"`
+}
+
+type chunkToolFunction struct {
+	Name      string `json:"name,omitempty"`
+	Arguments string `json:"arguments,omitempty"`
 }

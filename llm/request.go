@@ -25,14 +25,19 @@ type request struct {
 	streamOptsAt  span
 	includeUsage  bool // the client asked for the usage chunk itself
 	maxTokens     int64
+	choices       int64 // n: how many completions the upstream generates, each up to maxTokens
 	estimateInput int64 // prompt tokens, estimated from the body size
 }
+
+// maxChoices is the most completions one call may ask for, OpenAI's own
+// limit on n.
+const maxChoices = 128
 
 // guardedKeys may not appear twice or in another letter case: Go's
 // encoding/json would match them case-insensitively and keep the last copy,
 // while an upstream may read another one, so what we route on would not be
 // what the upstream acts on.
-var guardedKeys = [...]string{"model", "stream", "stream_options", "max_tokens", "max_completion_tokens"}
+var guardedKeys = [...]string{"model", "stream", "stream_options", "max_tokens", "max_completion_tokens", "n"}
 
 // parseRequest validates body as JSON and picks out the routing fields.
 func parseRequest(body []byte) (*request, error) {
@@ -46,7 +51,7 @@ func parseRequest(body []byte) (*request, error) {
 	if body[i] != '{' {
 		return nil, errBadRequest("invalid_request", "request body must be a JSON object")
 	}
-	r := &request{body: body, estimateInput: int64(len(body)+3) / 4}
+	r := &request{body: body, choices: 1, estimateInput: int64(len(body)+3) / 4}
 	var seen [len(guardedKeys)]bool
 	i = skipSpace(body, i+1)
 	for body[i] != '}' {
@@ -129,6 +134,15 @@ func (r *request) set(key string, at span) error {
 			return errBadRequest("invalid_request", "field %q must be a non-negative integer", key)
 		}
 		r.maxTokens = max(r.maxTokens, n)
+	case "n":
+		if raw[0] == 'n' {
+			return nil
+		}
+		n, err := strconv.ParseInt(string(raw), 10, 64)
+		if err != nil || n < 1 || n > maxChoices {
+			return errBadRequest("invalid_request", "field \"n\" must be an integer from 1 to %d", maxChoices)
+		}
+		r.choices = n
 	}
 	return nil
 }

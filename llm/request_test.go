@@ -3,6 +3,7 @@ package llm
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 )
@@ -17,6 +18,7 @@ func TestParseRequest(t *testing.T) {
 		stream    bool
 		usage     bool
 		maxTokens int64
+		choices   int64 // 0: one
 	}{
 		{name: "plain", body: `{"model":"m","messages":[]}`, model: "m"},
 		{name: "whitespace and nesting", body: " {\n \"messages\" : [{\"model\":\"inner\",\"x\":{\"model\":1}}] , \"model\" : \"m\" }", model: "m"},
@@ -35,6 +37,12 @@ func TestParseRequest(t *testing.T) {
 		{name: "model number", body: `{"model":1}`, wantErr: "must be a string"},
 		{name: "negative max tokens", body: `{"model":"m","max_tokens":-1}`, wantErr: "non-negative"},
 		{name: "stream options not object", body: `{"model":"m","stream_options":[]}`, wantErr: "must be an object"},
+		{name: "choices", body: `{"model":"m","n":3}`, model: "m", choices: 3},
+		{name: "choices null", body: `{"model":"m","n":null}`, model: "m"},
+		{name: "no choices", body: `{"model":"m","n":0}`, wantErr: "from 1 to 128"},
+		{name: "too many choices", body: `{"model":"m","n":129}`, wantErr: "from 1 to 128"},
+		{name: "choices not an integer", body: `{"model":"m","n":2.5}`, wantErr: "from 1 to 128"},
+		{name: "duplicate choices", body: `{"model":"m","n":1,"n":50}`, wantErr: "more than once"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -49,7 +57,8 @@ func TestParseRequest(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if r.model != tc.model || r.stream != tc.stream || r.includeUsage != tc.usage || r.maxTokens != tc.maxTokens {
+			if r.model != tc.model || r.stream != tc.stream || r.includeUsage != tc.usage || r.maxTokens != tc.maxTokens ||
+				r.choices != max(tc.choices, 1) {
 				t.Fatalf("got %+v", r)
 			}
 		})
@@ -218,6 +227,31 @@ func BenchmarkOpenAIUsageOf(b *testing.B) {
 	for b.Loop() {
 		if _, err := openAIUsageOf(body); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// The budget hold covers every choice the call asks for.
+func TestEstimateUsageCoversEveryChoice(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		body   string
+		kind   callKind
+		output int64
+	}{
+		{`{"model":"m"}`, kindChat, defaultMaxOutput},
+		{`{"model":"m","max_tokens":100}`, kindChat, 100},
+		{`{"model":"m","max_tokens":100,"n":3}`, kindChat, 300},
+		{`{"model":"m","n":128}`, kindChat, 128 * defaultMaxOutput},
+		{`{"model":"m","max_tokens":9223372036854775807,"n":2}`, kindChat, math.MaxInt64},
+		{`{"model":"m","n":3}`, kindEmbeddings, 0},
+	} {
+		r, err := parseRequest([]byte(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := estimateUsage(r, tc.kind).Output; got != tc.output {
+			t.Errorf("%s: output estimate %d, want %d", tc.body, got, tc.output)
 		}
 	}
 }

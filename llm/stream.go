@@ -18,6 +18,9 @@ type streamTranslator interface {
 	// done reports that the terminal event was seen.
 	done() bool
 	usage() Usage
+	// partialOutput estimates the output tokens relayed so far, for a
+	// stream whose usage never came (see streamUsage).
+	partialOutput() int64
 	// errorEvent tells the client that the stream broke after it started.
 	errorEvent(ae *apiError) []byte
 }
@@ -30,6 +33,7 @@ type openAIStream struct {
 	clientWantsUsage bool
 	finished         bool
 	u                Usage
+	chunks           int64 // relayed, each about one token
 }
 
 var (
@@ -59,6 +63,7 @@ func (s *openAIStream) event(ev, out []byte) ([]byte, error) {
 			}
 		}
 	}
+	s.chunks++
 	if !s.clientWantsUsage {
 		// With include_usage every chunk carries "usage":null; a client that
 		// did not ask would not see that field from the provider.
@@ -72,8 +77,28 @@ func (s *openAIStream) event(ev, out []byte) ([]byte, error) {
 	return append(out, ev...), nil
 }
 
-func (s *openAIStream) done() bool   { return s.finished }
-func (s *openAIStream) usage() Usage { return s.u }
+func (s *openAIStream) done() bool           { return s.finished }
+func (s *openAIStream) usage() Usage         { return s.u }
+func (s *openAIStream) partialOutput() int64 { return s.chunks }
+
+// streamUsage is what a stream is billed: the usage its upstream reported.
+// A stream that ended without it, cut by the client or the upstream or
+// from a server that ignores include_usage, still cost tokens: it is
+// billed at least the prompt as estimated for the hold and the output its
+// relayed events hold, and estimated says so.
+func streamUsage(tr streamTranslator, estimatedInput int64) (u Usage, estimated bool) {
+	u = tr.usage()
+	if tr.done() && u.Total() > 0 {
+		return u, false
+	}
+	u.Input = max(u.Input, estimatedInput)
+	u.Output = max(u.Output, tr.partialOutput())
+	return u, true
+}
+
+// tokensOfText estimates the tokens of n bytes of text, about four bytes
+// each, as OpenAI's own rule of thumb has it.
+func tokensOfText(n int) int64 { return int64(n+3) / 4 }
 
 func (s *openAIStream) errorEvent(ae *apiError) []byte {
 	return append(append([]byte("data: "), ae.openAIJSON()...), "\n\n"...)
