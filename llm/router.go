@@ -122,9 +122,7 @@ func (g *Gateway) tryGroup(c *call, grp *group) (*result, *apiError, outcome) {
 		d := pick(grp, tried, time.Now())
 		if d == nil {
 			if last == nil {
-				last = &apiError{status: http.StatusServiceUnavailable, typ: "server_error", code: "no_healthy_deployment",
-					message:    fmt.Sprintf("no deployment of model %q is available (all cooling down or at capacity)", grp.name),
-					retryAfter: cooldownLeft(grp, time.Now())}
+				last = unavailable(grp, time.Now())
 			}
 			return nil, last, outcomeRetry
 		}
@@ -152,7 +150,7 @@ func backoff(base time.Duration, n int) time.Duration {
 
 // exhausted is the error once every group failed with a retryable error.
 func exhausted(model string, last *apiError) *apiError {
-	if last == nil || last.code == "no_healthy_deployment" {
+	if last == nil || last.code == "no_healthy_deployment" || last.code == "upstream_rate_limited" {
 		return last
 	}
 	e := &apiError{status: http.StatusBadGateway, typ: "server_error", code: "upstream_unavailable",
@@ -191,12 +189,17 @@ func (g *Gateway) attempt(c *call, d *deployment) (*result, *apiError, outcome) 
 	}
 	fail := func(ae *apiError, class outcome, httpStatus int) (*result, *apiError, outcome) {
 		d.st.inFlight.Add(-1)
-		if class == outcomeRetry {
+		switch {
+		case class == outcomeRetry && httpStatus == http.StatusTooManyRequests && ae.retryAfter > 0:
+			// Paused for what the 429 asked, at most a cooldown: an upstream's word must not take a
+			// deployment out for an hour.
+			d.st.breaker.rateLimited(time.Now(), min(ae.retryAfter, c.tbl.router.Cooldown))
+		case class == outcomeRetry:
 			if d.st.breaker.failure(time.Now(), c.tbl.router.AllowedFails, c.tbl.router.Cooldown) {
 				g.metrics.cooldowns.WithLabelValues(d.id).Inc()
 				g.log.Warn("deployment cooling down", "deployment", d.id, "cooldown", c.tbl.router.Cooldown)
 			}
-		} else {
+		default:
 			d.st.breaker.success()
 		}
 		g.metrics.attempts.WithLabelValues(d.id, outcomeLabel(class)).Inc()

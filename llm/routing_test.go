@@ -536,3 +536,80 @@ func TestNegativeUsageIsAnUnreadableReply(t *testing.T) {
 		})
 	}
 }
+
+// A 429 that says when to come back pauses its deployment until then (at
+// most a cooldown) without counting as a failure: the call is not retried
+// on it, other deployments serve meanwhile, and a call that finds every
+// deployment paused gets a 429 with the time left, not a 503.
+func TestRateLimitedDeploymentPauses(t *testing.T) {
+	t.Parallel()
+	limited := func(retryAfter string) (*httptest.Server, *atomic.Bool, *atomic.Int64) {
+		var on atomic.Bool
+		var hits atomic.Int64
+		on.Store(true)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			hits.Add(1)
+			if on.Load() {
+				w.Header().Set("Retry-After", retryAfter)
+				http.Error(w, `{"error":{"message":"slow down","type":"rate_limit_error"}}`, http.StatusTooManyRequests)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprint(w, `{"id":"x","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}`)
+		}))
+		t.Cleanup(srv.Close)
+		return srv, &on, &hits
+	}
+	body := `{"model":"m","messages":[{"role":"user","content":"hi"}]}`
+	router := func(cfg Config, cooldown time.Duration) Config {
+		cfg.Router.Retries, cfg.Router.AllowedFails, cfg.Router.Cooldown, cfg.Router.RetryBackoff = 2, 3, cooldown, time.Millisecond
+		return cfg
+	}
+
+	t.Run("alone", func(t *testing.T) {
+		t.Parallel()
+		srv, on, hits := limited("1")
+		h := newHarness(t, router(oneModel("m", DeploymentConfig{Provider: ProviderOpenAI, BaseURL: srv.URL + "/v1"}), time.Minute))
+		for i := range 2 {
+			status, hdr, eb, raw := h.post("/v1/chat/completions", keyAll, body)
+			if status != 429 || *eb.Error.Code != "upstream_rate_limited" || hdr.Get("Retry-After") != "1" || hits.Load() != 1 {
+				t.Fatalf("call %d: %d %s, Retry-After %q, upstream hits %d; want 429 after one hit", i, status, raw, hdr.Get("Retry-After"), hits.Load())
+			}
+		}
+		on.Store(false)
+		time.Sleep(1100 * time.Millisecond)
+		if status, _, _, raw := h.post("/v1/chat/completions", keyAll, body); status != 200 {
+			t.Fatalf("after the pause: %d %s (a 429 must not have opened the breaker)", status, raw)
+		}
+	})
+	t.Run("another deployment serves", func(t *testing.T) {
+		t.Parallel()
+		busy, _, busyHits := limited("30")
+		free, on, freeHits := limited("1")
+		on.Store(false)
+		h := newHarness(t, router(oneModel("m",
+			DeploymentConfig{Provider: ProviderOpenAI, BaseURL: busy.URL + "/v1"},
+			DeploymentConfig{Provider: ProviderOpenAI, BaseURL: free.URL + "/v1"}), time.Minute))
+		for i := range 6 {
+			if status, _, _, raw := h.post("/v1/chat/completions", keyAll, body); status != 200 {
+				t.Fatalf("call %d: %d %s", i, status, raw)
+			}
+		}
+		if busyHits.Load() > 1 || freeHits.Load() != 6 {
+			t.Fatalf("rate limited deployment hit %d times, the other %d; want at most 1 and 6", busyHits.Load(), freeHits.Load())
+		}
+	})
+	t.Run("pause capped at the cooldown", func(t *testing.T) {
+		t.Parallel()
+		srv, on, _ := limited("3600")
+		h := newHarness(t, router(oneModel("m", DeploymentConfig{Provider: ProviderOpenAI, BaseURL: srv.URL + "/v1"}), 200*time.Millisecond))
+		if status, _, _, raw := h.post("/v1/chat/completions", keyAll, body); status != 429 {
+			t.Fatalf("%d %s, want 429", status, raw)
+		}
+		on.Store(false)
+		time.Sleep(250 * time.Millisecond)
+		if status, _, _, raw := h.post("/v1/chat/completions", keyAll, body); status != 200 {
+			t.Fatalf("after the cooldown: %d %s", status, raw)
+		}
+	})
+}

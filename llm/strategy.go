@@ -17,7 +17,7 @@ func pick(g *group, tried []*deployment, now time.Time) *deployment {
 			if pass == 0 && contains(tried, d) {
 				continue
 			}
-			if d.st.breaker.state(now) == breakerOpen {
+			if !d.st.breaker.available(now) {
 				continue
 			}
 			if d.maxParallel > 0 && d.st.inFlight.Load() >= int64(d.maxParallel) {
