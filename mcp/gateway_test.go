@@ -55,10 +55,21 @@ func TestFederatedEndpointListsAndRoutes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			var listed []string
 			for _, tpl := range templates.ResourceTemplates {
 				if tpl.Name == catchAllTemplate {
 					t.Fatal("internal catch-all template is listed")
 				}
+				listed = append(listed, tpl.Name+" "+tpl.URITemplate.Raw())
+			}
+			// Both servers serve weather://forecast/{city}; reads go to the first configured, and so does the list.
+			if want := []string{"weather__forecast weather://forecast/{city}"}; !slices.Equal(listed, want) {
+				t.Fatalf("templates %q, want %q", listed, want)
+			}
+			weatherOnly := e.connect(t, "/mcp", keyWeather, p.version)
+			if templates, err := weatherOnly.ListResourceTemplates(ctx, mcp.ListResourceTemplatesRequest{}); err != nil ||
+				len(templates.ResourceTemplates) != 1 || templates.ResourceTemplates[0].Name != "weather__forecast" {
+				t.Fatalf("templates a weather-only key sees: %+v, %v", templates, err)
 			}
 			prompt, err := cli.GetPrompt(ctx, mcp.GetPromptRequest{Params: mcp.GetPromptParams{
 				Name: "files__weather_report", Arguments: map[string]string{"city": "Tokyo"}}})

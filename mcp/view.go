@@ -21,6 +21,9 @@ import (
 // exist fail with the same error. It is never listed.
 const catchAllTemplate = "switchboard-any-resource"
 
+// catchAllPattern is the catch-all template's URI template: any URI.
+const catchAllPattern = "{+uri}"
+
 // view is one MCP endpoint: /mcp (federated, server == "") or /mcp/<server>.
 // It is an mcp-go server whose catalogue mirrors the upstreams', so mcp-go
 // speaks both protocol versions, sessions, pagination and list_changed.
@@ -78,7 +81,7 @@ func (g *Gateway) newView(serverName string) *view {
 		opts = append(opts, server.WithPaginationLimit(g.cfg.PageSize))
 	}
 	v.srv = server.NewMCPServer(implName, implVersion, opts...)
-	v.srv.AddResourceTemplate(mcp.NewResourceTemplate("{+uri}", catchAllTemplate), v.readResource)
+	v.srv.AddResourceTemplate(mcp.NewResourceTemplate(catchAllPattern, catchAllTemplate), v.readResource)
 	v.stream = server.NewStreamableHTTPServer(v.srv,
 		// The gateway authenticates every request; the Host check would
 		// refuse clients that reach it through a proxy on the same host.
@@ -169,10 +172,14 @@ func (v *view) sync(ups []*upstream) {
 		tools     []server.ServerTool
 		resources []server.ServerResource
 		templates = []server.ServerResourceTemplate{{
-			Template: mcp.NewResourceTemplate("{+uri}", catchAllTemplate), Handler: v.readResource,
+			Template: mcp.NewResourceTemplate(catchAllPattern, catchAllTemplate), Handler: v.readResource,
 		}}
 		prompts []server.ServerPrompt
 		uris    = map[string]string{}
+		// mcp-go keys templates by their text, so a later server's copy
+		// would replace the first's in the list while reads (route) go to
+		// the first.
+		patterns = map[string]string{catchAllPattern: "the gateway's catch-all"}
 	)
 	for _, u := range ups {
 		cat := u.cat.Load()
@@ -198,6 +205,13 @@ func (v *view) sync(ups []*upstream) {
 			resources = append(resources, server.ServerResource{Resource: r, Handler: v.readResource})
 		}
 		for _, t := range cat.templates {
+			pattern := t.URITemplate.Raw()
+			if other, dup := patterns[pattern]; dup {
+				v.g.log.Warn("mcp resource template served by two servers; first wins",
+					"template", pattern, "mcp_server", u.name, "kept", other)
+				continue
+			}
+			patterns[pattern] = u.name
 			t.Name = v.listedName(u, t.Name)
 			templates = append(templates, server.ServerResourceTemplate{Template: t, Handler: v.readResource})
 		}
