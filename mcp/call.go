@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
@@ -87,8 +88,7 @@ func callerContext(req mcp.CallToolRequest) trace.SpanContext {
 // never the client's other _meta or headers. A Streamable HTTP upstream gets
 // it through the relay, the others through the mcp-go client.
 func (u *upstream) callTool(ctx context.Context, tool string, in mcp.CallToolRequest, sc trace.SpanContext, logLevel mcp.LoggingLevel) (*mcp.CallToolResult, error) {
-	rel := u.rel.Load()
-	cli, err := u.client()
+	cli, rel, err := u.awaitClient(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -105,22 +105,31 @@ func (u *upstream) callTool(ctx context.Context, tool string, in mcp.CallToolReq
 	defer cancel()
 	ctx, tooLarge := withAnswerMark(ctx)
 	trips := u.streamTrips.Load()
-	var res *mcp.CallToolResult
-	if rel != nil {
-		res, err = rel.callTool(ctx, u.relayCall(tool, in, sc, c, clientToken != nil), func(n mcp.JSONRPCNotification) {
-			// A 2026-07-28 server has no session: a log message on a call's
-			// answer stream is about that call, and goes to its caller only.
-			// mcp-go's 2025-11-25 sessions put a message on whichever of the
-			// session's streams is open, so there it is not tied to a call.
-			if rel.modern && n.Method == string(mcp.MethodNotificationMessage) {
-				c.logMessage(n.Params.AdditionalFields)
-				return
-			}
-			u.onNotification(n)
-		})
-	} else {
+	send := func(cli *client.Client, rel *relay) (*mcp.CallToolResult, error) {
+		if rel != nil {
+			return rel.callTool(ctx, u.relayCall(tool, in, sc, c, clientToken != nil), func(n mcp.JSONRPCNotification) {
+				// A 2026-07-28 server has no session: a log message on a call's
+				// answer stream is about that call, and goes to its caller only.
+				// mcp-go's 2025-11-25 sessions put a message on whichever of the
+				// session's streams is open, so there it is not tied to a call.
+				if rel.modern && n.Method == string(mcp.MethodNotificationMessage) {
+					c.logMessage(n.Params.AdditionalFields)
+					return
+				}
+				u.onNotification(n)
+			})
+		}
 		modern := mcp.IsModernProtocol(cli.ProtocolVersion())
-		res, err = cli.CallTool(withHeaders(ctx, u.headers(in.Header, &sc)), mcpRequest(tool, in, sc, c, clientToken != nil, modern))
+		return cli.CallTool(withHeaders(ctx, u.headers(in.Header, &sc)), mcpRequest(tool, in, sc, c, clientToken != nil, modern))
+	}
+	res, err := send(cli, rel)
+	if errors.Is(err, transport.ErrSessionTerminated) && ctx.Err() == nil {
+		// The server no longer knows the session (it restarted): the call
+		// never ran, so it goes once more on the session that replaces it.
+		signal(u.broken)
+		if next, nextRel, aerr := u.awaitClient(ctx, cli); aerr == nil {
+			res, err = send(next, nextRel)
+		}
 	}
 	if err != nil {
 		var big *responseTooLargeError

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -285,6 +286,44 @@ func TestRecreatedUpstreamWithTheSameToolsServesCalls(t *testing.T) {
 		}
 		if res, err := callTool(ctx, cli, name, map[string]any{"a": 2, "b": 3}); err != nil || res.IsError {
 			t.Fatalf("%s: call after the upstream was re-created: %+v, %v", path, res, err)
+		}
+	}
+}
+
+// A 2025-11-25 server that forgot the gateway's session (it restarted)
+// answers 404: the call never ran, and it is sent again on the new session
+// the gateway opens, instead of failing as unavailable.
+func TestCallRetriedOnANewSessionWhenTheServerForgetsIt(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var current atomic.Pointer[server.StreamableHTTPServer]
+	restart := func() {
+		current.Store(server.NewStreamableHTTPServer(mock.NewMCPServer(mock.MCPOptions{Name: "legacy"}), server.WithStateful(true),
+			server.WithDisableLocalhostProtection(true), server.WithStreamableHTTPProtocolVersions(mcp.ProtocolVersion20251125)))
+	}
+	restart()
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { current.Load().ServeHTTP(w, r) })}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	e := start(t, func(c *Config) {
+		c.Servers = append(c.Servers, ServerConfig{Name: "legacy", URL: "http://" + ln.Addr().String() + "/mcp", Timeout: 5 * time.Second})
+	})
+	e.waitTools(t, func(names []string) bool { return slices.Contains(names, "legacy__add") })
+	ctx := ctxT(t)
+	for _, p := range protocols {
+		cli := e.connect(t, "/mcp", keyAll, p.version)
+		for round := range 3 {
+			if round > 0 {
+				restart()
+			}
+			res, err := callTool(ctx, cli, "legacy__add", map[string]any{"a": 2, "b": 3})
+			if err != nil || res.IsError || !strings.HasPrefix(resultText(res), "5") {
+				t.Fatalf("%s, round %d: %+v, %v", p.name, round, res, err)
+			}
 		}
 	}
 }

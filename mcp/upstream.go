@@ -48,6 +48,10 @@ type upstream struct {
 	streamTrips atomic.Uint64
 
 	cli atomic.Pointer[client.Client] // nil while down
+	// lostAt is when the last live connection was lost (unix nanoseconds),
+	// 0 while connected: calls in the moments after wait for the
+	// reconnect (see awaitClient).
+	lostAt atomic.Int64
 	// rel carries tools/call on a Streamable HTTP connection (nil while
 	// down, and for the other transports).
 	rel atomic.Pointer[relay]
@@ -134,12 +138,14 @@ func (u *upstream) run() {
 			continue
 		}
 		backoff = minBackoff
-		u.cli.Store(cli)
 		u.rel.Store(rel)
+		u.cli.Store(cli)
+		u.lostAt.Store(0)
 		u.log.Info("mcp upstream connected", "protocol", cli.ProtocolVersion())
 		u.serve(cli)
-		u.rel.Store(nil)
+		u.lostAt.Store(time.Now().UnixNano())
 		u.cli.Store(nil)
+		u.rel.Store(nil)
 		stopListen()
 		_ = cli.Close()
 		if u.ctx.Err() == nil {
@@ -321,6 +327,41 @@ func (u *upstream) client() (*client.Client, error) {
 		return cli, nil
 	}
 	return nil, errUnavailable
+}
+
+// reconnectWait bounds how long a call waits for a connection that was
+// lost moments ago: a server that restarted is back within milliseconds,
+// while one that stays down must fail calls fast.
+const reconnectWait = 2 * time.Second
+
+// awaitClient returns a live client other than old (nil: any). It waits,
+// at most reconnectWait and ctx, only when a connection was lost less than
+// reconnectWait ago or old just failed because its session is gone;
+// otherwise an upstream that is down gives errUnavailable at once.
+func (u *upstream) awaitClient(ctx context.Context, old *client.Client) (*client.Client, *relay, error) {
+	var deadline time.Time
+	for {
+		// cli is stored after rel and cleared before it: a client seen here
+		// comes with its own relay.
+		if cli := u.cli.Load(); cli != nil && cli != old {
+			return cli, u.rel.Load(), nil
+		}
+		now := time.Now()
+		if deadline.IsZero() {
+			deadline = now.Add(reconnectWait)
+			if lost := u.lostAt.Load(); old == nil && (lost == 0 || now.Sub(time.Unix(0, lost)) > reconnectWait) {
+				return nil, nil, errUnavailable
+			}
+		}
+		if now.After(deadline) {
+			return nil, nil, errUnavailable
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, errUnavailable
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // failed inspects an upstream error: a transport failure means the
