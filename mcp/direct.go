@@ -44,19 +44,11 @@ func (v *view) directCall(c *fiber.Ctx, p *governance.Principal) bool {
 	if !rh.IsPost() || len(rh.Peek(mcp.HeaderLastEventID)) != 0 {
 		return false
 	}
-	version := string(rh.Peek(mcp.HeaderProtocolVersion))
+	get := func(name string) string { return string(rh.Peek(name)) }
+	version := get(mcp.HeaderProtocolVersion)
 	modern := mcp.IsModernProtocol(version)
-	if modern {
-		// Only a tools/call is worth decoding here.
-		if version != mcp.ProtocolVersion20260728 || string(rh.Peek(mcp.HeaderMethod)) != string(mcp.MethodToolsCall) {
-			return false
-		}
-	} else if version != "" && !mcp.IsValidProtocolVersion(version) {
-		return false
-	} else if _, err := sessionIDs.Validate(string(rh.Peek(server.HeaderKeySessionID))); err != nil {
-		return false
-	}
-	if mediaType, _, err := mime.ParseMediaType(string(rh.ContentType())); err != nil || mediaType != "application/json" {
+	// Only a tools/call is worth decoding here.
+	if !transportChecksPass(get) || modern && get(mcp.HeaderMethod) != string(mcp.MethodToolsCall) {
 		return false
 	}
 	var msg struct {
@@ -124,6 +116,26 @@ func (v *view) directCall(c *fiber.Ctx, p *governance.Principal) bool {
 	}
 	out.finish(c, answer)
 	return true
+}
+
+// transportChecksPass reports whether a POST's headers pass the checks
+// mcp-go's transport makes before it reads the message: a JSON body, a
+// protocol version it speaks, and for a 2025-11-25 session a well-formed
+// session ID. A message the gateway answers itself must pass them too;
+// otherwise mcp-go answers, with the status the transport prescribes.
+func transportChecksPass(get func(string) string) bool {
+	if mediaType, _, err := mime.ParseMediaType(get("Content-Type")); err != nil || mediaType != "application/json" {
+		return false
+	}
+	version := get(mcp.HeaderProtocolVersion)
+	if mcp.IsModernProtocol(version) {
+		return version == mcp.ProtocolVersion20260728
+	}
+	if version != "" && !mcp.IsValidProtocolVersion(version) {
+		return false
+	}
+	_, err := sessionIDs.Validate(get(server.HeaderKeySessionID))
+	return err == nil
 }
 
 // internalError is mcp-go's answer to a failed handler: -32603.

@@ -61,7 +61,7 @@ func (v *view) post(w http.ResponseWriter, r *http.Request) {
 			RequestID json.RawMessage `json:"requestId"`
 		} `json:"params"`
 	}
-	if json.Unmarshal(body, &msg) != nil || msg.Method == "" {
+	if json.Unmarshal(body, &msg) != nil || msg.Method == "" || !transportChecksPass(r.Header.Get) {
 		v.stream.Handle(hw, hr)
 		return
 	}

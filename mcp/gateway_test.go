@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
 	"github.com/switchboard-gw/switchboard/trace"
 )
 
@@ -215,10 +216,30 @@ func TestHiddenResourceFailsLikeMissing(t *testing.T) {
 		})
 	}
 	// The raw answer carries the spec's code and the URI.
-	r := post(t, e.url+"/mcp", keyWeather, `{"jsonrpc":"2.0","id":7,"method":"resources/read","params":{"uri":"weather://cities"}}`)
+	read := `{"jsonrpc":"2.0","id":7,"method":"resources/read","params":{"uri":"weather://cities"}}`
+	r := post(t, e.url+"/mcp", keyWeather, read, server.HeaderKeySessionID, sessionIDs.Generate())
 	if r.status != http.StatusOK || !strings.Contains(r.body, `"code":-32002`) || !strings.Contains(r.body, `"id":7`) ||
 		!strings.Contains(r.body, `"uri":"weather://cities"`) {
 		t.Fatalf("raw not-found answer: %d %s", r.status, r.body)
+	}
+	// The gateway answers it only once the transport's checks pass, as mcp-go would: a request its transport
+	// refuses gets the transport's refusal, not an answer.
+	for _, tc := range []struct {
+		name   string
+		header []string
+		status int
+	}{
+		{"unsupported protocol version", []string{"Mcp-Protocol-Version", "1999-01-01", server.HeaderKeySessionID, sessionIDs.Generate()}, http.StatusBadRequest},
+		{"not JSON", []string{"Content-Type", "text/plain", server.HeaderKeySessionID, sessionIDs.Generate()}, http.StatusBadRequest},
+		{"no session", nil, http.StatusNotFound},
+	} {
+		if r := post(t, e.url+"/mcp", keyWeather, read, tc.header...); r.status != tc.status || strings.Contains(r.body, "-32002") {
+			t.Errorf("%s: %d %s, want the transport's %d", tc.name, r.status, r.body, tc.status)
+		}
+	}
+	cancel := `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}`
+	if r := post(t, e.url+"/mcp", keyWeather, cancel, "Mcp-Protocol-Version", "1999-01-01"); r.status != http.StatusBadRequest {
+		t.Errorf("cancellation with an unsupported version: %d %s, want 400", r.status, r.body)
 	}
 }
 
@@ -314,7 +335,7 @@ type httpReply struct {
 	body   string
 }
 
-func post(t *testing.T, url, key, body string) httpReply {
+func post(t *testing.T, url, key, body string, header ...string) httpReply {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
 	if err != nil {
@@ -325,6 +346,9 @@ func post(t *testing.T, url, key, body string) httpReply {
 	req.Header.Set("Mcp-Protocol-Version", mcp.ProtocolVersion20251125)
 	if key != "" {
 		req.Header.Set("x-api-key", key)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 	if err != nil {
