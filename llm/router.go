@@ -115,16 +115,18 @@ func (g *Gateway) tryGroup(c *call, grp *group) (*result, *apiError, outcome) {
 	var tried []*deployment
 	var last *apiError
 	for n := 0; n <= c.tbl.router.Retries; n++ {
-		if n > 0 {
-			c.retries++
-			time.Sleep(backoff(c.tbl.router.RetryBackoff, n))
-		}
 		d := pick(grp, tried, time.Now())
 		if d == nil {
 			if last == nil {
 				last = unavailable(grp, time.Now())
 			}
 			return nil, last, outcomeRetry
+		}
+		if n > 0 {
+			// Counted and waited for only when there is a deployment to retry on: a 429 may have paused the
+			// only one.
+			c.retries++
+			time.Sleep(backoff(c.tbl.router.RetryBackoff, n))
 		}
 		tried = append(tried, d)
 		res, err, class := g.attempt(c, d)

@@ -97,7 +97,12 @@ models:
   - {name: garbage, deployments: [%s]}
   - {name: not-json, deployments: [%s]}
   - {name: limited, deployments: [%s]}
+  - {name: limited-stream, deployments: [%s]}
   - name: limited-then-ok
+    deployments:
+      - %s
+      - %s
+  - name: limited-then-ok-stream
     deployments:
       - %s
       - %s
@@ -114,7 +119,9 @@ trace: {spill_dir: %q, flush_interval: 100ms}
 `, listen,
 		dep("http://"+closedPort(t), ""), dep(hang, ""),
 		dep(good.URL, `, headers: {x-mock-latency: 300ms}`), dep(good.URL, `, headers: {x-mock-latency: 5s}`),
-		dep(bad+"/cut", ""), dep(garbage, ""), dep(bad+"/notjson", ""), dep(bad+"/limited", ""),
+		dep(bad+"/cut", ""), dep(garbage, ""), dep(bad+"/notjson", ""), dep(bad+"/limited", ""), dep(bad+"/limited", ""),
+		dep(bad+"/limited", `, pricing: {input_per_mtok: "0.01", output_per_mtok: "0.01"}`),
+		dep(good.URL, `, pricing: {input_per_mtok: "1", output_per_mtok: "1"}`),
 		dep(bad+"/limited", `, pricing: {input_per_mtok: "0.01", output_per_mtok: "0.01"}`),
 		dep(good.URL, `, pricing: {input_per_mtok: "1", output_per_mtok: "1"}`),
 		mcpURL, strconv.Quote(a2aCard), faultSecret, faultAdminKey, faultKey,
@@ -184,10 +191,11 @@ func llmFaults(t *testing.T, g *gatewayProc) {
 		{model: "garbage", stream: true, status: 502, code: "upstream_unavailable", spanStatus: trace.StatusError, spanHTTP: 502, retries: 1},
 		{model: "not-json", status: 502, code: "upstream_unavailable", spanStatus: trace.StatusError, spanHTTP: 502, retries: 1},
 		{model: "not-json", stream: true, status: 502, code: "upstream_unavailable", spanStatus: trace.StatusError, spanHTTP: 502, retries: 1},
-		{model: "limited", status: 429, code: "upstream_rate_limited", retryAfter: "7", spanStatus: trace.StatusError, spanHTTP: 429, retries: 1},
-		{model: "limited", stream: true, status: 429, code: "upstream_rate_limited", retryAfter: "7", spanStatus: trace.StatusError, spanHTTP: 429, retries: 1},
+		// A 429 with Retry-After pauses its deployment (each case has its own) rather than being retried on it.
+		{model: "limited", status: 429, code: "upstream_rate_limited", retryAfter: "7", spanStatus: trace.StatusError, spanHTTP: 429},
+		{model: "limited-stream", stream: true, status: 429, code: "upstream_rate_limited", retryAfter: "7", spanStatus: trace.StatusError, spanHTTP: 429},
 		{model: "limited-then-ok", status: 200, spanStatus: trace.StatusOK, spanHTTP: 200, retries: 1},
-		{model: "limited-then-ok", stream: true, status: 200, spanStatus: trace.StatusOK, spanHTTP: 200, retries: 1},
+		{model: "limited-then-ok-stream", stream: true, status: 200, spanStatus: trace.StatusOK, spanHTTP: 200, retries: 1},
 	} {
 		t.Run(fmt.Sprintf("%s/stream=%t", tc.model, tc.stream), func(t *testing.T) {
 			id, tp := newTraceparent()
