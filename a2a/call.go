@@ -78,6 +78,12 @@ func (c *call) outgoing(ctx context.Context) context.Context {
 
 func (c *call) keyID() string { return c.principal.KeyID }
 
+// extensionsOf are the extensions a client asks for: A2A-Extensions in 1.0,
+// X-A2A-Extensions in 0.3.
+func extensionsOf(values func(header string) []string) []string {
+	return append(values("A2A-Extensions"), values("X-A2A-Extensions")...)
+}
+
 // timeout bounds a non-streaming upstream call. A replayed exchange that
 // already ran out of time gets none left, so it ends exactly as it did.
 func (c *call) timeout() time.Duration {
@@ -107,7 +113,8 @@ func (c *call) checkTask(id a2a.TaskID) error {
 	return nil
 }
 
-// checkMessage lets a message continue only this key's tasks and contexts.
+// checkMessage lets a message continue, or refer to, only this key's tasks
+// and contexts.
 // A context id the gateway has not seen is allowed (clients may mint their
 // own) and becomes this key's.
 func (c *call) checkMessage(m *a2a.Message) error {
@@ -117,6 +124,12 @@ func (c *call) checkMessage(m *a2a.Message) error {
 	if m.TaskID != "" {
 		if err := c.checkTask(m.TaskID); err != nil {
 			return err
+		}
+	}
+	for _, ref := range m.ReferenceTasks {
+		// The agent may read a referenced task to the caller as context.
+		if !c.owners.owns(c.taskRef(ref), c.keyID()) {
+			return c.record(a2a.ErrTaskNotFound)
 		}
 	}
 	if m.ContextID != "" && !c.owners.claim(c.contextRef(m.ContextID), c.keyID()) {

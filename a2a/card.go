@@ -69,6 +69,21 @@ func checkInterfaces(card *a2a.AgentCard) error {
 // upstream credentials itself.
 func rewriteCard(up *a2a.AgentCard, endpoint string) *a2a.AgentCard {
 	card := *up
+	// Links into the agent's own hosts would show every client where the
+	// agent runs; links elsewhere (a docs site, the provider's home page)
+	// stay.
+	hosts := agentHosts(up)
+	if hosts[hostOf(card.DocumentationURL)] {
+		card.DocumentationURL = ""
+	}
+	if hosts[hostOf(card.IconURL)] {
+		card.IconURL = ""
+	}
+	if card.Provider != nil && hosts[hostOf(card.Provider.URL)] {
+		provider := *card.Provider
+		provider.URL = ""
+		card.Provider = &provider
+	}
 	card.SupportedInterfaces = []*a2a.AgentInterface{
 		{URL: endpoint, ProtocolBinding: a2a.TransportProtocolJSONRPC, ProtocolVersion: a2a.Version},
 		{URL: endpoint, ProtocolBinding: a2a.TransportProtocolJSONRPC, ProtocolVersion: a2av0.Version},
@@ -87,6 +102,29 @@ func rewriteCard(up *a2a.AgentCard, endpoint string) *a2a.AgentCard {
 		card.Skills[i] = s
 	}
 	return &card
+}
+
+// agentHosts are the hosts the agent's interfaces are served from.
+func agentHosts(card *a2a.AgentCard) map[string]bool {
+	hosts := map[string]bool{}
+	for _, iface := range card.SupportedInterfaces {
+		if iface != nil {
+			if h := hostOf(iface.URL); h != "" {
+				hosts[h] = true
+			}
+		}
+	}
+	return hosts
+}
+
+// hostOf is the lowercased host (without port) of an absolute URL, "" for
+// anything else.
+func hostOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(u.Hostname())
 }
 
 // renderCard writes the card in the shape the client's A2A-Version asks for.

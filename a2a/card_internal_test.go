@@ -63,3 +63,32 @@ func TestRewriteCardLeavesTheUpstreamCardAlone(t *testing.T) {
 		t.Fatal("the upstream card was modified")
 	}
 }
+
+// Links into the agent's own hosts leave the card; links elsewhere stay.
+func TestRewriteCardDropsLinksToTheAgentsHost(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ link, want string }{
+		{"http://agent.internal:9000/docs", ""},
+		{"http://AGENT.internal/icon.png", ""},
+		{"http://10.0.0.7:8080/org", ""},
+		{"https://docs.example.com/agent", "https://docs.example.com/agent"},
+		{"", ""},
+	}
+	for _, tc := range cases {
+		up := &a2a.AgentCard{
+			Name: "n",
+			SupportedInterfaces: []*a2a.AgentInterface{
+				{URL: "http://agent.internal:9000/a2a", ProtocolBinding: a2a.TransportProtocolJSONRPC, ProtocolVersion: "1.0"},
+				{URL: "grpc://10.0.0.7:50051", ProtocolBinding: a2a.TransportProtocolGRPC, ProtocolVersion: "1.0"},
+			},
+			DocumentationURL: tc.link, IconURL: tc.link, Provider: &a2a.AgentProvider{Org: "o", URL: tc.link},
+		}
+		got := rewriteCard(up, "http://gw/a2a/n")
+		if got.DocumentationURL != tc.want || got.IconURL != tc.want || got.Provider.URL != tc.want || got.Provider.Org != "o" {
+			t.Errorf("%q: documentation %q, icon %q, provider %+v; want %q", tc.link, got.DocumentationURL, got.IconURL, got.Provider, tc.want)
+		}
+		if up.Provider.URL != tc.link {
+			t.Errorf("%q: the upstream card's provider was modified", tc.link)
+		}
+	}
+}

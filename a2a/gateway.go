@@ -262,7 +262,7 @@ func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request, env envelope, ad
 	endpoint, _ := r.Context().Value(endpointKey{}).(string)
 	c := &call{
 		agent: adm.agent, owners: g.owners, principal: adm.principal, method: env.Method, endpoint: endpoint,
-		traceparent: adm.span.Context().Traceparent(), extensions: r.Header.Values("A2A-Extensions"),
+		traceparent: adm.span.Context().Traceparent(), extensions: extensionsOf(r.Header.Values),
 		start: adm.span.Start, replay: rp,
 	}
 	if isStreamMethod(env.Method) {

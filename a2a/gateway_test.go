@@ -198,6 +198,21 @@ func TestTasksAreIsolatedBetweenKeys(t *testing.T) {
 			_, err := bob.SendMessage(ctx, req)
 			return err
 		},
+		// An agent may read a referenced task to the caller as context.
+		"refer to": func(id a2a.TaskID) error {
+			req := textMessage("what did alice get?")
+			req.Message.ReferenceTasks = []a2a.TaskID{id}
+			_, err := bob.SendMessage(ctx, req)
+			return err
+		},
+		"refer to, streaming": func(id a2a.TaskID) error {
+			req := textMessage("what did alice get?")
+			req.Message.ReferenceTasks = []a2a.TaskID{id}
+			for _, err := range bob.SendStreamingMessage(ctx, req) {
+				return err
+			}
+			return nil
+		},
 		"get push config": func(id a2a.TaskID) error {
 			_, err := bob.GetTaskPushConfig(ctx, &a2a.GetTaskPushConfigRequest{TaskID: id, ID: "x"})
 			return err
@@ -224,6 +239,14 @@ func TestTasksAreIsolatedBetweenKeys(t *testing.T) {
 		})
 	}
 
+	t.Run("own reference", func(t *testing.T) {
+		req := textMessage("and now?")
+		req.Message.ReferenceTasks = []a2a.TaskID{id}
+		if _, err := alice.SendMessage(ctx, req); err != nil {
+			t.Fatalf("alice referring to her own task: %v", err)
+		}
+	})
+
 	t.Run("list", func(t *testing.T) {
 		mine, err := alice.ListTasks(ctx, &a2a.ListTasksRequest{})
 		if err != nil {
@@ -238,6 +261,15 @@ func TestTasksAreIsolatedBetweenKeys(t *testing.T) {
 		}
 		if hasTask(theirs.Tasks, id) {
 			t.Errorf("bob's list shows alice's task")
+		}
+		// A page that is not the last must not carry the agent's count of every key's tasks either.
+		page, err := bob.ListTasks(ctx, &a2a.ListTasksRequest{PageSize: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if page.NextPageToken == "" || page.TotalSize != len(page.Tasks) {
+			t.Errorf("bob's first page of one: %d tasks, total %d, next page %q; want a next page and no other key's count",
+				len(page.Tasks), page.TotalSize, page.NextPageToken)
 		}
 	})
 
@@ -524,5 +556,40 @@ func TestUpstreamSeesItsOwnHeadersOnly(t *testing.T) {
 	call := seen[len(seen)-1]
 	if _, ok := trace.ParseTraceparent(call.Get("traceparent")); !ok || call.Get("A2A-Version") != "1.0" {
 		t.Errorf("call headers: traceparent %q, A2A-Version %q", call.Get("traceparent"), call.Get("A2A-Version"))
+	}
+}
+
+// The extensions a client asks for reach the agent, whether the client
+// names them in 1.0's A2A-Extensions or 0.3's X-A2A-Extensions, on the
+// fast path (1.0 SendMessage) and the slow path (0.3 message/send) alike.
+func TestClientExtensionsReachTheAgent(t *testing.T) {
+	t.Parallel()
+	up := startMockAgent(t, mock.A2AOptions{})
+	rec, recURL := startHeaderRecorder(t, up.URL)
+	card := `{"name":"u","supportedInterfaces":[{"url":"` + recURL + `","protocolBinding":"JSONRPC","protocolVersion":"1.0"}],` +
+		`"capabilities":{"streaming":true}}`
+	h := startGateway(t, sba2a.Config{Agents: []sba2a.AgentConfig{{Name: "inline", Card: card}}})
+	const ext = "https://ext.example/v1"
+	for _, tc := range []struct{ header, version, body string }{
+		{"A2A-Extensions", "1.0", `{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":{"messageId":"m1","role":"ROLE_USER","parts":[{"text":"hi"}]}}}`},
+		{"X-A2A-Extensions", "1.0", `{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":{"messageId":"m2","role":"ROLE_USER","parts":[{"text":"hi"}]}}}`},
+		{"X-A2A-Extensions", "0.3", `{"jsonrpc":"2.0","id":1,"method":"message/send","params":{"message":{"kind":"message","messageId":"m3","role":"user","parts":[{"kind":"text","text":"hi"}]}}}`},
+	} {
+		req, err := http.NewRequest(http.MethodPost, h.URL+"/a2a/inline", strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+keyAlice)
+		req.Header.Set(a2a.SvcParamVersion, tc.version)
+		req.Header.Set(tc.header, ext)
+		before := len(rec.all())
+		if status, _, body := h.do(req); status != http.StatusOK || strings.Contains(body, `"error"`) {
+			t.Fatalf("%s from a %s client: %d %s", tc.header, tc.version, status, body)
+		}
+		seen := rec.all()
+		if len(seen) == before || seen[len(seen)-1].Get("A2A-Extensions") != ext {
+			t.Errorf("%s from a %s client: the agent saw extensions %q", tc.header, tc.version, seen[len(seen)-1].Get("A2A-Extensions"))
+		}
 	}
 }

@@ -159,9 +159,11 @@ func (proxy) ListTasks(ctx context.Context, req *a2a.ListTasksRequest) (*a2a.Lis
 			out.Tasks = append(out.Tasks, t)
 		}
 	}
-	if out.NextPageToken == "" {
-		out.TotalSize = len(out.Tasks)
-	}
+	// The upstream's total counts every key's tasks: passed on, it would
+	// tell a key how many other keys have. The caller's own total would take
+	// a walk over every page, so each page reports its own count, and
+	// nextPageToken says whether more may follow.
+	out.TotalSize = len(out.Tasks)
 	return &out, nil
 }
 

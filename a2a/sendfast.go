@@ -28,9 +28,10 @@ import (
 // re-encode) and a2a-go's client (encode, decode) — about half of the
 // gateway's CPU per call. It decodes what it decides on with the same
 // decoder as the slow path and refuses to forward a body whose deciding
-// fields (method, params, message, taskId, contextId; and in the answer
-// result, task, message, id, contextId) are written twice or in another
-// case, since the upstream might read another copy than the gateway did.
+// fields (method, params, message, taskId, contextId, referenceTaskIds; and
+// in the answer result, task, message, id, contextId) are written twice or
+// in another case, since the upstream might read another copy than the
+// gateway did.
 //
 // Every other outcome keeps the slow path's behaviour exactly: a request
 // the fast path does not take goes to the slow path untouched, and an
@@ -109,7 +110,7 @@ func (g *Gateway) fastSend(c *fiber.Ctx, name string) (fastRequest, bool) {
 		return fastRequest{}, false
 	}
 	if m := p.get("message"); m != nil && string(m) != "null" {
-		if _, ok := pick(m, "taskId", "contextId"); !ok {
+		if _, ok := pick(m, "taskId", "contextId", "referenceTaskIds"); !ok {
 			return fastRequest{}, false
 		}
 	}
@@ -134,7 +135,7 @@ func (g *Gateway) sendFast(c *fiber.Ctx, name string, req fastRequest) error {
 	}
 	cl := &call{
 		agent: adm.agent, owners: g.owners, principal: adm.principal, method: env.Method,
-		traceparent: adm.span.Context().Traceparent(), extensions: headerValues(c, "A2A-Extensions"),
+		traceparent: adm.span.Context().Traceparent(), extensions: extensionsOf(func(name string) []string { return headerValues(c, name) }),
 		start: adm.span.Start, reached: true,
 	}
 	// A reload may have replaced the agent since fastSend looked: then the
