@@ -19,6 +19,8 @@ var (
 	errContextInUse         = a2a.NewError(a2a.ErrInvalidParams, "contextId belongs to another caller")
 	errInvalidAgentResponse = a2a.NewError(a2a.ErrInvalidAgentResponse, "upstream agent sent an empty result")
 	errStreamDuration       = a2a.NewError(a2a.ErrServerError, "stream exceeded the gateway's maximum stream duration")
+	// errClientClosed is recorded, never sent: the client is gone.
+	errClientClosed = errors.New("client closed the stream")
 )
 
 // call is the state of one JSON-RPC call through the gateway: who calls which
@@ -45,6 +47,10 @@ type call struct {
 	err       error
 	billable  bool
 	ttft      time.Duration
+	// relayed: the proxy's event stream ran to its end, whatever that was.
+	// a2a-go's handler returns before that only when it could not write to
+	// the client.
+	relayed bool
 }
 
 type callKey struct{}
@@ -216,7 +222,11 @@ func (c *call) upstreamError(ctx context.Context, err error) error {
 		err = errUpstreamTooLarge
 	case errors.As(err, &a2aErr):
 	case ctx.Err() != nil:
-		err = context.Cause(ctx)
+		// Ours ends with errStreamDuration; a plain cancel is the client
+		// going away.
+		if err = context.Cause(ctx); errors.Is(err, context.Canceled) {
+			err = errClientClosed
+		}
 	default:
 		c.agent.log.Warn("a2a: upstream call failed", "method", c.method, "err", c.agent.secrets.String(err.Error()))
 		err = errUpstreamUnavailable

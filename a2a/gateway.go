@@ -274,6 +274,15 @@ func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request, env envelope, ad
 	ctx, cancel := context.WithCancel(withCall(a2alog.AttachLogger(context.Background(), g.log), c))
 	defer cancel()
 	env.handler(g).ServeHTTP(costHeader(w, c), r.WithContext(ctx))
+	if isStreamMethod(env.Method) {
+		c.mu.Lock()
+		gone := c.reached && !c.relayed
+		c.mu.Unlock()
+		if gone {
+			// The handler gave up writing while the agent's stream still ran.
+			c.record(errClientClosed)
+		}
+	}
 	cost := c.cost()
 	adm.res.Settle(cost, 0)
 	g.end(adm.span, c, cost)
@@ -295,6 +304,8 @@ func (g *Gateway) end(span *trace.Span, c *call, cost int64) {
 	span.TTFT = c.ttft
 	span.Status = trace.StatusOK
 	switch {
+	case errors.Is(c.err, errClientClosed):
+		span.Status, span.Error, span.HTTPStatus = trace.StatusError, c.err.Error(), statusClientClosed
 	case c.err != nil:
 		span.Status, span.Error = trace.StatusError, c.agent.secrets.String(c.err.Error())
 	case !c.reached:
@@ -312,6 +323,10 @@ func (g *Gateway) end(span *trace.Span, c *call, cost int64) {
 	span.End()
 	g.metrics.calls.WithLabelValues(c.agent.name, metricMethod(c.method), string(span.Status)).Inc()
 }
+
+// statusClientClosed is the span's HTTP status for a stream the client
+// left, as the LLM gateway records it (nginx's 499).
+const statusClientClosed = 499
 
 // originKey carries the governance.Denial handleRPC started (caller's
 // address, request id, route, agent) into net/http land.

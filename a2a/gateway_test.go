@@ -489,7 +489,11 @@ func TestClientDisconnectEndsTheStream(t *testing.T) {
 	h := startGateway(t, sba2a.Config{StreamKeepAlive: 20 * time.Millisecond, Agents: []sba2a.AgentConfig{{Name: "slow", CardURL: cardURL(slow)}}})
 	_, stop := startSlowTask(t, h, keyAlice, a2a.Version)
 	stop()
-	h.Sink.waitSpans(t, 1, func(s trace.Span) bool { return attr(s, "a2a.method") == "SendStreamingMessage" })
+	spans := h.Sink.waitSpans(t, 1, func(s trace.Span) bool { return attr(s, "a2a.method") == "SendStreamingMessage" })
+	// Recorded as the client's doing, like an LLM stream the client left.
+	if s := spans[0]; s.Status != trace.StatusError || s.HTTPStatus != 499 || s.Error != "client closed the stream" {
+		t.Errorf("span of the abandoned stream: status %q, http %d, error %q", s.Status, s.HTTPStatus, s.Error)
+	}
 }
 
 // headerRecorder is a reverse proxy in front of a mock agent that keeps the

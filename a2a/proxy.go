@@ -60,6 +60,11 @@ func stream[Req any](ctx context.Context, req Req, check func(*call, Req) error,
 			yield(nil, err)
 			return
 		}
+		defer func() {
+			c.mu.Lock()
+			c.relayed = true
+			c.mu.Unlock()
+		}()
 		ctx := ctx // the closure's own: the outer ctx must not collect a deadline per run
 		if !c.deadline.IsZero() {
 			var cancel context.CancelFunc
@@ -85,6 +90,9 @@ func stream[Req any](ctx context.Context, req Req, check func(*call, Req) error,
 				return
 			}
 			if !yield(ev, nil) {
+				// a2a-go stops taking events only when its request ended:
+				// it could not write to the client.
+				c.record(errClientClosed)
 				return
 			}
 		}
