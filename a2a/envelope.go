@@ -53,10 +53,14 @@ func readEnvelope(r *http.Request) (envelope, error) {
 		return env, a2a.NewError(a2a.ErrParseError, "cannot read the request body")
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
+	if trimmed := bytes.TrimLeft(body, " \t\r\n"); len(trimmed) > 0 && trimmed[0] == '[' && json.Valid(body) {
+		return env, a2a.NewError(a2a.ErrInvalidRequest, "batch requests are not supported")
+	}
 	var raw struct {
-		JSONRPC string `json:"jsonrpc"`
-		ID      any    `json:"id"`
-		Method  string `json:"method"`
+		JSONRPC string          `json:"jsonrpc"`
+		ID      any             `json:"id"`
+		Method  string          `json:"method"`
+		Params  json.RawMessage `json:"params"`
 	}
 	if err := json.Unmarshal(body, &raw); err != nil {
 		return env, a2a.NewError(a2a.ErrParseError, "request is not a JSON-RPC object")
@@ -84,8 +88,25 @@ func readEnvelope(r *http.Request) (envelope, error) {
 	if (env.v1 && !v1Methods[raw.Method]) || (!env.v1 && !v0Methods[raw.Method]) {
 		return env, a2a.NewError(a2a.ErrMethodNotFound, "method not found")
 	}
+	// a2a-go decodes missing params as an empty body: a parse error.
+	switch {
+	case len(raw.Params) > 0 && string(raw.Params) != "null":
+	case !optionalParams[raw.Method]:
+		return env, a2a.NewError(a2a.ErrInvalidParams, "params are required for "+raw.Method)
+	case len(raw.Params) == 0:
+		var fields map[string]json.RawMessage
+		if json.Unmarshal(body, &fields) == nil {
+			fields["params"] = json.RawMessage("{}")
+			if withParams, err := json.Marshal(fields); err == nil {
+				r.Body = io.NopCloser(bytes.NewReader(withParams))
+			}
+		}
+	}
 	return env, nil
 }
+
+// optionalParams are the methods whose params may be left out.
+var optionalParams = map[string]bool{"ListTasks": true, "GetExtendedAgentCard": true, "agent/getAuthenticatedExtendedCard": true}
 
 // metricMethod bounds the method label to the known names.
 func metricMethod(m string) string {

@@ -327,6 +327,10 @@ func TestRPCErrors(t *testing.T) {
 		{"0.3 method on 1.0", "/a2a/echo", keyAlice, "1.0", `{"jsonrpc":"2.0","id":1,"method":"message/send"}`, 200, -32601},
 		{"unsupported version", "/a2a/echo", keyAlice, "2.0", send, 200, -32009},
 		{"bad params", "/a2a/echo", keyAlice, "1.0", `{"jsonrpc":"2.0","id":1,"method":"GetTask","params":{"id":7}}`, 200, -32602},
+		{"no params", "/a2a/echo", keyAlice, "1.0", `{"jsonrpc":"2.0","id":1,"method":"GetTask"}`, 200, -32602},
+		{"null params, 0.3", "/a2a/echo", keyAlice, "0.3", `{"jsonrpc":"2.0","id":1,"method":"tasks/get","params":null}`, 200, -32602},
+		{"no params, stream", "/a2a/echo", keyAlice, "1.0", `{"jsonrpc":"2.0","id":1,"method":"SendStreamingMessage"}`, 200, -32602},
+		{"batch", "/a2a/echo", keyAlice, "1.0", `[` + send + `]`, 200, -32600},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -594,6 +598,21 @@ func TestClientExtensionsReachTheAgent(t *testing.T) {
 		seen := rec.all()
 		if len(seen) == before || seen[len(seen)-1].Get("A2A-Extensions") != ext {
 			t.Errorf("%s from a %s client: the agent saw extensions %q", tc.header, tc.version, seen[len(seen)-1].Get("A2A-Extensions"))
+		}
+	}
+}
+
+// The methods whose params are all optional work without any.
+func TestMethodsWithoutParams(t *testing.T) {
+	t.Parallel()
+	h, _, _ := twoAgents(t)
+	for _, tc := range []struct{ version, body string }{
+		{"1.0", `{"jsonrpc":"2.0","id":1,"method":"ListTasks"}`},
+		{"1.0", `{"jsonrpc":"2.0","id":1,"method":"ListTasks","params":null}`},
+	} {
+		status, _, body := h.post("/a2a/echo", keyAlice, tc.version, tc.body)
+		if status != http.StatusOK || strings.Contains(body, `"error"`) || !strings.Contains(body, `"result"`) {
+			t.Errorf("%s: %d %s", tc.body, status, body)
 		}
 	}
 }
