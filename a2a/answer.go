@@ -1,6 +1,8 @@
 package a2a
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -36,6 +38,9 @@ func (t answerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	mediaType, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	perEvent := mediaType == "text/event-stream"
+	if !perEvent && resp.StatusCode == http.StatusOK && r.Header.Get("Accept") == "text/event-stream" {
+		return t.asEvent(resp, mediaType)
+	}
 	if !perEvent && resp.ContentLength > t.limit {
 		// Closed unread, the connection is dropped rather than pooled.
 		_ = resp.Body.Close()
@@ -47,6 +52,30 @@ func (t answerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		resp.Header.Del("Content-Length")
 	}
 	resp.Body = &answerBody{body: resp.Body, secrets: t.secrets, limit: t.limit, perEvent: perEvent}
+	return resp, nil
+}
+
+// asEvent turns an agent's JSON answer to a stream request (an agent may
+// refuse a stream with a plain JSON-RPC error) into a stream of that one
+// event. a2a-go's client would read the JSON as an SSE stream without
+// events, and the caller would get an empty stream instead of the error.
+func (t answerTransport) asEvent(resp *http.Response, mediaType string) (*http.Response, error) {
+	body := &answerBody{body: resp.Body, secrets: t.secrets, limit: t.limit}
+	raw, err := io.ReadAll(body)
+	_ = resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	var event bytes.Buffer
+	event.WriteString("data: ")
+	if mediaType != "application/json" || json.Compact(&event, raw) != nil {
+		return nil, fmt.Errorf("agent answered a stream request with %q, not an event stream", mediaType)
+	}
+	event.WriteString("\n\n")
+	resp.Header.Set("Content-Type", "text/event-stream")
+	resp.Header.Del("Content-Length")
+	resp.ContentLength = -1
+	resp.Body = io.NopCloser(&event)
 	return resp, nil
 }
 

@@ -616,3 +616,47 @@ func TestMethodsWithoutParams(t *testing.T) {
 		}
 	}
 }
+
+// An agent that refuses a stream with a plain JSON-RPC error, or answers it
+// with a stream of no events, gives the client an error, not an empty
+// stream that looks like success.
+func TestStreamRefusedByTheAgentIsAnError(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name        string
+		contentType string
+		body        string
+		want        error
+	}{
+		{"JSON-RPC error", "application/json", `{"jsonrpc":"2.0","id":%s,"error":{"code":-32004,"message":"streaming is off"}}`, a2a.ErrUnsupportedOperation},
+		{"no events", "text/event-stream", ``, a2a.ErrInvalidAgentResponse},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			agent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				var req struct{ ID json.RawMessage }
+				_ = json.NewDecoder(r.Body).Decode(&req)
+				w.Header().Set("Content-Type", tc.contentType)
+				if strings.Contains(tc.body, "%s") {
+					_, _ = fmt.Fprintf(w, tc.body, req.ID)
+				}
+			}))
+			t.Cleanup(agent.Close)
+			card := `{"name":"u","supportedInterfaces":[{"url":"` + agent.URL + `","protocolBinding":"JSONRPC","protocolVersion":"1.0"}],` +
+				`"capabilities":{"streaming":true}}`
+			h := startGateway(t, sba2a.Config{Agents: []sba2a.AgentConfig{{Name: "refuser", Card: card}}})
+			var got error
+			events := 0
+			for _, err := range h.client(keyAlice, "refuser", a2a.Version).SendStreamingMessage(testCtx(t), textMessage("hi")) {
+				if err != nil {
+					got = err
+					break
+				}
+				events++
+			}
+			if events != 0 || !errors.Is(got, tc.want) {
+				t.Fatalf("%d events, err %v; want none and %v", events, got, tc.want)
+			}
+		})
+	}
+}

@@ -80,11 +80,13 @@ func stream[Req any](ctx context.Context, req Req, check func(*call, Req) error,
 			yield(nil, c.record(err))
 			return
 		}
+		events := 0
 		for ev, err := range do(up, c.outgoing(ctx), req) {
 			if err != nil {
 				yield(nil, c.upstreamError(ctx, err))
 				return
 			}
+			events++
 			if err := c.observe(ev); err != nil {
 				yield(nil, err)
 				return
@@ -95,6 +97,11 @@ func stream[Req any](ctx context.Context, req Req, check func(*call, Req) error,
 				c.record(errClientClosed)
 				return
 			}
+		}
+		if events == 0 && ctx.Err() == nil {
+			// A stream answers with at least one event; an empty one would
+			// reach the client as success with nothing in it.
+			yield(nil, c.record(errInvalidAgentResponse))
 		}
 	}
 }
