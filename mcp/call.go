@@ -120,7 +120,9 @@ func (u *upstream) callTool(ctx context.Context, tool string, in mcp.CallToolReq
 			})
 		}
 		modern := mcp.IsModernProtocol(cli.ProtocolVersion())
-		return cli.CallTool(withHeaders(ctx, u.headers(in.Header, &sc)), mcpRequest(tool, in, sc, c, clientToken != nil, modern))
+		ctx, rpcError := catchRPCError(withHeaders(ctx, u.headers(in.Header, &sc)))
+		res, err := cli.CallTool(ctx, mcpRequest(tool, in, sc, c, clientToken != nil, modern))
+		return res, rpcError(err)
 	}
 	res, err := send(cli, rel)
 	if errors.Is(err, transport.ErrSessionTerminated) && ctx.Err() == nil {
@@ -284,6 +286,9 @@ func withTraceparent(res *mcp.CallToolResult, sc trace.SpanContext) *mcp.CallToo
 // promptHandler serves prompts/get for one upstream prompt.
 func (g *Gateway) promptHandler(u *upstream, prompt string) server.PromptHandlerFunc {
 	return func(ctx context.Context, req mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+		if pre, ok := ctx.Value(prefetchKey{}).(*prefetched); ok && pre.method == mcp.MethodPromptsGet && pre.name == req.Params.Name {
+			return pre.prompt, pre.err
+		}
 		cli, err := u.client()
 		if err != nil {
 			return nil, upstreamError(u.name, err)
@@ -295,8 +300,9 @@ func (g *Gateway) promptHandler(u *upstream, prompt string) server.PromptHandler
 		out := mcp.GetPromptRequest{}
 		out.Params.Name = prompt
 		out.Params.Arguments = req.Params.Arguments
-		res, err := cli.GetPrompt(withHeaders(ctx, u.headers(req.Header, nil)), out)
-		if err != nil {
+		ctx, rpcError := catchRPCError(withHeaders(ctx, u.headers(req.Header, nil)))
+		res, err := cli.GetPrompt(ctx, out)
+		if err = rpcError(err); err != nil {
 			u.failed(err)
 			return nil, upstreamError(u.name, err)
 		}

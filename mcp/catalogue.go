@@ -202,5 +202,8 @@ func answered(ctx context.Context, req transport.JSONRPCRequest, resp *transport
 		}
 	}
 	capturePage(ctx, req, resp)
+	if resp != nil {
+		captureRPCError(ctx, resp.Error)
+	}
 	return resp, err
 }

@@ -98,7 +98,7 @@ func (v *view) directCall(c *fiber.Ctx, p *governance.Principal) bool {
 	out := &callResponse{}
 	res, err := runTool(context.WithValue(ctx, notifierKey{}, notifier(out.notify)), tool.Handler, req)
 	if err != nil {
-		out.finish(c, internalError(id, err.Error()))
+		out.finish(c, rpcErrorMessage(id, err))
 		return true
 	}
 	if modern {
@@ -112,7 +112,7 @@ func (v *view) directCall(c *fiber.Ctx, p *governance.Principal) bool {
 	}
 	answer, err := resultMessage(id, res)
 	if err != nil {
-		answer = internalError(id, "cannot encode the result: "+err.Error())
+		answer = rpcErrorMessage(id, fmt.Errorf("cannot encode the result: %w", err))
 	}
 	out.finish(c, answer)
 	return true
@@ -136,16 +136,6 @@ func transportChecksPass(get func(string) string) bool {
 	}
 	_, err := sessionIDs.Validate(get(server.HeaderKeySessionID))
 	return err == nil
-}
-
-// internalError is mcp-go's answer to a failed handler: -32603.
-func internalError(id any, message string) []byte {
-	answer, _ := json.Marshal(mcp.JSONRPCError{
-		JSONRPC: mcp.JSONRPC_VERSION,
-		ID:      mcp.NewRequestId(id),
-		Error:   mcp.NewJSONRPCErrorDetails(mcp.INTERNAL_ERROR, message, nil),
-	})
-	return answer
 }
 
 // resultMessage encodes the response as encoding/json encodes mcp-go's

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"slices"
@@ -79,8 +80,73 @@ func (v *view) post(w http.ResponseWriter, r *http.Request) {
 		var done func()
 		hr.Context, done = v.cancelledBy(ctx, p, r.Header, msg.ID)
 		defer done()
+		if v.prefetch(w, hr, p, msg.Method, msg.ID) {
+			return
+		}
 		v.stream.Handle(hw, hr)
 	}
+}
+
+// prefetched is the answer of a resources/read or prompts/get the edge
+// already asked the upstream for; the view's handler returns it when
+// mcp-go calls it for the same request.
+type prefetched struct {
+	method   mcp.MCPMethod
+	name     string // the URI, or the prompt's listed name
+	contents []mcp.ResourceContents
+	prompt   *mcp.GetPromptResult
+	err      error
+}
+
+type prefetchKey struct{}
+
+// prefetch asks the upstream for a resources/read or prompts/get before
+// mcp-go dispatches it. mcp-go answers any handler error with -32603, so an
+// upstream's JSON-RPC error (a resource it does not have: -32002) is
+// written here, with its own code; any other outcome goes on to mcp-go in
+// hr's context, which also decorates results as the protocol version
+// wants. It reports whether it answered.
+func (v *view) prefetch(w http.ResponseWriter, hr *server.HTTPRequest, p *governance.Principal, method string, id json.RawMessage) bool {
+	var params struct {
+		URI       string            `json:"uri"`
+		Name      string            `json:"name"`
+		Arguments map[string]string `json:"arguments"`
+	}
+	var envelope struct {
+		Params *json.RawMessage `json:"params"`
+	}
+	if json.Unmarshal(hr.Body, &envelope) != nil || envelope.Params == nil || json.Unmarshal(*envelope.Params, &params) != nil {
+		return false
+	}
+	var pre *prefetched
+	switch mcp.MCPMethod(method) {
+	case mcp.MethodResourcesRead:
+		req := mcp.ReadResourceRequest{Header: hr.Header}
+		req.Params.URI = params.URI
+		contents, err := v.readResource(hr.Context, req)
+		pre = &prefetched{method: mcp.MethodResourcesRead, name: params.URI, contents: contents, err: err}
+	case mcp.MethodPromptsGet:
+		handler := (*v.prompts.Load())[params.Name]
+		if handler == nil || !v.permits(p, params.Name) {
+			return false // mcp-go answers: not found
+		}
+		req := mcp.GetPromptRequest{Header: hr.Header}
+		req.Params.Name, req.Params.Arguments = params.Name, params.Arguments
+		prompt, err := handler(hr.Context, req)
+		pre = &prefetched{method: mcp.MethodPromptsGet, name: params.Name, prompt: prompt, err: err}
+	default:
+		return false
+	}
+	var rpc *upstreamRPCError
+	if errors.As(pre.err, &rpc) {
+		var reqID any
+		_ = json.Unmarshal(id, &reqID)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(rpcErrorMessage(reqID, pre.err))
+		return true
+	}
+	hr.Context = context.WithValue(hr.Context, prefetchKey{}, pre)
+	return false
 }
 
 // cancelledBy registers the request with this ID for notifications/cancelled

@@ -93,7 +93,7 @@ func (r *relay) callTool(ctx context.Context, c relayCall, notify func(mcp.JSONR
 		return nil, err
 	}
 	if answer.Error != nil {
-		return nil, answer.Error.AsError()
+		return nil, &upstreamRPCError{details: *answer.Error}
 	}
 	res, err := toolResult(answer.Result)
 	if err != nil {

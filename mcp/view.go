@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -39,6 +40,8 @@ type view struct {
 	synced [4]string
 	// syncedUps are the upstreams the handlers of the last sync call.
 	syncedUps []*upstream
+	// prompts are the listed prompts' handlers, for the edge (see prefetch).
+	prompts atomic.Pointer[map[string]server.PromptHandlerFunc]
 
 	requests requests // in flight, for notifications/cancelled
 }
@@ -230,6 +233,11 @@ func (v *view) sync(ups []*upstream) {
 	if v.changed(2, defs(templates, func(t server.ServerResourceTemplate) any { return t.Template })) {
 		v.srv.SetResourceTemplates(templates...)
 	}
+	handlers := make(map[string]server.PromptHandlerFunc, len(prompts))
+	for _, p := range prompts {
+		handlers[p.Prompt.Name] = p.Handler
+	}
+	v.prompts.Store(&handlers)
 	if v.changed(3, defs(prompts, func(p server.ServerPrompt) any { return p.Prompt })) {
 		v.srv.SetPrompts(prompts...)
 	}
@@ -286,6 +294,9 @@ func (v *view) route(ctx context.Context, uri string) *upstream {
 // readResource serves resources/read for every URI of the view.
 func (v *view) readResource(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
 	uri := req.Params.URI
+	if pre, ok := ctx.Value(prefetchKey{}).(*prefetched); ok && pre.method == mcp.MethodResourcesRead && pre.name == uri {
+		return pre.contents, pre.err
+	}
 	u := v.route(ctx, uri)
 	if u == nil {
 		return nil, fmt.Errorf("resource %q not found", uri)
@@ -300,8 +311,9 @@ func (v *view) readResource(ctx context.Context, req mcp.ReadResourceRequest) ([
 	defer cancel()
 	out := mcp.ReadResourceRequest{}
 	out.Params.URI = uri
-	res, err := cli.ReadResource(withHeaders(ctx, u.headers(req.Header, nil)), out)
-	if err != nil {
+	ctx, rpcError := catchRPCError(withHeaders(ctx, u.headers(req.Header, nil)))
+	res, err := cli.ReadResource(ctx, out)
+	if err = rpcError(err); err != nil {
 		u.failed(err)
 		return nil, fmt.Errorf("server %s: %w", u.name, err)
 	}
