@@ -5,6 +5,7 @@
 package a2a
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -389,5 +390,32 @@ func (w *costWriter) WriteHeader(code int) {
 
 func (w *costWriter) Write(b []byte) (int, error) {
 	w.stamp()
+	if isVoidMethod(w.c.method) {
+		if _, err := w.ResponseWriter.Write(withResult(b)); err != nil {
+			return 0, err
+		}
+		return len(b), nil
+	}
 	return w.ResponseWriter.Write(b)
+}
+
+// isVoidMethod reports the methods whose result is empty, which a2a-go's
+// server leaves out of its answer altogether.
+func isVoidMethod(m string) bool {
+	return m == "DeleteTaskPushNotificationConfig" || m == "tasks/pushNotificationConfig/delete"
+}
+
+// withResult adds "result":null to a JSON-RPC answer that has neither a
+// result nor an error: JSON-RPC 2.0 requires one of them, and clients tell
+// success by the result member.
+func withResult(answer []byte) []byte {
+	fields, ok := pick(answer, "result", "error")
+	end := bytes.LastIndexByte(answer, '}')
+	if !ok || end < 0 || fields.get("result") != nil || fields.get("error") != nil {
+		return answer
+	}
+	out := make([]byte, 0, len(answer)+len(`,"result":null`))
+	out = append(out, answer[:end]...)
+	out = append(out, `,"result":null`...)
+	return append(out, answer[end:]...)
 }

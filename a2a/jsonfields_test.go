@@ -70,3 +70,20 @@ func TestPlainIDIsOnlyWhatRoundTripsUnchanged(t *testing.T) {
 		}
 	}
 }
+
+// A void answer gets the result member JSON-RPC 2.0 requires; anything else
+// is left as it is.
+func TestWithResult(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ in, want string }{
+		{`{"jsonrpc":"2.0","id":2}` + "\n", `{"jsonrpc":"2.0","id":2,"result":null}` + "\n"},
+		{`{"jsonrpc":"2.0","id":"a"}`, `{"jsonrpc":"2.0","id":"a","result":null}`},
+		{`{"jsonrpc":"2.0","id":2,"result":null}`, `{"jsonrpc":"2.0","id":2,"result":null}`},
+		{`{"jsonrpc":"2.0","id":2,"error":{"code":-32001,"message":"x"}}`, `{"jsonrpc":"2.0","id":2,"error":{"code":-32001,"message":"x"}}`},
+		{`{"jsonrpc":"2.0","id":2`, `{"jsonrpc":"2.0","id":2`},
+	} {
+		if got := string(withResult([]byte(tc.in))); got != tc.want {
+			t.Errorf("withResult(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
