@@ -52,7 +52,69 @@ func (t answerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		resp.Header.Del("Content-Length")
 	}
 	resp.Body = &answerBody{body: resp.Body, secrets: t.secrets, limit: t.limit, perEvent: perEvent}
+	if !perEvent && mediaType == "application/json" {
+		return withTypedErrorData(resp)
+	}
 	return resp, nil
+}
+
+// withTypedErrorData reads a JSON answer (a2a-go's client would read it
+// whole anyway) and gives an error's data the shape a2a-go decodes: a list
+// of objects. JSON-RPC allows any value there, and a2a-go fails on anything
+// else, which turned the agent's error into "upstream agent unavailable".
+func withTypedErrorData(resp *http.Response) (*http.Response, error) {
+	raw, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	if bytes.Contains(raw, []byte(`"error"`)) {
+		raw = typedErrorData(raw)
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(raw))
+	return resp, nil
+}
+
+// typedErrorData rewrites error.data of a JSON-RPC answer to a list of
+// objects: an object becomes a list of it, any other value an object
+// {"value": ...} (in a list, each element that is not an object). An
+// answer without such data comes back unchanged.
+func typedErrorData(answer []byte) []byte {
+	var msg map[string]json.RawMessage
+	var rpcErr map[string]json.RawMessage
+	if json.Unmarshal(answer, &msg) != nil || json.Unmarshal(msg["error"], &rpcErr) != nil || rpcErr["data"] == nil {
+		return answer
+	}
+	data := bytes.TrimSpace(rpcErr["data"])
+	if len(data) == 0 || string(data) == "null" {
+		return answer
+	}
+	var items []json.RawMessage
+	if len(data) == 0 || data[0] != '[' || json.Unmarshal(data, &items) != nil {
+		items = []json.RawMessage{data}
+	}
+	changed := data[0] != '['
+	for i, item := range items {
+		if item = bytes.TrimSpace(item); len(item) == 0 || item[0] != '{' {
+			items[i], _ = json.Marshal(map[string]json.RawMessage{"value": item})
+			changed = true
+		}
+	}
+	if !changed {
+		return answer
+	}
+	var err error
+	if rpcErr["data"], err = json.Marshal(items); err != nil {
+		return answer
+	}
+	if msg["error"], err = json.Marshal(rpcErr); err != nil {
+		return answer
+	}
+	out, err := json.Marshal(msg)
+	if err != nil {
+		return answer
+	}
+	return out
 }
 
 // asEvent turns an agent's JSON answer to a stream request (an agent may

@@ -221,6 +221,11 @@ func (c *call) upstreamError(ctx context.Context, err error) error {
 		c.agent.log.Warn("a2a: upstream answer too large", "method", c.method, "max_response_bytes", c.agent.limit)
 		err = errUpstreamTooLarge
 	case errors.As(err, &a2aErr):
+	case errors.Is(err, a2a.ErrUnsupportedOperation), errors.Is(err, a2a.ErrExtendedCardNotConfigured),
+		errors.Is(err, a2a.ErrPushNotificationNotSupported):
+		// a2a-go's client refuses these itself, from the agent's card (a
+		// method its version lacks, a capability it does not declare): the
+		// caller learns what the agent would have said.
 	case ctx.Err() != nil:
 		// Ours ends with errStreamDuration; a plain cancel is the client
 		// going away.

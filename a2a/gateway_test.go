@@ -660,3 +660,43 @@ func TestStreamRefusedByTheAgentIsAnError(t *testing.T) {
 		})
 	}
 }
+
+// An agent's JSON-RPC error reaches the client with its code whatever its
+// data holds (JSON-RPC allows any value; a2a-go decodes only a list of
+// objects), on the fast path (1.0) and the slow one (0.3).
+func TestAgentErrorWithAnyDataKeepsItsCode(t *testing.T) {
+	t.Parallel()
+	agent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct{ ID json.RawMessage }
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"error":{"code":-32001,"message":"no such task","data":{"detail":"x"}}}`, req.ID)
+	}))
+	t.Cleanup(agent.Close)
+	card := `{"name":"u","supportedInterfaces":[{"url":"` + agent.URL + `","protocolBinding":"JSONRPC","protocolVersion":"1.0"},` +
+		`{"url":"` + agent.URL + `","protocolBinding":"JSONRPC","protocolVersion":"0.3"}]}`
+	h := startGateway(t, sba2a.Config{Agents: []sba2a.AgentConfig{{Name: "erring", Card: card}}})
+	for _, version := range []string{string(a2a.Version), "0.3"} {
+		_, err := h.client(keyAlice, "erring", a2a.ProtocolVersion(version)).SendMessage(testCtx(t), textMessage("hi"))
+		if !errors.Is(err, a2a.ErrTaskNotFound) {
+			t.Errorf("A2A %s: err %v, want the agent's task not found", version, err)
+		}
+	}
+}
+
+// What a2a-go's client refuses itself, from the agent's card, reaches the
+// client as the error the agent would give: a 1.0 method a 0.3 agent lacks
+// is unsupported (-32004), not an unavailable agent.
+func TestMethodTheAgentLacksIsUnsupported(t *testing.T) {
+	t.Parallel()
+	agent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("the agent was asked: %s %s", r.Method, r.URL)
+	}))
+	t.Cleanup(agent.Close)
+	card := `{"name":"old","supportedInterfaces":[{"url":"` + agent.URL + `","protocolBinding":"JSONRPC","protocolVersion":"0.3"}]}`
+	h := startGateway(t, sba2a.Config{Agents: []sba2a.AgentConfig{{Name: "old", Card: card}}})
+	_, _, body := h.post("/a2a/old", keyAlice, "1.0", `{"jsonrpc":"2.0","id":1,"method":"ListTasks","params":{}}`)
+	if got := rpcErr(t, body); got.Code != -32004 {
+		t.Fatalf("ListTasks to a 0.3 agent: %+v, want -32004", got)
+	}
+}

@@ -1,6 +1,9 @@
 package a2a
 
-import "testing"
+import (
+	"encoding/json"
+	"testing"
+)
 
 func TestPickRefusesWhatParsersReadDifferently(t *testing.T) {
 	t.Parallel()
@@ -84,6 +87,43 @@ func TestWithResult(t *testing.T) {
 	} {
 		if got := string(withResult([]byte(tc.in))); got != tc.want {
 			t.Errorf("withResult(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// Error data of any JSON value becomes the list of objects a2a-go decodes;
+// data already in that shape, and answers without data, stay as they are.
+func TestTypedErrorData(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ data, want string }{
+		{`{"detail":"x"}`, `[{"detail":"x"}]`},
+		{`"just text"`, `[{"value":"just text"}]`},
+		{`42`, `[{"value":42}]`},
+		{`[{"@type":"t","a":1},"s"]`, `[{"@type":"t","a":1},{"value":"s"}]`},
+		{`[{"a":1}]`, ``},
+		{`null`, ``},
+	} {
+		in := `{"jsonrpc":"2.0","id":1,"error":{"code":-32001,"message":"m","data":` + tc.data + `}}`
+		got := string(typedErrorData([]byte(in)))
+		if tc.want == "" {
+			if got != in {
+				t.Errorf("data %s: rewritten to %s", tc.data, got)
+			}
+			continue
+		}
+		var msg struct {
+			Error struct {
+				Code int
+				Data json.RawMessage
+			}
+		}
+		if err := json.Unmarshal([]byte(got), &msg); err != nil || msg.Error.Code != -32001 || string(msg.Error.Data) != tc.want {
+			t.Errorf("data %s: got %s, want data %s", tc.data, got, tc.want)
+		}
+	}
+	for _, answer := range []string{`{"jsonrpc":"2.0","id":1,"result":{"task":{}}}`, `{"jsonrpc":"2.0","id":1,"error":{"code":1}}`, `not json`} {
+		if got := string(typedErrorData([]byte(answer))); got != answer {
+			t.Errorf("%s rewritten to %s", answer, got)
 		}
 	}
 }

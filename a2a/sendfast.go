@@ -243,7 +243,7 @@ func (g *Gateway) exchange(c *call, req fastRequest) (rp *replay, answer *a2a.St
 	// Redacted before anything reads it, as answerTransport does on the
 	// slow path; without a secret in it, body is forwarded as it came.
 	body = c.agent.secrets.Bytes(body)
-	rp = &replay{status: status, body: body}
+	rp = &replay{status: status, contentType: string(hresp.Header.ContentType()), body: body}
 	if status != http.StatusOK {
 		return rp, nil, false
 	}
@@ -302,10 +302,11 @@ func headerValues(c *fiber.Ctx, name string) []string {
 // replay is one upstream exchange of the fast path: the answer (status and
 // body) or the transport error.
 type replay struct {
-	err      error
-	status   int
-	body     []byte
-	timedOut bool
+	err         error
+	status      int
+	contentType string
+	body        []byte
+	timedOut    bool
 }
 
 // replayTransport answers the upstream request of a replayed call with its
@@ -328,7 +329,7 @@ func (t replayTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		Status:     strconv.Itoa(rp.status) + " " + http.StatusText(rp.status),
 		StatusCode: rp.status,
 		Proto:      "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header:  http.Header{},
+		Header:  http.Header{"Content-Type": {rp.contentType}},
 		Body:    io.NopCloser(bytes.NewReader(rp.body)),
 		Request: r,
 	}, nil
