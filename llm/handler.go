@@ -50,8 +50,13 @@ func (g *Gateway) serve(c *fiber.Ctx, kind callKind) (err error) {
 	// another model's failure.
 	mayUse := func(model string) bool { return g.gov.Authorize(p, governance.KindModel, model).Allowed }
 	estimate := estimateUsage(req, kind)
+	// The budget hold must not fall short of the real cost, or concurrent calls overspend by more than one
+	// call's estimate: it prices the prompt at one token per byte, which no tokenizer exceeds. Rate limits
+	// reserve the typical count (four bytes a token) and are settled to the real one.
+	worst := estimate
+	worst.Input = int64(len(req.body))
 	res, err = g.gov.Reserve(p, governance.Request{Kind: governance.KindModel, Name: req.model,
-		EstimatedCostNanoUSD: reachablePrice(t, grp, mayUse).Cost(estimate), EstimatedTokens: estimate.Total()})
+		EstimatedCostNanoUSD: reachablePrice(t, grp, mayUse).Cost(worst), EstimatedTokens: estimate.Total()})
 	if err != nil {
 		return g.reject(c, writeErr, p, req.model, err)
 	}

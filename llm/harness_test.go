@@ -70,10 +70,17 @@ type harness struct {
 
 func newHarness(t testing.TB, cfg Config) *harness {
 	t.Helper()
-	gov, err := governance.New(testGovernance(), nil, nil, nil)
+	return newHarnessWith(t, cfg, func(g Governor) Governor { return g })
+}
+
+// newHarnessWith is newHarness with the governor wrap returns in front of the real one.
+func newHarnessWith(t testing.TB, cfg Config, wrap func(Governor) Governor) *harness {
+	t.Helper()
+	real, err := governance.New(testGovernance(), nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	gov := wrap(real)
 	sink := &spanSink{}
 	rec, err := trace.NewRecorder(trace.RecorderConfig{FlushInterval: 5 * time.Millisecond, SpillDir: t.TempDir()}, sink, nil, nil)
 	if err != nil {

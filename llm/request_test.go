@@ -5,7 +5,11 @@ import (
 	"errors"
 	"math"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/switchboard-gw/switchboard/governance"
+	"github.com/switchboard-gw/switchboard/loadtest/mock"
 )
 
 func TestParseRequest(t *testing.T) {
@@ -253,5 +257,47 @@ func TestEstimateUsageCoversEveryChoice(t *testing.T) {
 		if got := estimateUsage(r, tc.kind).Output; got != tc.output {
 			t.Errorf("%s: output estimate %d, want %d", tc.body, got, tc.output)
 		}
+	}
+}
+
+// reserveRecorder notes what each Reserve asked for.
+type reserveRecorder struct {
+	Governor
+	mu   sync.Mutex
+	reqs []governance.Request
+}
+
+func (r *reserveRecorder) Reserve(p *governance.Principal, req governance.Request) (*governance.Reservation, error) {
+	r.mu.Lock()
+	r.reqs = append(r.reqs, req)
+	r.mu.Unlock()
+	return r.Governor.Reserve(p, req)
+}
+
+// The budget hold prices the prompt at one token per body byte, an upper
+// bound no tokenizer exceeds, so concurrent calls cannot overspend; the
+// rate-limit reservation counts the typical four bytes a token.
+func TestReservationBoundsTheCost(t *testing.T) {
+	t.Parallel()
+	m := startMock(t, mock.LLMOptions{})
+	dep := openaiDep(m, "gpt-4o-mini")
+	dep.Pricing = &PricingConfig{InputPerMTok: "1000", OutputPerMTok: "2000"}
+	rec := &reserveRecorder{}
+	h := newHarnessWith(t, oneModel("m", dep), func(g Governor) Governor { rec.Governor = g; return rec })
+	body := `{"model":"m","max_tokens":10,"n":2,"messages":[{"role":"user","content":"` + strings.Repeat("a ", 500) + `"}]}`
+	if status, _, _, raw := h.post("/v1/chat/completions", keyAll, body); status != 200 {
+		t.Fatalf("%d %s", status, raw)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.reqs) != 1 {
+		t.Fatalf("%d reservations", len(rec.reqs))
+	}
+	got := rec.reqs[0]
+	bytes := int64(len(body))
+	wantCost := bytes*1000*1000 + 2*10*2000*1000 // nano-USD: a token per byte in, n × max_tokens out
+	wantTokens := (bytes+3)/4 + 2*10
+	if got.EstimatedCostNanoUSD != wantCost || got.EstimatedTokens != wantTokens {
+		t.Fatalf("reserved %d nano-USD and %d tokens, want %d and %d", got.EstimatedCostNanoUSD, got.EstimatedTokens, wantCost, wantTokens)
 	}
 }
