@@ -75,6 +75,79 @@ func decodeBody(c *fiber.Ctx, v any) error {
 	return nil
 }
 
+// keyFields are the fields of a key a PATCH may change.
+type keyFields struct {
+	Name     string       `json:"name"`
+	Team     string       `json:"team"`
+	User     string       `json:"user"`
+	Expires  string       `json:"expires"`
+	Disabled bool         `json:"disabled"`
+	Allow    ACLConfig    `json:"allow"`
+	Deny     ACLConfig    `json:"deny"`
+	Limits   LimitsConfig `json:"limits"`
+	Budget   BudgetConfig `json:"budget"`
+}
+
+// teamFields are the fields of a team a PATCH may change (name only to
+// itself: a team is not renamed).
+type teamFields struct {
+	Name   string       `json:"name"`
+	Org    string       `json:"org"`
+	Budget BudgetConfig `json:"budget"`
+	Limits LimitsConfig `json:"limits"`
+	Allow  ACLConfig    `json:"allow"`
+	Deny   ACLConfig    `json:"deny"`
+}
+
+// mergePatch applies patch to fields as a JSON merge patch (RFC 7396): an
+// object is merged into the one it names, so {"budget":{"usd":"2"}} keeps
+// the period; null clears; any other value replaces. decodeBody has checked
+// the patch's names and types already.
+func mergePatch[T any](fields T, patch []byte) (T, error) {
+	var out T
+	current, err := json.Marshal(fields)
+	if err != nil {
+		return out, err
+	}
+	d := json.NewDecoder(bytes.NewReader(mergeJSON(current, patch)))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&out); err != nil {
+		return out, fmt.Errorf("invalid JSON body: %v", err)
+	}
+	return out, nil
+}
+
+// mergeJSON is RFC 7396's MergePatch on raw JSON.
+func mergeJSON(target, patch json.RawMessage) json.RawMessage {
+	var p map[string]json.RawMessage
+	if json.Unmarshal(patch, &p) != nil || p == nil {
+		return patch // not an object: it replaces the target
+	}
+	var t map[string]json.RawMessage
+	if json.Unmarshal(target, &t) != nil || t == nil {
+		t = map[string]json.RawMessage{}
+	}
+	for k, v := range p {
+		if string(bytes.TrimSpace(v)) == "null" {
+			delete(t, k)
+			continue
+		}
+		t[k] = mergeJSON(t[k], v)
+	}
+	out, _ := json.Marshal(t)
+	return out
+}
+
+// patchDetail is the audit detail of a PATCH: its body, compacted, so that a
+// null that cleared a field is on record too.
+func patchDetail(body []byte) string {
+	var out bytes.Buffer
+	if json.Compact(&out, body) != nil {
+		return ""
+	}
+	return out.String()
+}
+
 // keyInput is a create or PATCH body; absent fields keep their value.
 type keyInput struct {
 	Name     *string       `json:"name"`
@@ -313,8 +386,14 @@ func (g *Governor) patchKey(c *fiber.Ctx) error {
 	if err := decodeBody(c, &in); err != nil {
 		return adminError(c, http.StatusBadRequest, "invalid_request_error", "%v", err)
 	}
-	return g.respondKey(c, ActionKeyUpdate, changedFields(in), func(r *keyRecord) *apiError {
-		in.apply(r)
+	return g.respondKey(c, ActionKeyUpdate, patchDetail(c.Body()), func(r *keyRecord) *apiError {
+		fields, err := mergePatch(keyFields{Name: r.Name, Team: r.Team, User: r.User, Expires: r.Expires, Disabled: r.Disabled,
+			Allow: r.Allow, Deny: r.Deny, Limits: r.Limits, Budget: r.Budget}, c.Body())
+		if err != nil {
+			return badRequest(err)
+		}
+		r.Name, r.Team, r.User, r.Expires, r.Disabled = fields.Name, fields.Team, fields.User, fields.Expires, fields.Disabled
+		r.Allow, r.Deny, r.Limits, r.Budget = fields.Allow, fields.Deny, fields.Limits, fields.Budget
 		if err := g.checkRuntimeKey(r); err != nil {
 			return badRequest(err)
 		}
@@ -573,7 +652,11 @@ func (g *Governor) patchTeam(c *fiber.Ctx) error {
 	if in.Name != nil && *in.Name != t.Name {
 		return adminError(c, http.StatusBadRequest, "invalid_request_error", "name: a team cannot be renamed (its spend is recorded under its name)")
 	}
-	in.apply(&t.TeamConfig)
+	fields, err := mergePatch(teamFields{Name: t.Name, Org: t.Org, Budget: t.Budget, Limits: t.Limits, Allow: t.Allow, Deny: t.Deny}, c.Body())
+	if err != nil {
+		return adminError(c, http.StatusBadRequest, "invalid_request_error", "%v", err)
+	}
+	t.Org, t.Budget, t.Limits, t.Allow, t.Deny = fields.Org, fields.Budget, fields.Limits, fields.Allow, fields.Deny
 	t.UpdatedAt = g.now().UTC()
 	if err := t.validate("team", g.orgSet()); err != nil {
 		return adminError(c, http.StatusBadRequest, "invalid_request_error", "%v", err)
@@ -585,7 +668,7 @@ func (g *Governor) patchTeam(c *fiber.Ctx) error {
 	g.runtimeTeams[t.Name] = t
 	s := g.build(noWarn)
 	g.state.Store(s)
-	g.adminAudit(c, ActionTeamUpdate, "team:"+t.Name, t.Name, changedFields(in))
+	g.adminAudit(c, ActionTeamUpdate, "team:"+t.Name, t.Name, patchDetail(c.Body()))
 	return c.JSON(viewTeam(s, s.teams[t.Name]))
 }
 

@@ -260,7 +260,7 @@ func TestAdminTeams(t *testing.T) {
 	if d := g.Authorize(p, KindTool, "files__read"); d.Allowed || d.Rule != "team.allow.tools (no match)" {
 		t.Fatalf("runtime team ACL: %+v", d)
 	}
-	if status, body = a.do(http.MethodPatch, "/admin/teams/research", `{"allow":{}}`); status != http.StatusOK {
+	if status, body = a.do(http.MethodPatch, "/admin/teams/research", `{"allow":null}`); status != http.StatusOK {
 		t.Fatalf("patch team: %d %v", status, body)
 	}
 	p, _ = g.Authenticate(key["key"].(string))
@@ -348,5 +348,51 @@ func TestAdminStoreFailureChangesNothing(t *testing.T) {
 	}
 	if status, _ := a.do(http.MethodGet, "/admin/keys/bot", ""); status != http.StatusNotFound {
 		t.Fatalf("key exists after failed persist: %d", status)
+	}
+}
+
+// A PATCH is a JSON merge patch (RFC 7396): a nested object changes only
+// the fields it names, null clears, and a list replaces the list.
+func TestAdminPatchMerges(t *testing.T) {
+	t.Parallel()
+	g, err := New(adminConfig(), newMemStore(), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newAdmin(t, g)
+	status, created := a.do(http.MethodPost, "/admin/keys", `{"name":"merge","team":"platform","expires":"2099-01-01T00:00:00Z",
+		"allow":{"models":["gpt-4o*"],"tools":["weather__*"]},"limits":{"rpm":60,"tpm":10000,"max_parallel":5},
+		"budget":{"usd":"1","period":"daily"}}`)
+	if status != http.StatusCreated {
+		t.Fatalf("create: %d %v", status, created)
+	}
+	path := "/admin/keys/" + created["id"].(string)
+	status, team := a.do(http.MethodPost, "/admin/teams", `{"name":"mergers","limits":{"rpm":10,"tpm":5000},"budget":{"usd":"9","period":"weekly"}}`)
+	if status != http.StatusCreated {
+		t.Fatalf("create team: %d %v", status, team)
+	}
+	cases := []struct {
+		name, path, patch string
+		field             string // of the answer
+		want              string // its JSON
+	}{
+		{"budget amount keeps the period", path, `{"budget":{"usd":"2"}}`, "budget", `{"period":"daily","usd":2}`},
+		{"one limit keeps the others", path, `{"limits":{"rpm":40}}`, "limits", `{"max_parallel":5,"rpm":40,"tpm":10000}`},
+		{"null clears one limit", path, `{"limits":{"tpm":null}}`, "limits", `{"max_parallel":5,"rpm":40}`},
+		{"a list replaces the list", path, `{"allow":{"models":["claude*"]}}`, "allow", `{"models":["claude*"],"tools":["weather__*"]}`},
+		{"null clears the budget", path, `{"budget":null}`, "budget", `{}`},
+		{"null clears the expiry", path, `{"expires":null}`, "expires", `null`},
+		{"team limits merge too", "/admin/teams/mergers", `{"limits":{"rpm":5}}`, "limits", `{"rpm":5,"tpm":5000}`},
+		{"team budget amount keeps the period", "/admin/teams/mergers", `{"budget":{"usd":"3"}}`, "budget", `{"period":"weekly","usd":3}`},
+	}
+	for _, tc := range cases {
+		status, got := a.do(http.MethodPatch, tc.path, tc.patch)
+		field, _ := json.Marshal(got[tc.field])
+		if status != http.StatusOK || string(field) != tc.want {
+			t.Errorf("%s: %d, %s = %s, want %s (%v)", tc.name, status, tc.field, field, tc.want, got)
+		}
+	}
+	if status, got := a.do(http.MethodPatch, path, `{"limits":{"rpmx":1}}`); status != http.StatusBadRequest {
+		t.Errorf("unknown nested field: %d %v", status, got)
 	}
 }

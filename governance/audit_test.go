@@ -263,12 +263,13 @@ func TestAdminActionsAreAuditedWithoutSecrets(t *testing.T) {
 	want := []AuditEvent{
 		ok(ActionKeyCreate, target, "platform", `{"budget":{"usd":5,"period":"daily"},"name":"bot","team":"platform"}`, "req-POST/admin/keys"),
 		ok(ActionKeyRotate, target, "platform", "key value replaced", "req-POST/admin/keys/"+id+"/rotate"),
-		ok(ActionKeyUpdate, target, "platform", `{"budget":{"usd":7.5,"period":"weekly"}}`, "req-PATCH/admin/keys/"+id),
+		// A PATCH is audited as sent (compacted), so a null that cleared a field shows.
+		ok(ActionKeyUpdate, target, "platform", `{"budget":{"usd":"7.5","period":"weekly"}}`, "req-PATCH/admin/keys/"+id),
 		ok(ActionKeyDisable, target, "platform", "", "req-POST/admin/keys/"+id+"/disable"),
 		ok(ActionKeyEnable, target, "platform", "", "req-POST/admin/keys/"+id+"/enable"),
 		ok(ActionKeyDelete, target, "platform", "", "req-DELETE/admin/keys/"+id),
 		ok(ActionTeamCreate, "team:ml", "ml", `{"limits":{"rpm":60},"name":"ml"}`, "req-POST/admin/teams"),
-		ok(ActionTeamUpdate, "team:ml", "ml", `{"budget":{"usd":20,"period":"monthly"}}`, "req-PATCH/admin/teams/ml"),
+		ok(ActionTeamUpdate, "team:ml", "ml", `{"budget":{"usd":"20","period":"monthly"}}`, "req-PATCH/admin/teams/ml"),
 		ok(ActionTeamDelete, "team:ml", "ml", "", "req-DELETE/admin/teams/ml"),
 		{Time: at, Actor: ci.KeyID, ActorName: "ci", Team: "platform", Action: ActionDenied, Rule: "admin_only", Status: AuditDenied,
 			RemoteAddr: "0.0.0.0", RequestID: "req-GET/admin/keys", Detail: "/admin/keys: " + msgNeedsAdmin},
