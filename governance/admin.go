@@ -290,7 +290,7 @@ func (g *Governor) createKey(c *fiber.Ctx) error {
 	}
 	g.runtimeKeys[rec.ID] = rec
 	s = g.build(noWarn)
-	g.state.Store(s)
+	g.publish(s)
 	g.log.Info("runtime key created", "key_id", rec.ID, "key_name", rec.Name, "team", rec.Team)
 	g.adminAudit(c, ActionKeyCreate, keyTarget(rec), rec.Team, changedFields(in))
 	v := g.viewKey(s, rec, true)
@@ -357,7 +357,7 @@ func (g *Governor) mutateKey(idOrName string, change func(*keyRecord) *apiError)
 		return rec, &apiError{http.StatusInternalServerError, "server_error", "could not persist the key"}
 	}
 	g.runtimeKeys[rec.ID] = rec
-	g.state.Store(g.build(noWarn))
+	g.publish(g.build(noWarn))
 	return rec, nil
 }
 
@@ -449,7 +449,7 @@ func (g *Governor) deleteKey(c *fiber.Ctx) error {
 		return adminError(c, http.StatusInternalServerError, "server_error", "could not delete the key")
 	}
 	delete(g.runtimeKeys, rec.ID)
-	g.state.Store(g.build(noWarn))
+	g.publish(g.build(noWarn))
 	g.log.Info("runtime key deleted", "key_id", rec.ID, "key_name", rec.Name)
 	g.adminAudit(c, ActionKeyDelete, keyTarget(rec), rec.Team, "")
 	return c.SendStatus(http.StatusNoContent)
@@ -593,7 +593,7 @@ func (g *Governor) createTeam(c *fiber.Ctx) error {
 	}
 	g.runtimeTeams[t.Name] = t
 	s = g.build(noWarn)
-	g.state.Store(s)
+	g.publish(s)
 	g.log.Info("runtime team created", "team", t.Name)
 	g.adminAudit(c, ActionTeamCreate, "team:"+t.Name, t.Name, changedFields(in))
 	return c.Status(http.StatusCreated).JSON(viewTeam(s, s.teams[t.Name]))
@@ -667,7 +667,7 @@ func (g *Governor) patchTeam(c *fiber.Ctx) error {
 	}
 	g.runtimeTeams[t.Name] = t
 	s := g.build(noWarn)
-	g.state.Store(s)
+	g.publish(s)
 	g.adminAudit(c, ActionTeamUpdate, "team:"+t.Name, t.Name, patchDetail(c.Body()))
 	return c.JSON(viewTeam(s, s.teams[t.Name]))
 }
@@ -693,7 +693,7 @@ func (g *Governor) deleteTeam(c *fiber.Ctx) error {
 		return adminError(c, http.StatusInternalServerError, "server_error", "could not delete the team")
 	}
 	delete(g.runtimeTeams, t.Name)
-	g.state.Store(g.build(noWarn))
+	g.publish(g.build(noWarn))
 	g.log.Info("runtime team deleted", "team", t.Name)
 	g.adminAudit(c, ActionTeamDelete, "team:"+t.Name, t.Name, "")
 	return c.SendStatus(http.StatusNoContent)

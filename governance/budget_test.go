@@ -259,3 +259,45 @@ type failingSpend struct{}
 func (failingSpend) SpendSince(context.Context, string, string, time.Time) (int64, error) {
 	return 0, errors.New("storage down")
 }
+
+// A change that gives a budget another window (another period, or a budget
+// where there was none) seeds the window's spend from storage, as a start
+// does: the counter would otherwise start it at zero, and a key that had
+// spent its month could spend it again.
+func TestNewBudgetWindowIsSeededFromStorage(t *testing.T) {
+	t.Parallel()
+	cfg := Config{
+		Teams: []TeamConfig{{Name: "b"}},
+		Keys:  []KeyConfig{{Name: "k", Key: rawKey("k"), Team: "b", Budget: BudgetConfig{USD: "10", Period: "daily"}}},
+	}
+	g, _ := newGov(t, cfg)
+	kid := mustAuth(t, g, "k").KeyID
+	src := mapSpend{
+		"key/" + kid + "@2026-11-18": usd(2),
+		"key/" + kid + "@2026-11-01": usd(18),
+		"team/b@1970-01-01":          usd(18),
+		"team/b@2026-11-18":          usd(2),
+	}
+	if err := g.RebuildSpend(context.Background(), src); err != nil {
+		t.Fatal(err)
+	}
+	spent := func(scope Scope, id string, p Period) int64 {
+		got, _ := g.counters.SpendCounter(CounterKey{Scope: scope, Metric: MetricSpend, ID: id}).Spent(p.start(g.now()))
+		return got
+	}
+	cfg.Secret = testSecret
+	cfg.Keys[0].Budget.Period = "monthly"
+	cfg.Teams[0].Budget = BudgetConfig{USD: "5", Period: "daily"}
+	if err := g.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got := spent(ScopeKey, kid, PeriodMonthly); got != usd(18) {
+		t.Errorf("key spend in its new monthly window = %d, want %d", got, usd(18))
+	}
+	if got := spent(ScopeTeam, "b", PeriodDaily); got != usd(2) {
+		t.Errorf("team spend in its new daily budget = %d, want %d", got, usd(2))
+	}
+	if _, err := g.Reserve(mustAuth(t, g, "k"), Request{Kind: KindModel, Name: "m", EstimatedCostNanoUSD: 1}); err == nil {
+		t.Error("a key over its new monthly budget was let through")
+	}
+}

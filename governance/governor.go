@@ -36,6 +36,7 @@ type Governor struct {
 	cfg          Config
 	runtimeKeys  map[string]keyRecord  // by id
 	runtimeTeams map[string]teamRecord // by name
+	spendSrc     SpendSource           // where RebuildSpend found spend; nil before it ran
 
 	misses missCache // unknown keys recently looked up in a shared store
 
@@ -111,7 +112,7 @@ func (g *Governor) Reload(cfg Config) error {
 		g.log.Warn("governance.redis changed: it applies at the next start")
 	}
 	g.cfg = cfg
-	g.state.Store(g.build(g.log.Warn))
+	g.publish(g.build(g.log.Warn))
 	return nil
 }
 

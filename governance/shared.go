@@ -101,7 +101,7 @@ func (g *Governor) ReloadRecords(ctx context.Context) error {
 		return errors.Join(errors.New("governance: reload runtime teams"), err)
 	}
 	g.setRecords(keys, teams)
-	g.state.Store(g.build(noWarn))
+	g.publish(g.build(noWarn))
 	g.misses.clear()
 	return nil
 }

@@ -3,6 +3,7 @@ package governance
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -136,53 +137,110 @@ func (g *Governor) deleteRecord(kind, id string) error {
 // RebuildSpend loads the current period's spend of every key, team and org
 // from storage, so budgets survive restarts. Org spend is the sum of its
 // teams'. Call it at start-up, before serving; it replaces in-memory spend.
+// src is kept: a change that moves a budget's window seeds it the same way
+// (see publish).
 func (g *Governor) RebuildSpend(ctx context.Context, src SpendSource) error {
+	g.mu.Lock()
+	g.spendSrc = src
+	g.mu.Unlock()
 	s := g.state.Load()
 	now := g.now()
-	teamSpend := make(map[string]int64, len(s.teams))
 	for _, name := range sortedKeys(s.teams) {
-		t := s.teams[name]
-		period := t.budget.period.start(now)
-		spent, err := src.SpendSince(ctx, ScopeTeam.String(), name, time.Unix(period, 0).UTC())
-		if err != nil {
-			g.metrics.rebuildErrors.Inc()
-			return fmt.Errorf("governance: spend of team %q: %w", name, err)
+		if err := g.seedTeam(ctx, src, s, name, now); err != nil {
+			return err
 		}
-		teamSpend[name] = spent
-		t.spend.SetSpent(period, spent)
 	}
 	for _, name := range sortedKeys(s.orgs) {
-		o := s.orgs[name]
-		period := o.budget.period.start(now)
-		var total int64
-		for tn, t := range s.teams {
-			if t.org != o {
-				continue
-			}
-			// Teams may use other periods than their org, so ask for the org's own window.
-			spent := teamSpend[tn]
-			if t.budget.period.start(now) != period {
-				var err error
-				spent, err = src.SpendSince(ctx, ScopeTeam.String(), tn, time.Unix(period, 0).UTC())
-				if err != nil {
-					g.metrics.rebuildErrors.Inc()
-					return fmt.Errorf("governance: spend of team %q for org %q: %w", tn, name, err)
-				}
-			}
-			total += spent
+		if err := g.seedOrg(ctx, src, s, name, now); err != nil {
+			return err
 		}
-		o.spend.SetSpent(period, total)
 	}
 	for _, id := range sortedKeys(s.byID) {
-		e := s.byID[id]
-		period := e.budget.period.start(now)
-		spent, err := src.SpendSince(ctx, ScopeKey.String(), id, time.Unix(period, 0).UTC())
-		if err != nil {
-			g.metrics.rebuildErrors.Inc()
-			return fmt.Errorf("governance: spend of key %q: %w", e.rec.Name, err)
+		if err := g.seedKey(ctx, src, s, id, now); err != nil {
+			return err
 		}
-		e.spend.SetSpent(period, spent)
 	}
 	g.log.Info("governance spend rebuilt", "keys", len(s.byID), "teams", len(s.teams), "orgs", len(s.orgs))
 	return nil
+}
+
+// seedTeam sets a team's spend in its budget's current window from storage.
+func (g *Governor) seedTeam(ctx context.Context, src SpendSource, s *snapshot, name string, now time.Time) error {
+	t := s.teams[name]
+	period := t.budget.period.start(now)
+	spent, err := src.SpendSince(ctx, ScopeTeam.String(), name, time.Unix(period, 0).UTC())
+	if err != nil {
+		g.metrics.rebuildErrors.Inc()
+		return fmt.Errorf("governance: spend of team %q: %w", name, err)
+	}
+	t.spend.SetSpent(period, spent)
+	return nil
+}
+
+// seedOrg sets an org's spend, the sum of its teams' in the org's own
+// window (teams may use other periods than their org), from storage.
+func (g *Governor) seedOrg(ctx context.Context, src SpendSource, s *snapshot, name string, now time.Time) error {
+	o := s.orgs[name]
+	period := o.budget.period.start(now)
+	var total int64
+	for _, tn := range sortedKeys(s.teams) {
+		if s.teams[tn].org != o {
+			continue
+		}
+		spent, err := src.SpendSince(ctx, ScopeTeam.String(), tn, time.Unix(period, 0).UTC())
+		if err != nil {
+			g.metrics.rebuildErrors.Inc()
+			return fmt.Errorf("governance: spend of team %q for org %q: %w", tn, name, err)
+		}
+		total += spent
+	}
+	o.spend.SetSpent(period, total)
+	return nil
+}
+
+// seedKey sets a key's spend in its budget's current window from storage.
+func (g *Governor) seedKey(ctx context.Context, src SpendSource, s *snapshot, id string, now time.Time) error {
+	e := s.byID[id]
+	period := e.budget.period.start(now)
+	spent, err := src.SpendSince(ctx, ScopeKey.String(), id, time.Unix(period, 0).UTC())
+	if err != nil {
+		g.metrics.rebuildErrors.Inc()
+		return fmt.Errorf("governance: spend of key %q: %w", e.rec.Name, err)
+	}
+	e.spend.SetSpent(period, spent)
+	return nil
+}
+
+// publish makes s the live snapshot (g.mu held). A budget a change gave
+// another window (another period, or a budget where there was none) has its
+// spend in that window seeded from storage, as at start-up: its counter
+// would otherwise start the window at zero, and a key that had spent its
+// month would spend it again.
+func (g *Governor) publish(s *snapshot) {
+	old := g.state.Swap(s)
+	if old == nil || g.spendSrc == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	now := g.now()
+	var errs []error
+	for _, name := range sortedKeys(s.teams) {
+		if was := old.teams[name]; was != nil && was.budget.period != s.teams[name].budget.period {
+			errs = append(errs, g.seedTeam(ctx, g.spendSrc, s, name, now))
+		}
+	}
+	for _, name := range sortedKeys(s.orgs) {
+		if was := old.orgs[name]; was != nil && was.budget.period != s.orgs[name].budget.period {
+			errs = append(errs, g.seedOrg(ctx, g.spendSrc, s, name, now))
+		}
+	}
+	for _, id := range sortedKeys(s.byID) {
+		if was := old.byID[id]; was != nil && was.budget.period != s.byID[id].budget.period {
+			errs = append(errs, g.seedKey(ctx, g.spendSrc, s, id, now))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		g.log.Error("governance: spend of a budget with a new period not loaded; it counts from zero", "err", err)
+	}
 }
