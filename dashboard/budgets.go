@@ -40,7 +40,11 @@ type budgetView struct {
 // next request is checked against.
 func (d *Dashboard) budgets(c *fiber.Ctx) error {
 	sc := scopeOf(principal(c))
-	team, keyID, err := sc.restrict(c.Query("team"), c.Query("key"))
+	key, err := d.keyParam(c)
+	if err != nil {
+		return sendError(c, err)
+	}
+	team, keyID, err := sc.restrict(c.Query("team"), key)
 	if err != nil {
 		d.denied(c, err)
 		return sendError(c, err)

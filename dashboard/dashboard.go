@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -34,6 +35,7 @@ type Governor interface {
 	Authenticate(rawKey string) (*governance.Principal, error)
 	Budgets(team string) []governance.BudgetUsage
 	Denied(d governance.Denial)
+	KeyByName(name string) (id, team string, ok bool)
 }
 
 // Deps are what the dashboard is built from. Logger may be nil.
@@ -112,6 +114,22 @@ func (s scope) owns(sp *trace.Span) bool {
 	}
 }
 
+// keyParam is the key a read asks for, by id or by name: a name would
+// otherwise match no spend and answer zero. Ids start "key_", which no
+// name can; an id of a key since deleted still finds its past spend. A
+// name outside the caller's scope is answered as one that does not exist.
+func (d *Dashboard) keyParam(c *fiber.Ctx) (string, error) {
+	key := c.Query("key")
+	if key == "" || strings.HasPrefix(key, "key_") {
+		return key, nil
+	}
+	sc := scopeOf(principal(c))
+	if id, team, ok := d.gov.KeyByName(key); ok && (sc.admin || sc.team != "" && team == sc.team || id == sc.keyID) {
+		return id, nil
+	}
+	return "", errBadRequest("key: no key named %q; give a key's id or name", key)
+}
+
 // restrict forces the scope onto the team and key filters a client asked
 // for. Asking for another team (or key, for a team-less key) is refused
 // rather than silently answered with one's own data.
@@ -121,12 +139,12 @@ func (s scope) restrict(team, keyID string) (string, string, error) {
 		return team, keyID, nil
 	case s.team != "":
 		if team != "" && team != s.team {
-			return "", "", errForbidden("this key may only see team " + s.team)
+			return "", "", errOutOfScope("scope.team", "this key may only see team "+s.team)
 		}
 		return s.team, keyID, nil
 	default:
 		if team != "" || (keyID != "" && keyID != s.keyID) {
-			return "", "", errForbidden("this key has no team and may only see its own spans")
+			return "", "", errOutOfScope("scope.key", "this key has no team and may only see its own spans")
 		}
 		return "", s.keyID, nil
 	}
@@ -143,7 +161,7 @@ func (d *Dashboard) authenticate(c *fiber.Ctx) error {
 	p, err := d.gov.Authenticate(raw)
 	if err != nil {
 		d.denied(c, err)
-		return sendError(c, &apiError{http.StatusUnauthorized, "authentication_error", err.Error()})
+		return sendError(c, &apiError{status: http.StatusUnauthorized, typ: "authentication_error", msg: err.Error()})
 	}
 	c.Locals(principalLocal, p)
 	return c.Next()
@@ -155,7 +173,7 @@ func (d *Dashboard) authenticate(c *fiber.Ctx) error {
 func (d *Dashboard) denied(c *fiber.Ctx, err error) {
 	var ae *apiError
 	if errors.As(err, &ae) && ae.status == http.StatusForbidden {
-		err = &governance.Error{Kind: governance.Forbidden, Message: ae.msg}
+		err = &governance.Error{Kind: governance.Forbidden, Message: ae.msg, Rule: ae.rule}
 	}
 	d.gov.Denied(governance.RequestDenial(c, principal(c), "", "", err))
 }
@@ -171,24 +189,31 @@ type apiError struct {
 	status int
 	typ    string
 	msg    string
+	rule   string // what refused, for the audit log (a read outside the key's scope)
 }
 
 func (e *apiError) Error() string { return e.msg }
 
 func errBadRequest(format string, a ...any) *apiError {
-	return &apiError{http.StatusBadRequest, "invalid_request_error", fmt.Sprintf(format, a...)}
+	return &apiError{status: http.StatusBadRequest, typ: "invalid_request_error", msg: fmt.Sprintf(format, a...)}
 }
 
 func errForbidden(msg string) *apiError {
-	return &apiError{http.StatusForbidden, "permission_error", msg}
+	return &apiError{status: http.StatusForbidden, typ: "permission_error", msg: msg}
 }
 
-var errTraceNotFound = &apiError{http.StatusNotFound, "not_found", "no such trace"}
+// errOutOfScope refuses a read of another team's (or key's) data; rule
+// names which scope it left.
+func errOutOfScope(rule, msg string) *apiError {
+	return &apiError{status: http.StatusForbidden, typ: "permission_error", msg: msg, rule: rule}
+}
+
+var errTraceNotFound = &apiError{status: http.StatusNotFound, typ: "not_found", msg: "no such trace"}
 
 func sendError(c *fiber.Ctx, err error) error {
 	var e *apiError
 	if !errors.As(err, &e) {
-		e = &apiError{http.StatusInternalServerError, "server_error", "internal error"}
+		e = &apiError{status: http.StatusInternalServerError, typ: "server_error", msg: "internal error"}
 	}
 	return c.Status(e.status).JSON(fiber.Map{"error": fiber.Map{"message": e.msg, "type": e.typ}})
 }
@@ -198,7 +223,7 @@ func sendError(c *fiber.Ctx, err error) error {
 func (d *Dashboard) storeFailed(c *fiber.Ctx, op string, err error) error {
 	if errors.Is(err, context.DeadlineExceeded) {
 		d.log.Warn("dashboard query timed out", "op", op, "timeout", queryTimeout)
-		return sendError(c, &apiError{http.StatusGatewayTimeout, "timeout", "query timed out"})
+		return sendError(c, &apiError{status: http.StatusGatewayTimeout, typ: "timeout", msg: "query timed out"})
 	}
 	d.log.Error("dashboard query failed", "op", op, "err", err)
 	return sendError(c, err)

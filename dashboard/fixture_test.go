@@ -3,10 +3,12 @@ package dashboard
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,8 +45,37 @@ func tid(n byte) trace.TraceID { return trace.TraceID{0xab, n, 1} }
 func sid(n byte) trace.SpanID  { return trace.SpanID{0xcd, n, 2} }
 
 type fixture struct {
-	app    *fiber.App
-	keyIDs map[string]string // raw key -> key id
+	app     *fiber.App
+	keyIDs  map[string]string // raw key -> key id
+	denials *denialRecorder
+}
+
+// denialRecorder notes the refusals the dashboard reports for the audit log.
+type denialRecorder struct {
+	Governor
+	mu  sync.Mutex
+	got []governance.Denial
+}
+
+func (r *denialRecorder) Denied(d governance.Denial) {
+	r.mu.Lock()
+	r.got = append(r.got, d)
+	r.mu.Unlock()
+	r.Governor.Denied(d)
+}
+
+// rules are the audit rules of the refusals so far.
+func (r *denialRecorder) rules() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, d := range r.got {
+		var ge *governance.Error
+		if errors.As(d.Err, &ge) {
+			out = append(out, ge.Rule)
+		}
+	}
+	return out
 }
 
 // newFixture writes a cross-team workflow and two single-span traces into a
@@ -147,7 +178,8 @@ func newFixtureAt(t *testing.T, now time.Time) *fixture {
 	if err := store.AppendAudit(ctx, fixtureAudit(f, now)); err != nil {
 		t.Fatalf("AppendAudit: %v", err)
 	}
-	d := New(Deps{Store: store, Governor: gov})
+	f.denials = &denialRecorder{Governor: gov}
+	d := New(Deps{Store: store, Governor: f.denials})
 	d.now = func() time.Time { return now }
 	f.app = fiber.New(fiber.Config{DisableStartupMessage: true})
 	d.Register(f.app)

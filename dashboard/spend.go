@@ -91,7 +91,11 @@ func (d *Dashboard) spendQuery(c *fiber.Ctx) (storage.SpendQuery, int, error) {
 			return q, 0, errBadRequest("bucket: hour buckets cover at most 93 days; use bucket=day")
 		}
 	}
-	if q.Team, q.KeyID, err = scopeOf(principal(c)).restrict(c.Query("team"), c.Query("key")); err != nil {
+	key, err := d.keyParam(c)
+	if err != nil {
+		return q, 0, err
+	}
+	if q.Team, q.KeyID, err = scopeOf(principal(c)).restrict(c.Query("team"), key); err != nil {
 		d.denied(c, err)
 		return q, 0, err
 	}

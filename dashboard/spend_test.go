@@ -1,7 +1,10 @@
 package dashboard
 
 import (
+	"encoding/json"
 	"net/http"
+	"net/url"
+	"slices"
 	"testing"
 	"time"
 )
@@ -193,5 +196,36 @@ func TestSpendRefusesBadQueriesAndForeignTeams(t *testing.T) {
 				t.Errorf("error body without message or type: %+v", e)
 			}
 		})
+	}
+}
+
+// A read outside the key's scope is audited with the rule that refused it.
+func TestOutOfScopeReadsAreAuditedWithTheirRule(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.getJSON(t, "/admin/spend?team=beta", alphaKey, http.StatusForbidden, nil)
+	f.getJSON(t, "/admin/spend?team=alpha", loneKey, http.StatusForbidden, nil)
+	if got, want := f.denials.rules(), []string{"scope.team", "scope.key"}; !slices.Equal(got, want) {
+		t.Fatalf("audited rules %q, want %q", got, want)
+	}
+}
+
+// The read APIs take a key by name as well as by id; a name they do not
+// know, or one outside the caller's scope, is a 400, not an empty answer.
+func TestReadsTakeAKeyByName(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	id := url.QueryEscape(f.keyIDs[alphaKey])
+	for _, path := range []string{"/admin/spend", "/admin/budgets", "/admin/traces"} {
+		var byID, byName any
+		f.getJSON(t, path+"?key="+id, adminKey, http.StatusOK, &byID)
+		f.getJSON(t, path+"?key=alpha-agent", adminKey, http.StatusOK, &byName)
+		a, _ := json.Marshal(byID)
+		b, _ := json.Marshal(byName)
+		if string(a) != string(b) {
+			t.Errorf("%s: by name %s, by id %s", path, b, a)
+		}
+		f.getJSON(t, path+"?key=no-such-key", adminKey, http.StatusBadRequest, nil)
+		f.getJSON(t, path+"?key=beta-agent", alphaKey, http.StatusBadRequest, nil)
 	}
 }

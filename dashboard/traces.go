@@ -26,6 +26,9 @@ func (d *Dashboard) traces(c *fiber.Ctx) error {
 	if err != nil {
 		return sendError(c, err)
 	}
+	if f.KeyID, err = d.keyParam(c); err != nil {
+		return sendError(c, err)
+	}
 	sc := scopeOf(principal(c))
 	if f.Team, f.KeyID, err = sc.restrict(f.Team, f.KeyID); err != nil {
 		d.denied(c, err)

@@ -119,7 +119,7 @@ func (d *Dashboard) login(c *fiber.Ctx) error {
 	p, err := d.gov.Authenticate(raw)
 	if err != nil {
 		d.denied(c, err)
-		return sendError(c, &apiError{http.StatusUnauthorized, "authentication_error", err.Error()})
+		return sendError(c, &apiError{status: http.StatusUnauthorized, typ: "authentication_error", msg: err.Error()})
 	}
 	c.Cookie(&fiber.Cookie{
 		Name: cookieName, Value: base64.RawURLEncoding.EncodeToString([]byte(raw)), Path: "/",

@@ -120,6 +120,16 @@ func sameRedis(a, b *RedisConfig) bool {
 	return a == nil && b == nil || a != nil && b != nil && *a == *b
 }
 
+// KeyByName is the id and team of the live key named name, for reads that
+// name a key rather than give its id.
+func (g *Governor) KeyByName(name string) (id, team string, ok bool) {
+	e := g.state.Load().byName[name]
+	if e == nil {
+		return "", "", false
+	}
+	return e.rec.ID, e.principal.Team, true
+}
+
 // Authenticate maps a raw key to its principal with one HMAC and one map
 // lookup. Wrong, missing, expired and disabled keys get an Unauthenticated
 // *Error whose message never contains the key.
