@@ -59,12 +59,16 @@ func (v *view) post(w http.ResponseWriter, r *http.Request) {
 		Method string          `json:"method"`
 		Params struct {
 			URI       string          `json:"uri"`
+			Name      string          `json:"name"`
 			RequestID json.RawMessage `json:"requestId"`
 		} `json:"params"`
 	}
 	if json.Unmarshal(body, &msg) != nil || msg.Method == "" || !transportChecksPass(r.Header.Get) {
 		v.stream.Handle(hw, hr)
 		return
+	}
+	if msg.Method == string(mcp.MethodToolsCall) {
+		v.auditHiddenTool(ctx, p, msg.Params.Name)
 	}
 	switch {
 	case msg.Method == string(mcp.MethodNotificationCancelled) && len(msg.ID) == 0:
@@ -85,6 +89,23 @@ func (v *view) post(w http.ResponseWriter, r *http.Request) {
 		}
 		v.stream.Handle(hw, hr)
 	}
+}
+
+// auditHiddenTool records a call of a tool the key's ACL hides. mcp-go
+// answers it as an unknown tool (so a hidden tool cannot be told from a
+// missing one) and never reaches the gateway's handler, where refusals are
+// otherwise audited.
+func (v *view) auditHiddenTool(ctx context.Context, p *governance.Principal, name string) {
+	if p == nil || name == "" || v.srv.GetTool(name) == nil {
+		return
+	}
+	d := v.g.gov.Authorize(p, governance.KindTool, v.fullName(name))
+	if d.Allowed {
+		return
+	}
+	denial, _ := ctx.Value(originKey{}).(governance.Denial)
+	denial.Kind, denial.Name, denial.Err = governance.KindTool, v.fullName(name), d.Err()
+	v.g.gov.Denied(denial)
 }
 
 // prefetched is the answer of a resources/read or prompts/get the edge

@@ -8,11 +8,13 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+	"github.com/switchboard-gw/switchboard/governance"
 	"github.com/switchboard-gw/switchboard/trace"
 )
 
@@ -510,5 +512,54 @@ func TestCallTimesOutAsToolError(t *testing.T) {
 	res, err := callTool(ctx, cli, "weather__slow", map[string]any{"ms": 5000})
 	if err != nil || !res.IsError || !strings.Contains(resultText(res), "timed out") {
 		t.Fatalf("slow call past timeout = %+v, %v", res, err)
+	}
+}
+
+// deniedRecorder notes the refusals the gateway reports for the audit log.
+type deniedRecorder struct {
+	Governor
+	mu  sync.Mutex
+	got []governance.Denial
+}
+
+func (r *deniedRecorder) Denied(d governance.Denial) {
+	r.mu.Lock()
+	r.got = append(r.got, d)
+	r.mu.Unlock()
+	r.Governor.Denied(d)
+}
+
+// A call of a tool the key's ACL hides is answered like a call of a tool
+// that does not exist, and audited with the ACL rule that hid it, on the
+// direct path and on mcp-go's (a call with a progress token).
+func TestHiddenToolCallIsAudited(t *testing.T) {
+	t.Parallel()
+	rec := &deniedRecorder{}
+	e := startWith(t, nil, quietLogger(), func(g Governor) Governor { rec.Governor = g; return rec })
+	ctx := ctxT(t)
+	for _, p := range protocols {
+		cli := e.connect(t, "/mcp", keyWeather, p.version)
+		for _, progress := range []bool{false, true} {
+			req := mcp.CallToolRequest{}
+			req.Params.Name, req.Params.Arguments = "files__add", map[string]any{"a": 1, "b": 2}
+			if progress {
+				req.Params.Meta = &mcp.Meta{ProgressToken: "p1"}
+			}
+			if _, err := cli.CallTool(ctx, req); err == nil {
+				t.Fatalf("%s, progress %v: the hidden tool answered", p.name, progress)
+			}
+		}
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.got) != 2*len(protocols) {
+		t.Fatalf("%d refusals audited, want %d: %+v", len(rec.got), 2*len(protocols), rec.got)
+	}
+	for _, d := range rec.got {
+		var ge *governance.Error
+		if d.Kind != governance.KindTool || d.Name != "files__add" || d.Principal == nil || d.Principal.KeyName != "weather" ||
+			!errors.As(d.Err, &ge) || !strings.HasPrefix(ge.Rule, "acl:") {
+			t.Errorf("refusal %+v (err %v)", d, d.Err)
+		}
 	}
 }

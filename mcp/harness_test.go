@@ -115,6 +115,12 @@ func start(t testing.TB, mutate func(*Config)) *env {
 // startLogged is start with the gateway logging to log.
 func startLogged(t testing.TB, mutate func(*Config), log *slog.Logger) *env {
 	t.Helper()
+	return startWith(t, mutate, log, func(g Governor) Governor { return g })
+}
+
+// startWith is startLogged with the governor wrap returns in front of the real one.
+func startWith(t testing.TB, mutate func(*Config), log *slog.Logger, wrap func(Governor) Governor) *env {
+	t.Helper()
 	weather, err := mock.StartMCP("127.0.0.1:0", mock.MCPOptions{Name: "weather"})
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +138,7 @@ func startLogged(t testing.TB, mutate func(*Config), log *slog.Logger) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw, err := New(cfg, Deps{Governor: newGovernor(t), Tracer: trace.NewTracer(rec), Logger: log})
+	gw, err := New(cfg, Deps{Governor: wrap(newGovernor(t)), Tracer: trace.NewTracer(rec), Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
