@@ -167,13 +167,17 @@ func (g *Governor) RebuildSpend(ctx context.Context, src SpendSource) error {
 // seedTeam sets a team's spend in its budget's current window from storage.
 func (g *Governor) seedTeam(ctx context.Context, src SpendSource, s *snapshot, name string, now time.Time) error {
 	t := s.teams[name]
-	period := t.budget.period.start(now)
-	spent, err := src.SpendSince(ctx, ScopeTeam.String(), name, time.Unix(period, 0).UTC())
+	return g.seed(ctx, src, ScopeTeam, name, fmt.Sprintf("team %q", name), t.budget.period.start(now), t.spend)
+}
+
+// seed sets one budget's spend since period (its window's start) from storage.
+func (g *Governor) seed(ctx context.Context, src SpendSource, scope Scope, id, what string, period int64, counter SpendCounter) error {
+	spent, err := src.SpendSince(ctx, scope.String(), id, time.Unix(period, 0).UTC())
 	if err != nil {
 		g.metrics.rebuildErrors.Inc()
-		return fmt.Errorf("governance: spend of team %q: %w", name, err)
+		return fmt.Errorf("governance: spend of %s: %w", what, err)
 	}
-	t.spend.SetSpent(period, spent)
+	counter.SetSpent(period, spent)
 	return nil
 }
 
@@ -201,14 +205,7 @@ func (g *Governor) seedOrg(ctx context.Context, src SpendSource, s *snapshot, na
 // seedKey sets a key's spend in its budget's current window from storage.
 func (g *Governor) seedKey(ctx context.Context, src SpendSource, s *snapshot, id string, now time.Time) error {
 	e := s.byID[id]
-	period := e.budget.period.start(now)
-	spent, err := src.SpendSince(ctx, ScopeKey.String(), id, time.Unix(period, 0).UTC())
-	if err != nil {
-		g.metrics.rebuildErrors.Inc()
-		return fmt.Errorf("governance: spend of key %q: %w", e.rec.Name, err)
-	}
-	e.spend.SetSpent(period, spent)
-	return nil
+	return g.seed(ctx, src, ScopeKey, id, fmt.Sprintf("key %q", e.rec.Name), e.budget.period.start(now), e.spend)
 }
 
 // publish makes s the live snapshot (g.mu held). A budget a change gave

@@ -174,14 +174,14 @@ func TestRetryThenSuccess(t *testing.T) {
 	}
 }
 
-// toggleUpstream answers OpenAI chat calls, or 500 while failing is set.
-func toggleUpstream(t *testing.T) (*httptest.Server, *atomic.Bool, *atomic.Int64) {
+// toggleUpstream answers OpenAI chat calls, or with fail while failing is set.
+func toggleUpstream(t *testing.T, fail http.HandlerFunc) (*httptest.Server, *atomic.Bool, *atomic.Int64) {
 	var failing atomic.Bool
 	var hits atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
 		if failing.Load() {
-			http.Error(w, `{"error":{"message":"boom","type":"server_error"}}`, http.StatusInternalServerError)
+			fail(w, r)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -193,7 +193,9 @@ func toggleUpstream(t *testing.T) (*httptest.Server, *atomic.Bool, *atomic.Int64
 
 func TestCooldownThenRecovery(t *testing.T) {
 	t.Parallel()
-	srv, failing, hits := toggleUpstream(t)
+	srv, failing, hits := toggleUpstream(t, func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, `{"error":{"message":"boom","type":"server_error"}}`, http.StatusInternalServerError)
+	})
 	failing.Store(true)
 	cfg := oneModel("m", DeploymentConfig{Provider: ProviderOpenAI, BaseURL: srv.URL + "/v1"})
 	cfg.Router.Retries, cfg.Router.AllowedFails, cfg.Router.Cooldown = 0, 2, 200*time.Millisecond
@@ -544,21 +546,12 @@ func TestNegativeUsageIsAnUnreadableReply(t *testing.T) {
 func TestRateLimitedDeploymentPauses(t *testing.T) {
 	t.Parallel()
 	limited := func(retryAfter string) (*httptest.Server, *atomic.Bool, *atomic.Int64) {
-		var on atomic.Bool
-		var hits atomic.Int64
+		srv, on, hits := toggleUpstream(t, func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Retry-After", retryAfter)
+			http.Error(w, `{"error":{"message":"slow down","type":"rate_limit_error"}}`, http.StatusTooManyRequests)
+		})
 		on.Store(true)
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			hits.Add(1)
-			if on.Load() {
-				w.Header().Set("Retry-After", retryAfter)
-				http.Error(w, `{"error":{"message":"slow down","type":"rate_limit_error"}}`, http.StatusTooManyRequests)
-				return
-			}
-			w.Header().Set("Content-Type", "application/json")
-			fmt.Fprint(w, `{"id":"x","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}`)
-		}))
-		t.Cleanup(srv.Close)
-		return srv, &on, &hits
+		return srv, on, hits
 	}
 	body := `{"model":"m","messages":[{"role":"user","content":"hi"}]}`
 	router := func(cfg Config, cooldown time.Duration) Config {
