@@ -3,7 +3,6 @@ package governance
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 )
@@ -144,100 +143,117 @@ func (g *Governor) RebuildSpend(ctx context.Context, src SpendSource) error {
 	g.spendSrc = src
 	g.mu.Unlock()
 	s := g.state.Load()
-	now := g.now()
-	for _, name := range sortedKeys(s.teams) {
-		if err := g.seedTeam(ctx, src, s, name, now); err != nil {
-			return err
-		}
+	seeds, err := g.loadSpend(ctx, src, s, func(budgetOwner) bool { return true })
+	if err != nil {
+		return err
 	}
-	for _, name := range sortedKeys(s.orgs) {
-		if err := g.seedOrg(ctx, src, s, name, now); err != nil {
-			return err
-		}
-	}
-	for _, id := range sortedKeys(s.byID) {
-		if err := g.seedKey(ctx, src, s, id, now); err != nil {
-			return err
-		}
+	for _, sd := range seeds {
+		sd.counter.SetSpent(sd.period, sd.spent)
 	}
 	g.log.Info("governance spend rebuilt", "keys", len(s.byID), "teams", len(s.teams), "orgs", len(s.orgs))
 	return nil
 }
 
-// seedTeam sets a team's spend in its budget's current window from storage.
-func (g *Governor) seedTeam(ctx context.Context, src SpendSource, s *snapshot, name string, now time.Time) error {
-	t := s.teams[name]
-	return g.seed(ctx, src, ScopeTeam, name, fmt.Sprintf("team %q", name), t.budget.period.start(now), t.spend)
+// spendSeed is one budget's spend in its current window, as storage has it.
+type spendSeed struct {
+	counter SpendCounter
+	period  int64
+	spent   int64
 }
 
-// seed sets one budget's spend since period (its window's start) from storage.
-func (g *Governor) seed(ctx context.Context, src SpendSource, scope Scope, id, what string, period int64, counter SpendCounter) error {
-	spent, err := src.SpendSince(ctx, scope.String(), id, time.Unix(period, 0).UTC())
-	if err != nil {
-		g.metrics.rebuildErrors.Inc()
-		return fmt.Errorf("governance: spend of %s: %w", what, err)
-	}
-	counter.SetSpent(period, spent)
-	return nil
+// budgetOwner names a key (by id), a team or an org of a snapshot.
+type budgetOwner struct {
+	scope Scope
+	name  string
 }
 
-// seedOrg sets an org's spend, the sum of its teams' in the org's own
-// window (teams may use other periods than their org), from storage.
-func (g *Governor) seedOrg(ctx context.Context, src SpendSource, s *snapshot, name string, now time.Time) error {
-	o := s.orgs[name]
-	period := o.budget.period.start(now)
-	var total int64
-	for _, tn := range sortedKeys(s.teams) {
-		if s.teams[tn].org != o {
-			continue
-		}
-		spent, err := src.SpendSince(ctx, ScopeTeam.String(), tn, time.Unix(period, 0).UTC())
+// loadSpend asks storage for the spend of the budgets of s that want
+// selects, each in its own current window.
+func (g *Governor) loadSpend(ctx context.Context, src SpendSource, s *snapshot, want func(budgetOwner) bool) ([]spendSeed, error) {
+	now := g.now()
+	var seeds []spendSeed
+	since := func(scope Scope, id, what string, period int64) (int64, error) {
+		spent, err := src.SpendSince(ctx, scope.String(), id, time.Unix(period, 0).UTC())
 		if err != nil {
 			g.metrics.rebuildErrors.Inc()
-			return fmt.Errorf("governance: spend of team %q for org %q: %w", tn, name, err)
+			return 0, fmt.Errorf("governance: spend of %s: %w", what, err)
 		}
-		total += spent
+		return spent, nil
 	}
-	o.spend.SetSpent(period, total)
-	return nil
-}
-
-// seedKey sets a key's spend in its budget's current window from storage.
-func (g *Governor) seedKey(ctx context.Context, src SpendSource, s *snapshot, id string, now time.Time) error {
-	e := s.byID[id]
-	return g.seed(ctx, src, ScopeKey, id, fmt.Sprintf("key %q", e.rec.Name), e.budget.period.start(now), e.spend)
+	for _, name := range sortedKeys(s.teams) {
+		if t := s.teams[name]; want(budgetOwner{ScopeTeam, name}) {
+			period := t.budget.period.start(now)
+			spent, err := since(ScopeTeam, name, fmt.Sprintf("team %q", name), period)
+			if err != nil {
+				return nil, err
+			}
+			seeds = append(seeds, spendSeed{t.spend, period, spent})
+		}
+	}
+	for _, name := range sortedKeys(s.orgs) {
+		o := s.orgs[name]
+		if !want(budgetOwner{ScopeOrg, name}) {
+			continue
+		}
+		// The sum of its teams' in the org's own window: teams may use
+		// other periods than their org.
+		period := o.budget.period.start(now)
+		var total int64
+		for _, tn := range sortedKeys(s.teams) {
+			if s.teams[tn].org != o {
+				continue
+			}
+			spent, err := since(ScopeTeam, tn, fmt.Sprintf("team %q for org %q", tn, name), period)
+			if err != nil {
+				return nil, err
+			}
+			total += spent
+		}
+		seeds = append(seeds, spendSeed{o.spend, period, total})
+	}
+	for _, id := range sortedKeys(s.byID) {
+		if e := s.byID[id]; want(budgetOwner{ScopeKey, id}) {
+			period := e.budget.period.start(now)
+			spent, err := since(ScopeKey, id, fmt.Sprintf("key %q", e.rec.Name), period)
+			if err != nil {
+				return nil, err
+			}
+			seeds = append(seeds, spendSeed{e.spend, period, spent})
+		}
+	}
+	return seeds, nil
 }
 
 // publish makes s the live snapshot (g.mu held). A budget a change gave
 // another window (another period, or a budget where there was none) has its
 // spend in that window seeded from storage, as at start-up: its counter
 // would otherwise start the window at zero, and a key that had spent its
-// month would spend it again.
+// month would spend it again. Storage is asked before the swap, and the
+// counters set just before it, so no call sees the new window empty.
 func (g *Governor) publish(s *snapshot) {
-	old := g.state.Swap(s)
-	if old == nil || g.spendSrc == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
-	defer cancel()
-	now := g.now()
-	var errs []error
-	for _, name := range sortedKeys(s.teams) {
-		if was := old.teams[name]; was != nil && was.budget.period != s.teams[name].budget.period {
-			errs = append(errs, g.seedTeam(ctx, g.spendSrc, s, name, now))
+	old := g.state.Load()
+	if old != nil && g.spendSrc != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		seeds, err := g.loadSpend(ctx, g.spendSrc, s, func(b budgetOwner) bool {
+			switch b.scope {
+			case ScopeTeam:
+				was := old.teams[b.name]
+				return was != nil && was.budget.period != s.teams[b.name].budget.period
+			case ScopeOrg:
+				was := old.orgs[b.name]
+				return was != nil && was.budget.period != s.orgs[b.name].budget.period
+			default:
+				was := old.byID[b.name]
+				return was != nil && was.budget.period != s.byID[b.name].budget.period
+			}
+		})
+		cancel()
+		if err != nil {
+			g.log.Error("governance: spend of a budget with a new period not loaded; it counts from zero", "err", err)
+		}
+		for _, sd := range seeds {
+			sd.counter.SetSpent(sd.period, sd.spent)
 		}
 	}
-	for _, name := range sortedKeys(s.orgs) {
-		if was := old.orgs[name]; was != nil && was.budget.period != s.orgs[name].budget.period {
-			errs = append(errs, g.seedOrg(ctx, g.spendSrc, s, name, now))
-		}
-	}
-	for _, id := range sortedKeys(s.byID) {
-		if was := old.byID[id]; was != nil && was.budget.period != s.byID[id].budget.period {
-			errs = append(errs, g.seedKey(ctx, g.spendSrc, s, id, now))
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		g.log.Error("governance: spend of a budget with a new period not loaded; it counts from zero", "err", err)
-	}
+	g.state.Store(s)
 }
