@@ -147,7 +147,10 @@ func (v *view) prefetch(w http.ResponseWriter, hr *server.HTTPRequest, p *govern
 		contents, err := v.readResource(hr.Context, req)
 		pre = &prefetched{method: mcp.MethodResourcesRead, name: params.URI, contents: contents, err: err}
 	case mcp.MethodPromptsGet:
-		handler := (*v.prompts.Load())[params.Name]
+		var handler server.PromptHandlerFunc
+		if prompts := v.prompts.Load(); prompts != nil {
+			handler = (*prompts)[params.Name]
+		}
 		if handler == nil || !v.permits(p, params.Name) {
 			return false // mcp-go answers: not found
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -561,5 +562,18 @@ func TestHiddenToolCallIsAudited(t *testing.T) {
 			!errors.As(d.Err, &ge) || !strings.HasPrefix(ge.Rule, "acl:") {
 			t.Errorf("refusal %+v (err %v)", d, d.Err)
 		}
+	}
+}
+
+// A prompts/get on a view that has not listed any prompt yet (its server
+// never connected) is answered by mcp-go as unknown, not a panic at the edge.
+func TestPromptBeforeAnyListingIsUnknown(t *testing.T) {
+	t.Parallel()
+	e := start(t, nil)
+	v := e.gw.newView("never-synced")
+	hr := &server.HTTPRequest{Method: http.MethodPost, Header: http.Header{}, Context: ctxT(t),
+		Body: []byte(`{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"greet"}}`)}
+	if v.prefetch(httptest.NewRecorder(), hr, nil, string(mcp.MethodPromptsGet), json.RawMessage("1")) {
+		t.Fatal("the edge answered a prompt it has no handler for")
 	}
 }
