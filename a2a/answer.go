@@ -90,7 +90,7 @@ func typedErrorData(answer []byte) []byte {
 		return answer
 	}
 	var items []json.RawMessage
-	if len(data) == 0 || data[0] != '[' || json.Unmarshal(data, &items) != nil {
+	if data[0] != '[' || json.Unmarshal(data, &items) != nil {
 		items = []json.RawMessage{data}
 	}
 	changed := data[0] != '['
