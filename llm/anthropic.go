@@ -340,18 +340,19 @@ func partToAnthropic(p openai.ChatMessagePart) (anthropicBlock, error) {
 
 // openAIChatOut is the OpenAI request the Anthropic ingress sends upstream.
 type openAIChatOut struct {
-	Model         string                         `json:"model"`
-	Messages      []openai.ChatCompletionMessage `json:"messages"`
-	MaxTokens     int64                          `json:"max_tokens,omitempty"`
-	Temperature   json.RawMessage                `json:"temperature,omitempty"`
-	TopP          json.RawMessage                `json:"top_p,omitempty"`
-	Stop          []string                       `json:"stop,omitempty"`
-	Stream        bool                           `json:"stream,omitempty"`
-	StreamOptions *openai.StreamOptions          `json:"stream_options,omitempty"`
-	Tools         []openAITool                   `json:"tools,omitempty"`
-	ToolChoice    any                            `json:"tool_choice,omitempty"`
-	ParallelTools *bool                          `json:"parallel_tool_calls,omitempty"`
-	User          string                         `json:"user,omitempty"`
+	Model               string                         `json:"model"`
+	Messages            []openai.ChatCompletionMessage `json:"messages"`
+	MaxTokens           int64                          `json:"max_tokens,omitempty"`
+	MaxCompletionTokens int64                          `json:"max_completion_tokens,omitempty"`
+	Temperature         json.RawMessage                `json:"temperature,omitempty"`
+	TopP                json.RawMessage                `json:"top_p,omitempty"`
+	Stop                []string                       `json:"stop,omitempty"`
+	Stream              bool                           `json:"stream,omitempty"`
+	StreamOptions       *openai.StreamOptions          `json:"stream_options,omitempty"`
+	Tools               []openAITool                   `json:"tools,omitempty"`
+	ToolChoice          any                            `json:"tool_choice,omitempty"`
+	ParallelTools       *bool                          `json:"parallel_tool_calls,omitempty"`
+	User                string                         `json:"user,omitempty"`
 }
 
 // anthropicToChat translates an Anthropic Messages request body into an
@@ -361,8 +362,12 @@ func anthropicToChat(body []byte, model string) ([]byte, error) {
 	if err := json.Unmarshal(body, &in); err != nil {
 		return nil, fmt.Errorf("cannot translate request: %v", err)
 	}
-	out := openAIChatOut{Model: model, MaxTokens: in.MaxTokens, Temperature: in.Temperature, TopP: in.TopP,
-		Stop: in.StopSequences, Stream: in.Stream}
+	out := openAIChatOut{Model: model, Temperature: in.Temperature, TopP: in.TopP, Stop: in.StopSequences, Stream: in.Stream}
+	if refusesMaxTokens(model) {
+		out.MaxCompletionTokens = in.MaxTokens
+	} else {
+		out.MaxTokens = in.MaxTokens
+	}
 	if in.Stream {
 		out.StreamOptions = &openai.StreamOptions{IncludeUsage: true}
 	}
@@ -481,6 +486,20 @@ func messageToOpenAI(m anthropicMessage) ([]openai.ChatCompletionMessage, error)
 		out = append(out, msg)
 	}
 	return out, nil
+}
+
+// refusesMaxTokens reports OpenAI's reasoning models (o1, o3, o4, GPT-5),
+// which answer max_tokens with a 400 and take max_completion_tokens. Other
+// OpenAI-compatible servers often know only max_tokens, so the rest keep it.
+// model is the upstream's name, after any "provider/" prefix.
+func refusesMaxTokens(model string) bool {
+	name := strings.ToLower(model[strings.LastIndexByte(model, '/')+1:])
+	for _, prefix := range []string{"o1", "o3", "o4", "gpt-5"} {
+		if strings.HasPrefix(name, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // anthropicURL accepts the base URL with or without its "/v1".

@@ -652,3 +652,29 @@ func TestChatToAnthropicRefusesWhatItCannotTranslate(t *testing.T) {
 		}
 	}
 }
+
+// An Anthropic request's max_tokens reaches OpenAI's reasoning models as
+// max_completion_tokens, which they require, and every other model as
+// max_tokens, which many OpenAI-compatible servers know alone.
+func TestAnthropicToChatMaxTokensField(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		model, field string
+	}{
+		{"gpt-5", "max_completion_tokens"},
+		{"gpt-5-mini-2025-08-07", "max_completion_tokens"},
+		{"o3-mini", "max_completion_tokens"},
+		{"O1", "max_completion_tokens"},
+		{"openai/o4-mini", "max_completion_tokens"},
+		{"gpt-4o-mini", "max_tokens"},
+		{"llama3.1:8b", "max_tokens"},
+		{"meta/llama-3-70b", "max_tokens"},
+		{"gpt-oss-20b", "max_tokens"},
+	} {
+		out, err := anthropicToChat([]byte(`{"max_tokens":77,"messages":[{"role":"user","content":"hi"}]}`), tc.model)
+		var got map[string]json.RawMessage
+		if err != nil || json.Unmarshal(out, &got) != nil || string(got[tc.field]) != "77" || len(got) != 3 {
+			t.Errorf("%s: %s, %v; want only %s among model, messages and the limit", tc.model, out, err, tc.field)
+		}
+	}
+}
