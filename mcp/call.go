@@ -286,7 +286,7 @@ func withTraceparent(res *mcp.CallToolResult, sc trace.SpanContext) *mcp.CallToo
 // promptHandler serves prompts/get for one upstream prompt.
 func (g *Gateway) promptHandler(u *upstream, prompt string) server.PromptHandlerFunc {
 	return func(ctx context.Context, req mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
-		if pre, ok := ctx.Value(prefetchKey{}).(*prefetched); ok && pre.method == mcp.MethodPromptsGet && pre.name == req.Params.Name {
+		if pre := prefetchedFor(ctx, mcp.MethodPromptsGet, req.Params.Name); pre != nil {
 			return pre.prompt, pre.err
 		}
 		cli, err := u.client()

@@ -121,6 +121,15 @@ type prefetched struct {
 
 type prefetchKey struct{}
 
+// prefetchedFor is the answer prefetch got for this request, if it asked
+// for method on name.
+func prefetchedFor(ctx context.Context, method mcp.MCPMethod, name string) *prefetched {
+	if pre, ok := ctx.Value(prefetchKey{}).(*prefetched); ok && pre.method == method && pre.name == name {
+		return pre
+	}
+	return nil
+}
+
 // prefetch asks the upstream for a resources/read or prompts/get before
 // mcp-go dispatches it. mcp-go answers any handler error with -32603, so an
 // upstream's JSON-RPC error (a resource it does not have: -32002) is

@@ -294,7 +294,7 @@ func (v *view) route(ctx context.Context, uri string) *upstream {
 // readResource serves resources/read for every URI of the view.
 func (v *view) readResource(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
 	uri := req.Params.URI
-	if pre, ok := ctx.Value(prefetchKey{}).(*prefetched); ok && pre.method == mcp.MethodResourcesRead && pre.name == uri {
+	if pre := prefetchedFor(ctx, mcp.MethodResourcesRead, uri); pre != nil {
 		return pre.contents, pre.err
 	}
 	u := v.route(ctx, uri)
