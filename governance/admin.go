@@ -284,7 +284,10 @@ func (g *Governor) createKey(c *fiber.Ctx) error {
 	if g.nameTaken(rec.Name, "") {
 		return adminError(c, http.StatusConflict, "conflict", "a key named %q already exists", rec.Name)
 	}
-	if err := g.putRecord(RecordKindKey, rec.ID, rec); err != nil {
+	if err := g.putRecord(RecordKindKey, rec.ID, rec, PutNew, rec.Name); err != nil {
+		if fail := guardFailure(err, "key", rec.Name); fail != nil {
+			return fail.send(c)
+		}
 		g.log.Error("persist runtime key", "key_id", rec.ID, "err", err)
 		return adminError(c, http.StatusInternalServerError, "server_error", "could not persist the key")
 	}
@@ -333,6 +336,18 @@ type apiError struct {
 
 func (e *apiError) send(c *fiber.Ctx) error { return adminError(c, e.status, e.typ, "%s", e.msg) }
 
+// guardFailure is the answer to a write a GuardedStore refused because
+// another replica got there first: nil for any other error.
+func guardFailure(err error, what, name string) *apiError {
+	switch {
+	case errors.Is(err, ErrRecordExists), errors.Is(err, ErrNameTaken):
+		return &apiError{http.StatusConflict, "conflict", fmt.Sprintf("a %s named %q already exists", what, name)}
+	case errors.Is(err, ErrRecordGone):
+		return &apiError{http.StatusNotFound, "not_found", "no such " + what}
+	}
+	return nil
+}
+
 func badRequest(err error) *apiError {
 	return &apiError{status: http.StatusBadRequest, typ: "invalid_request_error", msg: err.Error()}
 }
@@ -352,7 +367,10 @@ func (g *Governor) mutateKey(idOrName string, change func(*keyRecord) *apiError)
 		return rec, fail
 	}
 	rec.UpdatedAt = g.now().UTC()
-	if err := g.putRecord(RecordKindKey, rec.ID, rec); err != nil {
+	if err := g.putRecord(RecordKindKey, rec.ID, rec, PutExisting, rec.Name); err != nil {
+		if fail := guardFailure(err, "key", rec.Name); fail != nil {
+			return rec, fail
+		}
 		g.log.Error("persist runtime key", "key_id", rec.ID, "err", err)
 		return rec, &apiError{http.StatusInternalServerError, "server_error", "could not persist the key"}
 	}
@@ -587,7 +605,10 @@ func (g *Governor) createTeam(c *fiber.Ctx) error {
 	if _, ok := g.runtimeTeams[t.Name]; ok || s.teams[t.Name] != nil {
 		return adminError(c, http.StatusConflict, "conflict", "a team named %q already exists", t.Name)
 	}
-	if err := g.putRecord(RecordKindTeam, t.Name, t); err != nil {
+	if err := g.putRecord(RecordKindTeam, t.Name, t, PutNew, ""); err != nil {
+		if fail := guardFailure(err, "team", t.Name); fail != nil {
+			return fail.send(c)
+		}
 		g.log.Error("persist runtime team", "team", t.Name, "err", err)
 		return adminError(c, http.StatusInternalServerError, "server_error", "could not persist the team")
 	}
@@ -661,7 +682,10 @@ func (g *Governor) patchTeam(c *fiber.Ctx) error {
 	if err := t.validate("team", g.orgSet()); err != nil {
 		return adminError(c, http.StatusBadRequest, "invalid_request_error", "%v", err)
 	}
-	if err := g.putRecord(RecordKindTeam, t.Name, t); err != nil {
+	if err := g.putRecord(RecordKindTeam, t.Name, t, PutExisting, ""); err != nil {
+		if fail := guardFailure(err, "team", t.Name); fail != nil {
+			return fail.send(c)
+		}
 		g.log.Error("persist runtime team", "team", t.Name, "err", err)
 		return adminError(c, http.StatusInternalServerError, "server_error", "could not persist the team")
 	}

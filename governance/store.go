@@ -3,6 +3,7 @@ package governance
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -105,7 +106,42 @@ func (k *keyRecord) validate() error {
 	return kc.validate("key", map[string]bool{k.Team: true})
 }
 
-func (g *Governor) putRecord(kind, id string, v any) error {
+// Precondition is what a write expects to find in a GuardedStore.
+type Precondition uint8
+
+const (
+	// PutNew writes only when no record of the kind has the id.
+	PutNew Precondition = iota + 1
+	// PutExisting writes only when a record of the kind has the id.
+	PutExisting
+)
+
+// Errors of a GuardedStore write whose check failed; nothing was written.
+var (
+	ErrRecordExists = errors.New("governance: a record with this id exists")
+	ErrRecordGone   = errors.New("governance: no record with this id exists")
+	ErrNameTaken    = errors.New("governance: another record has this name")
+)
+
+// GuardedStore is a Store that several replicas write. A replica checks an
+// admin change against its own copy of the records, which lags another
+// replica's change until its notification arrives; a GuardedStore repeats
+// the checks in the store, atomically with the write, so two replicas
+// cannot both create the same team or two keys of one name.
+type GuardedStore interface {
+	Store
+	// PutRecordIf writes like PutRecord if pre holds and, when name is not
+	// empty, no other record of kind is named name (its JSON "name" field).
+	// Otherwise it writes nothing and returns ErrRecordExists, ErrRecordGone
+	// or ErrNameTaken.
+	PutRecordIf(ctx context.Context, kind, id string, data []byte, pre Precondition, name string) error
+}
+
+// putRecord persists a runtime key or team. In a GuardedStore the write
+// holds only under pre and, for a non-empty name, with the name unique; a
+// store without guards is written by this process alone, whose g.mu
+// already serialises the checks.
+func (g *Governor) putRecord(kind, id string, v any, pre Precondition, name string) error {
 	if g.store == nil {
 		return nil
 	}
@@ -115,7 +151,12 @@ func (g *Governor) putRecord(kind, id string, v any) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	if err := g.store.PutRecord(ctx, kind, id, data); err != nil {
+	if gs, ok := g.store.(GuardedStore); ok {
+		err = gs.PutRecordIf(ctx, kind, id, data, pre, name)
+	} else {
+		err = g.store.PutRecord(ctx, kind, id, data)
+	}
+	if err != nil {
 		return err
 	}
 	if k, ok := v.(keyRecord); ok {

@@ -327,3 +327,51 @@ if v then return v end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return ARGV[1]
 `)
+
+// recordNameLua reads the "name" of the record enveloped in raw, nil when it
+// has none: a record is the truth of its name, a names entry only a claim
+// that a rename or a crash between the two writes may have left stale.
+const recordNameLua = `
+local function recordName(raw)
+  if not raw then return nil end
+  local ok, env = pcall(cjson.decode, raw)
+  if ok and type(env) == 'table' and type(env.data) == 'table' and type(env.data.name) == 'string' then
+    return env.data.name
+  end
+  return nil
+end
+`
+
+// putIfScript writes record ARGV[1] = ARGV[2] into the hash KEYS[1] when
+// precondition ARGV[3] (governance.PutNew 1, PutExisting 2) holds and no
+// other record there is named ARGV[4] (when set), claiming the name in the
+// names hash KEYS[2]; it then announces the change on channel ARGV[5] as
+// replica ARGV[6]. It answers ok, exists, gone or taken.
+var putIfScript = redis.NewScript(recordNameLua + `
+local id, name = ARGV[1], ARGV[4]
+local present = redis.call('HEXISTS', KEYS[1], id) == 1
+if ARGV[3] == '1' and present then return 'exists' end
+if ARGV[3] == '2' and not present then return 'gone' end
+if name ~= '' then
+  local holder = redis.call('HGET', KEYS[2], name)
+  if holder and holder ~= id and recordName(redis.call('HGET', KEYS[1], holder)) == name then
+    return 'taken'
+  end
+  redis.call('HSET', KEYS[2], name, id)
+end
+redis.call('HSET', KEYS[1], id, ARGV[2])
+redis.call('PUBLISH', ARGV[5], ARGV[6])
+return 'ok'
+`)
+
+// deleteScript removes record ARGV[1] from the hash KEYS[1] with its name
+// claim in KEYS[2], and announces the change on channel ARGV[2] as replica
+// ARGV[3].
+var deleteScript = redis.NewScript(recordNameLua + `
+local id = ARGV[1]
+local name = recordName(redis.call('HGET', KEYS[1], id))
+if name and redis.call('HGET', KEYS[2], name) == id then redis.call('HDEL', KEYS[2], name) end
+redis.call('HDEL', KEYS[1], id)
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+return 1
+`)

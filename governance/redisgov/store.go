@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -18,7 +19,10 @@ type Store struct{ s *Shared }
 // Store returns the shared record store (governance.Store and governance.RecordLookup).
 func (s *Shared) Store() *Store { return &Store{s: s} }
 
-var _ governance.RecordLookup = (*Store)(nil)
+var (
+	_ governance.RecordLookup = (*Store)(nil)
+	_ governance.GuardedStore = (*Store)(nil)
+)
 
 type envelope struct {
 	Data      json.RawMessage `json:"data"`
@@ -29,14 +33,22 @@ func (st *Store) hash(kind string) string { return st.s.prefix + "records:" + ki
 
 func (st *Store) channel() string { return st.s.prefix + "records" }
 
-// PutRecord implements governance.Store.
-func (st *Store) PutRecord(ctx context.Context, kind, id string, data []byte) error {
+// names is the hash of kind's unique names: name → id of the record that
+// claimed it. An entry is only a claim; the record decides (see putIfLua).
+func (st *Store) names(kind string) string { return st.s.prefix + "names:" + kind }
+
+func enveloped(data []byte) ([]byte, error) {
 	raw := data
 	if !json.Valid(raw) {
 		// The index records hold a bare id; keep them valid JSON in the envelope.
 		raw, _ = json.Marshal(string(data))
 	}
-	v, err := json.Marshal(envelope{Data: raw, UpdatedAt: time.Now().UTC()})
+	return json.Marshal(envelope{Data: raw, UpdatedAt: time.Now().UTC()})
+}
+
+// PutRecord implements governance.Store.
+func (st *Store) PutRecord(ctx context.Context, kind, id string, data []byte) error {
+	v, err := enveloped(data)
 	if err != nil {
 		return err
 	}
@@ -48,14 +60,35 @@ func (st *Store) PutRecord(ctx context.Context, kind, id string, data []byte) er
 	return err
 }
 
-// DeleteRecord implements governance.Store.
-func (st *Store) DeleteRecord(ctx context.Context, kind, id string) error {
-	_, err := st.s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HDel(ctx, st.hash(kind), id)
-		p.Publish(ctx, st.channel(), st.s.replica)
+// PutRecordIf implements governance.GuardedStore.
+func (st *Store) PutRecordIf(ctx context.Context, kind, id string, data []byte, pre governance.Precondition, name string) error {
+	v, err := enveloped(data)
+	if err != nil {
+		return err
+	}
+	verdict, err := putIfScript.Run(ctx, st.s.client, []string{st.hash(kind), st.names(kind)},
+		id, v, int(pre), name, st.channel(), st.s.replica).Text()
+	if err != nil {
+		return err
+	}
+	switch verdict {
+	case "ok":
 		return nil
-	})
-	return err
+	case "exists":
+		return governance.ErrRecordExists
+	case "gone":
+		return governance.ErrRecordGone
+	case "taken":
+		return governance.ErrNameTaken
+	}
+	return fmt.Errorf("redisgov: unexpected answer %q from the record script", verdict)
+}
+
+// DeleteRecord implements governance.Store. The record's name claim goes
+// with it, so the names hash does not keep every name ever used.
+func (st *Store) DeleteRecord(ctx context.Context, kind, id string) error {
+	return deleteScript.Run(ctx, st.s.client, []string{st.hash(kind), st.names(kind)},
+		id, st.channel(), st.s.replica).Err()
 }
 
 // ListRecords implements governance.Store.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -97,6 +98,15 @@ func newReplica(t *testing.T, cfg governance.RedisConfig, watch bool) *replica {
 
 func (r *replica) do(t *testing.T, method, path, body string) map[string]any {
 	t.Helper()
+	status, out := r.try(t, method, path, body)
+	if status >= 300 && status != http.StatusNoContent {
+		t.Fatalf("%s %s: %d %v", method, path, status, out)
+	}
+	return out
+}
+
+func (r *replica) try(t *testing.T, method, path, body string) (int, map[string]any) {
+	t.Helper()
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+testAdminKey)
 	req.Header.Set("Content-Type", "application/json")
@@ -107,10 +117,7 @@ func (r *replica) do(t *testing.T, method, path, body string) map[string]any {
 	defer resp.Body.Close()
 	var out map[string]any
 	_ = json.NewDecoder(resp.Body).Decode(&out)
-	if resp.StatusCode >= 300 && resp.StatusCode != http.StatusNoContent {
-		t.Fatalf("%s %s: %d %v", method, path, resp.StatusCode, out)
-	}
-	return out
+	return resp.StatusCode, out
 }
 
 // A key created on replica A authenticates on replica B at once, without
@@ -206,5 +213,136 @@ func TestOwnersFirstClaimWins(t *testing.T) {
 	}
 	if _, ok := b.Owner("other", "task", "t1"); ok {
 		t.Fatal("ownership leaked across agents")
+	}
+}
+
+// Two replicas check an admin change against their own copies of the
+// records. The replicas here never watch, so each copy is as stale as it
+// can be; the store must still refuse what the other replica's change made
+// wrong, instead of answering 201 twice and keeping a key that never works.
+func TestReplicasCannotBothClaimOneName(t *testing.T) {
+	t.Parallel()
+	type step struct {
+		onB          bool // run on replica B, else A
+		method, path string
+		body         string
+		want         int
+	}
+	cases := []struct {
+		name  string
+		steps []step
+	}{
+		{"key created twice", []step{
+			{false, "POST", "/admin/keys", `{"name":"dup"}`, 201},
+			{true, "POST", "/admin/keys", `{"name":"dup"}`, 409},
+		}},
+		{"team created twice", []step{
+			{false, "POST", "/admin/teams", `{"name":"dup-team"}`, 201},
+			{true, "POST", "/admin/teams", `{"name":"dup-team","budget":{"usd":"5"}}`, 409},
+		}},
+		{"key renamed onto another replica's key", []step{
+			{false, "POST", "/admin/keys", `{"name":"taken"}`, 201},
+			{true, "POST", "/admin/keys", `{"name":"free"}`, 201},
+			{true, "PATCH", "/admin/keys/free", `{"name":"taken"}`, 409},
+		}},
+		{"a renamed key frees its old name", []step{
+			{false, "POST", "/admin/keys", `{"name":"before"}`, 201},
+			{false, "PATCH", "/admin/keys/before", `{"name":"after"}`, 200},
+			{true, "POST", "/admin/keys", `{"name":"before"}`, 201},
+			{true, "POST", "/admin/keys", `{"name":"after"}`, 409},
+		}},
+		{"a deleted key frees its name", []step{
+			{false, "POST", "/admin/keys", `{"name":"brief"}`, 201},
+			{false, "DELETE", "/admin/keys/brief", ``, 204},
+			{true, "POST", "/admin/keys", `{"name":"brief"}`, 201},
+		}},
+		{"a deleted team frees its name", []step{
+			{false, "POST", "/admin/teams", `{"name":"brief-team"}`, 201},
+			{false, "DELETE", "/admin/teams/brief-team", ``, 204},
+			{true, "POST", "/admin/teams", `{"name":"brief-team"}`, 201},
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := governance.RedisConfig{Addr: testAddr(t), Prefix: testPrefix(t), Timeout: 5 * time.Second}
+			a, b := newReplica(t, cfg, false), newReplica(t, cfg, false)
+			for i, st := range tc.steps {
+				r := a
+				if st.onB {
+					r = b
+				}
+				if got, out := r.try(t, st.method, st.path, st.body); got != st.want {
+					t.Fatalf("step %d %s %s %s: %d %v, want %d", i, st.method, st.path, st.body, got, out, st.want)
+				}
+			}
+		})
+	}
+}
+
+// A change of a key or team another replica deleted answers 404 and does not
+// bring the record back.
+func TestChangeOfRecordDeletedOnAnotherReplica(t *testing.T) {
+	t.Parallel()
+	cfg := governance.RedisConfig{Addr: testAddr(t), Prefix: testPrefix(t), Timeout: 5 * time.Second}
+	a, b := newReplica(t, cfg, false), newReplica(t, cfg, false)
+	a.do(t, "POST", "/admin/teams", `{"name":"doomed-team"}`)
+	a.do(t, "POST", "/admin/keys", `{"name":"doomed"}`)
+	if err := b.g.ReloadRecords(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	a.do(t, "DELETE", "/admin/keys/doomed", "")
+	a.do(t, "DELETE", "/admin/teams/doomed-team", "")
+	for _, c := range []struct{ path, body string }{
+		{"/admin/keys/doomed", `{"limits":{"rpm":5}}`},
+		{"/admin/keys/doomed/disable", ``},
+		{"/admin/teams/doomed-team", `{"limits":{"rpm":5}}`},
+	} {
+		method := "PATCH"
+		if strings.HasSuffix(c.path, "/disable") {
+			method = "POST"
+		}
+		if got, out := b.try(t, method, c.path, c.body); got != http.StatusNotFound {
+			t.Fatalf("%s %s on B: %d %v, want 404", method, c.path, got, out)
+		}
+	}
+	if err := a.g.ReloadRecords(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	keys := a.do(t, "GET", "/admin/keys", "")["keys"].([]any)
+	for _, k := range keys {
+		if k.(map[string]any)["name"] == "doomed" {
+			t.Fatalf("the deleted key came back: %v", keys)
+		}
+	}
+	if got, _ := a.try(t, "GET", "/admin/teams/doomed-team", ""); got != http.StatusNotFound {
+		t.Fatalf("the deleted team came back: %d", got)
+	}
+}
+
+// Many concurrent creations of one name across two replicas: one wins.
+func TestConcurrentCreationsOfOneName(t *testing.T) {
+	t.Parallel()
+	cfg := governance.RedisConfig{Addr: testAddr(t), Prefix: testPrefix(t), Timeout: 5 * time.Second}
+	reps := []*replica{newReplica(t, cfg, false), newReplica(t, cfg, false)}
+	const n = 16
+	codes := make(chan int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, _ := reps[i%2].try(t, "POST", "/admin/keys", `{"name":"contested"}`)
+			codes <- got
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	count := map[int]int{}
+	for c := range codes {
+		count[c]++
+	}
+	if count[201] != 1 || count[409] != n-1 {
+		t.Fatalf("answers %v, want one 201 and %d 409", count, n-1)
 	}
 }
