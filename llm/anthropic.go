@@ -356,14 +356,15 @@ type openAIChatOut struct {
 }
 
 // anthropicToChat translates an Anthropic Messages request body into an
-// OpenAI chat request for model.
-func anthropicToChat(body []byte, model string) ([]byte, error) {
+// OpenAI chat request for model, with max_tokens sent as
+// max_completion_tokens if completionTokens.
+func anthropicToChat(body []byte, model string, completionTokens bool) ([]byte, error) {
 	var in anthropicRequest
 	if err := json.Unmarshal(body, &in); err != nil {
 		return nil, fmt.Errorf("cannot translate request: %v", err)
 	}
 	out := openAIChatOut{Model: model, Temperature: in.Temperature, TopP: in.TopP, Stop: in.StopSequences, Stream: in.Stream}
-	if refusesMaxTokens(model) {
+	if completionTokens {
 		out.MaxCompletionTokens = in.MaxTokens
 	} else {
 		out.MaxTokens = in.MaxTokens
@@ -486,6 +487,19 @@ func messageToOpenAI(m anthropicMessage) ([]openai.ChatCompletionMessage, error)
 		out = append(out, msg)
 	}
 	return out, nil
+}
+
+// completionTokens reports whether a request translated for model carries
+// its limit as max_completion_tokens. Only auto trusts the name: the other
+// values exist for names that do not show the model.
+func (f MaxTokensField) completionTokens(model string) bool {
+	switch f {
+	case MaxTokensFieldMaxTokens:
+		return false
+	case MaxTokensFieldMaxCompletionTokens:
+		return true
+	}
+	return refusesMaxTokens(model)
 }
 
 // refusesMaxTokens reports OpenAI's reasoning models (o1, o3, o4, GPT-5),

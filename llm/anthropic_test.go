@@ -5,10 +5,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	openai "github.com/sashabaranov/go-openai"
@@ -290,7 +293,7 @@ func TestAnthropicToChatTranslation(t *testing.T) {
 	 {"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"f","input":{"q":1}}]},
 	 {"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":"done"},{"type":"text","text":"and?"}]}],
 	"stream":true}`
-	out, err := anthropicToChat([]byte(body), "gpt-x")
+	out, err := anthropicToChat([]byte(body), "gpt-x", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -558,7 +561,7 @@ func TestAnthropicToChatToolEdges(t *testing.T) {
 			"sunny", ""},
 	}
 	for _, tc := range cases {
-		out, err := anthropicToChat([]byte(tc.body), "m")
+		out, err := anthropicToChat([]byte(tc.body), "m", false)
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("%s: err %v, want one saying %q", tc.name, err, tc.err)
@@ -655,26 +658,75 @@ func TestChatToAnthropicRefusesWhatItCannotTranslate(t *testing.T) {
 
 // An Anthropic request's max_tokens reaches OpenAI's reasoning models as
 // max_completion_tokens, which they require, and every other model as
-// max_tokens, which many OpenAI-compatible servers know alone.
+// max_tokens, which many OpenAI-compatible servers know alone. A name that
+// hides the model (an Azure deployment, a server's alias) defeats that rule,
+// so max_tokens_field overrides it either way.
 func TestAnthropicToChatMaxTokensField(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		model, field string
+	m := startMock(t, mock.LLMOptions{})
+	var azureMu sync.Mutex
+	var azureBody []byte
+	azure := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/openai/deployments/prod-chat/chat/completions" {
+			http.NotFound(w, r)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		azureMu.Lock()
+		azureBody = body
+		azureMu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"id":"a","object":"chat.completion","model":"o3","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`)
+	}))
+	t.Cleanup(azure.Close)
+	openaiWith := func(model string, f MaxTokensField) DeploymentConfig {
+		d := openaiDep(m, model)
+		d.MaxTokensField = f
+		return d
+	}
+	azureWith := func(f MaxTokensField) DeploymentConfig {
+		return DeploymentConfig{Provider: ProviderAzure, BaseURL: azure.URL, Deployment: "prod-chat", APIVersion: "2024-10-21", MaxTokensField: f}
+	}
+	cases := []struct {
+		dep   DeploymentConfig
+		field string
 	}{
-		{"gpt-5", "max_completion_tokens"},
-		{"gpt-5-mini-2025-08-07", "max_completion_tokens"},
-		{"o3-mini", "max_completion_tokens"},
-		{"O1", "max_completion_tokens"},
-		{"openai/o4-mini", "max_completion_tokens"},
-		{"gpt-4o-mini", "max_tokens"},
-		{"llama3.1:8b", "max_tokens"},
-		{"meta/llama-3-70b", "max_tokens"},
-		{"gpt-oss-20b", "max_tokens"},
-	} {
-		out, err := anthropicToChat([]byte(`{"max_tokens":77,"messages":[{"role":"user","content":"hi"}]}`), tc.model)
+		{openaiWith("gpt-5", ""), "max_completion_tokens"},
+		{openaiWith("gpt-5-mini-2025-08-07", ""), "max_completion_tokens"},
+		{openaiWith("o3-mini", ""), "max_completion_tokens"},
+		{openaiWith("O1", ""), "max_completion_tokens"},
+		{openaiWith("openai/o4-mini", ""), "max_completion_tokens"},
+		{openaiWith("gpt-4o-mini", ""), "max_tokens"},
+		{openaiWith("llama3.1:8b", ""), "max_tokens"},
+		{openaiWith("meta/llama-3-70b", ""), "max_tokens"},
+		{openaiWith("gpt-oss-20b", ""), "max_tokens"},
+		{openaiWith("o3", MaxTokensFieldAuto), "max_completion_tokens"},
+		{openaiWith("gpt-4o-mini", MaxTokensFieldAuto), "max_tokens"},
+		{openaiWith("o3", MaxTokensFieldMaxTokens), "max_tokens"},
+		{openaiWith("my-reasoner", MaxTokensFieldMaxCompletionTokens), "max_completion_tokens"},
+		{azureWith(""), "max_tokens"},
+		{azureWith(MaxTokensFieldAuto), "max_tokens"},
+		{azureWith(MaxTokensFieldMaxCompletionTokens), "max_completion_tokens"},
+	}
+	var cfg Config
+	for i, tc := range cases {
+		cfg.Models = append(cfg.Models, ModelConfig{Name: fmt.Sprintf("m%d", i), Deployments: []DeploymentConfig{tc.dep}})
+	}
+	h := newHarness(t, cfg)
+	// One call at a time: each upstream keeps only the latest body.
+	for i, tc := range cases {
+		body := fmt.Sprintf(`{"model":"m%d","max_tokens":77,"messages":[{"role":"user","content":"hi"}]}`, i)
+		status, _, _, raw := h.post("/v1/messages", "", body, "x-api-key", keyAll, "anthropic-version", "2023-06-01")
+		sent := m.LastRequest().Body
+		if tc.dep.Provider == ProviderAzure {
+			azureMu.Lock()
+			sent = azureBody
+			azureMu.Unlock()
+		}
 		var got map[string]json.RawMessage
-		if err != nil || json.Unmarshal(out, &got) != nil || string(got[tc.field]) != "77" || len(got) != 3 {
-			t.Errorf("%s: %s, %v; want only %s among model, messages and the limit", tc.model, out, err, tc.field)
+		if status != http.StatusOK || json.Unmarshal(sent, &got) != nil || string(got[tc.field]) != "77" || len(got) != 3 {
+			t.Errorf("%s %s%s with max_tokens_field %q: %d %s; upstream got %s, want only %s among model, messages and the limit",
+				tc.dep.Provider, tc.dep.Model, tc.dep.Deployment, tc.dep.MaxTokensField, status, raw, sent, tc.field)
 		}
 	}
 }

@@ -44,6 +44,9 @@ type DeploymentConfig struct {
 	// Headers are sent on every request to this deployment (e.g. OpenRouter's
 	// HTTP-Referer); they cannot replace the credential or tracing headers.
 	Headers map[string]string `yaml:"headers" mapstructure:"headers"`
+	// MaxTokensField overrides the model-name guess for an Anthropic
+	// request's max_tokens; empty means auto.
+	MaxTokensField MaxTokensField `yaml:"max_tokens_field" mapstructure:"max_tokens_field"`
 }
 
 // PricingConfig holds USD prices per million tokens. They are strings so that
@@ -98,6 +101,19 @@ const (
 	StrategyLowestCost    Strategy = "lowest-cost"
 )
 
+// MaxTokensField names the OpenAI field that carries an Anthropic request's
+// max_tokens to an openai or azure deployment. auto goes by the upstream
+// model's name, which cannot tell a reasoning model behind an Azure
+// deployment name or a server's alias; the other two say it outright.
+type MaxTokensField string
+
+// Values of max_tokens_field.
+const (
+	MaxTokensFieldAuto                MaxTokensField = "auto"
+	MaxTokensFieldMaxTokens           MaxTokensField = "max_tokens"
+	MaxTokensFieldMaxCompletionTokens MaxTokensField = "max_completion_tokens"
+)
+
 const (
 	defaultAllowedFails = 3
 	defaultCooldown     = 30 * time.Second
@@ -143,6 +159,14 @@ func (r RouterConfig) withDefaults() RouterConfig {
 func (s Strategy) valid() bool {
 	switch s {
 	case StrategyWeighted, StrategyLeastBusy, StrategyLowestLatency, StrategyLowestCost:
+		return true
+	}
+	return false
+}
+
+func (f MaxTokensField) valid() bool {
+	switch f {
+	case MaxTokensFieldAuto, MaxTokensFieldMaxTokens, MaxTokensFieldMaxCompletionTokens:
 		return true
 	}
 	return false
@@ -244,6 +268,9 @@ func validateDeployment(p string, d DeploymentConfig, bad func(path, msg string)
 	}
 	if d.MaxParallel < 0 {
 		bad(p+".max_parallel", "must not be negative")
+	}
+	if d.MaxTokensField != "" && !d.MaxTokensField.valid() {
+		bad(p+".max_tokens_field", fmt.Sprintf("unknown value %q (auto, max_tokens or max_completion_tokens)", d.MaxTokensField))
 	}
 	if strings.ContainsAny(d.APIKey, "\r\n") {
 		bad(p+".api_key", "must not contain line breaks")

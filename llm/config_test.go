@@ -14,7 +14,7 @@ models:
     strategy: least-busy
     deployments:
       - {provider: openai, base_url: "http://127.0.0.1:19101/v1", model: gpt-4o-mini, api_key: "sk-x", weight: 2, timeout: 30s, max_parallel: 4}
-      - {provider: azure, base_url: "https://x.openai.azure.com", deployment: my-dep, api_version: "2024-10-21", api_key: "k"}
+      - {provider: azure, base_url: "https://x.openai.azure.com", deployment: my-dep, api_version: "2024-10-21", api_key: "k", max_tokens_field: max_completion_tokens}
       - {provider: anthropic, base_url: "https://api.anthropic.com", model: claude-3-5-haiku-latest, api_key: "k"}
     fallbacks: [claude-haiku]
     context_window_fallbacks: [claude-haiku]
@@ -59,6 +59,7 @@ func TestConfigDecodes(t *testing.T) {
 		}
 		d := m.Deployments[0]
 		if m.Strategy != StrategyLeastBusy || d.Weight != 2 || d.MaxParallel != 4 || m.Deployments[1].APIVersion != "2024-10-21" ||
+			m.Deployments[1].MaxTokensField != MaxTokensFieldMaxCompletionTokens ||
 			cfg.Router.Cooldown != 30*time.Second || cfg.Router.Retries != 2 || m.ContextWindowFallbacks[0] != "claude-haiku" {
 			t.Fatalf("%s: decoded %+v", name, cfg)
 		}

@@ -125,6 +125,12 @@ func TestConfigValidate(t *testing.T) {
 		{"negative timeout", Config{Router: RouterConfig{Timeout: -time.Second}}, "router.timeout: must not be negative"},
 		{"negative max_response_bytes", Config{Router: RouterConfig{MaxResponseBytes: -1}}, "router.max_response_bytes: must not be negative"},
 		{"reserved header", Config{Models: []ModelConfig{{Name: "a", Deployments: []DeploymentConfig{{Provider: ProviderOpenAI, BaseURL: "http://x", Headers: map[string]string{"Authorization": "x"}}}}}}, "models[0].deployments[0].headers.Authorization"},
+		{"max_tokens_field auto", withMaxTokensField(good, MaxTokensFieldAuto), ""},
+		{"max_tokens_field max_tokens", withMaxTokensField(good, MaxTokensFieldMaxTokens), ""},
+		{"max_tokens_field max_completion_tokens", withMaxTokensField(good, MaxTokensFieldMaxCompletionTokens), ""},
+		{"max_tokens_field misspelt", withMaxTokensField(good, "max_completion_token"),
+			`models[0].deployments[0].max_tokens_field: unknown value "max_completion_token" (auto, max_tokens or max_completion_tokens)`},
+		{"max_tokens_field in capitals", withMaxTokensField(good, "MAX_TOKENS"), "models[0].deployments[0].max_tokens_field: unknown value"},
 	} {
 		err := tc.cfg.Validate()
 		switch {
@@ -134,4 +140,10 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("%s: error %v, want it to contain %q", tc.name, err, tc.want)
 		}
 	}
+}
+
+// withMaxTokensField is a one-group config whose deployment d sets f.
+func withMaxTokensField(d DeploymentConfig, f MaxTokensField) Config {
+	d.MaxTokensField = f
+	return Config{Models: []ModelConfig{{Name: "a", Deployments: []DeploymentConfig{d}}}}
 }

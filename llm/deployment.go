@@ -42,6 +42,9 @@ type deployment struct {
 	price       Price
 	st          *deploymentState
 	okAttempts  prometheus.Counter // see bindMetrics
+	// completionTokens sends an Anthropic request's max_tokens upstream as
+	// max_completion_tokens; settled at load so no call reads the model name.
+	completionTokens bool
 }
 
 // deploymentState is what the router learns about a deployment at run time.
@@ -190,6 +193,7 @@ func newDeployment(m ModelConfig, dc DeploymentConfig, r RouterConfig) (*deploym
 		d.chatURL, d.embeddingsURL = base+"/chat/completions", base+"/embeddings"
 	}
 	d.id = u.Host + "/" + d.upstreamModel
+	d.completionTokens = dc.MaxTokensField.completionTokens(d.upstreamModel)
 	d.quotedModel, _ = json.Marshal(d.upstreamModel)
 	d.sendHeaders = append(credentialHeaders(kindChat, nil, d), d.headers...)
 	d.price, err = deploymentPrice(m, dc, d.upstreamModel)

@@ -31,7 +31,7 @@ func upstreamFor(c *call, d *deployment, buf []byte) (string, []byte, *apiError)
 		}
 		return d.chatURL, body, nil
 	default:
-		body, err := anthropicToChat(c.req.body, d.upstreamModel)
+		body, err := anthropicToChat(c.req.body, d.upstreamModel, d.completionTokens)
 		if err != nil {
 			return "", nil, errBadRequest("invalid_request", "%v", err)
 		}

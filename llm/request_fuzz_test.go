@@ -119,7 +119,7 @@ func FuzzTranslateRequest(f *testing.F) {
 				t.Fatalf("chat %q became %q (%v)", body, out, err)
 			}
 		}
-		if out, err := anthropicToChat(body, "gpt-x"); err == nil {
+		if out, err := anthropicToChat(body, "gpt-x", false); err == nil {
 			var req peeked
 			if err := json.Unmarshal(out, &req); err != nil || req.model() != "gpt-x" {
 				t.Fatalf("messages %q became %q (%v)", body, out, err)
