@@ -210,6 +210,23 @@ func TestSoftBudgetAlerts(t *testing.T) {
 	clock.Advance(24 * time.Hour)
 	spend(usd(9))
 	want(2, 2, 1, 0)
+	// Holds refuse the call that would overspend, so settled spend may never
+	// reach 100%: the first refusal gives that alert, once a period.
+	refuse := func(n int64) {
+		t.Helper()
+		if _, err := g.Reserve(p, Request{Kind: KindModel, Name: "m", EstimatedCostNanoUSD: n}); err == nil {
+			t.Fatal("reserved past the budget")
+		}
+	}
+	refuse(usd(2))
+	want(2, 2, 2, 0)
+	refuse(usd(2))
+	spend(usd(1)) // settles at exactly 100%: already alerted
+	refuse(usd(1))
+	want(2, 2, 2, 0)
+	clock.Advance(24 * time.Hour)
+	refuse(usd(11))
+	want(2, 2, 3, 0)
 }
 
 func TestRebuildSpend(t *testing.T) {

@@ -39,6 +39,8 @@ type Governor struct {
 	spendSrc     SpendSource           // where RebuildSpend found spend; nil before it ran
 
 	misses missCache // unknown keys recently looked up in a shared store
+	// exhausted holds, per budgetKey, the last period whose 100% alert was given.
+	exhausted sync.Map
 
 	audit *AuditWriter // nil: nothing is audited
 }

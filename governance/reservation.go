@@ -311,6 +311,7 @@ func (r *Reservation) bookHold(s *planStep, res BudgetResult, now time.Time) *Er
 		// still settled, so spend is counted once the store answers again.
 		cost = 0
 	} else if !res.Allowed {
+		r.g.alertExhausted(s.scope, s.id, s.op.Period, s.op.Limit, res.Spent)
 		e := &Error{Kind: BudgetExceeded, Rule: "budget." + s.scope.String(), Message: s.scope.String() + " budget exceeded"}
 		if next := s.rule.period.next(now); !next.IsZero() {
 			e.RetryAfter = next.Sub(now)
@@ -413,10 +414,47 @@ func (g *Governor) alertCrossings(b budgetTake, before, after int64) {
 	for _, pct := range alertThresholds {
 		at := b.limit/100*pct + b.limit%100*pct/100
 		if before < at && after >= at {
-			label := strconv.FormatInt(pct, 10)
-			g.metrics.budgetAlerts.WithLabelValues(b.scope.String(), label).Inc()
-			g.log.Warn("budget alert", "scope", b.scope.String(), "id", b.id, "threshold_percent", pct,
-				"spend_usd", FormatUSD(after), "budget_usd", FormatUSD(b.limit))
+			if pct == 100 {
+				g.alertExhausted(b.scope, b.id, b.period, b.limit, after)
+				continue
+			}
+			g.budgetAlert(b.scope, b.id, pct, after, b.limit)
 		}
 	}
+}
+
+// budgetKey names one budget: its scope and the key id, team or org name.
+type budgetKey struct {
+	scope Scope
+	id    string
+}
+
+// alertExhausted gives a budget's 100% alert. Holds refuse the call that
+// would overspend, so settled spend rarely reaches the limit itself: the
+// first refusal is what 100% means. Many calls are refused after it, so
+// g.exhausted keeps the alert to once a period (on each replica).
+func (g *Governor) alertExhausted(scope Scope, id string, period, limit, spent int64) {
+	if limit <= 0 {
+		return
+	}
+	k := budgetKey{scope, id}
+	for {
+		prev, loaded := g.exhausted.LoadOrStore(k, period)
+		if !loaded {
+			break
+		}
+		if prev.(int64) >= period {
+			return
+		}
+		if g.exhausted.CompareAndSwap(k, prev, period) {
+			break
+		}
+	}
+	g.budgetAlert(scope, id, 100, spent, limit)
+}
+
+func (g *Governor) budgetAlert(scope Scope, id string, pct, spent, limit int64) {
+	g.metrics.budgetAlerts.WithLabelValues(scope.String(), strconv.FormatInt(pct, 10)).Inc()
+	g.log.Warn("budget alert", "scope", scope.String(), "id", id, "threshold_percent", pct,
+		"spend_usd", FormatUSD(spent), "budget_usd", FormatUSD(limit))
 }
