@@ -194,37 +194,41 @@ func httpResponder(w http.ResponseWriter) responder {
 // refuses it has answered and ended the span.
 func (g *Gateway) admit(name string, env envelope, envErr error, header func(string) string,
 	origin governance.Denial, out responder) (admission, bool) {
-	span := g.tracer.Start(trace.FromHeaders(header), trace.LayerAgent, "invoke_agent "+name)
-	span.Agent = name
-	span.Attrs = append(span.Attrs, trace.Attr{Key: "a2a.method", Value: metricMethod(env.Method)})
-	out.set("traceparent", span.Context().Traceparent())
+	// A call refused here leaves no span, as on the model and tool layers:
+	// anyone can send one without a key, and the spans of such calls would
+	// count as requests in spend and could be planted in any team's trace.
+	// The refusals are audited and counted in metrics instead.
 	if envErr != nil {
-		g.fail(out, span, env, envErr)
+		g.fail(out, name, env, envErr)
 		return admission{}, false
 	}
 	p, err := g.gov.Authenticate(governance.KeyFromHeaders(header("Authorization"), header("x-api-key")))
 	if err != nil {
 		g.denied(origin, nil, err)
-		g.fail(out, span, env, err)
+		g.fail(out, name, env, err)
 		return admission{}, false
 	}
-	span.KeyID, span.KeyName, span.Team, span.Org = p.KeyID, p.KeyName, p.Team, p.Org
 	if d := g.gov.Authorize(p, governance.KindAgent, name); !d.Allowed {
 		g.denied(origin, p, d.Err())
-		g.fail(out, span, env, d.Err())
+		g.fail(out, name, env, d.Err())
 		return admission{}, false
 	}
 	ag := g.agents.get(name)
 	if ag == nil {
-		g.fail(out, span, env, errAgentNotFound)
+		g.fail(out, name, env, errAgentNotFound)
 		return admission{}, false
 	}
 	res, err := g.gov.Reserve(p, governance.Request{Kind: governance.KindAgent, Name: name, EstimatedCostNanoUSD: estimate(ag, env.Method)})
 	if err != nil {
 		g.denied(origin, p, err)
-		g.fail(out, span, env, err)
+		g.fail(out, name, env, err)
 		return admission{}, false
 	}
+	span := g.tracer.Start(trace.FromHeaders(header), trace.LayerAgent, "invoke_agent "+name)
+	span.Agent = name
+	span.Attrs = append(span.Attrs, trace.Attr{Key: "a2a.method", Value: metricMethod(env.Method)})
+	span.KeyID, span.KeyName, span.Team, span.Org = p.KeyID, p.KeyName, p.Team, p.Org
+	out.set("traceparent", span.Context().Traceparent())
 	res.RateLimitHeaders(out.set)
 	return admission{span: span, principal: p, agent: ag, res: res}, true
 }
@@ -311,6 +315,11 @@ func (g *Gateway) end(span *trace.Span, c *call, cost int64) {
 		span.Status, span.Error = trace.StatusError, c.agent.secrets.String(c.err.Error())
 	case !c.reached:
 		span.Status, span.Error = trace.StatusError, "invalid params"
+	case len(c.states) > 0 && taskFailed(a2a.TaskState(c.states[len(c.states)-1])):
+		// The call worked but the work did not: dashboards count it in the
+		// agent's error rate. The status message is the agent's text, kept
+		// out of the span like any content.
+		span.Status, span.Error = trace.StatusError, "task "+taskStateWord(c.states[len(c.states)-1])
 	}
 	if c.taskID != "" {
 		span.Attrs = append(span.Attrs, trace.Attr{Key: "task_id", Value: c.taskID})
@@ -323,6 +332,17 @@ func (g *Gateway) end(span *trace.Span, c *call, cost int64) {
 	}
 	span.End()
 	g.metrics.calls.WithLabelValues(c.agent.name, metricMethod(c.method), string(span.Status)).Inc()
+}
+
+// taskFailed: the agent ended the task without doing it. Canceled is the
+// caller's choice and the interrupted states wait for the caller.
+func taskFailed(s a2a.TaskState) bool {
+	return s == a2a.TaskStateFailed || s == a2a.TaskStateRejected
+}
+
+// taskStateWord is the state's short name: "failed" for TASK_STATE_FAILED.
+func taskStateWord(s string) string {
+	return strings.ToLower(strings.TrimPrefix(s, "TASK_STATE_"))
 }
 
 // statusClientClosed is the span's HTTP status for a stream the client
@@ -341,17 +361,14 @@ func (g *Gateway) denied(origin governance.Denial, p *governance.Principal, err 
 }
 
 // fail answers a call refused before the proxy, in JSON-RPC shape.
-func (g *Gateway) fail(out responder, span *trace.Span, env envelope, err error) {
+func (g *Gateway) fail(out responder, agent string, env envelope, err error) {
 	status, body := errorResponse(env.ID, err, out.set)
 	out.write(status, body)
-	span.Status, span.HTTPStatus, span.Error = trace.StatusError, status, err.Error()
-	span.End()
 	outcome := "error"
 	var ge *governance.Error
 	if errors.As(err, &ge) {
 		outcome = "denied"
 	}
-	agent := span.Agent
 	if g.agents.get(agent) == nil {
 		agent = "unknown"
 	}

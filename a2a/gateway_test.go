@@ -332,6 +332,9 @@ func TestRPCErrors(t *testing.T) {
 		{"no params, stream", "/a2a/echo", keyAlice, "1.0", `{"jsonrpc":"2.0","id":1,"method":"SendStreamingMessage"}`, 200, -32602},
 		{"batch", "/a2a/echo", keyAlice, "1.0", `[` + send + `]`, 200, -32600},
 	}
+	// a2a-go refuses these params after the gateway admitted the call: it
+	// has its span, as a call the upstream refused would.
+	admitted := map[string]bool{"bad params": true}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -345,11 +348,24 @@ func TestRPCErrors(t *testing.T) {
 			if strings.Contains(body, keyAlice) || strings.Contains(body, keyCarol) {
 				t.Errorf("error body leaks the key: %s", body)
 			}
-			if hdr.Get("traceparent") == "" {
-				t.Errorf("no traceparent on a refused call")
+			if joined := hdr.Get("traceparent") != ""; joined != admitted[tt.name] {
+				t.Errorf("traceparent %q on the answer, want one: %v", hdr.Get("traceparent"), admitted[tt.name])
 			}
 		})
 	}
+	// Like the model and tool layers, refused calls leave no span: a call
+	// without a key must not count as a request or join anyone's trace.
+	t.Cleanup(func() {
+		time.Sleep(100 * time.Millisecond) // several of the recorder's 5 ms flushes
+		h.Sink.mu.Lock()
+		defer h.Sink.mu.Unlock()
+		for _, s := range h.Sink.spans {
+			if s.Error == "invalid params" {
+				continue // the admitted "bad params" call
+			}
+			t.Errorf("refused call left a span: %s status %q http %d error %q", s.Name, s.Status, s.HTTPStatus, s.Error)
+		}
+	})
 }
 
 func TestSendWithoutVersionHeaderUses1_0MethodNames(t *testing.T) {
@@ -698,5 +714,43 @@ func TestMethodTheAgentLacksIsUnsupported(t *testing.T) {
 	_, _, body := h.post("/a2a/old", keyAlice, "1.0", `{"jsonrpc":"2.0","id":1,"method":"ListTasks","params":{}}`)
 	if got := rpcErr(t, body); got.Code != -32004 {
 		t.Fatalf("ListTasks to a 0.3 agent: %+v, want -32004", got)
+	}
+}
+
+// A task the agent ended as failed is an error in its span, so per-agent
+// error rates on the dashboards count it; the call is still charged (the
+// agent took the message).
+func TestFailedTaskIsAnErrorSpan(t *testing.T) {
+	t.Parallel()
+	failing := startMockAgent(t, mock.A2AOptions{OnMessage: func(context.Context, string, string) (string, error) {
+		return "", errors.New("no luck")
+	}})
+	h := startGateway(t, sba2a.Config{Agents: []sba2a.AgentConfig{{Name: "failing", CardURL: cardURL(failing), CostPerCallUSD: "0.01"}}})
+	ctx := testCtx(t)
+	for _, version := range versions {
+		for _, stream := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s stream=%v", version, stream), func(t *testing.T) {
+				c := h.client(keyAlice, "failing", version)
+				method := "SendMessage"
+				if stream {
+					method = "SendStreamingMessage"
+					for _, err := range c.SendStreamingMessage(ctx, textMessage("try")) {
+						if err != nil {
+							t.Fatal(err)
+						}
+					}
+				} else if _, err := c.SendMessage(ctx, textMessage("try")); err != nil {
+					t.Fatal(err)
+				}
+				if version != a2a.Version {
+					method = map[bool]string{false: "message/send", true: "message/stream"}[stream]
+				}
+				s := h.Sink.waitSpans(t, 1, func(s trace.Span) bool { return attr(s, "a2a.method") == method })[0]
+				if s.Status != trace.StatusError || s.Error != "task failed" || s.HTTPStatus != http.StatusOK || s.CostNanoUSD == 0 {
+					t.Errorf("span: status %q, error %q, http %d, cost %d; want error %q, 200, charged",
+						s.Status, s.Error, s.HTTPStatus, s.CostNanoUSD, "task failed")
+				}
+			})
+		}
 	}
 }
