@@ -1,6 +1,8 @@
 package dashboard
 
 import (
+	"context"
+	"maps"
 	"net/http"
 	"slices"
 	"testing"
@@ -65,6 +67,60 @@ func TestRecentTracesFiltersAndTeamScope(t *testing.T) {
 			}
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("traces = %+v\nwant     %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// A trace's status is its calls': another team's failed span does not make
+// it an error for a team that sees only its own, and neither does an
+// upstream attempt that a retry made good.
+func TestTraceStatusCountsTheCallersCalls(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	start := time.Now().Add(-10 * time.Minute)
+	mixed, retried := tid(20), tid(21)
+	spans := []trace.Span{
+		{TraceID: mixed, SpanID: sid(20), Layer: trace.LayerLLM, Name: "chat gpt-4o-mini", Start: start, Duration: time.Millisecond,
+			Status: trace.StatusOK, Team: "alpha", KeyID: f.keyIDs[alphaKey], KeyName: "alpha-agent"},
+		{TraceID: mixed, SpanID: sid(21), ParentSpanID: sid(20), Layer: trace.LayerTool, Name: "tools/call weather__forecast",
+			Start: start.Add(time.Millisecond), Duration: time.Millisecond, Status: trace.StatusError,
+			Team: "beta", KeyID: f.keyIDs[betaKey], KeyName: "beta-agent"},
+		{TraceID: retried, SpanID: sid(22), Layer: trace.LayerLLM, Name: "chat gpt-4o-mini", Start: start.Add(time.Second),
+			Duration: time.Millisecond, Status: trace.StatusOK, Team: "alpha", KeyID: f.keyIDs[alphaKey], KeyName: "alpha-agent"},
+		{TraceID: retried, SpanID: sid(23), ParentSpanID: sid(22), Layer: trace.LayerLLM, Name: "attempt openai/gpt-4o-mini#1",
+			Start: start.Add(time.Second), Duration: time.Millisecond, Status: trace.StatusError,
+			Team: "alpha", KeyID: f.keyIDs[alphaKey], KeyName: "alpha-agent"},
+	}
+	if err := f.store.WriteSpans(context.Background(), spans); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, key, query string
+		want             map[trace.TraceID]trace.Status
+	}{
+		{"alpha's share of the mixed trace is ok", alphaKey, "range=1h&status=ok", map[trace.TraceID]trace.Status{mixed: "ok", retried: "ok"}},
+		{"and not an error", alphaKey, "range=1h&status=error", map[trace.TraceID]trace.Status{}},
+		{"beta's share fails", betaKey, "range=1h&status=error", map[trace.TraceID]trace.Status{mixed: "error"}},
+		{"the admin sees the whole", adminKey, "range=1h", map[trace.TraceID]trace.Status{mixed: "error", retried: "ok"}},
+		{"a saved retry is not an error", adminKey, "range=1h&status=error", map[trace.TraceID]trace.Status{mixed: "error"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var r struct{ Traces []traceRow }
+			f.getJSON(t, "/admin/traces?"+tc.query, tc.key, http.StatusOK, &r)
+			got := map[trace.TraceID]trace.Status{}
+			for _, tr := range r.Traces {
+				if tr.TraceID == mixed || tr.TraceID == retried {
+					got[tr.TraceID] = tr.Status
+					if want := int64(0); tr.TraceID == retried && tr.Errors != want {
+						t.Errorf("retried trace: %d errors, want 0", tr.Errors)
+					}
+				}
+			}
+			if !maps.Equal(got, tc.want) {
+				t.Errorf("statuses %v, want %v", got, tc.want)
 			}
 		})
 	}

@@ -191,7 +191,7 @@ func (s *clickHouseStore) traceSummaries(ctx context.Context, query string, args
 // traceSummaryColumns summarise a trace from its rows in spans or in
 // trace_list_v2, which share these column names; traceSummaries scans them.
 const traceSummaryColumns = `hex(trace_id), min(start_ns) AS first, max(start_ns + duration_ns), toUInt64(count()),
-			toUInt64(countIf(status = 'error')), sum(cost_nano), sum(input_tokens), sum(output_tokens),
+			toUInt64(countIf(status = 'error' AND ` + callCondition + `)), sum(cost_nano), sum(input_tokens), sum(output_tokens),
 			argMin(name, start_ns), argMin(layer, start_ns), argMin(team, start_ns), argMin(key_id, start_ns), argMin(key_name, start_ns)`
 
 // clickHouseCountIf is traceHaving's count of a trace's spans meeting cond.
@@ -214,7 +214,7 @@ func (s *clickHouseStore) traceListQuery(f TraceFilter, from time.Time) (string,
 	if !f.To.IsZero() {
 		h.add("first < ?", f.To.UnixNano())
 	}
-	traceHaving(&h, f, clickHouseCountIf)
+	traceHaving(&h, f, clickHouseCountIf, callCondition)
 	limit := fmt.Sprint(f.limit())
 	outer := where{conds: slices.Clone(w.conds), args: slices.Clone(w.args)}
 	outer.add(`trace_id GLOBAL IN (SELECT trace_id FROM (
@@ -229,7 +229,7 @@ func (s *clickHouseStore) traceListQuery(f TraceFilter, from time.Time) (string,
 func (s *clickHouseStore) traceSpansQuery(f TraceFilter) (string, []any) {
 	var w, h where
 	spanRange(&w, f.From, f.To)
-	traceHaving(&h, f, clickHouseCountIf)
+	traceHaving(&h, f, clickHouseCountIf, callCondition)
 	return `SELECT ` + traceSummaryColumns + `
 		FROM ` + s.db + `.spans` + w.sql() + ` GROUP BY trace_id` + h.clause("HAVING") + `
 		ORDER BY first DESC, trace_id LIMIT ` + fmt.Sprint(f.limit()), append(append([]any{}, w.args...), h.args...)

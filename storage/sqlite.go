@@ -282,13 +282,13 @@ func (s *sqliteStore) RecentTraces(ctx context.Context, f TraceFilter) ([]TraceS
 	var w where
 	w.timeRange(f.From, f.To)
 	var h where
-	traceHaving(&h, f, func(cond string) string { return "SUM(" + cond + ")" })
+	traceHaving(&h, f, func(cond string) string { return "SUM(" + cond + ")" }, sqliteCall)
 	havingSQL := h.clause("HAVING")
 	args := append(append([]any{}, w.args...), h.args...)
 	rows, err := s.db.QueryContext(ctx, `SELECT g.trace_id, g.first, g.last, g.n, g.errs, g.cost, g.inp, g.outp,
 			e.name, e.layer, e.team, e.key_id, e.key_name
 		FROM (SELECT trace_id, MIN(start_ns) AS first, MAX(start_ns + duration_ns) AS last, COUNT(*) AS n,
-				SUM(status = 'error') AS errs, SUM(cost_nano) AS cost, SUM(input_tokens) AS inp, SUM(output_tokens) AS outp
+				SUM(status = 'error' AND `+sqliteCall+`) AS errs, SUM(cost_nano) AS cost, SUM(input_tokens) AS inp, SUM(output_tokens) AS outp
 			FROM spans`+w.sql()+` GROUP BY trace_id`+havingSQL+`
 			ORDER BY first DESC, trace_id LIMIT ?) AS g
 		JOIN spans AS e ON e.rowid = (SELECT rowid FROM spans WHERE trace_id = g.trace_id AND start_ns = g.first LIMIT 1)

@@ -113,7 +113,8 @@ func TestClickHouseUpgradeFromV1(t *testing.T) {
 		t.Fatalf("spend after upgrade %+v, want %+v", rows[0], want)
 	}
 	list, err := s.RecentTraces(ctx, storage.TraceFilter{From: base.Add(-time.Hour)})
-	if err != nil || len(list) != 10 || list[0].Spans != 2 || list[0].Errors != 1 {
+	// Each call succeeded after a failed attempt: no error, as in Spend.
+	if err != nil || len(list) != 10 || list[0].Spans != 2 || list[0].Errors != 0 || list[0].Status != trace.StatusOK {
 		t.Fatalf("recent traces after upgrade: %+v %v", list, err)
 	}
 	if err := s.AppendAudit(ctx, []storage.AuditEvent{{Time: time.Now(), Actor: "admin", Action: "config.reload", Status: "ok"}}); err != nil {

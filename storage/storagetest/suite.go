@@ -9,7 +9,6 @@ import (
 	"math"
 	"reflect"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -148,11 +147,6 @@ func spendSpans(n int) []trace.Span {
 	return out
 }
 
-// isCall is what Spend counts as a request: not an LLM upstream attempt.
-func isCall(s trace.Span) bool {
-	return !(s.Layer == trace.LayerLLM && strings.HasPrefix(s.Name, "attempt "))
-}
-
 // nearestRank is the value at rank ceil(p*n) of sorted.
 func nearestRank(sorted []time.Duration, pct int) time.Duration {
 	if len(sorted) == 0 {
@@ -210,7 +204,7 @@ func expectSpend(spans []trace.Span, q storage.SpendQuery) []storage.SpendRow {
 			sums[k] = r
 		}
 		r.CostNanoUSD += s.CostNanoUSD
-		if isCall(s) {
+		if storage.IsCall(s) {
 			r.Requests++
 			if s.Status == trace.StatusError {
 				r.Errors++
@@ -458,18 +452,24 @@ func testRecentTraces(t *testing.T, s storage.Store, _ Options) {
 		mk(3, 4000, "platform", "k3", trace.LayerAgent, trace.StatusOK, 700, 3000),
 		mk(4, 6000, "", "", trace.LayerLLM, trace.StatusError, 0, 1),
 	})
+	// A call that a retry saved: its failed upstream attempt does not make
+	// the trace an error, as it does not count as an error in Spend.
+	saved := mk(5, 8000, "", "k5", trace.LayerLLM, trace.StatusOK, 0, 10)
+	attempt := mk(5, 8001, "", "k5", trace.LayerLLM, trace.StatusError, 0, 5)
+	attempt.SpanID, attempt.ParentSpanID, attempt.Name = sid(51), saved.SpanID, "attempt openai/gpt-4o#1"
+	write(t, s, []trace.Span{saved, attempt})
 	tests := []struct {
 		name string
 		f    storage.TraceFilter
 		want []int
 	}{
-		{"all newest first", storage.TraceFilter{}, []int{4, 3, 2, 1}},
-		{"limit", storage.TraceFilter{Limit: 2}, []int{4, 3}},
+		{"all newest first", storage.TraceFilter{}, []int{5, 4, 3, 2, 1}},
+		{"limit", storage.TraceFilter{Limit: 2}, []int{5, 4}},
 		{"team", storage.TraceFilter{Team: "platform"}, []int{3, 1}},
 		{"key", storage.TraceFilter{KeyID: "k2"}, []int{2}},
-		{"layer of a child span", storage.TraceFilter{Layer: trace.LayerLLM}, []int{4, 1}},
+		{"layer of a child span", storage.TraceFilter{Layer: trace.LayerLLM}, []int{5, 4, 1}},
 		{"errors", storage.TraceFilter{Status: trace.StatusError}, []int{4, 1}},
-		{"ok", storage.TraceFilter{Status: trace.StatusOK}, []int{3, 2}},
+		{"ok", storage.TraceFilter{Status: trace.StatusOK}, []int{5, 3, 2}},
 		{"min cost over the whole trace", storage.TraceFilter{MinCostNanoUSD: 701}, []int{1}},
 		{"min duration", storage.TraceFilter{MinDuration: 1100 * time.Millisecond}, []int{3, 1}},
 		{"time range", storage.TraceFilter{From: Base.Add(2 * time.Second), To: Base.Add(6 * time.Second)}, []int{3, 2}},
@@ -499,6 +499,10 @@ func testRecentTraces(t *testing.T, s storage.Store, _ Options) {
 		Team: "platform", KeyID: "k1", KeyName: "name-k1"}
 	if !reflect.DeepEqual(got[0], want) {
 		t.Fatalf("summary\n got %+v\nwant %+v", got[0], want)
+	}
+	got, err = s.RecentTraces(ctx(t), storage.TraceFilter{KeyID: "k5"})
+	if err != nil || len(got) != 1 || got[0].Spans != 2 || got[0].Errors != 0 || got[0].Status != trace.StatusOK {
+		t.Fatalf("saved call's trace: %+v %v, want 2 spans, no error", got, err)
 	}
 }
 
