@@ -52,7 +52,9 @@ func (t answerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		resp.Header.Del("Content-Length")
 	}
 	resp.Body = &answerBody{body: resp.Body, secrets: t.secrets, limit: t.limit, perEvent: perEvent}
-	if !perEvent && mediaType == "application/json" {
+	if perEvent {
+		resp.Body = &typedErrorEvents{body: resp.Body}
+	} else if mediaType == "application/json" {
 		return withTypedErrorData(resp)
 	}
 	return resp, nil
@@ -130,7 +132,7 @@ func (t answerTransport) asEvent(resp *http.Response, mediaType string) (*http.R
 	}
 	var event bytes.Buffer
 	event.WriteString("data: ")
-	if mediaType != "application/json" || json.Compact(&event, raw) != nil {
+	if mediaType != "application/json" || json.Compact(&event, typedErrorData(raw)) != nil {
 		return nil, fmt.Errorf("agent answered a stream request with %q, not an event stream", mediaType)
 	}
 	event.WriteString("\n\n")
@@ -221,3 +223,94 @@ func (b *answerBody) count(chunk []byte) error {
 }
 
 func (b *answerBody) Close() error { return b.body.Close() }
+
+// typedErrorEvents gives error.data in each event of an SSE stream the
+// shape a2a-go decodes, as withTypedErrorData does for a whole answer. It
+// holds an event until the empty line that ends it, which delays nothing:
+// a2a-go's reader decodes an event only once it ended. body is an
+// answerBody, which fails an event past its limit; events end here at the
+// same line ends (CR, LF or CRLF) as there, so no more than one event it
+// let through is held.
+type typedErrorEvents struct {
+	body io.ReadCloser
+
+	inLine bool // the last byte was not a line end
+	lastCR bool // the last byte was '\r', which a '\n' may complete
+
+	buf    []byte // one read from body
+	event  []byte // the current event, read so far
+	out    []byte // ready, not yet returned
+	outBuf []byte // out's backing array, reused
+	err    error  // the end of body, returned once out is drained
+}
+
+func (e *typedErrorEvents) Read(p []byte) (int, error) {
+	for len(e.out) == 0 {
+		if e.err != nil {
+			return 0, e.err
+		}
+		if e.buf == nil {
+			e.buf = make([]byte, 32<<10)
+		}
+		n, err := e.body.Read(e.buf)
+		e.out = e.outBuf[:0]
+		for _, c := range e.buf[:n] {
+			if len(e.event) == 0 && (c == '\n' || c == '\r') {
+				// Line ends between events: holding them would keep the
+				// end of the last event (the LF of its CRLF) from a2a-go.
+				e.out = append(e.out, c)
+				continue
+			}
+			e.event = append(e.event, c)
+			switch {
+			case c == '\n' && e.lastCR:
+				e.lastCR = false
+			case c == '\n' || c == '\r':
+				if !e.inLine {
+					e.out = append(e.out, typedEvent(e.event)...)
+					e.event = e.event[:0]
+				}
+				e.inLine, e.lastCR = false, c == '\r'
+			default:
+				e.inLine, e.lastCR = true, false
+			}
+		}
+		if err != nil {
+			// a2a-go decodes an event the stream ends in without an empty
+			// line as well.
+			e.out = append(e.out, typedEvent(e.event)...)
+			e.event = nil
+			e.err = err
+		}
+		e.outBuf = e.out
+	}
+	n := copy(p, e.out)
+	e.out = e.out[n:]
+	return n, nil
+}
+
+func (e *typedErrorEvents) Close() error { return e.body.Close() }
+
+// typedEvent is an SSE event with its data rewritten by typedErrorData,
+// or unchanged when that leaves the data as it is. A rewritten event has
+// its data only, on one line: a2a-go reads nothing else of an event.
+func typedEvent(event []byte) []byte {
+	if !bytes.Contains(event, []byte(`"error"`)) {
+		return event
+	}
+	// The data lines joined as a2a-go joins them.
+	var data []byte
+	for _, line := range bytes.FieldsFunc(event, func(r rune) bool { return r == '\n' || r == '\r' }) {
+		if value, ok := bytes.CutPrefix(line, []byte("data:")); ok {
+			if len(data) > 0 {
+				data = append(data, '\n')
+			}
+			data = append(data, bytes.TrimPrefix(value, []byte(" "))...)
+		}
+	}
+	typed := typedErrorData(data)
+	if bytes.Equal(typed, data) {
+		return event
+	}
+	return append(append([]byte("data: "), typed...), "\n\n"...)
+}

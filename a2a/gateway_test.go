@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -752,5 +754,77 @@ func TestFailedTaskIsAnErrorSpan(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// An agent's error sent as an event of its stream reaches the client with
+// its code, message and data whatever the data holds, as a whole answer's
+// does: from a 1.0 and a 0.3 agent (a2a-go's two stream decoders), to 1.0
+// and 0.3 clients, whether the event comes in one write or cut in two, or
+// the agent refuses the stream with a JSON answer.
+func TestAgentErrorEventWithAnyDataKeepsItsCode(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, data  string
+		wantDetails map[string]any
+	}{
+		{"object", `,"data":{"taskId":"x"}`, map[string]any{"taskId": "x"}},
+		{"string", `,"data":"no task x"`, map[string]any{"value": "no task x"}},
+		{"list", `,"data":[{"taskId":"x"}]`, map[string]any{"taskId": "x"}},
+		{"no data", ``, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			agent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				var req struct{ ID json.RawMessage }
+				_ = json.NewDecoder(r.Body).Decode(&req)
+				answer := fmt.Sprintf(`{"jsonrpc":"2.0","id":%s,"error":{"code":-32001,"message":"Task not found"%s}}`, req.ID, tc.data)
+				if r.URL.Query().Has("json") {
+					w.Header().Set("Content-Type", "application/json")
+					_, _ = io.WriteString(w, answer)
+					return
+				}
+				w.Header().Set("Content-Type", "text/event-stream")
+				event := "data: " + answer + "\n\n"
+				if r.URL.Query().Has("split") {
+					_, _ = io.WriteString(w, event[:len(event)/2])
+					w.(http.Flusher).Flush()
+					time.Sleep(10 * time.Millisecond)
+					event = event[len(event)/2:]
+				}
+				_, _ = io.WriteString(w, event)
+			}))
+			t.Cleanup(agent.Close)
+			var agents []sba2a.AgentConfig
+			for _, version := range []string{"1.0", "0.3"} {
+				for _, mode := range []string{"whole", "split", "json"} {
+					card := `{"name":"u","supportedInterfaces":[{"url":"` + agent.URL + "?" + mode + `","protocolBinding":"JSONRPC","protocolVersion":"` + version + `"}],` +
+						`"capabilities":{"streaming":true}}`
+					agents = append(agents, sba2a.AgentConfig{Name: "erring-" + strings.ReplaceAll(version, ".", "-") + "-" + mode, Card: card})
+				}
+			}
+			h := startGateway(t, sba2a.Config{Agents: agents})
+			for _, ag := range agents {
+				for _, v := range versions {
+					events := 0
+					var got error
+					for _, err := range h.client(keyAlice, ag.Name, v).SendStreamingMessage(testCtx(t), textMessage("hi")) {
+						if err != nil {
+							got = err
+							break
+						}
+						events++
+					}
+					var a2aErr *a2a.Error
+					if events != 0 || !errors.Is(got, a2a.ErrTaskNotFound) || !errors.As(got, &a2aErr) || a2aErr.Message != "Task not found" {
+						t.Errorf("%s to a %s client: %d events, err %v; want the agent's task not found", ag.Name, v, events, got)
+						continue
+					}
+					if !reflect.DeepEqual(a2aErr.Details, tc.wantDetails) {
+						t.Errorf("%s to a %s client: details %v, want %v", ag.Name, v, a2aErr.Details, tc.wantDetails)
+					}
+				}
+			}
+		})
 	}
 }
