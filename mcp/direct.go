@@ -21,11 +21,6 @@ const (
 	implVersion = "1"
 )
 
-// sessionIDs checks the Mcp-Session-Id of 2025-11-25 requests for the
-// view's transport and for directCall alike. It validates only the form of
-// an ID, so any replica serves a session another one opened.
-var sessionIDs server.SessionIdManager = &server.StatelessGeneratingSessionIdManager{}
-
 // directCall answers a tools/call on fasthttp's own goroutine, the hot path
 // of the MCP gateway. Through the net/http adaptor and mcp-go's transport
 // and dispatcher such a call crossed three goroutines, was decoded up to
@@ -48,7 +43,7 @@ func (v *view) directCall(c *fiber.Ctx, p *governance.Principal) bool {
 	version := get(mcp.HeaderProtocolVersion)
 	modern := mcp.IsModernProtocol(version)
 	// Only a tools/call is worth decoding here.
-	if !transportChecksPass(get) || modern && get(mcp.HeaderMethod) != string(mcp.MethodToolsCall) {
+	if !v.g.transportChecksPass(get) || modern && get(mcp.HeaderMethod) != string(mcp.MethodToolsCall) {
 		return false
 	}
 	var msg struct {
@@ -120,22 +115,34 @@ func (v *view) directCall(c *fiber.Ctx, p *governance.Principal) bool {
 
 // transportChecksPass reports whether a POST's headers pass the checks
 // mcp-go's transport makes before it reads the message: a JSON body, a
-// protocol version it speaks, and for a 2025-11-25 session a well-formed
-// session ID. A message the gateway answers itself must pass them too;
-// otherwise mcp-go answers, with the status the transport prescribes.
-func transportChecksPass(get func(string) string) bool {
-	if mediaType, _, err := mime.ParseMediaType(get("Content-Type")); err != nil || mediaType != "application/json" {
+// protocol version it speaks, and for a 2025-11-25 session an ID this
+// gateway minted and no DELETE ended. A message the gateway answers itself
+// must pass them too; otherwise mcp-go answers, with the status the
+// transport prescribes.
+func (g *Gateway) transportChecksPass(get func(string) string) bool {
+	if !jsonBody(get) {
 		return false
 	}
 	version := get(mcp.HeaderProtocolVersion)
 	if mcp.IsModernProtocol(version) {
 		return version == mcp.ProtocolVersion20260728
 	}
-	if version != "" && !mcp.IsValidProtocolVersion(version) {
+	if !sessionVersion(version) {
 		return false
 	}
-	_, err := sessionIDs.Validate(get(server.HeaderKeySessionID))
-	return err == nil
+	ended, err := g.sessions.Validate(get(server.HeaderKeySessionID))
+	return err == nil && !ended
+}
+
+func jsonBody(get func(string) string) bool {
+	mediaType, _, err := mime.ParseMediaType(get("Content-Type"))
+	return err == nil && mediaType == "application/json"
+}
+
+// sessionVersion reports whether a request's Mcp-Protocol-Version is one
+// mcp-go serves with sessions. Clients of 2025-03-26 send none.
+func sessionVersion(version string) bool {
+	return version == "" || !mcp.IsModernProtocol(version) && mcp.IsValidProtocolVersion(version)
 }
 
 // resultMessage encodes the response as encoding/json encodes mcp-go's

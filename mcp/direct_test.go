@@ -219,7 +219,7 @@ func TestDirectCallLeavesTheRestToMCPGo(t *testing.T) {
 			body: call("weather__get_forecast", full+`,"progressToken":"p1"`)},
 			http.StatusOK, `Forecast for Oslo`},
 		{"no session", toolCall{version: legacy, body: call("weather__get_forecast", "")},
-			http.StatusNotFound, `Invalid session ID`},
+			http.StatusBadRequest, `Mcp-Session-Id header is required`},
 		{"malformed session", toolCall{version: legacy, session: "mcp-session-nope", body: call("weather__get_forecast", "")},
 			http.StatusNotFound, `Invalid session ID`},
 		{"unsupported version", toolCall{version: "2020-01-01", session: session, body: call("weather__get_forecast", "")},

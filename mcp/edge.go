@@ -28,12 +28,21 @@ import (
 //     mcp-go keys requests by session ID and request ID only, and a
 //     2026-07-28 request has no session: any key could cancel another key's
 //     call by guessing its ID. Here the key is part of the match.
+//   - a request that needs a 2025-11-25 session and names none the gateway
+//     serves (see sessionProblem). mcp-go answers a POST without an ID as
+//     one with an unknown ID, and serves a GET or DELETE with any ID.
 //
 // It also detaches the request from fasthttp (see detached) and hands the
 // body it already read straight to mcp-go's transport-agnostic Handle, so
 // the body is read and the request rebuilt once, not once per layer.
 func (v *view) edge(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
+		if (r.Method == http.MethodGet || r.Method == http.MethodDelete) && sessionVersion(r.Header.Get(mcp.HeaderProtocolVersion)) {
+			if status, why := v.g.sessionProblem(r.Header); status != 0 {
+				sessionError(w, status, nil, why)
+				return
+			}
+		}
 		_, ctx, cancel := detached(r.Context())
 		defer cancel()
 		v.stream.Handle(responseWriter{w}, &server.HTTPRequest{Method: r.Method, URL: r.URL, Header: r.Header, Context: ctx})
@@ -63,7 +72,19 @@ func (v *view) post(w http.ResponseWriter, r *http.Request) {
 			RequestID json.RawMessage `json:"requestId"`
 		} `json:"params"`
 	}
-	if json.Unmarshal(body, &msg) != nil || msg.Method == "" || !transportChecksPass(r.Header.Get) {
+	if json.Unmarshal(body, &msg) != nil || msg.Method == "" {
+		v.stream.Handle(hw, hr)
+		return
+	}
+	// Only once the checks mcp-go's transport makes first have passed, so
+	// that the client gets the same refusal as from mcp-go.
+	if msg.Method != string(mcp.MethodInitialize) && jsonBody(r.Header.Get) && sessionVersion(r.Header.Get(mcp.HeaderProtocolVersion)) {
+		if status, why := v.g.sessionProblem(r.Header); status != 0 && !mcp.IsModernProtocol(bodyVersion(body)) {
+			sessionError(w, status, msg.ID, why)
+			return
+		}
+	}
+	if !v.g.transportChecksPass(r.Header.Get) {
 		v.stream.Handle(hw, hr)
 		return
 	}
@@ -89,6 +110,52 @@ func (v *view) post(w http.ResponseWriter, r *http.Request) {
 		}
 		v.stream.Handle(hw, hr)
 	}
+}
+
+// sessionProblem is the status and message a 2025-11-25 request that
+// needs a session gets when it names none this gateway serves, 0 when it
+// does: 400 without an Mcp-Session-Id, as the transport asks of a server
+// that requires sessions; 404 for an ID this gateway's key did not mint or
+// a DELETE ended, which tells the client to start a new session.
+func (g *Gateway) sessionProblem(h http.Header) (status int, why string) {
+	id := h.Get(server.HeaderKeySessionID)
+	if id == "" {
+		return http.StatusBadRequest, "Mcp-Session-Id header is required"
+	}
+	ended, err := g.sessions.Validate(id)
+	switch {
+	case err != nil:
+		return http.StatusNotFound, "Invalid session ID"
+	case ended:
+		return http.StatusNotFound, "Session terminated"
+	}
+	return 0, ""
+}
+
+// sessionError answers a sessionProblem with a JSON-RPC error, as the
+// gateway's other refusals at the edge; the messages are mcp-go's.
+func sessionError(w http.ResponseWriter, status int, id json.RawMessage, why string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"jsonrpc": "2.0",
+		"id":      id,
+		"error":   map[string]any{"code": codeInvalidRequest, "message": why},
+	})
+}
+
+// bodyVersion is the protocol version a message's _meta names: mcp-go
+// takes a 2026-07-28 one for a stateless request, whatever the header.
+func bodyVersion(body []byte) string {
+	var msg struct {
+		Params struct {
+			Meta *mcp.Meta `json:"_meta"`
+		} `json:"params"`
+	}
+	if json.Unmarshal(body, &msg) != nil {
+		return ""
+	}
+	return msg.Params.Meta.ProtocolVersion()
 }
 
 // auditHiddenTool records a call of a tool the key's ACL hides. mcp-go

@@ -39,6 +39,10 @@ type Deps struct {
 	Tracer   Tracer
 	Logger   *slog.Logger
 	Metrics  prometheus.Registerer
+	// SessionSecret keys the 2025-11-25 session IDs: replicas given the
+	// same one serve each other's sessions. Empty, the gateway keys them
+	// with random bytes of its own.
+	SessionSecret []byte
 }
 
 // Gateway federates the configured MCP servers.
@@ -54,6 +58,7 @@ type Gateway struct {
 	maxResponse atomic.Int64
 	// logLevels are the log levels 2025-11-25 sessions set.
 	logLevels sessionLevels
+	sessions  *sessionIDs
 
 	mu        sync.RWMutex // guards cfg, ups, order, views
 	cfg       Config
@@ -90,10 +95,11 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 			MaxIdleConnsPerHost: 64,
 			IdleConnTimeout:     90 * time.Second,
 		}},
-		workers: newWorkers(),
-		cfg:     cfg.withDefaults(),
-		ups:     map[string]*upstream{},
-		views:   map[string]*view{},
+		workers:  newWorkers(),
+		sessions: newSessionIDs(deps.SessionSecret),
+		cfg:      cfg.withDefaults(),
+		ups:      map[string]*upstream{},
+		views:    map[string]*view{},
 	}
 	g.maxResponse.Store(g.cfg.MaxResponseBytes)
 	g.federated = g.newView("")

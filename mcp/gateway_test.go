@@ -220,7 +220,8 @@ func TestHiddenResourceFailsLikeMissing(t *testing.T) {
 	}
 	// The raw answer carries the spec's code and the URI.
 	read := `{"jsonrpc":"2.0","id":7,"method":"resources/read","params":{"uri":"weather://cities"}}`
-	r := post(t, e.url+"/mcp", keyWeather, read, server.HeaderKeySessionID, sessionIDs.Generate())
+	session := e.openSession(t, keyWeather)
+	r := post(t, e.url+"/mcp", keyWeather, read, server.HeaderKeySessionID, session)
 	if r.status != http.StatusOK || !strings.Contains(r.body, `"code":-32002`) || !strings.Contains(r.body, `"id":7`) ||
 		!strings.Contains(r.body, `"uri":"weather://cities"`) {
 		t.Fatalf("raw not-found answer: %d %s", r.status, r.body)
@@ -232,9 +233,9 @@ func TestHiddenResourceFailsLikeMissing(t *testing.T) {
 		header []string
 		status int
 	}{
-		{"unsupported protocol version", []string{"Mcp-Protocol-Version", "1999-01-01", server.HeaderKeySessionID, sessionIDs.Generate()}, http.StatusBadRequest},
-		{"not JSON", []string{"Content-Type", "text/plain", server.HeaderKeySessionID, sessionIDs.Generate()}, http.StatusBadRequest},
-		{"no session", nil, http.StatusNotFound},
+		{"unsupported protocol version", []string{"Mcp-Protocol-Version", "1999-01-01", server.HeaderKeySessionID, session}, http.StatusBadRequest},
+		{"not JSON", []string{"Content-Type", "text/plain", server.HeaderKeySessionID, session}, http.StatusBadRequest},
+		{"no session", nil, http.StatusBadRequest},
 	} {
 		if r := post(t, e.url+"/mcp", keyWeather, read, tc.header...); r.status != tc.status || strings.Contains(r.body, "-32002") {
 			t.Errorf("%s: %d %s, want the transport's %d", tc.name, r.status, r.body, tc.status)
@@ -340,7 +341,14 @@ type httpReply struct {
 
 func post(t *testing.T, url, key, body string, header ...string) httpReply {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	return request(t, http.MethodPost, url, key, body, header...)
+}
+
+// request sends what post does with another HTTP method. A request that
+// opens a stream would not end: see openStream.
+func request(t *testing.T, method, url, key, body string, header ...string) httpReply {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -536,7 +544,7 @@ func (r *deniedRecorder) Denied(d governance.Denial) {
 func TestHiddenToolCallIsAudited(t *testing.T) {
 	t.Parallel()
 	rec := &deniedRecorder{}
-	e := startWith(t, nil, quietLogger(), func(g Governor) Governor { rec.Governor = g; return rec })
+	e := startWith(t, nil, quietLogger(), func(d *Deps) { rec.Governor = d.Governor; d.Governor = rec })
 	ctx := ctxT(t)
 	for _, p := range protocols {
 		cli := e.connect(t, "/mcp", keyWeather, p.version)

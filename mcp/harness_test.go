@@ -115,11 +115,16 @@ func start(t testing.TB, mutate func(*Config)) *env {
 // startLogged is start with the gateway logging to log.
 func startLogged(t testing.TB, mutate func(*Config), log *slog.Logger) *env {
 	t.Helper()
-	return startWith(t, mutate, log, func(g Governor) Governor { return g })
+	return startWith(t, mutate, log, nil)
 }
 
-// startWith is startLogged with the governor wrap returns in front of the real one.
-func startWith(t testing.TB, mutate func(*Config), log *slog.Logger, wrap func(Governor) Governor) *env {
+// testSessionSecret keys the session IDs of every test gateway, as
+// governance.secret does those of replicas.
+var testSessionSecret = []byte("mcp-test-session-secret")
+
+// startWith is startLogged with deps, when not nil, changing the gateway's
+// collaborators (a governor in front of the real one, another session secret).
+func startWith(t testing.TB, mutate func(*Config), log *slog.Logger, deps func(*Deps)) *env {
 	t.Helper()
 	weather, err := mock.StartMCP("127.0.0.1:0", mock.MCPOptions{Name: "weather"})
 	if err != nil {
@@ -138,7 +143,11 @@ func startWith(t testing.TB, mutate func(*Config), log *slog.Logger, wrap func(G
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw, err := New(cfg, Deps{Governor: wrap(newGovernor(t)), Tracer: trace.NewTracer(rec), Logger: log})
+	d := Deps{Governor: newGovernor(t), Tracer: trace.NewTracer(rec), Logger: log, SessionSecret: testSessionSecret}
+	if deps != nil {
+		deps(&d)
+	}
+	gw, err := New(cfg, d)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,7 +90,7 @@ func TestUpstreamRPCErrorsKeepTheirCode(t *testing.T) {
 		})
 	}
 	// The data comes along, byte for byte the upstream's.
-	session := []string{server.HeaderKeySessionID, sessionIDs.Generate()}
+	session := []string{server.HeaderKeySessionID, e.openSession(t, keyAll)}
 	for _, tc := range []struct{ body, want string }{
 		{`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"raw__add","arguments":{"a":"x"}}}`,
 			`"error":{"code":-32602,"message":"a must be a number","data":{"field":"a"}}`},

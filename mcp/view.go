@@ -89,7 +89,7 @@ func (g *Gateway) newView(serverName string) *view {
 		// The gateway authenticates every request; the Host check would
 		// refuse clients that reach it through a proxy on the same host.
 		server.WithDisableLocalhostProtection(true),
-		server.WithSessionIdManager(sessionIDs),
+		server.WithSessionIdManagerResolver(g.sessions),
 		// Its info records are about features the gateway does not use, and
 		// one per session the sweeper drops: a busy gateway would log them
 		// by the thousand.

@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"fmt"
 	"time"
 
@@ -107,7 +109,8 @@ func (a *App) mount(cfg *config.Config) error {
 	if c.llm, err = llm.New(cfg.LLM(), llm.Deps{Governor: c.governor, Tracer: c.tracer, Logger: a.log, Metrics: a.registry}); err != nil {
 		return fmt.Errorf("llm: %w", err)
 	}
-	if c.mcp, err = mcp.New(cfg.MCPConfig(), mcp.Deps{Governor: c.governor, Tracer: c.tracer, Logger: a.log, Metrics: a.registry}); err != nil {
+	if c.mcp, err = mcp.New(cfg.MCPConfig(), mcp.Deps{Governor: c.governor, Tracer: c.tracer, Logger: a.log, Metrics: a.registry,
+		SessionSecret: mcpSessionSecret(cfg.Governance.Secret)}); err != nil {
 		return fmt.Errorf("mcp: %w", err)
 	}
 	a.OnShutdown(func(context.Context) error { return c.mcp.Close() })
@@ -125,6 +128,18 @@ func (a *App) mount(cfg *config.Config) error {
 	c.a2a.Register(a.fiber)
 	a.parts = c
 	return nil
+}
+
+// mcpSessionSecret keys MCP session IDs with governance.secret, which every replica shares, so that any replica
+// serves a session another one opened. A key derived for that use alone: the secret itself keys the stored API keys.
+// Without a secret the MCP gateway keys them with random bytes of its own.
+func mcpSessionSecret(secret string) []byte {
+	if secret == "" {
+		return nil
+	}
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte("switchboard mcp session ids"))
+	return mac.Sum(nil)
 }
 
 // reload hands each package its part of a new config; the first refusal stops the reload.
