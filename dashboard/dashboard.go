@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -71,17 +73,52 @@ func New(deps Deps) *Dashboard {
 // and scope non-admin keys to their team.
 func (d *Dashboard) Register(r fiber.Router) {
 	auth := d.authenticate
-	r.Get("/admin/spend", auth, d.spend)
-	r.Get("/admin/traces", auth, d.traces)
-	r.Get("/admin/traces/:id", auth, d.traceTree)
-	r.Get("/admin/budgets", auth, d.budgets)
-	r.Get("/admin/audit", auth, d.audit)
+	timeRange := []string{"from", "to", "range"}
+	r.Get("/admin/spend", auth, onlyParams(timeRange, "group_by", "bucket", "team", "key", "top"), d.spend)
+	r.Get("/admin/traces", auth, onlyParams(timeRange, "team", "key", "layer", "status", "min_cost_usd",
+		"min_cost_nano_usd", "min_duration", "limit"), d.traces)
+	r.Get("/admin/traces/:id", auth, onlyParams(nil), d.traceTree)
+	r.Get("/admin/budgets", auth, onlyParams(nil, "team", "key"), d.budgets)
+	r.Get("/admin/audit", auth, onlyParams(timeRange, "actor", "team", "action", "limit"), d.audit)
 
 	r.Get("/ui", d.page)
 	r.Get("/ui/assets/:name", d.asset)
 	r.Post("/ui/login", d.login)
 	r.Post("/ui/logout", d.logout)
 	r.Get("/ui/session", d.session)
+}
+
+// onlyParams refuses a query parameter the route does not know, or one
+// given twice: a typo such as tema=alpha would otherwise answer every
+// team's numbers as if they were one team's.
+func onlyParams(common []string, names ...string) fiber.Handler {
+	known := map[string]bool{}
+	for _, n := range append(slices.Clone(common), names...) {
+		known[n] = true
+	}
+	return func(c *fiber.Ctx) error {
+		seen := map[string]bool{}
+		var bad error
+		for k := range c.Request().URI().QueryArgs().All() {
+			name := string(k)
+			switch {
+			case bad != nil:
+			case !known[name]:
+				takes := strings.Join(slices.Sorted(maps.Keys(known)), ", ")
+				if takes == "" {
+					takes = "none"
+				}
+				bad = errBadRequest("%s: unknown parameter; this route takes %s", name, takes)
+			case seen[name]:
+				bad = errBadRequest("%s: given more than once", name)
+			}
+			seen[name] = true
+		}
+		if bad != nil {
+			return sendError(c, bad)
+		}
+		return c.Next()
+	}
 }
 
 // scope is what a principal may see.
@@ -115,17 +152,22 @@ func (s scope) owns(sp *trace.Span) bool {
 }
 
 // keyParam is the key a read asks for, by id or by name: a name would
-// otherwise match no spend and answer zero. Ids start "key_", which no
-// name can; an id of a key since deleted still finds its past spend. A
-// name outside the caller's scope is answered as one that does not exist.
+// otherwise match no spend and answer zero. A key's name is looked up
+// first, since a name may start with "key_" as ids do; anything else
+// starting so is taken as an id, which finds the past spend of a key since
+// deleted. A name outside the caller's scope is answered as one that does
+// not exist.
 func (d *Dashboard) keyParam(c *fiber.Ctx) (string, error) {
 	key := c.Query("key")
-	if key == "" || strings.HasPrefix(key, "key_") {
-		return key, nil
+	if key == "" {
+		return "", nil
 	}
 	sc := scopeOf(principal(c))
 	if id, team, ok := d.gov.KeyByName(key); ok && (sc.admin || sc.team != "" && team == sc.team || id == sc.keyID) {
 		return id, nil
+	}
+	if strings.HasPrefix(key, "key_") {
+		return key, nil
 	}
 	return "", errBadRequest("key: no key named %q; give a key's id or name", key)
 }

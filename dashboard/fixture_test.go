@@ -46,7 +46,8 @@ func sid(n byte) trace.SpanID  { return trace.SpanID{0xcd, n, 2} }
 
 type fixture struct {
 	app     *fiber.App
-	store   storage.Store     // for a test's own spans beside the shared ones
+	store   storage.Store // for a test's own spans beside the shared ones
+	gov     *governance.Governor
 	keyIDs  map[string]string // raw key -> key id
 	denials *denialRecorder
 }
@@ -179,7 +180,7 @@ func newFixtureAt(t *testing.T, now time.Time) *fixture {
 	if err := store.AppendAudit(ctx, fixtureAudit(f, now)); err != nil {
 		t.Fatalf("AppendAudit: %v", err)
 	}
-	f.store = store
+	f.store, f.gov = store, gov
 	f.denials = &denialRecorder{Governor: gov}
 	d := New(Deps{Store: store, Governor: f.denials})
 	d.now = func() time.Time { return now }

@@ -1,12 +1,19 @@
 package dashboard
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/switchboard-gw/switchboard/trace"
 )
 
 func TestSpendTotalsAreExactAndScopedToTheKeysTeam(t *testing.T) {
@@ -227,5 +234,68 @@ func TestReadsTakeAKeyByName(t *testing.T) {
 		}
 		f.getJSON(t, path+"?key=no-such-key", adminKey, http.StatusBadRequest, nil)
 		f.getJSON(t, path+"?key=beta-agent", alphaKey, http.StatusBadRequest, nil)
+	}
+	// A name may start with "key_" like an id; it is still found by name.
+	admin := fiber.New()
+	f.gov.RegisterAdmin(admin.Group("/admin"))
+	req := httptest.NewRequest(http.MethodPost, "/admin/keys", strings.NewReader(`{"name":"key_ci","team":"beta"}`))
+	req.Header.Set("Authorization", "Bearer "+adminKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := admin.Test(req)
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create key_ci: %v %v", resp, err)
+	}
+	var created struct{ ID string }
+	if err := json.NewDecoder(resp.Body).Decode(&created); err != nil {
+		t.Fatal(err)
+	}
+	ci := created.ID
+	if err := f.store.WriteSpans(context.Background(), []trace.Span{{TraceID: tid(30), SpanID: sid(30), Layer: trace.LayerLLM,
+		Name: "chat gpt-4o-mini", Start: time.Now().Add(-time.Minute), Status: trace.StatusOK, Team: "beta", KeyID: ci,
+		KeyName: "key_ci", CostNanoUSD: 42}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"key_ci", ci} {
+		var r struct {
+			Total struct {
+				CostNanoUSD int64 `json:"cost_nano_usd"`
+			}
+		}
+		f.getJSON(t, "/admin/spend?range=1h&key="+url.QueryEscape(key), adminKey, http.StatusOK, &r)
+		if r.Total.CostNanoUSD != 42 {
+			t.Errorf("spend of key=%s: %d nano-USD, want 42", key, r.Total.CostNanoUSD)
+		}
+	}
+}
+
+// A misspelt or repeated parameter is a 400: answering without it would
+// pass off every team's numbers as the one asked for.
+func TestReadsRefuseUnknownParameters(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	for _, path := range []string{
+		"/admin/spend?tema=alpha",
+		"/admin/spend?group_by=key&group_by=team",
+		"/admin/traces?stauts=error",
+		"/admin/traces/" + tid(1).String() + "?team=alpha",
+		"/admin/budgets?range=1h",
+		"/admin/audit?key=x",
+	} {
+		var e struct {
+			Error struct{ Message string }
+		}
+		f.getJSON(t, path, adminKey, http.StatusBadRequest, &e)
+		if !strings.Contains(e.Error.Message, "unknown parameter") && !strings.Contains(e.Error.Message, "more than once") {
+			t.Errorf("%s: %q", path, e.Error.Message)
+		}
+	}
+	// What the dashboard's own pages ask stays accepted.
+	for _, path := range []string{
+		"/admin/spend?range=24h&bucket=hour&group_by=team&top=8",
+		"/admin/traces?limit=50&layer=llm&status=ok&min_cost_usd=0&min_duration=1ms",
+		"/admin/audit?range=24h&limit=200&action=key.create&actor=admin&team=beta",
+		"/admin/budgets",
+	} {
+		f.getJSON(t, path, adminKey, http.StatusOK, nil)
 	}
 }

@@ -68,9 +68,9 @@ func TestBudgets(t *testing.T) {
 	}{
 		{"key daily budget resets at midnight UTC", []step{
 			{key: "daily", est: usd(1) * 6 / 10, actual: usd(1) * 6 / 10},
-			{key: "daily", est: usd(1) * 6 / 10, deny: "key budget exceeded for this day"},
+			{key: "daily", est: usd(1) * 6 / 10, deny: "key budget: this call may cost up to 0.6 USD, more than the 0.4 USD left for this day; it resets at "},
 			{key: "daily", est: usd(1) * 4 / 10, actual: usd(1) * 4 / 10},
-			{key: "daily", est: 0, deny: "key budget exceeded"},
+			{key: "daily", est: 0, deny: "key budget exceeded for this day; it resets at "},
 			{key: "daily", advance: 12 * time.Hour, est: usd(1), actual: usd(1)},
 		}},
 		{"settle replaces the estimate with the actual cost", []step{
@@ -84,7 +84,7 @@ func TestBudgets(t *testing.T) {
 		}},
 		{"team budget is shared by its keys", []step{
 			{key: "a1", est: usd(2), actual: usd(2)},
-			{key: "a2", est: usd(2), deny: "team budget exceeded for this week"},
+			{key: "a2", est: usd(2), deny: "team budget: this call may cost up to 2 USD, more than the 1 USD left for this week"},
 			{key: "a2", est: usd(1), actual: usd(1)},
 			{key: "a1", est: 1, deny: "team budget exceeded"},
 			{key: "a1", advance: 5 * 24 * time.Hour, est: usd(1), actual: usd(1)}, // next Monday

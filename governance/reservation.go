@@ -1,6 +1,7 @@
 package governance
 
 import (
+	"fmt"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -313,6 +314,12 @@ func (r *Reservation) bookHold(s *planStep, res BudgetResult, now time.Time) *Er
 	} else if !res.Allowed {
 		r.g.alertExhausted(s.scope, s.id, s.op.Period, s.op.Limit, res.Spent)
 		e := &Error{Kind: BudgetExceeded, Rule: "budget." + s.scope.String(), Message: s.scope.String() + " budget exceeded"}
+		if left := s.op.Limit - res.Spent - res.Held; left > 0 {
+			// Nothing is overspent yet: the call's own worst case is what
+			// does not fit, and a smaller one (a lower max_tokens) may.
+			e.Message = fmt.Sprintf("%s budget: this call may cost up to %s USD, more than the %s USD left",
+				s.scope, FormatUSD(cost), FormatUSD(left))
+		}
 		if next := s.rule.period.next(now); !next.IsZero() {
 			e.RetryAfter = next.Sub(now)
 			e.Message += " for this " + periodNoun[s.rule.period] + "; it resets at " + next.Format(time.RFC3339)
