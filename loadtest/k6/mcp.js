@@ -4,25 +4,19 @@
 //                         its Mcp-Session-Id; only the tools/call requests count as calls
 //   k6 run -e BASE_URL=http://127.0.0.1:8080 -e API_KEY=sk-... -e TOOL=weather__get_forecast \
 //          -e MCP_PROTOCOL=2025-11-25 -e RATE=200 loadtest/k6/mcp.js
-import { toolStateless, toolSession, MCP_STATELESS, MCP_SESSION } from './lib/calls.js';
+// The summary is summary-mcp-stateless.json or summary-mcp-session.json, by protocol.
+import { tool, MCP_PROTOCOL, MCP_STATELESS } from './lib/calls.js';
 import { options as scenarioOptions } from './lib/scenario.js';
 import { summarize } from './lib/summary.js';
 
-const PROTOCOL = __ENV.MCP_PROTOCOL || MCP_STATELESS;
-if (PROTOCOL !== MCP_STATELESS && PROTOCOL !== MCP_SESSION) {
-  throw new Error(`MCP_PROTOCOL must be ${MCP_STATELESS} or ${MCP_SESSION}, got ${JSON.stringify(PROTOCOL)}`);
-}
-const SCRIPT = PROTOCOL === MCP_STATELESS ? 'mcp-stateless' : 'mcp-session';
+const SCRIPT = MCP_PROTOCOL === MCP_STATELESS ? 'mcp-stateless' : 'mcp-session';
 
-// The handshake requests are tagged call:initialize/initialized; the layer threshold is on tools/call only.
+// The handshake requests carry no layer tag (call:initialize/initialized): the tool layer's latency and
+// threshold are on tools/call only.
 export const options = scenarioOptions(['tool']);
 
 export default function () {
-  if (PROTOCOL === MCP_STATELESS) {
-    toolStateless(null);
-  } else {
-    toolSession(null);
-  }
+  tool(null);
 }
 
 export function handleSummary(data) {

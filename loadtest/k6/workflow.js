@@ -4,7 +4,7 @@
 //   k6 run -e BASE_URL=http://127.0.0.1:8080 -e API_KEY=sk-... -e TOOL=weather__get_forecast \
 //          -e AGENT=researcher -e RATE=20 loadtest/k6/workflow.js
 // MCP_PROTOCOL as in mcp.js (default 2026-07-28).
-import { chat, toolStateless, toolSession, agentSend, MCP_SESSION } from './lib/calls.js';
+import { chat, tool, agentSend } from './lib/calls.js';
 import { newTraceparent } from './lib/config.js';
 import { options as scenarioOptions } from './lib/scenario.js';
 import { summarize } from './lib/summary.js';
@@ -19,11 +19,7 @@ export default function () {
   const tp = newTraceparent();
   const started = Date.now();
   chat(tp, false, 'Plan: which tool and which agent do I need for the weather in Paris?');
-  if (__ENV.MCP_PROTOCOL === MCP_SESSION) {
-    toolSession(tp);
-  } else {
-    toolStateless(tp);
-  }
+  tool(tp);
   agentSend(tp, 'Summarise the forecast for Paris.');
   chat(tp, false, 'Write the final answer from the tool result and the agent summary.');
   workflow.add(Date.now() - started);

@@ -1,18 +1,35 @@
 // handleSummary for every script: a short text report on stdout and a compact JSON file that the benchmark
 // (loadtest/bench/run.sh) turns into its table. With DIRECT_SUMMARY pointing at the JSON of the same script
 // run directly against the upstream, the text report also prints the latency this deployment adds.
-import { Counter } from 'k6/metrics';
+import { Counter, Rate, Trend } from 'k6/metrics';
 import { SCENARIO, RATE, MAX_RATE, DURATION, HOLD_SECONDS } from './scenario.js';
 
-// calls counts requests the gateway answers with a span (handshakes such as MCP initialize are not calls).
+// calls counts requests the gateway answers with a span (handshakes such as MCP initialize are not calls);
+// call_failed is, per call, whether it failed (lib/calls.js says when); call_duration is the calls'
+// http_req_duration without the handshakes.
 export const calls = new Counter('calls');
+export const callFailed = new Rate('call_failed');
+export const callDuration = new Trend('call_duration', true);
+
+// open() resolves a relative path against this file's folder, but DIRECT_SUMMARY is written from where k6 runs
+// (the SUMMARY of the direct run lands there). k6 tells that folder only through the shell's PWD in __ENV.
+function fromWorkingDir(path) {
+  if (path.startsWith('/') || /^[A-Za-z]:[\\/]/.test(path)) {
+    return path;
+  }
+  if (!__ENV.PWD) {
+    throw new Error(`DIRECT_SUMMARY ${JSON.stringify(path)} is relative and PWD is not set: give an absolute path`);
+  }
+  return `${__ENV.PWD}/${path}`;
+}
 
 const directPath = __ENV.DIRECT_SUMMARY || '';
-const direct = directPath ? JSON.parse(open(directPath)) : null;
+const direct = directPath ? JSON.parse(open(fromWorkingDir(directPath))) : null;
 
+// trend is a latency trend's percentiles in ms, or null when it has no samples (k6 reports zeros for those).
 function trend(data, name) {
   const m = data.metrics[name];
-  if (!m || !m.values || m.values.count === 0) {
+  if (!m || !m.values || !m.values.count) {
     return null;
   }
   return { p50: m.values.med, p90: m.values['p(90)'], p99: m.values['p(99)'], avg: m.values.avg, max: m.values.max };
@@ -21,6 +38,13 @@ function trend(data, name) {
 function count(data, name) {
   const m = data.metrics[name];
   return m && m.values ? m.values.count || 0 : 0;
+}
+
+// failedShare is call_failed's rate, or null when no call was made (its threshold keeps the metric in the
+// summary, with a rate of 0, even then).
+function failedShare(data) {
+  const m = data.metrics.call_failed;
+  return m && m.values && m.values.passes + m.values.fails > 0 ? m.values.rate : null;
 }
 
 // compact reduces k6's summary to what the benchmark table needs; latencies are in ms.
@@ -37,9 +61,9 @@ function compact(script, layers, data) {
     requests: count(data, 'http_reqs'),
     calls: count(data, 'calls'),
     rps: count(data, 'http_reqs') / seconds,
-    error_rate: data.metrics.http_req_failed ? data.metrics.http_req_failed.values.rate : 0,
+    error_rate: failedShare(data),
     dropped_iterations: count(data, 'dropped_iterations'),
-    all: trend(data, 'http_req_duration'),
+    all: trend(data, 'call_duration'),
     layers: {},
   };
   for (const layer of layers) {
@@ -73,7 +97,8 @@ function line(name, t, base) {
 function text(r) {
   let s = `\n${r.script} ${r.label ? `[${r.label}] ` : ''}${r.scenario} rate=${r.rate}` +
     `${r.scenario === 'ramp' ? `..${r.max_rate}` : ''}/s duration=${r.duration}\n`;
-  s += `  requests ${r.requests} (${r.rps.toFixed(1)}/s), errors ${(r.error_rate * 100).toFixed(2)}%, ` +
+  const errors = r.error_rate === null ? '-' : `${(r.error_rate * 100).toFixed(2)}%`;
+  s += `  requests ${r.requests} (${r.rps.toFixed(1)}/s), calls ${r.calls}, errors ${errors}, ` +
     `dropped iterations ${r.dropped_iterations}\n`;
   if (r.max_rps !== undefined) {
     s += `  max rps (hold phase) ${r.max_rps.toFixed(0)}\n`;
