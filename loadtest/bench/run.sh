@@ -41,6 +41,25 @@ log_tag=bench
 # shellcheck source=../processes.sh
 source "$root/loadtest/processes.sh"
 
+# secs_of DURATION: the whole seconds (rounded up) in a k6 duration made of h, m, s and ms parts (30s, 1h30m,
+# 1m30s, 500ms), the form the k6 scripts accept; anything else stops the run.
+secs_of() {
+  awk -v d="$1" 'BEGIN {
+    rest = d
+    while (rest != "") {
+      if (!match(rest, /^[0-9]+(\.[0-9]+)?(ms|h|m|s)/)) exit 1
+      part = substr(rest, 1, RLENGTH); rest = substr(rest, RLENGTH + 1)
+      unit = part; sub(/^[0-9.]+/, "", unit)
+      total += part * (unit == "h" ? 3600 : unit == "m" ? 60 : unit == "ms" ? 0.001 : 1)
+    }
+    if (total <= 0) exit 1
+    print (total == int(total) ? total : int(total) + 1)
+  }' || fail "not a duration: \"$1\" (use h, m, s and ms parts: 30s, 2m, 1h30m, 500ms)"
+}
+# Checked before anything is built or started.
+duration_secs="$(secs_of "$duration")"
+sat_duration_secs="$(secs_of "$sat_duration")"
+
 stop_pid() {
   local pid="$1" i
   kill -TERM "$pid" 2>/dev/null || return 0
@@ -288,8 +307,7 @@ saturation_probe() {
 
 ran=()
 openloop_ran="" sat_probe_ran=""
-secs_of() { awk -v d="$1" 'BEGIN{ if (d ~ /m$/) print d*60; else print d+0 }'; }
-DURATION_FOR_TIMEOUT="$(secs_of "$duration")"
+DURATION_FOR_TIMEOUT="$duration_secs"
 common=(SCENARIO=constant DURATION="$duration")
 # SCENARIOS (names for BENCH_ONLY): chat chat-50ms stream embeddings mcp-stateless mcp-session a2a workflow
 # openloop (the whole open-loop probe: chat, stream, MCP and A2A; chat-openloop is the same) saturation (k6's ramp
@@ -303,7 +321,7 @@ scenario mcp-session mcp.js 0 mcp "$rate" "${common[@]}" MCP_PROTOCOL=2025-11-25
 scenario a2a a2a.js 0 a2a "$rate" "${common[@]}"
 scenario workflow workflow.js 50 flow "$flow_rate" "${common[@]}"
 openloop_run
-DURATION_FOR_TIMEOUT="$(secs_of "$sat_duration")"
+DURATION_FOR_TIMEOUT="$sat_duration_secs"
 scenario saturation chat.js 0 llm 500 SCENARIO=ramp DURATION="$sat_duration" MAX_RATE="$sat_max" MAX_VUS=256 \
   P99_MS=60000
 saturation_probe
@@ -323,13 +341,16 @@ ch "SELECT layer, name, count() FROM $db.spans GROUP BY layer, name ORDER BY lay
 
 # --- table -------------------------------------------------------------------------------------------------
 ms() { jq -r "$1 // empty | . * 100 | round / 100" "$2" 2>/dev/null; }
+# pct, for jq: a summary's error_rate (the share of failed calls, call_failed) as a percentage; "-" when the run made
+# no call (null).
+pct='def pct: if . == null then "-" else . * 10000 | round / 100 | tostring + "%" end;'
 summary="$results/summary.md"
 {
   echo "# Switchboard load test — $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo
   echo "$(nproc) cores, $(go version | awk '{print $3}'), k6 $(k6 version 2>/dev/null | awk 'NR==1{print $2}'); mocks, floors, gateway, ClickHouse and k6 on one machine, all on 127.0.0.1."
   echo "Gateway: governance (key, ACL globs, rpm/tpm/parallel limits, budgets) and tracing to ClickHouse on; log level info."
-  echo "Latencies in ms (p50 / p99 of http_req_duration, streamed chat: time to first byte). Added = gateway − direct; the fiber floor's added latency (floor − direct) is the cost of any proxy hop on this machine."
+  echo "Latencies in ms (p50 / p99 of http_req_duration, streamed chat: time to first byte). Added = gateway − direct; the fiber floor's added latency (floor − direct) is the cost of any proxy hop on this machine. Gateway errors = the share of calls that failed, on their HTTP status or in the protocol's answer (JSON-RPC error, MCP isError, failed A2A task)."
   echo
   echo "| scenario | upstream | rate/s | direct p50/p99 | fiber floor p50/p99 | net/http floor p50/p99 | gateway p50/p99 | added p50/p99 | fiber floor added p50/p99 | gateway errors | gateway CPU ms/call | ClickHouse CPU ms/call | gateway peak RSS | call spans / calls sent |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
@@ -337,20 +358,27 @@ summary="$results/summary.md"
     f="$work/json/$name.gateway.json"
     [[ "$name" == saturation ]] && continue
     sel='.all'; [[ "$(jq -r .script "$f")" == chat-stream ]] && sel='.ttfb'
-    pair() { local j="$work/json/$name.$1.json"; [[ -s "$j" ]] || { echo "-"; return; }; echo "$(ms "$sel.p50" "$j") / $(ms "$sel.p99" "$j")"; }
+    # A run that made no call has null latencies: its cells show "-".
+    pair() {
+      local j="$work/json/$name.$1.json"
+      [[ -s "$j" && "$(jq "$sel != null" "$j")" == true ]] || { echo "-"; return; }
+      echo "$(ms "$sel.p50" "$j") / $(ms "$sel.p99" "$j")"
+    }
     # over TARGET: TARGET's p50 / p99 minus direct's.
     over() {
       local j="$work/json/$name.$1.json" d="$work/json/$name.direct.json"
       [[ -s "$j" ]] || { echo "-"; return; }
-      jq -rn --slurpfile g "$j" --slurpfile d "$d" \
-        "(\$g[0]$sel.p50 - \$d[0]$sel.p50 | . * 100 | round / 100 | tostring) + \" / \" + (\$g[0]$sel.p99 - \$d[0]$sel.p99 | . * 100 | round / 100 | tostring)"
+      jq -rn --slurpfile g "$j" --slurpfile d "$d" "def r2: . * 100 | round / 100;
+        (\$g[0]$sel) as \$x | (\$d[0]$sel) as \$y |
+        if \$x == null or \$y == null then \"-\" else \"\\(\$x.p50 - \$y.p50 | r2) / \\(\$x.p99 - \$y.p99 | r2)\" end"
     }
     w0="$(jq '.window_ns[0]' "$f")"; w1="$(jq '.window_ns[1]' "$f")"
     spans="$(spans_in "$w0" "$w1")"
     upstream=0ms; [[ "$name" == *50ms || "$name" == workflow ]] && upstream=50ms
     echo "| $name | $upstream | $(jq -r .rate "$f") | $(pair direct) | $(pair fiber) | $(pair nethttp) | $(pair gateway) | $(over gateway) | $(over fiber) |" \
-      "$(jq -r '.error_rate * 10000 | round / 100 | tostring + "%"' "$f") | $(jq -r '.cpu_ms / .calls * 1000 | round / 1000' "$f") |" \
-      "$(jq -r '.clickhouse_cpu_ms / .calls * 1000 | round / 1000' "$f") |" \
+      "$(jq -r "$pct"' .error_rate | pct' "$f") |" \
+      "$(jq -r 'if .calls > 0 then .cpu_ms / .calls * 1000 | round / 1000 else "-" end' "$f") |" \
+      "$(jq -r 'if .calls > 0 then .clickhouse_cpu_ms / .calls * 1000 | round / 1000 else "-" end' "$f") |" \
       "$(( $(cat "$work/json/$name.rss_kb") / 1024 )) MB |" \
       "$spans / $(jq -r .calls "$f") |"
   done
@@ -393,14 +421,14 @@ summary="$results/summary.md"
     for t in direct fiber nethttp gateway; do
       j="$work/json/saturation.$t.json"
       [[ -s "$j" ]] || continue
-      jq -r --slurpfile f "$fib" --arg t "$t" '
+      jq -r --slurpfile f "$fib" --arg t "$t" "$pct"'
         def r2: . * 100 | round / 100;
         def cpu(x): if ($t == "direct") then null else (x.cpu_ms / x.requests) end;
         "| \($t) | \(.max_rps | round) | \((.max_rps / $f[0].max_rps * 100) | round)% | " +
         "\(if $t == "direct" then "(mock)" else (cpu(.) | . * 1000 | round / 1000 | tostring) end) | " +
         "\(if $t == "direct" then "-" else ((cpu(.) / cpu($f[0])) | r2 | tostring) end) | " +
         "\(.clickhouse_cpu_ms / .requests | . * 1000 | round / 1000) | " +
-        "\(.all.p50 | r2) / \(.all.p99 | r2) | \(.error_rate * 10000 | round / 100)% |"' "$j"
+        "\(if .all == null then "-" else "\(.all.p50 | r2) / \(.all.p99 | r2)" end) | \(.error_rate | pct) |"' "$j"
     done
   fi
   if [[ -n "$sat_probe_ran" && -s "$work/json/satprobe-1.fiber.json" ]]; then

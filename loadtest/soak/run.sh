@@ -39,7 +39,22 @@ log_tag=soak
 # shellcheck source=../processes.sh
 source "$root/loadtest/processes.sh"
 
-secs_of() { awk -v d="$1" 'BEGIN{ if (d ~ /m$/) print d*60; else if (d ~ /h$/) print d*3600; else print d+0 }'; }
+# secs_of DURATION: the whole seconds (rounded up) in a k6 duration made of h, m, s and ms parts (30s, 1h30m,
+# 1m30s, 500ms), the form the k6 scripts accept; anything else stops the run.
+secs_of() {
+  awk -v d="$1" 'BEGIN {
+    rest = d
+    while (rest != "") {
+      if (!match(rest, /^[0-9]+(\.[0-9]+)?(ms|h|m|s)/)) exit 1
+      part = substr(rest, 1, RLENGTH); rest = substr(rest, RLENGTH + 1)
+      unit = part; sub(/^[0-9.]+/, "", unit)
+      total += part * (unit == "h" ? 3600 : unit == "m" ? 60 : unit == "ms" ? 0.001 : 1)
+    }
+    if (total <= 0) exit 1
+    print (total == int(total) ? total : int(total) + 1)
+  }' || fail "not a duration: \"$1\" (use h, m, s and ms parts: 30s, 2m, 1h30m, 500ms)"
+}
+# Checked before anything is built or started.
 total_secs="$(secs_of "$duration")"
 
 gobin="$(go env GOBIN)"; [[ -n "$gobin" ]] || gobin="$(go env GOPATH)/bin"
@@ -166,7 +181,12 @@ IFS='|' read -r status r_start r_warm r_end r_max r_growth g_start g_end g_max g
   for n in chat stream mcp a2a workflow; do
     f="$work/json/$n.json"
     [[ -s "$f" ]] || { echo "| $n | - | - | - |"; continue; }
-    jq -r --arg n "$n" '"| \($n) | \(.calls) | \(.error_rate * 10000 | round / 100)% | \(.all.p50 * 100 | round / 100) / \(.all.p99 * 100 | round / 100) |"' "$f"
+    # error_rate is the share of failed calls (call_failed: HTTP status or an error in the protocol's answer); it and
+    # all (the calls' latency) are null when the load made no call.
+    jq -r --arg n "$n" '
+      def r2: . * 100 | round / 100;
+      "| \($n) | \(.calls) | \(if .error_rate == null then "-" else "\(.error_rate * 100 | r2)%" end) | " +
+      "\(if .all == null then "-" else "\(.all.p50 | r2) / \(.all.p99 | r2)" end) |"' "$f"
   done
   echo
   echo "Result: **$status**${k6fail:+ (k6 failed: ${k6fail[*]})}"
