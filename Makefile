@@ -17,9 +17,10 @@ TEST_FUZZTIME   ?= 3s
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/switchboard
 
-## run: the gateway on the embedded demo config, with the demo upstreams in the same process
+## run: the gateway on the embedded demo config, with the demo upstreams in the same process; LISTEN=host:port serves
+## the gateway elsewhere (default 127.0.0.1:8080, from the demo config)
 run: build
-	./$(BIN) demo
+	./$(BIN) demo $(if $(LISTEN),--listen $(LISTEN))
 
 ## clickhouse: install (Debian's clickhouse-server) and start a local ClickHouse for the tests
 clickhouse:
