@@ -1,10 +1,26 @@
-# Process handling shared by loadtest/bench/run.sh and loadtest/soak/run.sh; sourced, not run.
+# Process handling (and duration parsing) shared by loadtest/bench/run.sh and loadtest/soak/run.sh; sourced, not run.
 # The sourcing script sets $work (its scratch folder, with log/ inside), $log_tag (prefix of its messages) and,
 # for start_gateway, $bin (where the switchboard binary is) and $gateway_addr; for gateway_policy, $api_key, $ch_port
 # and $db.
 
 say() { echo "$log_tag: $*" >&2; }
 fail() { say "error: $*"; exit 1; }
+
+# secs_of DURATION: the whole seconds (rounded up) in a k6 duration made of h, m, s and ms parts (30s, 1h30m,
+# 1m30s, 500ms), the form the k6 scripts accept; anything else stops the run.
+secs_of() {
+  awk -v d="$1" 'BEGIN {
+    rest = d
+    while (rest != "") {
+      if (!match(rest, /^[0-9]+(\.[0-9]+)?(ms|h|m|s)/)) exit 1
+      part = substr(rest, 1, RLENGTH); rest = substr(rest, RLENGTH + 1)
+      unit = part; sub(/^[0-9.]+/, "", unit)
+      total += part * (unit == "h" ? 3600 : unit == "m" ? 60 : unit == "ms" ? 0.001 : 1)
+    }
+    if (total <= 0) exit 1
+    print (total == int(total) ? total : int(total) + 1)
+  }' || fail "not a duration: \"$1\" (use h, m, s and ms parts: 30s, 2m, 1h30m, 500ms)"
+}
 
 # --- processes we start, stopped by pid on exit ---------------------------------------------------------
 pids=()
