@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
@@ -39,7 +40,7 @@ func (g *Gateway) callTool(ctx context.Context, u *upstream, tool string, req mc
 		g.gov.Denied(d)
 		return deniedResult(err), nil
 	}
-	span := g.tracer.Start(callerContext(req), trace.LayerTool, "tools/call "+name)
+	span := g.tracer.Start(callerContext(req.Params.Meta, req.Header), trace.LayerTool, "tools/call "+name)
 	result, callErr := u.callTool(ctx, tool, req, span.Context(), g.logLevelFor(ctx, req))
 	// Upstream text reaches the client, the span and the logs from here.
 	callErr = u.secrets.Error(callErr)
@@ -47,16 +48,18 @@ func (g *Gateway) callTool(ctx context.Context, u *upstream, tool string, req mc
 		cost = 0 // nothing was served
 	}
 	hold.Settle(cost, 0)
-	g.endSpan(span, p, u.name, tool, result, callErr, cost)
+	g.metrics.call(u.name, g.endSpan(span, p, u.name, tool, result, callErr, cost))
 	if callErr != nil {
 		return failureResult(u.name, callErr)
 	}
 	return withTraceparent(result, span.Context()), nil
 }
 
-func (g *Gateway) endSpan(span *trace.Span, p *governance.Principal, server, tool string, res *mcp.CallToolResult, err error, cost int64) {
+// endSpan ends the span of a request forwarded upstream and returns its
+// outcome; res is a tools/call's result, nil for the other methods.
+func (g *Gateway) endSpan(span *trace.Span, p *governance.Principal, server, item string, res *mcp.CallToolResult, err error, cost int64) string {
 	span.KeyID, span.KeyName, span.Team, span.Org = p.KeyID, p.KeyName, p.Team, p.Org
-	span.ToolServer, span.Tool = server, tool
+	span.ToolServer, span.Tool = server, item
 	span.CostNanoUSD = cost
 	span.Status = trace.StatusOK
 	status := "ok"
@@ -65,22 +68,61 @@ func (g *Gateway) endSpan(span *trace.Span, p *governance.Principal, server, too
 		span.Status, span.Error, status = trace.StatusError, errCancelled.Error(), "cancelled"
 	case err != nil:
 		span.Status, span.Error, status = trace.StatusError, upstreamError(server, err).Error(), "upstream_error"
-	case res.IsError:
+	case res != nil && res.IsError:
 		span.Status, span.Error, status = trace.StatusError, "tool returned an error result", "tool_error"
 	}
 	span.End()
-	g.metrics.call(server, status)
+	return status
 }
 
 // callerContext is the trace parent: params._meta.traceparent, else the
 // HTTP traceparent header.
-func callerContext(req mcp.CallToolRequest) trace.SpanContext {
-	if req.Params.Meta != nil {
-		if sc := trace.FromMeta(req.Params.Meta.AdditionalFields); sc.IsValid() {
+func callerContext(meta *mcp.Meta, h http.Header) trace.SpanContext {
+	if meta != nil {
+		if sc := trace.FromMeta(meta.AdditionalFields); sc.IsValid() {
 			return sc
 		}
 	}
-	return trace.FromHeaders(req.Header.Get)
+	return trace.FromHeaders(h.Get)
+}
+
+// forward sends a prompts/get or resources/read upstream under a span of its
+// own, as callTool does a tools/call; item is the upstream's name of the
+// prompt, or of the resource or template the URI matched. Governance only
+// authorises these (see permits and route): they hold no budget, and their
+// spans cost nothing, cost_per_call_usd being the price of a tool call.
+// hide keeps what the request carries for the upstream alone out of the
+// span, which more people read than the caller.
+func (g *Gateway) forward(ctx context.Context, u *upstream, method mcp.MCPMethod, item string, meta *mcp.Meta, h http.Header,
+	hide *governance.Redactor, send func(context.Context, *client.Client, *mcp.Meta) error) error {
+	span := g.tracer.Start(callerContext(meta, h), trace.LayerTool, string(method)+" "+u.name+nameSeparator+item)
+	err := u.secrets.Error(u.request(ctx, h, span.Context(), send))
+	g.endSpan(span, principalFrom(ctx), u.name, item, nil, hide.Error(err), 0)
+	if err != nil {
+		return upstreamError(u.name, err)
+	}
+	return nil
+}
+
+// request runs send with the live client, bounded like a tool call and
+// carrying the span's trace context in _meta and, to an HTTP upstream, the
+// traceparent header.
+func (u *upstream) request(ctx context.Context, h http.Header, sc trace.SpanContext, send func(context.Context, *client.Client, *mcp.Meta) error) error {
+	cli, err := u.client()
+	if err != nil {
+		return err
+	}
+	ctx, stop := cancellable(ctx)
+	defer stop()
+	ctx, cancel := u.timeout(ctx)
+	defer cancel()
+	ctx, tooLarge := withAnswerMark(ctx)
+	trips := u.streamTrips.Load()
+	ctx, rpcError := catchRPCError(withHeaders(ctx, u.headers(h, &sc)))
+	if err := rpcError(send(ctx, cli, spanMeta(sc))); err != nil {
+		return u.outcome(ctx, err, tooLarge, trips)
+	}
+	return nil
 }
 
 // callTool forwards one call. The upstream request is built afresh: only the
@@ -134,36 +176,40 @@ func (u *upstream) callTool(ctx context.Context, tool string, in mcp.CallToolReq
 		}
 	}
 	if err != nil {
-		var big *responseTooLargeError
-		if !errors.As(err, &big) && (tooLarge.Load() || u.streamTrips.Load() != trips) {
-			// mcp-go may have lost the read error on the way.
-			err = &responseTooLargeError{limit: u.maxResponse.Load()}
-		}
-		u.failed(err)
-		switch {
-		case errors.As(err, &big):
-			return nil, err
-		case errors.Is(ctx.Err(), context.DeadlineExceeded):
-			return nil, errTimeout
-		case errors.Is(ctx.Err(), context.Canceled):
-			return nil, errCancelled
-		}
-		return nil, err
+		return nil, u.outcome(ctx, err, tooLarge, trips)
 	}
 	return res, nil
+}
+
+// outcome is the error of a failed request to the upstream, made in ctx
+// with the answer mark tooLarge while streamTrips was trips.
+func (u *upstream) outcome(ctx context.Context, err error, tooLarge *atomic.Bool, trips uint64) error {
+	var big *responseTooLargeError
+	if !errors.As(err, &big) && (tooLarge.Load() || u.streamTrips.Load() != trips) {
+		// mcp-go may have lost the read error on the way.
+		err = &responseTooLargeError{limit: u.maxResponse.Load()}
+	}
+	u.failed(err)
+	switch {
+	case errors.As(err, &big):
+		return err
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return errTimeout
+	case errors.Is(ctx.Err(), context.Canceled):
+		return errCancelled
+	}
+	return err
 }
 
 // mcpRequest is the upstream request for the mcp-go client. A 2026-07-28
 // upstream gets the caller's log level; a session's level is the
 // gateway's own (see connect).
 func mcpRequest(tool string, in mcp.CallToolRequest, sc trace.SpanContext, c *call, progress, modern bool) mcp.CallToolRequest {
-	meta := map[string]any{}
-	trace.InjectMeta(meta, sc)
 	out := mcp.CallToolRequest{}
 	out.Params.Name = tool
 	out.Params.Arguments = in.Params.Arguments
 	out.Params.RawArguments = in.Params.RawArguments
-	out.Params.Meta = &mcp.Meta{AdditionalFields: meta}
+	out.Params.Meta = spanMeta(sc)
 	if modern && c.logLevel != "" {
 		out.Params.Meta.SetLogLevel(c.logLevel)
 	}
@@ -171,6 +217,14 @@ func mcpRequest(tool string, in mcp.CallToolRequest, sc trace.SpanContext, c *ca
 		out.Params.Meta.ProgressToken = c.token
 	}
 	return out
+}
+
+// spanMeta is an upstream request's _meta: the span's trace context, and
+// none of what the client's _meta held.
+func spanMeta(sc trace.SpanContext) *mcp.Meta {
+	meta := map[string]any{}
+	trace.InjectMeta(meta, sc)
+	return &mcp.Meta{AdditionalFields: meta}
 }
 
 // relayCall is the upstream request for the relay.
@@ -289,23 +343,14 @@ func (g *Gateway) promptHandler(u *upstream, prompt string) server.PromptHandler
 		if pre := prefetchedFor(ctx, mcp.MethodPromptsGet, req.Params.Name); pre != nil {
 			return pre.prompt, pre.err
 		}
-		cli, err := u.client()
-		if err != nil {
-			return nil, upstreamError(u.name, err)
-		}
-		ctx, stop := cancellable(ctx)
-		defer stop()
-		ctx, cancel := u.timeout(ctx)
-		defer cancel()
-		out := mcp.GetPromptRequest{}
-		out.Params.Name = prompt
-		out.Params.Arguments = req.Params.Arguments
-		ctx, rpcError := catchRPCError(withHeaders(ctx, u.headers(req.Header, nil)))
-		res, err := cli.GetPrompt(ctx, out)
-		if err = rpcError(err); err != nil {
-			u.failed(err)
-			return nil, upstreamError(u.name, err)
-		}
-		return res, nil
+		var res *mcp.GetPromptResult
+		err := g.forward(ctx, u, mcp.MethodPromptsGet, prompt, req.Params.Meta, req.Header, nil,
+			func(ctx context.Context, cli *client.Client, meta *mcp.Meta) (err error) {
+				out := mcp.GetPromptRequest{}
+				out.Params.Name, out.Params.Arguments, out.Params.Meta = prompt, req.Params.Arguments, meta
+				res, err = cli.GetPrompt(ctx, out)
+				return err
+			})
+		return res, err
 	}
 }

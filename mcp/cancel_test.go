@@ -83,7 +83,11 @@ func (c *rawClient) send(id any, method, name string, params map[string]any) (*h
 	}
 	modern := mcp.IsModernProtocol(c.version)
 	if modern {
-		meta := map[string]any{"io.modelcontextprotocol/protocolVersion": c.version}
+		meta, _ := params["_meta"].(map[string]any)
+		if meta == nil {
+			meta = map[string]any{}
+		}
+		meta["io.modelcontextprotocol/protocolVersion"] = c.version
 		if id != nil {
 			meta["io.modelcontextprotocol/clientInfo"] = map[string]any{"name": "raw", "version": "1"}
 			meta["io.modelcontextprotocol/clientCapabilities"] = map[string]any{}

@@ -208,6 +208,7 @@ func (v *view) prefetch(w http.ResponseWriter, hr *server.HTTPRequest, p *govern
 		URI       string            `json:"uri"`
 		Name      string            `json:"name"`
 		Arguments map[string]string `json:"arguments"`
+		Meta      *mcp.Meta         `json:"_meta"` // the caller's traceparent
 	}
 	var envelope struct {
 		Params *json.RawMessage `json:"params"`
@@ -219,7 +220,7 @@ func (v *view) prefetch(w http.ResponseWriter, hr *server.HTTPRequest, p *govern
 	switch mcp.MCPMethod(method) {
 	case mcp.MethodResourcesRead:
 		req := mcp.ReadResourceRequest{Header: hr.Header}
-		req.Params.URI = params.URI
+		req.Params.URI, req.Params.Meta = params.URI, params.Meta
 		contents, err := v.readResource(hr.Context, req)
 		pre = &prefetched{method: mcp.MethodResourcesRead, name: params.URI, contents: contents, err: err}
 	case mcp.MethodPromptsGet:
@@ -231,7 +232,7 @@ func (v *view) prefetch(w http.ResponseWriter, hr *server.HTTPRequest, p *govern
 			return false // mcp-go answers: not found
 		}
 		req := mcp.GetPromptRequest{Header: hr.Header}
-		req.Params.Name, req.Params.Arguments = params.Name, params.Arguments
+		req.Params.Name, req.Params.Arguments, req.Params.Meta = params.Name, params.Arguments, params.Meta
 		prompt, err := handler(hr.Context, req)
 		pre = &prefetched{method: mcp.MethodPromptsGet, name: params.Name, prompt: prompt, err: err}
 	default:

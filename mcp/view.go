@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 	"github.com/switchboard-gw/switchboard/governance"
@@ -267,15 +270,22 @@ func (v *view) changed(kind int, items []any) bool {
 	return true
 }
 
+// resourceRoute is where a resources/read goes: the upstream, and its name
+// for the resource or template that matched the URI.
+type resourceRoute struct {
+	u    *upstream
+	name string
+}
+
 // route finds the upstream serving a resource URI for this caller: a listed
 // resource first, then the first matching template, in configuration order.
-func (v *view) route(ctx context.Context, uri string) *upstream {
+func (v *view) route(ctx context.Context, uri string) *resourceRoute {
 	ups := v.g.upstreamsFor(v.server)
 	for _, u := range ups {
 		for _, r := range u.cat.Load().resources {
 			if r.URI == uri {
 				if v.allowed(ctx, v.listedName(u, r.Name)) {
-					return u
+					return &resourceRoute{u, r.Name}
 				}
 				return nil
 			}
@@ -284,40 +294,65 @@ func (v *view) route(ctx context.Context, uri string) *upstream {
 	for _, u := range ups {
 		for _, t := range u.cat.Load().templates {
 			if t.URITemplate != nil && t.URITemplate.Regexp().MatchString(uri) && v.allowed(ctx, v.listedName(u, t.Name)) {
-				return u
+				return &resourceRoute{u, t.Name}
 			}
 		}
 	}
 	return nil
 }
 
-// readResource serves resources/read for every URI of the view.
+// readResource serves resources/read for every URI of the view. Its span
+// is named after the resource or template, never the URI: a URI is as
+// varied as the callers make it, and may carry a token.
 func (v *view) readResource(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
 	uri := req.Params.URI
 	if pre := prefetchedFor(ctx, mcp.MethodResourcesRead, uri); pre != nil {
 		return pre.contents, pre.err
 	}
-	u := v.route(ctx, uri)
-	if u == nil {
+	to := v.route(ctx, uri)
+	if to == nil {
 		return nil, fmt.Errorf("resource %q not found", uri)
 	}
-	cli, err := u.client()
+	var contents []mcp.ResourceContents
+	err := v.g.forward(ctx, to.u, mcp.MethodResourcesRead, to.name, req.Params.Meta, req.Header, uriSecrets(uri),
+		func(ctx context.Context, cli *client.Client, meta *mcp.Meta) error {
+			out := mcp.ReadResourceRequest{}
+			out.Params.URI, out.Params.Meta = uri, meta
+			res, err := cli.ReadResource(ctx, out)
+			if err != nil {
+				return err
+			}
+			contents = res.Contents
+			return nil
+		})
+	return contents, err
+}
+
+// uriSecrets hides the parts of a resource URI that may hold a credential
+// (userinfo, query and fragment, as a capability URL's token) wherever the
+// upstream quotes them. Parts shorter than governance.MinSecretLen stay:
+// hiding them would garble the rest, as for configured secrets.
+func uriSecrets(uri string) *governance.Redactor {
+	parsed, err := url.Parse(uri)
 	if err != nil {
-		return nil, fmt.Errorf("server %s: %w", u.name, err)
+		if i := strings.IndexAny(uri, "?#"); i >= 0 {
+			return governance.NewRedactor(uri[i+1:])
+		}
+		return nil
 	}
-	ctx, stop := cancellable(ctx)
-	defer stop()
-	ctx, cancel := u.timeout(ctx)
-	defer cancel()
-	out := mcp.ReadResourceRequest{}
-	out.Params.URI = uri
-	ctx, rpcError := catchRPCError(withHeaders(ctx, u.headers(req.Header, nil)))
-	res, err := cli.ReadResource(ctx, out)
-	if err = rpcError(err); err != nil {
-		u.failed(err)
-		return nil, fmt.Errorf("server %s: %w", u.name, err)
+	parts := []string{parsed.RawQuery, parsed.Fragment, parsed.EscapedFragment()}
+	for _, pair := range strings.Split(parsed.RawQuery, "&") {
+		_, value, _ := strings.Cut(pair, "=")
+		parts = append(parts, value)
+		if decoded, err := url.QueryUnescape(value); err == nil {
+			parts = append(parts, decoded)
+		}
 	}
-	return res.Contents, nil
+	if parsed.User != nil {
+		password, _ := parsed.User.Password()
+		parts = append(parts, parsed.User.String(), password)
+	}
+	return governance.NewRedactor(parts...)
 }
 
 // atLeast is a slog.Handler that passes on only records at level or above.
