@@ -34,7 +34,7 @@ func (st *Store) hash(kind string) string { return st.s.prefix + "records:" + ki
 func (st *Store) channel() string { return st.s.prefix + "records" }
 
 // names is the hash of kind's unique names: name → id of the record that
-// claimed it. An entry is only a claim; the record decides (see putIfLua).
+// claimed it. An entry is only a claim; the record decides (see putIfScript).
 func (st *Store) names(kind string) string { return st.s.prefix + "names:" + kind }
 
 func enveloped(data []byte) ([]byte, error) {
