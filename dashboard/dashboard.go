@@ -257,7 +257,7 @@ func sendError(c *fiber.Ctx, err error) error {
 	if !errors.As(err, &e) {
 		e = &apiError{status: http.StatusInternalServerError, typ: "server_error", msg: "internal error"}
 	}
-	return c.Status(e.status).JSON(fiber.Map{"error": fiber.Map{"message": e.msg, "type": e.typ}})
+	return c.Status(e.status).JSON(fiber.Map{"error": governance.ErrorBody(c, e.msg, e.typ)})
 }
 
 // storeFailed logs a store error and answers 500 without its details, which

@@ -37,7 +37,18 @@ func (g *Governor) RegisterAdmin(r fiber.Router) {
 
 // adminError is the JSON error body: {"error":{"message","type"}}.
 func adminError(c *fiber.Ctx, status int, typ, format string, a ...any) error {
-	return c.Status(status).JSON(fiber.Map{"error": fiber.Map{"message": fmt.Sprintf(format, a...), "type": typ}})
+	return c.Status(status).JSON(fiber.Map{"error": ErrorBody(c, fmt.Sprintf(format, a...), typ)})
+}
+
+// ErrorBody is the "error" object of the gateway's own JSON errors, with the
+// request id the app's middleware put on the response, so an operator can
+// find the call a client reports.
+func ErrorBody(c *fiber.Ctx, message, typ string) fiber.Map {
+	body := fiber.Map{"message": message, "type": typ}
+	if id := c.GetRespHeader(fiber.HeaderXRequestID); id != "" {
+		body["request_id"] = id
+	}
+	return body
 }
 
 // msgNeedsAdmin refuses a valid non-admin key; the audit log names its rule.

@@ -102,7 +102,10 @@ func get(t *testing.T, url string) (int, string, http.Header) {
 
 func TestOperationalRoutes(t *testing.T) {
 	t.Parallel()
-	s := start(t, nil, func(a *App) {
+	const testAdminKey = "sk-ops-admin-0123456789abcdef"
+	s := start(t, func(c *config.Config) {
+		c.Governance = governance.Config{Secret: "ops-test-secret-0123456789", AdminKey: testAdminKey}
+	}, func(a *App) {
 		a.Fiber().Get("/boom", func(*fiber.Ctx) error { panic("secret-detail") })
 		a.Fiber().Post("/echo", func(c *fiber.Ctx) error { return c.Send(c.Body()) })
 	})
@@ -118,6 +121,10 @@ func TestOperationalRoutes(t *testing.T) {
 		{name: "panic answers JSON 500 without the panic value", method: "GET", path: "/boom", status: 500,
 			contains: []string{`"type":"internal_error"`, `"request_id"`}, absent: []string{"secret-detail"}},
 		{name: "unknown route answers JSON 404", method: "GET", path: "/nope", status: 404, contains: []string{`"not_found_error"`}},
+		{name: "admin API error names the request", method: "GET", path: "/admin/keys", status: 401,
+			contains: []string{`"request_id"`}},
+		{name: "dashboard API error names the request", method: "GET", path: "/admin/spend?tema=x",
+			header: map[string]string{"Authorization": "Bearer " + testAdminKey}, status: 400, contains: []string{`"request_id"`}},
 		{name: "body under the limit passes", method: "POST", path: "/echo", body: "hello", status: 200, contains: []string{"hello"}},
 		{name: "oversized header refused", method: "GET", path: "/healthz", header: map[string]string{"X-Big": strings.Repeat("a", 40<<10)},
 			status: 431},
