@@ -36,8 +36,11 @@ type call struct {
 	traceparent string // the gateway span, sent upstream
 	extensions  []string
 	start       time.Time
-	deadline    time.Time // ends a stream's upstream call (zero: no limit)
-	replay      *replay   // the fast path's upstream exchange, answered again here
+	// ends is the context a stream runs under (nil: no limit), which ends its upstream call: the server's
+	// stream limiter puts server.max_stream_duration on it as its deadline and ends it early, with a cause of
+	// its own, to shut down.
+	ends   context.Context
+	replay *replay // the fast path's upstream exchange, answered again here
 
 	mu        sync.Mutex
 	reached   bool // a2a-go's handler decoded the params and called the proxy
@@ -227,8 +230,8 @@ func (c *call) upstreamError(ctx context.Context, err error) error {
 		// method its version lacks, a capability it does not declare): the
 		// caller learns what the agent would have said.
 	case ctx.Err() != nil:
-		// Ours ends with errStreamDuration; a plain cancel is the client
-		// going away.
+		// Ours ends with errStreamDuration or a shutdown's error (see
+		// endedBy); a plain cancel is the client going away.
 		if err = context.Cause(ctx); errors.Is(err, context.Canceled) {
 			err = errClientClosed
 		}

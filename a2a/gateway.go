@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/a2aproject/a2a-go/v2/a2a"
 	"github.com/a2aproject/a2a-go/v2/a2acompat/a2av0"
@@ -142,9 +141,9 @@ func (g *Gateway) Close() error {
 type agentNameKey struct{}
 type endpointKey struct{}
 
-// deadlineKey carries the deadline the server's stream limiter put on the request's context
-// (server.max_stream_duration) into net/http land.
-type deadlineKey struct{}
+// endsKey carries the context the server's stream limiter gave a stream
+// request (see call.ends) into net/http land.
+type endsKey struct{}
 
 // handleRPC serves a 1.0 SendMessage on the fast path when it can (see
 // sendfast.go) and hands every other call to net/http land (a2a-go's
@@ -162,8 +161,8 @@ func (g *Gateway) setRPCValues(c *fiber.Ctx, name string) {
 	c.Context().SetUserValue(agentNameKey{}, name)
 	c.Context().SetUserValue(endpointKey{}, agentEndpoint(g.baseURL(c), name))
 	c.Context().SetUserValue(originKey{}, governance.RequestDenial(c, nil, governance.KindAgent, name, nil))
-	if dl, ok := c.UserContext().Deadline(); ok {
-		c.Context().SetUserValue(deadlineKey{}, dl)
+	if ends := c.UserContext(); ends.Done() != nil {
+		c.Context().SetUserValue(endsKey{}, ends)
 	}
 }
 
@@ -271,7 +270,7 @@ func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request, env envelope, ad
 		start: adm.span.Start, replay: rp,
 	}
 	if isStreamMethod(env.Method) {
-		c.deadline, _ = r.Context().Value(deadlineKey{}).(time.Time)
+		c.ends, _ = r.Context().Value(endsKey{}).(context.Context)
 	}
 	// Not derived from r.Context(): that is fasthttp's RequestCtx, which the
 	// server recycles once a streamed response is handed over, while this

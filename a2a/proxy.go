@@ -2,6 +2,7 @@ package a2a
 
 import (
 	"context"
+	"errors"
 	"iter"
 
 	"github.com/a2aproject/a2a-go/v2/a2a"
@@ -48,10 +49,10 @@ func unary[Req, Resp any](ctx context.Context, req Req, check func(*call, Req) e
 // stream relays upstream events as they arrive; when the client goes away
 // the handler stops ranging, which closes the upstream stream.
 //
-// The stream's deadline goes on the upstream call's context only: a2a-go's
-// handler drops a stream whose own context ends without writing anything,
-// while an upstream call that fails is reported to the client as the
-// stream's final JSON-RPC error event.
+// The stream's end (call.ends) goes on the upstream call's context only:
+// a2a-go's handler drops a stream whose own context ends without writing
+// anything, while an upstream call that fails is reported to the client as
+// the stream's final JSON-RPC error event.
 func stream[Req any](ctx context.Context, req Req, check func(*call, Req) error,
 	do func(*upstream, context.Context, Req) iter.Seq2[a2a.Event, error]) iter.Seq2[a2a.Event, error] {
 	return func(yield func(a2a.Event, error) bool) {
@@ -65,11 +66,12 @@ func stream[Req any](ctx context.Context, req Req, check func(*call, Req) error,
 			c.relayed = true
 			c.mu.Unlock()
 		}()
-		ctx := ctx // the closure's own: the outer ctx must not collect a deadline per run
-		if !c.deadline.IsZero() {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithDeadlineCause(ctx, c.deadline, errStreamDuration)
-			defer cancel()
+		ctx := ctx // the closure's own: the outer ctx must not collect a cancel per run
+		if c.ends != nil {
+			var cancel context.CancelCauseFunc
+			ctx, cancel = context.WithCancelCause(ctx)
+			defer cancel(nil)
+			defer context.AfterFunc(c.ends, func() { cancel(endedBy(c.ends)) })()
 		}
 		if err := check(c, req); err != nil {
 			yield(nil, err)
@@ -103,6 +105,21 @@ func stream[Req any](ctx context.Context, req Req, check func(*call, Req) error,
 			// reach the client as success with nothing in it.
 			yield(nil, c.record(errInvalidAgentResponse))
 		}
+	}
+}
+
+// endedBy is the error a stream whose context ends has its upstream call
+// cancelled with: errStreamDuration at the deadline, the gateway's own cause
+// (a shutdown) as a server error, and a plain cancel (the client connection
+// done with) as is.
+func endedBy(ends context.Context) error {
+	switch cause := context.Cause(ends); {
+	case errors.Is(cause, context.DeadlineExceeded):
+		return errStreamDuration
+	case errors.Is(cause, context.Canceled):
+		return cause
+	default:
+		return a2a.NewError(a2a.ErrServerError, cause.Error())
 	}
 }
 

@@ -69,7 +69,7 @@ func (g *Gateway) serve(c *fiber.Ctx, kind callKind) (err error) {
 	cl := &call{kind: kind, req: req, group: grp, tbl: t, span: span, start: start, headers: clientHeaders(c, kind), mayUse: mayUse}
 	if req.stream {
 		// Asked only of streams: UserContext stores a context on every request it is called for.
-		cl.deadline, _ = c.UserContext().Deadline()
+		cl.ends = c.UserContext()
 	}
 	out, err := g.route(cl)
 	// From here on finish owns the reservation and the span.
@@ -130,6 +130,8 @@ func (g *Gateway) stream(w *bufio.Writer, cl *call, res *governance.Reservation,
 	case errors.Is(err, errStreamDuration):
 		// The gateway's limit ended it: the deployment did nothing wrong, so its breaker is left alone.
 		status, msg = http.StatusGatewayTimeout, err.Error()
+	case errors.As(err, new(*endedError)):
+		status, msg = http.StatusServiceUnavailable, err.Error()
 	default:
 		status, msg = http.StatusBadGateway, "upstream stream failed: "+err.Error()
 		out.d.st.breaker.failure(time.Now(), cl.tbl.router.AllowedFails, cl.tbl.router.Cooldown)

@@ -2,9 +2,11 @@ package llm
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -131,19 +133,29 @@ var (
 	errEventTooLarge  = errors.New("upstream event larger than router.max_response_bytes")
 )
 
+// endedError is a stream the gateway ended before its time (to shut down): cause, its stream context's, says why.
+type endedError struct{ cause error }
+
+func (e *endedError) Error() string { return e.cause.Error() }
+
+// apiError is what the client sees: 503, as the gateway is going away, not the upstream failing.
+func (e *endedError) apiError() *apiError {
+	return &apiError{status: http.StatusServiceUnavailable, typ: "server_error", code: "stream_ended", message: e.Error()}
+}
+
 // upstreamStream reads a streamed upstream body event by event, with an
-// idle-gap timeout and an optional deadline for the whole stream, and feeds
-// the events through a translator.
+// idle-gap timeout and an optional context that ends the whole stream, and
+// feeds the events through a translator.
 type upstreamStream struct {
-	resp  *fasthttp.Response
-	body  io.Reader
-	idle  time.Duration
-	timer *time.Timer
-	limit *time.Timer // nil without a deadline
-	tr    streamTranslator
-	buf   []byte
-	bufp  *[]byte // buf's pool entry
-	split sseSplitter
+	resp    *fasthttp.Response
+	body    io.Reader
+	idle    time.Duration
+	timer   *time.Timer
+	unlimit func() bool // stops watching the stream's context; nil without one
+	tr      streamTranslator
+	buf     []byte
+	bufp    *[]byte // buf's pool entry
+	split   sseSplitter
 	// maxEvent bounds the bytes of one event still waiting for its end.
 	maxEvent int
 	secrets  *governance.Redactor // the deployment's, hidden in the error events relayed
@@ -151,13 +163,15 @@ type upstreamStream struct {
 	mu       sync.Mutex
 	closed   bool
 	timedOut bool
-	expired  bool
+	ended    error // errStreamDuration or *endedError: the stream's context ended it
 	released bool
 }
 
-// openStream starts reading resp from deployment d; a non-zero deadline ends
-// the stream with errStreamDuration when it passes.
-func openStream(resp *fasthttp.Response, d *deployment, r RouterConfig, deadline time.Time, tr streamTranslator) *upstreamStream {
+// openStream starts reading resp from deployment d. When ends passes its
+// deadline the stream ends with errStreamDuration; when it is cancelled with
+// a cause of the gateway's, with an *endedError; a plain cancel is the client
+// connection being done with.
+func openStream(resp *fasthttp.Response, d *deployment, r RouterConfig, ends context.Context, tr streamTranslator) *upstreamStream {
 	s := &upstreamStream{resp: resp, body: resp.BodyStream(), idle: r.StreamIdleTimeout, tr: tr,
 		bufp: streamBufs.Get().(*[]byte), maxEvent: r.MaxResponseBytes, secrets: d.secrets}
 	s.buf = *s.bufp
@@ -169,21 +183,30 @@ func openStream(resp *fasthttp.Response, d *deployment, r RouterConfig, deadline
 			s.closeBody(errStreamIdle)
 		}
 	})
-	if !deadline.IsZero() {
+	if ends != nil && ends.Done() != nil {
 		expire := func() {
+			var err error
+			switch cause := context.Cause(ends); {
+			case errors.Is(cause, context.DeadlineExceeded):
+				err = errStreamDuration
+			case errors.Is(cause, context.Canceled):
+				err = errClientGone
+			default:
+				err = &endedError{cause}
+			}
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			if !s.closed {
-				s.closed, s.expired = true, true
-				s.closeBody(errStreamDuration)
+				s.closed, s.ended = true, err
+				s.closeBody(err)
 			}
 		}
-		// Already past (the headers came late): ended before the first read, so the client gets a plain 504
-		// rather than whatever events raced the timer.
-		if left := time.Until(deadline); left > 0 {
-			s.limit = time.AfterFunc(left, expire)
-		} else {
+		// Already ended (the headers came late): ended before the first read, so the client gets a plain error
+		// reply rather than whatever events raced the context.
+		if ends.Err() != nil {
 			expire()
+		} else {
+			s.unlimit = context.AfterFunc(ends, expire)
 		}
 	}
 	return s
@@ -230,8 +253,8 @@ func (s *upstreamStream) pump(out []byte) ([]byte, error) {
 		return out, errEventTooLarge
 	case err == nil:
 		return out, nil
-	case s.isExpired():
-		return out, errStreamDuration
+	case s.endedBy() != nil:
+		return out, s.endedBy()
 	case s.isTimedOut():
 		return out, errStreamIdle
 	case errors.Is(err, io.EOF):
@@ -266,18 +289,18 @@ func (s *upstreamStream) isTimedOut() bool {
 	return s.timedOut
 }
 
-func (s *upstreamStream) isExpired() bool {
+func (s *upstreamStream) endedBy() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.expired
+	return s.ended
 }
 
 // close ends the upstream call; a non-nil cause drops the connection, which
 // is how the upstream learns that the client went away. Extra calls are no-ops.
 func (s *upstreamStream) close(cause error) {
 	s.timer.Stop()
-	if s.limit != nil {
-		s.limit.Stop()
+	if s.unlimit != nil {
+		s.unlimit()
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -2,6 +2,7 @@ package llm
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,8 +55,9 @@ type call struct {
 	retries, fallbacks int32
 	attempts           int // upstream attempts made so far
 	ttft               time.Duration
-	// deadline ends a stream (zero: no limit); the server's stream limiter sets it on the request's context.
-	deadline time.Time
+	// ends is the context a stream runs under (nil: no limit): the server's stream limiter puts
+	// server.max_stream_duration on it as its deadline and ends it early, with a cause of its own, to shut down.
+	ends context.Context
 }
 
 // outcome classifies one attempt for the retry/fallback loop.
@@ -244,7 +246,7 @@ func (g *Gateway) attempt(c *call, d *deployment) (*result, *apiError, outcome) 
 	}
 	res := &result{d: d, attempt: span}
 	if c.req.stream {
-		st := openStream(resp, d, c.tbl.router, c.deadline, streamTranslatorFor(c, d))
+		st := openStream(resp, d, c.tbl.router, c.ends, streamTranslatorFor(c, d))
 		var perr error
 		for len(res.first) == 0 && perr == nil {
 			res.first, perr = st.pump(res.first)
@@ -254,6 +256,9 @@ func (g *Gateway) attempt(c *call, d *deployment) (*result, *apiError, outcome) 
 			if errors.Is(perr, errStreamDuration) {
 				// Our limit, not the deployment's failure: no retry, no cooldown.
 				return fail(errDurationExceeded(), outcomeClientError, status)
+			}
+			if ee := (*endedError)(nil); errors.As(perr, &ee) {
+				return fail(ee.apiError(), outcomeClientError, status)
 			}
 			ae := &apiError{status: http.StatusBadGateway, typ: "server_error", code: "upstream_error",
 				message: fmt.Sprintf("deployment %s: stream failed before its first event: %v", d.id, perr)}

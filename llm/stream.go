@@ -249,13 +249,16 @@ func relay(w *bufio.Writer, st *upstreamStream, first []byte) error {
 		return nil
 	}
 	st.close(err)
-	if errors.Is(err, errUpstreamStreamError) {
-		// The upstream's own error event already reached the client.
+	if errors.Is(err, errUpstreamStreamError) || errors.Is(err, errClientGone) {
+		// The upstream's own error event already reached the client, or there is no client to tell.
 		return err
 	}
 	ae := &apiError{status: http.StatusBadGateway, typ: "server_error", code: "upstream_error", message: "upstream stream failed: " + err.Error()}
 	if errors.Is(err, errStreamDuration) {
 		ae = errDurationExceeded()
+	}
+	if ee := (*endedError)(nil); errors.As(err, &ee) {
+		ae = ee.apiError()
 	}
 	_, _ = w.Write(st.tr.errorEvent(ae))
 	_ = w.Flush()

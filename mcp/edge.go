@@ -45,6 +45,12 @@ func (v *view) edge(w http.ResponseWriter, r *http.Request) {
 		}
 		_, ctx, cancel := detached(r.Context())
 		defer cancel()
+		if ends, ok := r.Context().Value(streamKey{}).(context.Context); ok {
+			// A listening stream never ends by itself: it ends when the client leaves, at
+			// server.max_stream_duration, or when the gateway shuts down. mcp-go ends it cleanly when its
+			// context does.
+			defer context.AfterFunc(ends, cancel)()
+		}
 		v.stream.Handle(responseWriter{w}, &server.HTTPRequest{Method: r.Method, URL: r.URL, Header: r.Header, Context: ctx})
 		return
 	}
@@ -261,6 +267,10 @@ func (v *view) cancelledBy(ctx context.Context, p *governance.Principal, h http.
 		cancelWork()
 	}
 }
+
+// streamKey carries the context a GET stream runs under, which the server's stream limiter ends (see edge),
+// into net/http land.
+type streamKey struct{}
 
 // detached returns a context of its own that carries only the principal and
 // its origin. The adaptor's request context is the pooled fasthttp

@@ -32,6 +32,7 @@ type App struct {
 	level    *slog.LevelVar
 	registry *prometheus.Registry
 	httpm    *httpMetrics
+	streams  *streamLimiter
 
 	cfg      atomic.Pointer[config.Config]
 	draining atomic.Bool
@@ -84,10 +85,10 @@ func New(cfg *config.Config, log *slog.Logger, level *slog.LevelVar) (*App, erro
 	})
 	srv := a.fiber.Server()
 	srv.MaxConnsPerIP = s.MaxConnsPerIP
-	streams := newStreamLimiter(s.MaxConcurrentStreams, s.MaxStreamDuration, a.registry)
-	streams.prevHook, srv.ConnState = srv.ConnState, streams.connState
+	a.streams = newStreamLimiter(s.MaxConcurrentStreams, s.MaxStreamDuration, a.registry)
+	a.streams.prevHook, srv.ConnState = srv.ConnState, a.streams.connState
 	// Metrics sit outside recovery so a recovered panic is still counted, as a 500.
-	a.fiber.Use(requestID, a.httpm.middleware, a.recoverPanic, streams.middleware)
+	a.fiber.Use(requestID, a.httpm.middleware, a.recoverPanic, a.streams.middleware)
 	a.fiber.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	a.fiber.Get("/readyz", a.readyz)
 	a.fiber.Get("/metrics", metricsHandler(a.registry))
@@ -165,8 +166,11 @@ func (a *App) reload(cfg *config.Config) error {
 	return nil
 }
 
-// Serve answers requests on ln until ctx ends, then stops accepting, lets in-flight requests and streams finish
-// (up to server.shutdown_timeout) and runs the shutdown hooks.
+// Serve answers requests on ln until ctx ends, then stops accepting and drains: streams that never end by
+// themselves are ended at once, other requests and streams may finish until shutdownMargin before
+// server.shutdown_timeout, when the streams still running are ended with their protocol's final error event.
+// Then the shutdown hooks run (spans flushed, stores closed) with what is left of the timeout, and never less
+// than the margin.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	served := make(chan error, 1)
 	go func() { served <- a.fiber.Listener(ln) }()
@@ -179,9 +183,16 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	a.draining.Store(true)
 	timeout := a.cfg.Load().Server.ShutdownTimeout
+	margin := shutdownMargin(timeout)
 	a.log.Info("shutting down: draining in-flight requests", "timeout", timeout)
-	drainCtx, cancel := context.WithTimeout(context.Background(), timeout)
+	deadline := time.Now().Add(timeout)
+	drainCtx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
+	// Half the margin for a stream to write its final event, the rest for its connection to be closed and its
+	// writer to settle before the drain's deadline.
+	a.streams.endStreams(false, margin/2)
+	endAll := time.AfterFunc(timeout-margin, func() { a.streams.endStreams(true, margin/2) })
+	defer endAll.Stop()
 	err := a.fiber.ShutdownWithContext(drainCtx)
 	if err != nil {
 		err = fmt.Errorf("drain: %w", err)
@@ -189,7 +200,20 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	if serveErr := <-served; serveErr != nil && !errors.Is(serveErr, net.ErrClosed) {
 		err = errors.Join(err, serveErr)
 	}
-	return errors.Join(err, a.close(drainCtx))
+	// The span flush must not inherit an exhausted drain: what the streams recorded as they ended would go to
+	// the spill instead of the store.
+	closeCtx, cancelClose := context.WithTimeout(context.Background(), max(time.Until(deadline), margin))
+	defer cancelClose()
+	return errors.Join(err, a.close(closeCtx))
+}
+
+// shutdownMargin is how long before server.shutdown_timeout a shutdown ends the streams still running: a
+// quarter of it, so a short timeout still lets most streams finish by themselves, but at least a second, which
+// a stream needs to write its final event and settle and the recorder to flush its spans to the store, and at
+// most five seconds, which is ample for that and leaves long timeouts to the streams. A timeout under a second
+// ends streams at once.
+func shutdownMargin(timeout time.Duration) time.Duration {
+	return min(max(timeout/4, time.Second), 5*time.Second, timeout)
 }
 
 func (a *App) close(ctx context.Context) error {

@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"strings"
 	"sync"
@@ -21,6 +22,9 @@ import (
 // connection is closed only streamDeadlineGrace later, as the backstop for a stream that ignores the deadline.
 // A stream the request did not announce was told no deadline and is closed at the limit itself.
 //
+// A shutdown ends streams the same way, through that context, with errShuttingDown as its cause (see
+// endStreams): the deadline is moved to now.
+//
 // A stream outlives its handler (fasthttp writes the body after the handler returned), so the slot is tied to
 // the connection and given back when fasthttp reports the connection idle (the response is fully written) or
 // closed.
@@ -28,6 +32,10 @@ type streamLimiter struct {
 	slots    chan struct{}
 	maxDur   time.Duration
 	held     sync.Map // net.Conn → *streamSlot
+	mu       sync.Mutex
+	active   map[*streamSlot]struct{} // every slot taken, for a shutdown to end
+	ending   streamsEnding            // how far a shutdown got
+	grace    time.Duration            // what the shutdown gives a stream it ended before closing its connection
 	refused  prometheus.Counter
 	expired  prometheus.Counter
 	prevHook func(net.Conn, fasthttp.ConnState)
@@ -37,10 +45,24 @@ type streamLimiter struct {
 // connection is closed under it.
 const streamDeadlineGrace = 5 * time.Second
 
+// errShuttingDown is the cause a stream's context ends with when a shutdown ends the stream; the protocol
+// packages send its text in the stream's final error event.
+var errShuttingDown = errors.New("the gateway is shutting down")
+
+// streamsEnding is how far a shutdown got in ending streams.
+type streamsEnding int
+
+const (
+	endingNone    streamsEnding = iota
+	endingEndless               // streams that never end by themselves (listening streams, subscriptions)
+	endingAll
+)
+
 func newStreamLimiter(max int, maxDur time.Duration, reg prometheus.Registerer) *streamLimiter {
 	l := &streamLimiter{
 		slots:  make(chan struct{}, max),
 		maxDur: maxDur,
+		active: map[*streamSlot]struct{}{},
 		refused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchboard_streams_refused_total", Help: "Stream requests refused because server.max_concurrent_streams were running.",
 		}),
@@ -56,17 +78,28 @@ func newStreamLimiter(max int, maxDur time.Duration, reg prometheus.Registerer) 
 
 // streamSlot is one running stream's place; release is safe to call more than once and from the timer.
 type streamSlot struct {
-	l        *streamLimiter
-	once     sync.Once
+	l    *streamLimiter
+	once sync.Once
+	// endless: the stream never ends by itself (an MCP GET listening stream, an A2A subscription), so a
+	// shutdown ends it at once rather than letting it run on.
+	endless bool
+
+	// Guarded by l.mu: a shutdown moves them.
 	timer    *time.Timer
-	deadline time.Time          // told to the handler; zero when the stream was found after it
-	cancel   context.CancelFunc // of the deadline's context
+	deadline time.Time               // told to the handler; zero when the stream was found after it
+	cancel   context.CancelCauseFunc // of the deadline's context; the cause tells the handler why it ended
+	stop     context.CancelFunc      // the deadline's own timer
+	ended    bool                    // by a shutdown
 }
 
 func (l *streamLimiter) acquire() *streamSlot {
 	select {
 	case l.slots <- struct{}{}:
-		return &streamSlot{l: l}
+		s := &streamSlot{l: l}
+		l.mu.Lock()
+		l.active[s] = struct{}{}
+		l.mu.Unlock()
+		return s
 	default:
 		return nil
 	}
@@ -74,14 +107,61 @@ func (l *streamLimiter) acquire() *streamSlot {
 
 func (s *streamSlot) release() {
 	s.once.Do(func() {
+		s.l.mu.Lock()
+		delete(s.l.active, s)
+		s.l.mu.Unlock()
 		if s.timer != nil {
 			s.timer.Stop()
 		}
 		if s.cancel != nil {
-			s.cancel()
+			// context.Canceled: the connection is done with, so a handler still running lost its client.
+			s.cancel(nil)
+			s.stop()
 		}
 		<-s.l.slots
 	})
+}
+
+// tell gives the handler of a stream that asked for one its deadline. l.mu is held.
+func (s *streamSlot) tell(c *fiber.Ctx) {
+	s.deadline = time.Now().Add(s.l.maxDur)
+	ctx, cancel := context.WithCancelCause(c.UserContext())
+	s.cancel = cancel
+	ctx, s.stop = context.WithDeadline(ctx, s.deadline)
+	c.SetUserContext(ctx)
+	if s.l.ending == endingAll || s.l.ending == endingEndless && s.endless {
+		s.end()
+	}
+}
+
+// end ends the stream for a shutdown: its handler is told through the context (errShuttingDown), and the
+// connection is closed l.grace later if it has not finished by then. l.mu is held.
+func (s *streamSlot) end() {
+	s.ended = true
+	if s.cancel != nil {
+		s.deadline = time.Now()
+		s.cancel(errShuttingDown)
+	}
+	if s.timer != nil {
+		s.timer.Reset(s.l.grace)
+	}
+}
+
+// endStreams ends, for a shutdown, the endless streams (all false) or all of them, and any such stream that
+// starts from now on. A stream told of the end gets grace to write its final event before its connection is
+// closed under it.
+func (l *streamLimiter) endStreams(all bool, grace time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ending, l.grace = endingEndless, grace
+	if all {
+		l.ending = endingAll
+	}
+	for s := range l.active {
+		if all || s.endless {
+			s.end()
+		}
+	}
 }
 
 // middleware takes a slot before the handler for requests that ask for a stream, so a refused one never
@@ -94,10 +174,10 @@ func (l *streamLimiter) middleware(c *fiber.Ctx) error {
 			return refuseStream(c)
 		}
 		// The stream outlives this middleware, so the context is cancelled on release, not here.
-		slot.deadline = time.Now().Add(l.maxDur)
-		var ctx context.Context
-		ctx, slot.cancel = context.WithDeadline(c.UserContext(), slot.deadline)
-		c.SetUserContext(ctx)
+		slot.endless = isEndless(c)
+		l.mu.Lock()
+		slot.tell(c)
+		l.mu.Unlock()
 	}
 	err := c.Next()
 	if !c.Response().IsBodyStream() {
@@ -115,8 +195,19 @@ func (l *streamLimiter) middleware(c *fiber.Ctx) error {
 		}
 	}
 	conn := c.Context().Conn()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ending == endingAll && !slot.ended {
+		// Found after the shutdown ended streams: it gets no longer than those did.
+		slot.end()
+	}
 	backstop := l.maxDur
-	if !slot.deadline.IsZero() {
+	switch {
+	case slot.ended && slot.deadline.IsZero():
+		backstop = l.grace
+	case slot.ended:
+		backstop = time.Until(slot.deadline) + l.grace
+	case !slot.deadline.IsZero():
 		backstop = time.Until(slot.deadline) + streamDeadlineGrace
 	}
 	slot.timer = time.AfterFunc(backstop, func() {
@@ -169,6 +260,17 @@ func wantsStream(c *fiber.Ctx) bool {
 }
 
 var a2aStreamMethods = []string{`"SendStreamingMessage"`, `"SubscribeToTask"`, `"message/stream"`, `"tasks/resubscribe"`}
+
+// isEndless tells of a request wantsStream accepted whether its stream may run for ever: an MCP GET listening
+// stream, or an A2A subscription to a task that may never end.
+func isEndless(c *fiber.Ctx) bool {
+	if c.Method() == fiber.MethodGet {
+		return true
+	}
+	body := c.Body()
+	return strings.HasPrefix(c.Path(), "/a2a/") &&
+		(jsonMemberIs(body, "method", `"SubscribeToTask"`) || jsonMemberIs(body, "method", `"tasks/resubscribe"`))
+}
 
 // jsonMemberIs reports whether body has a member "key" whose raw value is want, at any depth. It may say yes
 // for a nested member of that name; that only makes a plain call hold a slot while it runs, and a stream it
