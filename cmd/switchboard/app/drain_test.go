@@ -1,0 +1,254 @@
+package app
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	openai "github.com/sashabaranov/go-openai"
+
+	"github.com/switchboard-gw/switchboard/cmd/switchboard/config"
+	"github.com/switchboard-gw/switchboard/governance"
+	"github.com/switchboard-gw/switchboard/llm"
+	"github.com/switchboard-gw/switchboard/loadtest/mock"
+	sbmcp "github.com/switchboard-gw/switchboard/mcp"
+	"github.com/switchboard-gw/switchboard/storage"
+	"github.com/switchboard-gw/switchboard/trace"
+)
+
+const drainKey = "sk-drain-test-0123456789abcdef"
+
+// serveDone waits for Serve's result, failing after within.
+func serveDone(t *testing.T, s *started, within time.Duration) error {
+	t.Helper()
+	select {
+	case err := <-s.done:
+		s.done <- nil // for the cleanup's wait
+		return err
+	case <-time.After(within):
+		t.Fatalf("Serve did not return within %s of the shutdown", within)
+		return nil
+	}
+}
+
+// Streams still running when a shutdown is about to run out of server.shutdown_timeout end with their final
+// error event, are recorded and billed (with estimated usage), and the spans reach the store; streams that end
+// earlier are left alone.
+func TestShutdownEndsLongStreamsAndBillsThem(t *testing.T) {
+	t.Parallel()
+	// 20 tokens a second: 200 words stream for ten seconds, 4 words in a fifth of a second.
+	llmUp, err := mock.StartLLM("127.0.0.1:0", mock.LLMOptions{TokensPerSecond: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { llmUp.Close() })
+	dbPath := filepath.Join(t.TempDir(), "spans.db")
+	var storeCfg storage.Config
+	s := start(t, func(c *config.Config) {
+		c.Server.ShutdownTimeout = 2 * time.Second
+		c.Storage.SQLite.Path = dbPath
+		storeCfg = c.Storage
+		c.Models = []llm.ModelConfig{{Name: "oa", Deployments: []llm.DeploymentConfig{{
+			Provider: llm.ProviderOpenAI, BaseURL: llmUp.URL + "/v1", Model: "gpt-4o-mini"}}}}
+		c.Governance = governance.Config{Secret: "drain-governance-secret-0123456789", Keys: []governance.KeyConfig{{Name: "k", Key: drainKey}}}
+	}, nil)
+	s.waitReady(t)
+
+	cc := openai.DefaultConfig(drainKey)
+	cc.BaseURL = s.url + "/v1"
+	client := openai.NewClientWithConfig(cc)
+	type outcome struct {
+		text string
+		err  error // io.EOF: the stream ended with [DONE]
+	}
+	run := func(words int, started *sync.WaitGroup, out chan<- outcome) {
+		st, err := client.CreateChatCompletionStream(context.Background(), openai.ChatCompletionRequest{
+			Model: "oa", Stream: true,
+			Messages: []openai.ChatCompletionMessage{{Role: "user", Content: strings.Repeat("word ", words)}},
+		})
+		started.Done()
+		if err != nil {
+			out <- outcome{err: err}
+			return
+		}
+		defer st.Close()
+		var text strings.Builder
+		for {
+			chunk, err := st.Recv()
+			if err != nil {
+				out <- outcome{text.String(), err}
+				return
+			}
+			if len(chunk.Choices) > 0 {
+				text.WriteString(chunk.Choices[0].Delta.Content)
+			}
+		}
+	}
+	const long = 3
+	longs, short := make(chan outcome, long), make(chan outcome, 1)
+	var started sync.WaitGroup
+	started.Add(long + 1)
+	for range long {
+		go run(200, &started, longs)
+	}
+	go run(4, &started, short)
+	started.Wait() // every stream has its first event
+	shutdownAt := time.Now()
+	s.stop()
+
+	if r := <-short; !errors.Is(r.err, io.EOF) || r.text == "" {
+		t.Errorf("a stream that ends before the shutdown's margin: text %.40q, end %v; want it complete with [DONE]", r.text, r.err)
+	}
+	for range long {
+		r := <-longs
+		var apiErr *openai.APIError
+		if !errors.As(r.err, &apiErr) || !strings.Contains(apiErr.Message, "shutting down") || r.text == "" {
+			t.Errorf("a stream cut by the shutdown: text %.40q, end %v; want events, then an error event saying the gateway shuts down",
+				r.text, r.err)
+		}
+	}
+	if err := serveDone(t, s, 5*time.Second); err != nil {
+		t.Fatalf("Serve: %v, want nil: every stream was ended cleanly", err)
+	}
+	if took := time.Since(shutdownAt); took > 2*time.Second+500*time.Millisecond {
+		t.Errorf("shutdown took %s, server.shutdown_timeout is 2s", took)
+	}
+
+	// What the store holds after the shutdown is what a restart rebuilds budgets from.
+	store, err := storage.Open(context.Background(), storeCfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	recent, err := store.RecentTraces(context.Background(), storage.TraceFilter{Limit: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cut, complete int
+	var cost int64
+	var keyID string
+	for _, sum := range recent {
+		nodes, err := store.Trace(context.Background(), sum.TraceID)
+		if err != nil || len(nodes) != 1 {
+			t.Fatalf("trace %s: %d roots, %v", sum.TraceID, len(nodes), err)
+		}
+		sp := nodes[0].Span
+		if sp.Name != "chat oa" {
+			continue
+		}
+		cost += sp.CostNanoUSD
+		keyID = sp.KeyID
+		switch sp.Status {
+		case trace.StatusOK:
+			complete++
+		case trace.StatusError:
+			cut++
+			if !hasAttr(sp, "usage", "estimated") || sp.CostNanoUSD <= 0 || !strings.Contains(sp.Error, "shutting down") {
+				t.Errorf("span of a cut stream: attrs %v cost %d error %q; want usage=estimated, a cost, the shutdown as error",
+					sp.Attrs, sp.CostNanoUSD, sp.Error)
+			}
+		}
+	}
+	if cut != long || complete != 1 {
+		t.Fatalf("stored %d cut and %d complete stream spans, want %d and 1", cut, complete, long)
+	}
+	spent, err := store.SpendSince(context.Background(), storage.ScopeKey, keyID, shutdownAt.Add(-time.Minute))
+	if err != nil || spent != cost || spent <= 0 {
+		t.Fatalf("spend after restart %d (%v), want the spans' %d", spent, err, cost)
+	}
+}
+
+func hasAttr(sp trace.Span, key, value string) bool {
+	for _, a := range sp.Attrs {
+		if a.Key == key && a.Value == value {
+			return true
+		}
+	}
+	return false
+}
+
+// An MCP 2025-11-25 GET listening stream never ends by itself: a shutdown ends it at once rather than waiting
+// out server.shutdown_timeout for it.
+func TestShutdownEndsMCPListeningStreamAtOnce(t *testing.T) {
+	t.Parallel()
+	toolUp, err := mock.StartMCP("127.0.0.1:0", mock.MCPOptions{Name: "weather"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { toolUp.Close() })
+	s := start(t, func(c *config.Config) {
+		c.Server.ShutdownTimeout = 10 * time.Second
+		c.MCP = sbmcp.Config{Servers: []sbmcp.ServerConfig{{Name: "weather", URL: toolUp.URL + "/mcp"}}}
+		c.Governance = governance.Config{Secret: "drain-governance-secret-0123456789", Keys: []governance.KeyConfig{{Name: "k", Key: drainKey}}}
+	}, nil)
+	s.waitReady(t)
+
+	post := func(session, body string) *http.Response {
+		req, _ := http.NewRequest(http.MethodPost, s.url+"/mcp", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+drainKey)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		if session != "" {
+			req.Header.Set("Mcp-Session-Id", session)
+			req.Header.Set("MCP-Protocol-Version", "2025-11-25")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	init := post("", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25",`+
+		`"capabilities":{},"clientInfo":{"name":"drain","version":"1"}}}`)
+	session := init.Header.Get("Mcp-Session-Id")
+	if init.StatusCode != http.StatusOK || session == "" {
+		t.Fatalf("initialize: %d, session %q", init.StatusCode, session)
+	}
+	post(session, `{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+
+	req, _ := http.NewRequest(http.MethodGet, s.url+"/mcp", nil)
+	req.Header.Set("Authorization", "Bearer "+drainKey)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Mcp-Session-Id", session)
+	req.Header.Set("MCP-Protocol-Version", "2025-11-25")
+	listen, err := (&http.Client{Timeout: 15 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer listen.Body.Close()
+	if listen.StatusCode != http.StatusOK || !strings.HasPrefix(listen.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("GET stream: %d %s", listen.StatusCode, listen.Header.Get("Content-Type"))
+	}
+	ended := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, bufio.NewReader(listen.Body))
+		ended <- err
+	}()
+
+	shutdownAt := time.Now()
+	s.stop()
+	if err := serveDone(t, s, 5*time.Second); err != nil {
+		t.Fatalf("Serve: %v, want nil", err)
+	}
+	if took := time.Since(shutdownAt); took > 2*time.Second {
+		t.Errorf("shutdown took %s with a listening stream open: it waited for the stream", took)
+	}
+	select {
+	case err := <-ended:
+		if err != nil {
+			t.Errorf("the listening stream was cut (%v), want it ended cleanly", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Error("the client's listening stream did not end")
+	}
+}
