@@ -50,7 +50,7 @@ func serveCommand() *cobra.Command {
 			}
 			cfg, err := config.Load(path)
 			if err != nil {
-				return err
+				return invalidConfig(cmd, path, err)
 			}
 			return run(cfg, path)
 		},
@@ -98,7 +98,7 @@ func configCommand() *cobra.Command {
 				return errors.New("name a config file (argument, --config or SWITCHBOARD_CONFIG)")
 			}
 			if _, err := config.Load(path); err != nil {
-				return err
+				return invalidConfig(cmd, path, err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok\n", path)
 			return nil
@@ -107,6 +107,17 @@ func configCommand() *cobra.Command {
 	addConfigFlag(validate)
 	cmd.AddCommand(validate)
 	return cmd
+}
+
+// invalidConfig prints a config's errors one per line, each starting file:line: as editors and CI annotations
+// expect (main would put its own prefix in front of the first), and leaves main a one-line summary.
+func invalidConfig(cmd *cobra.Command, path string, err error) error {
+	var fe *config.FieldError
+	if !errors.As(err, &fe) {
+		return err // not about the content, e.g. the file cannot be read
+	}
+	fmt.Fprintln(cmd.ErrOrStderr(), err)
+	return fmt.Errorf("%s: invalid config", path)
 }
 
 func versionCommand() *cobra.Command {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -47,7 +48,7 @@ func TestParseReportsFieldAndLine(t *testing.T) {
 		{
 			name: "broken YAML",
 			yaml: "server:\n  listen: [\n",
-			want: []string{"cfg.yaml:", "line"},
+			want: []string{"cfg.yaml:2: did not find expected node content"},
 		},
 		{
 			name: "missing env reference names the variable, not a value",
@@ -58,6 +59,49 @@ func TestParseReportsFieldAndLine(t *testing.T) {
 			name: "section of the wrong kind",
 			yaml: "server: 8080\n",
 			want: []string{"cfg.yaml:1: server: must be a mapping"},
+		},
+		{
+			name: "a duration without a unit would be nanoseconds",
+			yaml: "router:\n  timeout: 60\n",
+			want: []string{`cfg.yaml:2: router.timeout: 60 has no unit; write "60s"`},
+		},
+		{
+			name: "a fractional duration without a unit",
+			yaml: "server:\n  listen: 127.0.0.1:1\n  shutdown_timeout: 2.5\n",
+			want: []string{`cfg.yaml:3: server.shutdown_timeout: 2.5 has no unit; write "2.5s"`},
+		},
+		{
+			name: "a duration without a unit in another package's section",
+			yaml: "trace:\n  flush_interval: 5\n",
+			want: []string{"cfg.yaml:2: trace.flush_interval: 5 has no unit"},
+		},
+		{
+			name: "a duration without a unit inside a list",
+			yaml: "a2a:\n  agents:\n    - name: r\n      card_url: http://127.0.0.1:1/card\n      timeout: 30\n",
+			want: []string{"cfg.yaml:5: a2a.agents[0].timeout: 30 has no unit"},
+		},
+		{
+			name: "a float for an integer field",
+			yaml: "server:\n  max_body_bytes: 1.5\n",
+			want: []string{"cfg.yaml:2: server.max_body_bytes: must be a whole number, got 1.5"},
+		},
+		{
+			name: "every decode error carries file and line, not just the first",
+			yaml: "router:\n  timeout: 60\n  cooldown: 30\n",
+			want: []string{"cfg.yaml:2: router.timeout: 60 has no unit", "cfg.yaml:3: router.cooldown: 30 has no unit"},
+		},
+		{
+			name: "every missing env reference carries file and line",
+			yaml: "server:\n  listen: env:SWITCHBOARD_TEST_SURELY_UNSET\n  public_url: env:SWITCHBOARD_TEST_SURELY_UNSET\n",
+			want: []string{
+				"cfg.yaml:2: server.listen: environment variable SWITCHBOARD_TEST_SURELY_UNSET is not set",
+				"cfg.yaml:3: server.public_url: environment variable SWITCHBOARD_TEST_SURELY_UNSET is not set",
+			},
+		},
+		{
+			name: "a YAML syntax error has the file:line shape too",
+			yaml: "server:\n  listen: x\n bad: [\n",
+			want: []string{"cfg.yaml:2: did not find expected key"},
 		},
 	}
 	for _, tc := range cases {
@@ -72,7 +116,51 @@ func TestParseReportsFieldAndLine(t *testing.T) {
 					t.Errorf("error %q does not contain %q", err, w)
 				}
 			}
+			for _, line := range strings.Split(err.Error(), "\n") {
+				if !errorLine.MatchString(line) {
+					t.Errorf("error line %q is not file:line: message", line)
+				}
+			}
 		})
+	}
+}
+
+// errorLine is the shape of every line of a Parse error: file, line, then the message (which starts with the
+// field path unless the YAML itself is broken).
+var errorLine = regexp.MustCompile(`^cfg\.yaml:[1-9][0-9]*: [^ '"]`)
+
+func TestParseDurations(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		yaml string
+		want time.Duration
+	}{
+		{"router:\n  timeout: 60s\n", 60 * time.Second},
+		{"router:\n  timeout: 1m30s\n", 90 * time.Second},
+		{"router:\n  timeout: 1.5s\n", 1500 * time.Millisecond},
+		// Zero is zero in every unit, and each duration field documents what 0 (unset) means.
+		{"router:\n  timeout: 0\n", 0},
+		{"router:\n  timeout: \"0\"\n", 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.yaml, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := Parse([]byte(tc.yaml), "cfg.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Router.Timeout != tc.want {
+				t.Errorf("router.timeout = %v, want %v", cfg.Router.Timeout, tc.want)
+			}
+		})
+	}
+}
+
+func TestEnvironmentDurationWithoutUnitIsRejected(t *testing.T) {
+	t.Setenv("SWITCHBOARD_SERVER_SHUTDOWN_TIMEOUT", "30")
+	_, err := Parse([]byte("log:\n  level: info\n"), "cfg.yaml")
+	if err == nil || !strings.Contains(err.Error(), "server.shutdown_timeout") {
+		t.Fatalf("want a server.shutdown_timeout error, got %v", err)
 	}
 }
 

@@ -1,11 +1,15 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,17 +41,17 @@ func Load(path string) (*Config, error) {
 // the environment layer only: SWITCHBOARD_* variables override the scalar fields they name.
 func Parse(raw []byte, file string) (*Config, error) {
 	var doc yaml.Node
-	if err := yaml.Unmarshal(raw, &doc); err != nil {
-		return nil, &FieldError{File: file, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
-	}
 	src := source{file: file, root: &doc}
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return nil, src.yamlError(err)
+	}
 	if err := src.checkKnownKeys(); err != nil {
 		return nil, err
 	}
 	tree := map[string]any{}
 	if doc.Kind != 0 {
 		if err := doc.Decode(&tree); err != nil {
-			return nil, &FieldError{File: file, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+			return nil, src.yamlError(err)
 		}
 		if tree == nil { // a document that is only a comment or null
 			tree = map[string]any{}
@@ -62,13 +66,19 @@ func Parse(raw []byte, file string) (*Config, error) {
 		DecodeHook: mapstructure.ComposeDecodeHookFunc(
 			timestampToText,
 			resolveSecretHook,
-			mapstructure.StringToTimeDurationHookFunc(),
+			durationHook,
+			wholeNumberHook,
 		),
 	})
 	if err != nil {
 		return nil, err
 	}
 	if err := decoder.Decode(tree); err != nil {
+		// mapstructure wraps several errors in one more message; unwrapped, each gets its own file:line.
+		var multi interface{ Unwrap() []error }
+		if errors.As(err, &multi) {
+			err = errors.Join(multi.Unwrap()...)
+		}
 		return nil, src.locate(err)
 	}
 	if err := cfg.Validate(); err != nil {
@@ -156,39 +166,109 @@ func timestampToText(from, to reflect.Type, data any) (any, error) {
 	return data, nil
 }
 
+// durationHook takes a duration only with its unit. mapstructure would read a bare 60 as 60ns, which validates
+// and then fails every call it bounds; zero needs no unit.
+func durationHook(_, to reflect.Type, data any) (any, error) {
+	if to != durationType {
+		return data, nil
+	}
+	var n float64
+	v := reflect.ValueOf(data)
+	switch {
+	case v.Kind() == reflect.String:
+		if d, err := time.ParseDuration(v.String()); err == nil {
+			return d, nil
+		}
+		f, err := strconv.ParseFloat(v.String(), 64)
+		if err != nil {
+			return nil, fmt.Errorf(`%q is not a duration; write it like "30s", "1m30s" or "500ms"`, v.String())
+		}
+		n = f
+	case v.CanInt():
+		n = float64(v.Int())
+	case v.CanUint():
+		n = float64(v.Uint())
+	case v.CanFloat():
+		n = v.Float()
+	default:
+		return data, nil // mapstructure names the wrong type
+	}
+	if n == 0 {
+		return time.Duration(0), nil
+	}
+	num := strconv.FormatFloat(n, 'g', -1, 64)
+	return nil, fmt.Errorf(`%s has no unit; write "%ss" (or ms, m, h)`, num, num)
+}
+
+// wholeNumberHook refuses a fraction for an integer field, which mapstructure would silently truncate.
+func wholeNumberHook(_, to reflect.Type, data any) (any, error) {
+	switch to.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+	default:
+		return data, nil
+	}
+	v := reflect.ValueOf(data)
+	if v.CanFloat() && v.Float() != math.Trunc(v.Float()) {
+		return nil, fmt.Errorf("must be a whole number, got %s", strconv.FormatFloat(v.Float(), 'g', -1, 64))
+	}
+	return data, nil
+}
+
 // source knows where each field sits in the YAML document, so errors can name a line.
 type source struct {
 	file string
 	root *yaml.Node
 }
 
-var quotedPath = regexp.MustCompile(`'([A-Za-z0-9_.\[\]]+)'`)
-
 // locate turns decode and validation errors into FieldErrors that carry file and line.
 func (s source) locate(err error) error {
 	var out []error
 	for _, e := range flatten(err) {
+		located := FieldError{Msg: e.Error()}
 		var fe *FieldError
-		if errors.As(e, &fe) {
-			located := *fe
-			located.File = s.file
-			located.Line = s.line(fe.Path)
-			out = append(out, &located)
-			continue
+		var de *mapstructure.DecodeError
+		switch {
+		case errors.As(e, &fe):
+			located = *fe
+		case errors.As(e, &de):
+			located = FieldError{Path: de.Name(), Msg: de.Unwrap().Error()}
 		}
-		// mapstructure names the field in quotes: "'server.listen' expected type 'string', ...".
-		msg := e.Error()
-		path := ""
-		if m := quotedPath.FindStringSubmatch(msg); m != nil {
-			path = m[1]
+		located.File = s.file
+		located.Line = s.line(located.Path)
+		out = append(out, &located)
+	}
+	// mapstructure walks maps in random order; file order reads better and is the same every time.
+	slices.SortStableFunc(out, func(a, b error) int {
+		fa, fb := a.(*FieldError), b.(*FieldError)
+		return cmp.Or(cmp.Compare(fa.Line, fb.Line), cmp.Compare(fa.Path, fb.Path))
+	})
+	return errors.Join(out...)
+}
+
+var yamlLine = regexp.MustCompile(`^line ([0-9]+): (.*)$`)
+
+// yamlError gives YAML's own errors ("yaml: line 3: did not find expected key") the file:line shape of every
+// other error.
+func (s source) yamlError(err error) error {
+	msgs := []string{strings.TrimPrefix(err.Error(), "yaml: ")}
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	}
+	var out []error
+	for _, msg := range msgs {
+		fe := &FieldError{File: s.file, Msg: msg}
+		if m := yamlLine.FindStringSubmatch(msg); m != nil {
+			fe.Line, _ = strconv.Atoi(m[1])
+			fe.Msg = m[2]
 		}
-		msg = strings.TrimPrefix(msg, "decoding failed due to the following error(s):")
-		out = append(out, &FieldError{File: s.file, Line: s.line(path), Msg: strings.TrimSpace(msg)})
+		out = append(out, fe)
 	}
 	return errors.Join(out...)
 }
 
-// flatten unwraps errors.Join trees (and mapstructure's multi-errors) into single errors.
+// flatten unwraps errors.Join trees into single errors.
 func flatten(err error) []error {
 	if multi, ok := err.(interface{ Unwrap() []error }); ok {
 		var all []error
