@@ -132,15 +132,26 @@ func (a *App) OnShutdown(fn func(context.Context) error) {
 // Reload applies a new config and audits the outcome. Fields that need a new listener are reported, not applied.
 func (a *App) Reload(cfg *config.Config) error {
 	err := a.reload(cfg)
-	if w := a.parts.audit; w != nil {
-		e := governance.AuditEvent{Time: time.Now().UTC(), Actor: "system", Action: governance.ActionConfigReload,
-			Status: governance.AuditOK}
-		if err != nil {
-			e.Status, e.Detail = governance.AuditFailed, err.Error()
-		}
-		w.Append(e)
-	}
+	a.auditReload(err)
 	return err
+}
+
+// ReloadRejected audits a config file that could not be read, parsed or validated: such a file never reaches
+// Reload, and the audit log must still show the attempt. Config errors name fields and environment variables,
+// never a secret's value.
+func (a *App) ReloadRejected(err error) { a.auditReload(err) }
+
+func (a *App) auditReload(err error) {
+	w := a.parts.audit
+	if w == nil {
+		return
+	}
+	e := governance.AuditEvent{Time: time.Now().UTC(), Actor: "system", Action: governance.ActionConfigReload,
+		Status: governance.AuditOK}
+	if err != nil {
+		e.Status, e.Detail = governance.AuditFailed, err.Error()
+	}
+	w.Append(e)
 }
 
 func (a *App) reload(cfg *config.Config) error {

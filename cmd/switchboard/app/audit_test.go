@@ -164,6 +164,12 @@ func TestAuditLogRecordsDenialsAndAdminActions(t *testing.T) {
 	if err := s.app.Reload(&bad); err == nil {
 		t.Fatal("a reload with an unknown team succeeded")
 	}
+	// A file the watcher could not even parse never reaches Reload; it is audited all the same.
+	_, parseErr := config.Parse([]byte("governance:\n  secret: env:SWITCHBOARD_AUDIT_TEST_SURELY_UNSET\n"), "sb.yaml")
+	if parseErr == nil {
+		t.Fatal("a config with a missing variable parsed")
+	}
+	s.app.ReloadRejected(parseErr)
 
 	events := waitAudit(t, s, "req-chat-denied", "req-mcp-limited", "req-a2a-denied", "req-unknown-key", "req-admin-401",
 		"req-key-create", "req-key-disable")
@@ -220,9 +226,10 @@ func TestAuditLogRecordsDenialsAndAdminActions(t *testing.T) {
 			t.Errorf("an admitted request was audited: %+v", got[id])
 		}
 	}
-	// Newest first: the failed reload, then the one that worked.
-	if len(reloads) != 2 || reloads[1].Status != "ok" || reloads[0].Status != "failed" || reloads[0].Actor != "system" ||
-		!strings.Contains(reloads[0].Detail, "unknown team") {
+	// Newest first: the unparsable file, the refused config, then the one that worked.
+	if len(reloads) != 3 || reloads[2].Status != "ok" || reloads[1].Status != "failed" || reloads[1].Actor != "system" ||
+		!strings.Contains(reloads[1].Detail, "unknown team") || reloads[0].Status != "failed" || reloads[0].Actor != "system" ||
+		reloads[0].Detail != "sb.yaml:2: governance.secret: environment variable SWITCHBOARD_AUDIT_TEST_SURELY_UNSET is not set" {
 		t.Errorf("config reloads: %+v", reloads)
 	}
 
