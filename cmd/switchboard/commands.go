@@ -59,12 +59,24 @@ func serveCommand() *cobra.Command {
 	return cmd
 }
 
-// run serves cfg until SIGINT or SIGTERM; with a path, the file is watched and valid changes are applied.
+// run serves cfg until SIGINT or SIGTERM. With a path, the file is watched and SIGHUP re-reads it (systemd's
+// ExecReload sends SIGHUP); valid changes are applied.
 func run(cfg *config.Config, path string) error {
 	log, level := app.NewLogger(cfg.Log, os.Stderr)
 	// Libraries that log through slog's default logger (mcp-go's stdio
 	// transport) then write in the configured format and level too.
 	slog.SetDefault(log)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	// Caught even without a file to re-read: SIGHUP's default action would kill the gateway with no drain.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	return serve(ctx, cfg, path, log, level, hup)
+}
+
+// serve runs the gateway until ctx ends; each value on hup re-reads the config file at path.
+func serve(ctx context.Context, cfg *config.Config, path string, log *slog.Logger, level *slog.LevelVar, hup <-chan os.Signal) error {
 	gw, err := app.New(cfg, log, level)
 	if err != nil {
 		return err
@@ -73,14 +85,23 @@ func run(cfg *config.Config, path string) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if path != "" {
-		if err := config.Watch(ctx, path, config.DefaultDebounce, log, gw.Reload); err != nil {
-			log.Warn("config hot reload disabled", "err", err)
-		}
+	if path == "" {
+		go ignoreHangups(ctx, hup, log)
+	} else {
+		config.Watch(ctx, path, config.WatchOptions{Log: log, Apply: gw.Reload, Rejected: gw.ReloadRejected, Reread: hup})
 	}
 	return gw.Serve(ctx, ln)
+}
+
+func ignoreHangups(ctx context.Context, hup <-chan os.Signal, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case sig := <-hup:
+			log.Warn("signal ignored: the config is built in, there is no file to re-read", "signal", sig.String())
+		}
+	}
 }
 
 func configCommand() *cobra.Command {

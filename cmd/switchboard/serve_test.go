@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-gw/switchboard/cmd/switchboard/app"
+	"github.com/switchboard-gw/switchboard/cmd/switchboard/config"
 	"github.com/switchboard-gw/switchboard/loadtest/mock"
 )
 
@@ -189,5 +192,125 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// SIGHUP re-reads the file (systemd's ExecReload sends it): the gateway keeps serving and applies the new config,
+// or logs and keeps the old one. The config here is a symlink into a directory the file watch does not see, so
+// only the signal can bring the change in.
+func TestServeBinaryReloadsOnSIGHUP(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	t.Parallel()
+	dir, elsewhere := t.TempDir(), t.TempDir()
+	bin := filepath.Join(dir, "switchboard")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	up, err := mock.StartLLM("127.0.0.1:19611", mock.LLMOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+
+	const addr = "127.0.0.1:19610"
+	base := "http://" + addr
+	target := filepath.Join(elsewhere, "switchboard.yaml")
+	write := func(content string) {
+		t.Helper()
+		if err := os.WriteFile(target, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(serveConfig(addr, up.URL, dir, ""))
+	cfgPath := filepath.Join(dir, "switchboard.yaml")
+	if err := os.Symlink(target, cfgPath); err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	cmd := exec.Command(bin, "serve", "--config", cfgPath)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer cmd.Process.Kill()
+	waitFor(t, "the gateway to be ready", func() bool { code, _, _ := chat(base, "slow-model"); return code == 200 })
+
+	extra := fmt.Sprintf(`  - name: fast-model
+    deployments: [{provider: openai, base_url: "%s/v1", model: gpt-4o-mini}]`, up.URL)
+	write(serveConfig(addr, up.URL, dir, extra))
+	time.Sleep(time.Second) // well past the watch's debounce: the change must wait for the signal
+	if code, _, _ := chat(base, "fast-model"); code == 200 {
+		t.Fatal("the change was applied before SIGHUP; the test no longer shows the signal's work")
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the model SIGHUP brought in to answer", func() bool { code, _, _ := chat(base, "fast-model"); return code == 200 })
+
+	write("models: [{name: broken, deployments: [{provider: nonsense}]}]\n")
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the broken reload to be logged", func() bool { return strings.Contains(logs.String(), "config reload rejected") })
+	if code, body, err := chat(base, "fast-model"); err != nil || code != 200 {
+		t.Fatalf("after a broken reload on SIGHUP: %d %s %v\nlogs:\n%s", code, body, err, logs.String())
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("exit: %v\nlogs:\n%s", err, logs.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("gateway did not exit after SIGTERM; logs:\n%s", logs.String())
+	}
+}
+
+// Without a config file (the embedded demo) there is nothing to re-read: SIGHUP is logged and the gateway serves on.
+func TestServeWithoutConfigFileIgnoresSIGHUP(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	const addr = "127.0.0.1:19620"
+	cfg, err := config.Parse([]byte(serveConfig(addr, "http://127.0.0.1:1", dir, "")), "demo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	log, level := app.NewLogger(cfg.Log, logs)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	hup := make(chan os.Signal)
+	served := make(chan error, 1)
+	go func() { served <- serve(ctx, cfg, "", log, level, hup) }()
+	healthy := func() bool {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}
+	waitFor(t, "the gateway to answer", healthy)
+
+	hup <- syscall.SIGHUP
+	waitFor(t, "the ignored signal to be logged", func() bool { return strings.Contains(logs.String(), "signal=hangup") })
+	if !healthy() {
+		t.Fatalf("not serving after SIGHUP; logs:\n%s", logs.String())
+	}
+	cancel()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not return after its context ended")
 	}
 }
