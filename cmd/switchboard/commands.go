@@ -42,7 +42,7 @@ func addConfigFlag(cmd *cobra.Command) {
 func serveCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the gateway with a config file (hot-reloaded on change)",
+		Short: "Run the gateway with a config file (re-read when it changes and on SIGHUP)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			path := configPath(cmd)
 			if path == "" {
