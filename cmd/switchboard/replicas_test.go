@@ -129,10 +129,7 @@ func TestReplicasShareGovernance(t *testing.T) {
 		t.Skip("SWITCHBOARD_TEST_REDIS is unset (deploy/redis.sh start; SWITCHBOARD_TEST_REDIS=127.0.0.1:6379)")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "switchboard")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildGateway(t, dir)
 	llmUp, err := mock.StartLLM("127.0.0.1:0", mock.LLMOptions{})
 	if err != nil {
 		t.Fatal(err)

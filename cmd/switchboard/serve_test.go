@@ -71,10 +71,7 @@ func TestServeBinaryDrainsOnSIGTERMAndHotReloads(t *testing.T) {
 	}
 	t.Parallel()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "switchboard")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildGateway(t, dir)
 	up, err := mock.StartLLM("127.0.0.1:0", mock.LLMOptions{Latency: 1500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -204,17 +201,14 @@ func TestServeBinaryReloadsOnSIGHUP(t *testing.T) {
 	}
 	t.Parallel()
 	dir, elsewhere := t.TempDir(), t.TempDir()
-	bin := filepath.Join(dir, "switchboard")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	up, err := mock.StartLLM("127.0.0.1:19611", mock.LLMOptions{})
+	bin := buildGateway(t, dir)
+	up, err := mock.StartLLM("127.0.0.1:0", mock.LLMOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer up.Close()
 
-	const addr = "127.0.0.1:19610"
+	addr := freeAddr(t)
 	base := "http://" + addr
 	target := filepath.Join(elsewhere, "switchboard.yaml")
 	write := func(content string) {
@@ -277,7 +271,7 @@ func TestServeBinaryReloadsOnSIGHUP(t *testing.T) {
 func TestServeWithoutConfigFileIgnoresSIGHUP(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	const addr = "127.0.0.1:19620"
+	addr := freeAddr(t)
 	cfg, err := config.Parse([]byte(serveConfig(addr, "http://127.0.0.1:1", dir, "")), "demo.yaml")
 	if err != nil {
 		t.Fatal(err)
