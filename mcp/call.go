@@ -112,12 +112,8 @@ func (u *upstream) request(ctx context.Context, h http.Header, sc trace.SpanCont
 	if err != nil {
 		return err
 	}
-	ctx, stop := cancellable(ctx)
-	defer stop()
-	ctx, cancel := u.timeout(ctx)
-	defer cancel()
-	ctx, tooLarge := withAnswerMark(ctx)
-	trips := u.streamTrips.Load()
+	ctx, release, tooLarge, trips := u.bounded(ctx)
+	defer release()
 	ctx, rpcError := catchRPCError(withHeaders(ctx, u.headers(h, &sc)))
 	if err := rpcError(send(ctx, cli, spanMeta(sc))); err != nil {
 		return u.outcome(ctx, err, tooLarge, trips)
@@ -141,12 +137,8 @@ func (u *upstream) callTool(ctx context.Context, tool string, in mcp.CallToolReq
 	c := u.calls.add(clientToken, principalFrom(ctx).KeyID, logLevel, notifierFor(ctx))
 	defer u.calls.remove(c)
 
-	ctx, stop := cancellable(ctx)
-	defer stop()
-	ctx, cancel := u.timeout(ctx)
-	defer cancel()
-	ctx, tooLarge := withAnswerMark(ctx)
-	trips := u.streamTrips.Load()
+	ctx, release, tooLarge, trips := u.bounded(ctx)
+	defer release()
 	send := func(cli *client.Client, rel *relay) (*mcp.CallToolResult, error) {
 		if rel != nil {
 			return rel.callTool(ctx, u.relayCall(tool, in, sc, c, clientToken != nil), func(n mcp.JSONRPCNotification) {
@@ -179,6 +171,18 @@ func (u *upstream) callTool(ctx context.Context, tool string, in mcp.CallToolReq
 		return nil, u.outcome(ctx, err, tooLarge, trips)
 	}
 	return res, nil
+}
+
+// bounded is ctx for one request to the upstream: ended when the caller's
+// is, or at the upstream's timeout, and marked when its answer is too large
+// (tooLarge). trips is streamTrips before the request, for outcome; release
+// frees the context.
+func (u *upstream) bounded(ctx context.Context) (_ context.Context, release func(), tooLarge *atomic.Bool, trips uint64) {
+	trips = u.streamTrips.Load()
+	ctx, stop := cancellable(ctx)
+	ctx, cancel := u.timeout(ctx)
+	ctx, tooLarge = withAnswerMark(ctx)
+	return ctx, func() { cancel(); stop() }, tooLarge, trips
 }
 
 // outcome is the error of a failed request to the upstream, made in ctx
