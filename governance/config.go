@@ -159,8 +159,10 @@ var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$`)
 
 // Validate names the first bad field by its path under `governance:`.
 func (c *Config) Validate() error {
+	// A secret set without keys still keys what the gateway signs (MCP session IDs), so it is held to the
+	// same length.
 	needSecret := c.AdminKey != "" || len(c.Keys) > 0
-	if needSecret && len(c.Secret) < 16 {
+	if (needSecret || c.Secret != "") && len(c.Secret) < 16 {
 		return fmt.Errorf("secret: must be at least 16 characters (it keys the HMAC of every API key)")
 	}
 	if c.AdminKey != "" && len(c.AdminKey) < 16 {

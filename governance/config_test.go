@@ -27,6 +27,7 @@ func TestValidateNamesTheBadField(t *testing.T) {
 		{"valid", func(*Config) {}, ""},
 		{"empty config needs no secret", func(c *Config) { *c = Config{} }, ""},
 		{"short secret", func(c *Config) { c.Secret = "short" }, "secret:"},
+		{"short secret without keys (it signs MCP sessions)", func(c *Config) { *c = Config{Secret: "short"} }, "secret:"},
 		{"short admin key", func(c *Config) { c.AdminKey = "short" }, "admin_key:"},
 		{"bad org name", func(c *Config) { c.Orgs[0].Name = "a/b" }, "orgs[0].name:"},
 		{"duplicate team", func(c *Config) { c.Teams = append(c.Teams, TeamConfig{Name: "platform"}) }, "teams[1].name: duplicate"},
