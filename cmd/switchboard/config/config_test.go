@@ -86,6 +86,11 @@ func TestParseReportsFieldAndLine(t *testing.T) {
 			want: []string{"cfg.yaml:2: server.max_body_bytes: must be a whole number, got 1.5"},
 		},
 		{
+			name: "a boolean for an integer field",
+			yaml: "server:\n  max_body_bytes: true\n",
+			want: []string{"cfg.yaml:2: server.max_body_bytes: must be a whole number, got true"},
+		},
+		{
 			name: "every decode error carries file and line, not just the first",
 			yaml: "router:\n  timeout: 60\n  cooldown: 30\n",
 			want: []string{"cfg.yaml:2: router.timeout: 60 has no unit", "cfg.yaml:3: router.cooldown: 30 has no unit"},

@@ -200,7 +200,8 @@ func durationHook(_, to reflect.Type, data any) (any, error) {
 	return nil, fmt.Errorf(`%s has no unit; write "%ss" (or ms, m, h)`, num, num)
 }
 
-// wholeNumberHook refuses a fraction for an integer field, which mapstructure would silently truncate.
+// wholeNumberHook refuses a fraction or a boolean for an integer field, which weakly typed decoding would
+// silently truncate or turn into 1.
 func wholeNumberHook(_, to reflect.Type, data any) (any, error) {
 	switch to.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
@@ -209,7 +210,10 @@ func wholeNumberHook(_, to reflect.Type, data any) (any, error) {
 		return data, nil
 	}
 	v := reflect.ValueOf(data)
-	if v.CanFloat() && v.Float() != math.Trunc(v.Float()) {
+	switch {
+	case v.Kind() == reflect.Bool:
+		return nil, fmt.Errorf("must be a whole number, got %t", v.Bool())
+	case v.CanFloat() && v.Float() != math.Trunc(v.Float()):
 		return nil, fmt.Errorf("must be a whole number, got %s", strconv.FormatFloat(v.Float(), 'g', -1, 64))
 	}
 	return data, nil
