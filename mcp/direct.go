@@ -43,7 +43,7 @@ func (v *view) directCall(c *fiber.Ctx, p *governance.Principal) bool {
 	version := get(mcp.HeaderProtocolVersion)
 	modern := mcp.IsModernProtocol(version)
 	// Only a tools/call is worth decoding here.
-	if !v.g.transportChecksPass(get) || modern && get(mcp.HeaderMethod) != string(mcp.MethodToolsCall) {
+	if !v.g.transportChecksPass(get, p) || modern && get(mcp.HeaderMethod) != string(mcp.MethodToolsCall) {
 		return false
 	}
 	var msg struct {
@@ -119,7 +119,7 @@ func (v *view) directCall(c *fiber.Ctx, p *governance.Principal) bool {
 // gateway minted and no DELETE ended. A message the gateway answers itself
 // must pass them too; otherwise mcp-go answers, with the status the
 // transport prescribes.
-func (g *Gateway) transportChecksPass(get func(string) string) bool {
+func (g *Gateway) transportChecksPass(get func(string) string, p *governance.Principal) bool {
 	if !jsonBody(get) {
 		return false
 	}
@@ -130,7 +130,7 @@ func (g *Gateway) transportChecksPass(get func(string) string) bool {
 	if !sessionVersion(version) {
 		return false
 	}
-	ended, err := g.sessions.Validate(get(server.HeaderKeySessionID))
+	ended, err := g.sessions.check(get(server.HeaderKeySessionID), keyIDOf(p))
 	return err == nil && !ended
 }
 

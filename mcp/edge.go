@@ -38,7 +38,8 @@ import (
 func (v *view) edge(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		if (r.Method == http.MethodGet || r.Method == http.MethodDelete) && sessionVersion(r.Header.Get(mcp.HeaderProtocolVersion)) {
-			if status, why := v.g.sessionProblem(r.Header); status != 0 {
+			p, _ := r.Context().Value(principalKey{}).(*governance.Principal)
+			if status, why := v.g.sessionProblem(r.Header, p); status != 0 {
 				sessionError(w, status, nil, why)
 				return
 			}
@@ -85,12 +86,12 @@ func (v *view) post(w http.ResponseWriter, r *http.Request) {
 	// Only once the checks mcp-go's transport makes first have passed, so
 	// that the client gets the same refusal as from mcp-go.
 	if msg.Method != string(mcp.MethodInitialize) && jsonBody(r.Header.Get) && sessionVersion(r.Header.Get(mcp.HeaderProtocolVersion)) {
-		if status, why := v.g.sessionProblem(r.Header); status != 0 && !mcp.IsModernProtocol(bodyVersion(body)) {
+		if status, why := v.g.sessionProblem(r.Header, p); status != 0 && !mcp.IsModernProtocol(bodyVersion(body)) {
 			sessionError(w, status, msg.ID, why)
 			return
 		}
 	}
-	if !v.g.transportChecksPass(r.Header.Get) {
+	if !v.g.transportChecksPass(r.Header.Get, p) {
 		v.stream.Handle(hw, hr)
 		return
 	}
@@ -123,12 +124,12 @@ func (v *view) post(w http.ResponseWriter, r *http.Request) {
 // does: 400 without an Mcp-Session-Id, as the transport asks of a server
 // that requires sessions; 404 for an ID this gateway's key did not mint or
 // a DELETE ended, which tells the client to start a new session.
-func (g *Gateway) sessionProblem(h http.Header) (status int, why string) {
+func (g *Gateway) sessionProblem(h http.Header, p *governance.Principal) (status int, why string) {
 	id := h.Get(server.HeaderKeySessionID)
 	if id == "" {
 		return http.StatusBadRequest, "Mcp-Session-Id header is required"
 	}
-	ended, err := g.sessions.Validate(id)
+	ended, err := g.sessions.check(id, keyIDOf(p))
 	switch {
 	case err != nil:
 		return http.StatusNotFound, "Invalid session ID"

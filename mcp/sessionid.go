@@ -7,20 +7,24 @@ import (
 	"encoding/base64"
 	"errors"
 	"hash"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/switchboard-gw/switchboard/governance"
 )
 
 // sessionIDs mints and checks the Mcp-Session-Id of 2025-11-25 sessions,
 // for the views' transports and for directCall alike. An ID is random bits
-// and an HMAC tag over them: every replica keyed alike accepts an ID another
-// one minted, with no state to share, and refuses one it could not have
-// minted, so that the client starts a new session instead of using one no
-// replica knows. A DELETE ends a session on the replica that receives it
+// and an HMAC tag over them and the API key that opened the session: every
+// replica keyed alike accepts an ID another one minted, with no state to
+// share, and refuses one it could not have minted, or one another key
+// presents (the spec asks that sessions be bound to their user), so that
+// the client starts a new session instead of using one it does not own. A DELETE ends a session on the replica that receives it
 // only: the ended IDs are kept in memory, a bounded number for a bounded
 // time.
 type sessionIDs struct {
@@ -76,23 +80,25 @@ func newSessionIDs(secret []byte) *sessionIDs {
 	return s
 }
 
-func (s *sessionIDs) tag(nonce sessionNonce) []byte {
+// tag binds nonce to keyID; the nonce's fixed length keeps the two apart.
+func (s *sessionIDs) tag(nonce sessionNonce, keyID string) []byte {
 	mac := s.macs.Get().(hash.Hash)
 	defer s.macs.Put(mac)
 	mac.Reset()
 	mac.Write(nonce[:])
+	_, _ = io.WriteString(mac, keyID)
 	return mac.Sum(nil)[:sessionTagBytes]
 }
 
-// Generate mints a new ID.
-func (s *sessionIDs) Generate() string {
+// mint makes a new ID for a session the key keyID opens.
+func (s *sessionIDs) mint(keyID string) string {
 	var nonce sessionNonce
 	_, _ = rand.Read(nonce[:])
-	return sessionIDPrefix + sessionIDEncoding.EncodeToString(append(nonce[:], s.tag(nonce)...))
+	return sessionIDPrefix + sessionIDEncoding.EncodeToString(append(nonce[:], s.tag(nonce, keyID)...))
 }
 
-// parse returns the random part of an ID this key minted.
-func (s *sessionIDs) parse(id string) (sessionNonce, bool) {
+// parse returns the random part of an ID minted for keyID under this secret.
+func (s *sessionIDs) parse(id, keyID string) (sessionNonce, bool) {
 	var nonce sessionNonce
 	encoded, ok := strings.CutPrefix(id, sessionIDPrefix)
 	if !ok || len(id) != sessionIDLen {
@@ -103,13 +109,13 @@ func (s *sessionIDs) parse(id string) (sessionNonce, bool) {
 		return nonce, false
 	}
 	copy(nonce[:], raw)
-	return nonce, hmac.Equal(raw[len(nonce):], s.tag(nonce))
+	return nonce, hmac.Equal(raw[len(nonce):], s.tag(nonce, keyID))
 }
 
-// Validate refuses an ID this key did not mint; ended reports one a DELETE
-// ended here. mcp-go answers both with 404.
-func (s *sessionIDs) Validate(id string) (ended bool, err error) {
-	nonce, ok := s.parse(id)
+// check refuses an ID not minted for keyID under this secret; ended reports
+// one a DELETE ended here. Both are answered 404.
+func (s *sessionIDs) check(id, keyID string) (ended bool, err error) {
+	nonce, ok := s.parse(id, keyID)
 	if !ok {
 		return false, errUnknownSession
 	}
@@ -119,17 +125,17 @@ func (s *sessionIDs) Validate(id string) (ended bool, err error) {
 	return found && s.now().Before(forgotten), nil
 }
 
-// Terminate ends the session of a client's DELETE.
-func (s *sessionIDs) Terminate(id string) (notAllowed bool, err error) {
-	nonce, ok := s.parse(id)
+// end ends the session of a client's DELETE.
+func (s *sessionIDs) end(id, keyID string) error {
+	nonce, ok := s.parse(id, keyID)
 	if !ok {
-		return false, errUnknownSession
+		return errUnknownSession
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
 	if forgotten, dup := s.ended[nonce]; dup && now.Before(forgotten) {
-		return false, nil
+		return nil
 	}
 	for s.head < len(s.order) {
 		oldest := s.order[s.head]
@@ -147,10 +153,11 @@ func (s *sessionIDs) Terminate(id string) (notAllowed bool, err error) {
 	}
 	s.ended[nonce] = now.Add(endedSessionTTL)
 	s.order = append(s.order, nonce)
-	return false, nil
+	return nil
 }
 
-// ResolveSessionIdManager hands mcp-go the IDs. mcp-go asks without a
+// ResolveSessionIdManager hands mcp-go the IDs of the key that sends r
+// (the edge put its principal in r's context). mcp-go asks without a
 // request when it ends sessions of its own accord: its sweeper those idle
 // for mcpGoSessionIdle, CloseSessions those of a view that shuts down. The
 // client's session goes on nonetheless (with its log level, see
@@ -158,12 +165,34 @@ func (s *sessionIDs) Terminate(id string) (notAllowed bool, err error) {
 // the ID.
 func (s *sessionIDs) ResolveSessionIdManager(r *http.Request) server.SessionIdManager {
 	if r == nil {
-		return idsKept{s}
+		return idsKept{}
 	}
-	return s
+	return keySessions{s, keyIDOf(principalFrom(r.Context()))}
 }
 
-// idsKept are sessionIDs whose Terminate ends nothing.
-type idsKept struct{ *sessionIDs }
+// keyIDOf is the key a session belongs to; the edge authenticated every
+// request, so p is nil only in tests that skip it.
+func keyIDOf(p *governance.Principal) string {
+	if p == nil {
+		return ""
+	}
+	return p.KeyID
+}
 
+// keySessions are one key's session IDs, as mcp-go's SessionIdManager.
+type keySessions struct {
+	ids   *sessionIDs
+	keyID string
+}
+
+func (k keySessions) Generate() string                  { return k.ids.mint(k.keyID) }
+func (k keySessions) Validate(id string) (bool, error)  { return k.ids.check(id, k.keyID) }
+func (k keySessions) Terminate(id string) (bool, error) { return false, k.ids.end(id, k.keyID) }
+
+// idsKept is what mcp-go gets without a request: with no key to check IDs
+// against, it validates none, and its Terminate ends nothing.
+type idsKept struct{}
+
+func (idsKept) Generate() string               { return "" }
+func (idsKept) Validate(string) (bool, error)  { return false, errUnknownSession }
 func (idsKept) Terminate(string) (bool, error) { return false, nil }

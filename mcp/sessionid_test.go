@@ -13,6 +13,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/switchboard-gw/switchboard/governance"
 	"github.com/switchboard-gw/switchboard/trace"
 )
 
@@ -43,19 +44,23 @@ func respelled(t *testing.T, id string) string {
 	return other
 }
 
+// testKeyID stands for the API key that opened a session.
+const testKeyID = "key_0123456789abcdef"
+
 func TestSessionIDsAreMintedByTheKey(t *testing.T) {
 	t.Parallel()
 	ids := newSessionIDs([]byte("secret"))
-	minted := ids.Generate()
+	minted := ids.mint(testKeyID)
 	tests := []struct {
 		name  string
 		id    string
 		valid bool
 	}{
 		{"minted", minted, true},
-		{"minted by a replica keyed alike", newSessionIDs([]byte("secret")).Generate(), true},
-		{"minted under another key", newSessionIDs([]byte("other")).Generate(), false},
-		{"minted under a random key", newSessionIDs(nil).Generate(), false},
+		{"minted by a replica keyed alike", newSessionIDs([]byte("secret")).mint(testKeyID), true},
+		{"minted under another key", newSessionIDs([]byte("other")).mint(testKeyID), false},
+		{"minted under a random key", newSessionIDs(nil).mint(testKeyID), false},
+		{"minted for another API key", ids.mint("key_other"), false},
 		{"mcp-go's form", "mcp-session-0b1d7c2e-6f3a-4c8e-9d2b-5a7e1f3c9b40", false},
 		{"junk", "junk", false},
 		{"empty", "", false},
@@ -69,7 +74,7 @@ func TestSessionIDsAreMintedByTheKey(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			ended, err := ids.Validate(tc.id)
+			ended, err := ids.check(tc.id, testKeyID)
 			if (err == nil) != tc.valid || ended {
 				t.Fatalf("Validate(%q) = %v, %v; want valid %v", tc.id, ended, err, tc.valid)
 			}
@@ -77,7 +82,7 @@ func TestSessionIDsAreMintedByTheKey(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	for range 1000 {
-		id := ids.Generate()
+		id := ids.mint(testKeyID)
 		if seen[id] || !strings.HasPrefix(id, sessionIDPrefix) || len(id) != sessionIDLen {
 			t.Fatalf("minted %q (seen before: %v)", id, seen[id])
 		}
@@ -96,13 +101,13 @@ func TestSessionIDsEnd(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	ids := newSessionIDs(nil)
 	ids.now = func() time.Time { return now }
-	ended, kept := ids.Generate(), ids.Generate()
+	ended, kept := ids.mint(testKeyID), ids.mint(testKeyID)
 	for range 2 {
-		if _, err := ids.Terminate(ended); err != nil {
+		if err := ids.end(ended, testKeyID); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := ids.Terminate("mcp-session-0b1d7c2e-6f3a-4c8e-9d2b-5a7e1f3c9b40"); err == nil {
+	if err := ids.end("mcp-session-0b1d7c2e-6f3a-4c8e-9d2b-5a7e1f3c9b40", testKeyID); err == nil {
 		t.Fatal("ended an ID the key did not mint")
 	}
 	if len(ids.ended) != 1 || len(ids.order)-ids.head != 1 {
@@ -110,7 +115,7 @@ func TestSessionIDsEnd(t *testing.T) {
 	}
 	check := func(id string, want bool) {
 		t.Helper()
-		if got, err := ids.Validate(id); err != nil || got != want {
+		if got, err := ids.check(id, testKeyID); err != nil || got != want {
 			t.Fatalf("Validate after %v = %v, %v; want ended %v", now.Sub(time.Unix(1_700_000_000, 0)), got, err, want)
 		}
 	}
@@ -121,7 +126,7 @@ func TestSessionIDsEnd(t *testing.T) {
 	now = now.Add(time.Nanosecond)
 	check(ended, false)
 	// Ended again once forgotten, it is refused again.
-	if _, err := ids.Terminate(ended); err != nil {
+	if err := ids.end(ended, testKeyID); err != nil {
 		t.Fatal(err)
 	}
 	check(ended, true)
@@ -138,8 +143,8 @@ func TestEndedSessionsAreBounded(t *testing.T) {
 	ids.max = 3
 	var minted []string
 	for i := range 1000 {
-		minted = append(minted, ids.Generate())
-		if _, err := ids.Terminate(minted[i]); err != nil {
+		minted = append(minted, ids.mint(testKeyID))
+		if err := ids.end(minted[i], testKeyID); err != nil {
 			t.Fatal(err)
 		}
 		if len(ids.ended) > ids.max || len(ids.order) > 2*ids.max {
@@ -148,13 +153,13 @@ func TestEndedSessionsAreBounded(t *testing.T) {
 	}
 	// The oldest went first.
 	for i, id := range minted {
-		if ended, _ := ids.Validate(id); ended != (i >= len(minted)-ids.max) {
+		if ended, _ := ids.check(id, testKeyID); ended != (i >= len(minted)-ids.max) {
 			t.Fatalf("ID %d of %d: ended %v", i, len(minted), ended)
 		}
 	}
 	// Expired, they go at the next DELETE.
 	now = now.Add(endedSessionTTL)
-	if _, err := ids.Terminate(ids.Generate()); err != nil {
+	if err := ids.end(ids.mint(testKeyID), testKeyID); err != nil {
 		t.Fatal(err)
 	}
 	if len(ids.ended) != 1 || len(ids.order)-ids.head != 1 {
@@ -168,18 +173,19 @@ func TestEndedSessionsAreBounded(t *testing.T) {
 func TestOnlyADeleteEndsASessionID(t *testing.T) {
 	t.Parallel()
 	ids := newSessionIDs(nil)
-	swept, deleted := ids.Generate(), ids.Generate()
+	swept, deleted := ids.mint(testKeyID), ids.mint(testKeyID)
 	if _, err := ids.ResolveSessionIdManager(nil).Terminate(swept); err != nil {
 		t.Fatal(err)
 	}
 	del := httptest.NewRequest(http.MethodDelete, "/mcp", nil)
+	del = del.WithContext(context.WithValue(del.Context(), principalKey{}, &governance.Principal{KeyID: testKeyID}))
 	if _, err := ids.ResolveSessionIdManager(del).Terminate(deleted); err != nil {
 		t.Fatal(err)
 	}
-	if ended, err := ids.Validate(swept); ended || err != nil {
+	if ended, err := ids.check(swept, testKeyID); ended || err != nil {
 		t.Fatalf("swept session: ended %v, %v", ended, err)
 	}
-	if ended, err := ids.Validate(deleted); !ended || err != nil {
+	if ended, err := ids.check(deleted, testKeyID); !ended || err != nil {
 		t.Fatalf("deleted session: ended %v, %v", ended, err)
 	}
 	if _, err := ids.ResolveSessionIdManager(nil).Validate("junk"); err == nil {
@@ -218,7 +224,7 @@ func TestGatewaySessionSecret(t *testing.T) {
 		{"no secret to itself", unkeyedA, unkeyedA, true},
 	}
 	for _, tc := range tests {
-		if _, err := tc.check.sessions.Validate(tc.mint.sessions.Generate()); (err == nil) != tc.valid {
+		if _, err := tc.check.sessions.check(tc.mint.sessions.mint(testKeyID), testKeyID); (err == nil) != tc.valid {
 			t.Errorf("%s: Validate = %v, want valid %v", tc.name, err, tc.valid)
 		}
 	}
@@ -302,7 +308,7 @@ func TestUnknownSessionIsNotFound(t *testing.T) {
 	forged := []struct{ name, id string }{
 		{"mcp-go's form", "mcp-session-0b1d7c2e-6f3a-4c8e-9d2b-5a7e1f3c9b40"},
 		{"junk", "junk"},
-		{"another key's", newSessionIDs([]byte("another key")).Generate()},
+		{"another secret's", newSessionIDs([]byte("another key")).mint("")},
 		{"tag changed", changed(valid, len(valid)-2)},
 	}
 	for _, f := range forged {
@@ -460,10 +466,36 @@ func TestShutDownViewKeepsSessionIDs(t *testing.T) {
 	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
 		t.Fatalf("the stream of the removed server's view did not end: %v", err)
 	}
-	if ended, err := e.gw.sessions.Validate(session); ended || err != nil {
+	if ended, err := e.gw.sessions.check(session, keyIDFor(t, e, keyAll)); ended || err != nil {
 		t.Fatalf("Validate = %v, %v; want a session that goes on", ended, err)
 	}
 	if r := e.sendInSession(t, sessionRequests[0], session); r.status != http.StatusOK || !strings.Contains(r.body, "files__add") {
 		t.Fatalf("the session on /mcp: %d %s", r.status, r.body)
+	}
+}
+
+func keyIDFor(t *testing.T, e *env, key string) string {
+	t.Helper()
+	p, err := e.gw.gov.Authenticate(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.KeyID
+}
+
+// A session belongs to the key that opened it: another key presenting its ID
+// is told it is unknown, for every request, and cannot end it.
+func TestAnotherKeysSessionIsNotFound(t *testing.T) {
+	t.Parallel()
+	e := start(t, nil)
+	session := e.openSession(t, keyAll)
+	for _, r := range sessionRequests {
+		t.Run(r.name, func(t *testing.T) {
+			got := request(t, r.method, e.url+"/mcp", keyLimited, r.body, "Mcp-Session-Id", session)
+			sessionRefusal(t, got, http.StatusNotFound, "Invalid session ID", r.id)
+		})
+	}
+	if got := e.sendInSession(t, sessionRequests[0], session); got.status != http.StatusOK || !strings.Contains(got.body, `"result"`) {
+		t.Fatalf("the owner's session after another key's DELETE: %d %s", got.status, got.body)
 	}
 }
