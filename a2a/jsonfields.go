@@ -13,10 +13,12 @@ import (
 // matches to the same field while a JavaScript or Python upstream reads it
 // as a different one.
 
-// fieldSet holds the raw values of the fields a caller asked for.
+// fieldSet holds the raw values of the fields a caller asked for, and
+// where each starts in the object it was picked from.
 type fieldSet struct {
 	names  []string
 	values [maxPicked][]byte
+	starts [maxPicked]int
 }
 
 // maxPicked bounds pick's names, so a fieldSet needs no allocation.
@@ -69,7 +71,7 @@ func pick(obj []byte, names ...string) (fieldSet, bool) {
 			if string(key) != name || fs.values[n] != nil {
 				return fs, false
 			}
-			fs.values[n] = obj[start:vend]
+			fs.values[n], fs.starts[n] = obj[start:vend], start
 		}
 		i = skipSpace(obj, vend)
 		if i >= len(obj) {
@@ -94,6 +96,19 @@ func (fs fieldSet) get(name string) []byte {
 		}
 	}
 	return nil
+}
+
+// with returns a copy of obj, the object fs was picked from, with the raw
+// value of name replaced by value; obj itself when name is absent.
+func (fs fieldSet) with(obj []byte, name string, value []byte) []byte {
+	for n, v := range fs.names {
+		if v == name && fs.values[n] != nil {
+			start, end := fs.starts[n], fs.starts[n]+len(fs.values[n])
+			out := make([]byte, 0, len(obj)-(end-start)+len(value))
+			return append(append(append(out, obj[:start]...), value...), obj[end:]...)
+		}
+	}
+	return obj
 }
 
 func skipSpace(b []byte, i int) int {

@@ -127,3 +127,36 @@ func TestTypedErrorData(t *testing.T) {
 		}
 	}
 }
+
+// TestReplayAnswersWithTheReplayedRequestsID checks that a replayed answer
+// echoing the id the fast path sent reads as an answer to a2a-go's request,
+// whose id its client decodes as a string, while any other answer is
+// replayed as it came.
+func TestReplayAnswersWithTheReplayedRequestsID(t *testing.T) {
+	t.Parallel()
+	const req = `{"jsonrpc":"2.0","method":"SendMessage","params":{},"id":"uuid-1"}`
+	tests := []struct {
+		name, sent, answer, req, want string
+	}{
+		{"number", `7`, `{"jsonrpc":"2.0", "id" : 7 ,"error":{"code":-32602,"message":"m"}}`, req,
+			`{"jsonrpc":"2.0", "id" : "uuid-1" ,"error":{"code":-32602,"message":"m"}}`},
+		{"string", `"abc"`, `{"id":"abc","jsonrpc":"2.0","result":{}}`, req, `{"id":"uuid-1","jsonrpc":"2.0","result":{}}`},
+		{"another id", `7`, `{"jsonrpc":"2.0","id":8,"result":{}}`, req, `{"jsonrpc":"2.0","id":8,"result":{}}`},
+		{"no id", `7`, `{"jsonrpc":"2.0","result":{}}`, req, `{"jsonrpc":"2.0","result":{}}`},
+		{"doubled id", `7`, `{"id":7,"id":7,"result":{}}`, req, `{"id":7,"id":7,"result":{}}`},
+		{"not JSON", `7`, `boom`, req, `boom`},
+		{"request without id", `7`, `{"id":7}`, `{"jsonrpc":"2.0"}`, `{"id":7}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			rp := &replay{status: 200, body: []byte(tt.answer), id: []byte(tt.sent)}
+			if got := string(rp.answerTo([]byte(tt.req))); got != tt.want {
+				t.Errorf("answerTo = %s, want %s", got, tt.want)
+			}
+			if string(rp.body) != tt.answer {
+				t.Errorf("recorded answer changed to %s", rp.body)
+			}
+		})
+	}
+}

@@ -243,7 +243,7 @@ func (g *Gateway) exchange(c *call, req fastRequest) (rp *replay, answer *a2a.St
 	// Redacted before anything reads it, as answerTransport does on the
 	// slow path; without a secret in it, body is forwarded as it came.
 	body = c.agent.secrets.Bytes(body)
-	rp = &replay{status: status, contentType: string(hresp.Header.ContentType()), body: body}
+	rp = &replay{status: status, contentType: string(hresp.Header.ContentType()), body: body, id: req.id}
 	if status != http.StatusOK {
 		return rp, nil, false
 	}
@@ -300,13 +300,34 @@ func headerValues(c *fiber.Ctx, name string) []string {
 }
 
 // replay is one upstream exchange of the fast path: the answer (status and
-// body) or the transport error.
+// body, and the raw id the request carried) or the transport error.
 type replay struct {
 	err         error
 	status      int
 	contentType string
 	body        []byte
+	id          []byte
 	timedOut    bool
+}
+
+// answerTo returns the recorded answer as the answer to req, the replayed
+// call's request from a2a-go's client. The fast path sent the upstream the
+// client's id, which the answer echoes; a2a-go's client sent its own, a
+// string, and decodes the answer's id as a string only, so an echoed
+// number (the official JS SDK's ids) would fail the whole answer and lose
+// the agent's result or error. Where the answer echoes the fast path's id,
+// it gets the client's request id instead, as the upstream would have
+// echoed it to the slow path; any other id is left for a2a-go to judge.
+func (rp *replay) answerTo(req []byte) []byte {
+	sent, ok := pick(req, "id")
+	if !ok || sent.get("id") == nil {
+		return rp.body
+	}
+	answer, ok := pick(rp.body, "id")
+	if !ok || !bytes.Equal(answer.get("id"), rp.id) {
+		return rp.body
+	}
+	return answer.with(rp.body, "id", sent.get("id"))
 }
 
 // replayTransport answers the upstream request of a replayed call with its
@@ -318,7 +339,9 @@ func (t replayTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if !ok || c.replay == nil {
 		return t.base.RoundTrip(r)
 	}
+	var sent []byte
 	if r.Body != nil {
+		sent, _ = io.ReadAll(r.Body)
 		_ = r.Body.Close()
 	}
 	rp := c.replay
@@ -330,7 +353,7 @@ func (t replayTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		StatusCode: rp.status,
 		Proto:      "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header:  http.Header{"Content-Type": {rp.contentType}},
-		Body:    io.NopCloser(bytes.NewReader(rp.body)),
+		Body:    io.NopCloser(bytes.NewReader(rp.answerTo(sent))),
 		Request: r,
 	}, nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	sba2a "github.com/switchboard-gw/switchboard/a2a"
+	"github.com/switchboard-gw/switchboard/loadtest/mock"
 )
 
 // scriptedAgent is an A2A 1.0 JSON-RPC upstream that records the bytes it
@@ -275,5 +276,87 @@ func TestSendFastPathForwardsBytesOnlyWhenAllParsersAgree(t *testing.T) {
 			}
 			tt.check(t, up.bodies(fmt.Sprintf("case%d", i)), outcome{status: status, body: body})
 		})
+	}
+}
+
+// TestClientIDComesBackAsSent checks that every path answers with the
+// client's own JSON-RPC id, of its own type (the official JS SDK sends
+// numbers), and passes the agent's error on instead of losing it: the fast
+// path forwards the client's id, and an answer it hands to the slow path
+// must still read as an answer to a2a-go's client.
+func TestClientIDComesBackAsSent(t *testing.T) {
+	t.Parallel()
+	echo := startMockAgent(t, mock.A2AOptions{Name: "echo-upstream"})
+	up := startScriptedAgent(t)
+	h := startGateway(t, sba2a.Config{Agents: []sba2a.AgentConfig{
+		{Name: "echo", CardURL: cardURL(echo)},
+		// An answer the fast path does not pass through (a case-variant task
+		// id) goes to the slow path with the agent's id in it.
+		{Name: "variant", CardURL: up.script("variant",
+			taskResult(`{"id":"t-1","ID":"t-2","contextId":"c-1","status":{"state":"TASK_STATE_COMPLETED"}}`))},
+	}})
+	const (
+		noParts  = `{"messageId":"m1","role":"ROLE_USER","parts":[]}`
+		noParts0 = `{"messageId":"m1","kind":"message","role":"user","parts":[]}`
+		hi0      = `{"messageId":"m1","kind":"message","role":"user","parts":[{"kind":"text","text":"hi"}]}`
+	)
+	call := func(method, params string) func(id string) string {
+		return func(id string) string {
+			return `{"jsonrpc":"2.0","id":` + id + `,"method":"` + method + `","params":` + params + `}`
+		}
+	}
+	paths := []struct {
+		name, agent, version string
+		body                 func(id string) string
+		code                 int    // the JSON-RPC error code expected; 0: a result
+		want                 string // in the answer: the error message or a result's text
+	}{
+		{"1.0 SendMessage, agent's error", "echo", "1.0", call("SendMessage", `{"message":`+noParts+`}`), -32602, "message parts is required"},
+		{"1.0 SendMessage, result", "echo", "1.0", call("SendMessage", `{"message":`+plainMessage+`}`), 0, "echo: hi"},
+		{"1.0 SendMessage, result the slow path re-encodes", "variant", "1.0", call("SendMessage", `{"message":`+plainMessage+`}`), 0, `"t-2"`},
+		{"1.0 SendStreamingMessage, agent's error", "echo", "1.0", call("SendStreamingMessage", `{"message":`+noParts+`}`), -32602, "message parts is required"},
+		{"1.0 CancelTask, unknown task", "echo", "1.0", call("CancelTask", `{"id":"no-such-task"}`), -32001, ""},
+		{"0.3 message/send, agent's error", "echo", "0.3", call("message/send", `{"message":`+noParts0+`}`), -32602, "message parts is required"},
+		{"0.3 message/send, result", "echo", "0.3", call("message/send", `{"message":`+hi0+`}`), 0, "echo: hi"},
+	}
+	ids := []string{`7`, `0`, `123456789012345`, `1.5`, `-3`, `"abc"`, `""`}
+	for _, p := range paths {
+		for _, id := range ids {
+			t.Run(p.name+" id "+id, func(t *testing.T) {
+				t.Parallel()
+				status, _, body := h.post("/a2a/"+p.agent, keyAlice, p.version, p.body(id))
+				if strings.HasPrefix(p.name, "1.0 SendStreamingMessage") {
+					var events []string
+					for line := range strings.Lines(body) {
+						if data, ok := strings.CutPrefix(line, "data:"); ok {
+							events = append(events, strings.TrimSpace(data))
+						}
+					}
+					if len(events) != 1 {
+						t.Fatalf("stream answer %q, want one event", body)
+					}
+					body = events[0]
+				}
+				var resp struct {
+					ID     json.RawMessage `json:"id"`
+					Result json.RawMessage `json:"result"`
+					Error  *wireError      `json:"error"`
+				}
+				if err := json.Unmarshal([]byte(body), &resp); err != nil {
+					t.Fatalf("status %d, answer %s: %v", status, body, err)
+				}
+				if string(resp.ID) != id {
+					t.Errorf("id = %s, want %s: %s", resp.ID, id, body)
+				}
+				switch {
+				case p.code == 0 && (resp.Error != nil || resp.Result == nil):
+					t.Errorf("status %d, want a result: %s", status, body)
+				case p.code != 0 && (resp.Error == nil || resp.Error.Code != p.code):
+					t.Errorf("status %d, want error %d: %s", status, p.code, body)
+				case !strings.Contains(body, p.want):
+					t.Errorf("answer %s, want %q in it", body, p.want)
+				}
+			})
+		}
 	}
 }
