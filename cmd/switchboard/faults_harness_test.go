@@ -58,14 +58,7 @@ func startGateway(t *testing.T, bin, dir, addr, cfg string) *gatewayProc {
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	g := &gatewayProc{base: "http://" + addr, logs: &lockedBuffer{}, done: make(chan struct{})}
-	g.cmd = exec.Command(bin, "serve", "--config", cfgPath)
-	g.cmd.Stdout, g.cmd.Stderr = g.logs, g.logs
-	if err := g.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { g.waitErr = g.cmd.Wait(); close(g.done) }()
-	t.Cleanup(func() { g.kill() })
+	g := runGateway(t, bin, cfgPath, addr)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if resp, err := http.Get(g.base + "/readyz"); err == nil {
@@ -83,6 +76,47 @@ func startGateway(t *testing.T, bin, dir, addr, cfg string) *gatewayProc {
 			t.Fatalf("gateway not ready; logs:\n%s", g.logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// runGateway starts bin serving cfgPath on addr, without waiting for it. The process is killed when the test
+// ends, and its logs are shown if the test failed.
+func runGateway(t *testing.T, bin, cfgPath, addr string) *gatewayProc {
+	t.Helper()
+	g := &gatewayProc{base: "http://" + addr, logs: &lockedBuffer{}, done: make(chan struct{})}
+	g.cmd = exec.Command(bin, "serve", "--config", cfgPath)
+	g.cmd.Stdout, g.cmd.Stderr = g.logs, g.logs
+	if err := g.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { g.waitErr = g.cmd.Wait(); close(g.done) }()
+	t.Cleanup(func() {
+		g.kill()
+		if t.Failed() {
+			t.Logf("gateway %s logs:\n%s", g.base, g.logs.String())
+		}
+	})
+	return g
+}
+
+// signal sends sig to the gateway.
+func (g *gatewayProc) signal(t *testing.T, sig os.Signal) {
+	t.Helper()
+	if err := g.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// exitsCleanly waits (20 s at most) for the process to end, which must be with status 0.
+func (g *gatewayProc) exitsCleanly(t *testing.T) {
+	t.Helper()
+	select {
+	case <-g.done:
+		if g.waitErr != nil {
+			t.Fatalf("exit: %v", g.waitErr)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("gateway did not exit after SIGTERM")
 	}
 }
 

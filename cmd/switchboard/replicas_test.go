@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -155,20 +154,7 @@ func TestReplicasShareGovernance(t *testing.T) {
 		if err := os.WriteFile(cfgPath, []byte(replicaConfig(addr, llmUp.URL, agentUp.URL, redisAddr, prefix, rdir)), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		logs := &lockedBuffer{}
-		cmd := exec.Command(bin, "serve", "--config", cfgPath)
-		cmd.Stdout, cmd.Stderr = logs, logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			if t.Failed() {
-				t.Logf("replica %d logs:\n%s", i, logs.String())
-			}
-		})
-		base := "http://" + addr
+		base := runGateway(t, bin, cfgPath, addr).base
 		waitFor(t, fmt.Sprintf("replica %d to be ready", i), func() bool {
 			resp, err := http.Get(base + "/readyz")
 			if err != nil {

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -84,34 +83,8 @@ func TestServeBinaryDrainsOnSIGTERMAndHotReloads(t *testing.T) {
 	defer fast.Close()
 
 	addr := freeAddr(t)
-	base := "http://" + addr
-	cfgPath := filepath.Join(dir, "switchboard.yaml")
-	if err := os.WriteFile(cfgPath, []byte(serveConfig(addr, up.URL, dir, "")), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logs := &lockedBuffer{}
-	cmd := exec.Command(bin, "serve", "--config", cfgPath)
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer cmd.Process.Kill()
-
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if resp, err := http.Get(base + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("gateway not ready; logs:\n%s", logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	g := startGateway(t, bin, dir, addr, serveConfig(addr, up.URL, dir, ""))
+	base, logs, cfgPath := g.base, g.logs, filepath.Join(dir, "switchboard.yaml")
 
 	// Hot reload: a new model appears without a restart.
 	replace := func(content string) {
@@ -146,21 +119,12 @@ func TestServeBinaryDrainsOnSIGTERMAndHotReloads(t *testing.T) {
 		slow <- result{code, body, err}
 	}()
 	time.Sleep(400 * time.Millisecond) // the call is now waiting on the upstream
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
+	g.signal(t, syscall.SIGTERM)
 	r := <-slow
 	if r.err != nil || r.code != 200 || !strings.Contains(r.body, "still here") {
-		t.Fatalf("slow call during shutdown: %d %q %v\nlogs:\n%s", r.code, r.body, r.err, logs.String())
+		t.Fatalf("slow call during shutdown: %d %q %v", r.code, r.body, r.err)
 	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("exit: %v\nlogs:\n%s", err, logs.String())
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatalf("gateway did not exit after SIGTERM; logs:\n%s", logs.String())
-	}
+	g.exitsCleanly(t)
 }
 
 // lockedBuffer is written by the process's output copier and read by the test.
@@ -222,15 +186,7 @@ func TestServeBinaryReloadsOnSIGHUP(t *testing.T) {
 	if err := os.Symlink(target, cfgPath); err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuffer{}
-	cmd := exec.Command(bin, "serve", "--config", cfgPath)
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer cmd.Process.Kill()
+	g := runGateway(t, bin, cfgPath, addr)
 	waitFor(t, "the gateway to be ready", func() bool { code, _, _ := chat(base, "slow-model"); return code == 200 })
 
 	extra := fmt.Sprintf(`  - name: fast-model
@@ -240,31 +196,18 @@ func TestServeBinaryReloadsOnSIGHUP(t *testing.T) {
 	if code, _, _ := chat(base, "fast-model"); code == 200 {
 		t.Fatal("the change was applied before SIGHUP; the test no longer shows the signal's work")
 	}
-	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
+	g.signal(t, syscall.SIGHUP)
 	waitFor(t, "the model SIGHUP brought in to answer", func() bool { code, _, _ := chat(base, "fast-model"); return code == 200 })
 
 	write("models: [{name: broken, deployments: [{provider: nonsense}]}]\n")
-	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the broken reload to be logged", func() bool { return strings.Contains(logs.String(), "config reload rejected") })
+	g.signal(t, syscall.SIGHUP)
+	waitFor(t, "the broken reload to be logged", func() bool { return strings.Contains(g.logs.String(), "config reload rejected") })
 	if code, body, err := chat(base, "fast-model"); err != nil || code != 200 {
-		t.Fatalf("after a broken reload on SIGHUP: %d %s %v\nlogs:\n%s", code, body, err, logs.String())
+		t.Fatalf("after a broken reload on SIGHUP: %d %s %v", code, body, err)
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("exit: %v\nlogs:\n%s", err, logs.String())
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatalf("gateway did not exit after SIGTERM; logs:\n%s", logs.String())
-	}
+	g.signal(t, syscall.SIGTERM)
+	g.exitsCleanly(t)
 }
 
 // Without a config file (the embedded demo) there is nothing to re-read: SIGHUP is logged and the gateway serves on.
