@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -295,8 +296,8 @@ func (g *Governor) createKey(c *fiber.Ctx) error {
 	if g.nameTaken(rec.Name, "") {
 		return adminError(c, http.StatusConflict, "conflict", "a key named %q already exists", rec.Name)
 	}
-	if err := g.putRecord(RecordKindKey, rec.ID, rec, PutNew, rec.Name); err != nil {
-		if fail := guardFailure(err, "key", rec.Name); fail != nil {
+	if err := g.putKey(rec, PutNew); err != nil {
+		if fail := keyGuardFailure(err, rec); fail != nil {
 			return fail.send(c)
 		}
 		g.log.Error("persist runtime key", "key_id", rec.ID, "err", err)
@@ -359,6 +360,15 @@ func guardFailure(err error, what, name string) *apiError {
 	return nil
 }
 
+// keyGuardFailure is guardFailure for a key, whose runtime team may have
+// been deleted by another replica since this one checked it.
+func keyGuardFailure(err error, rec keyRecord) *apiError {
+	if errors.Is(err, ErrParentGone) {
+		return badRequest(fmt.Errorf("key.team: unknown team %q", rec.Team))
+	}
+	return guardFailure(err, "key", rec.Name)
+}
+
 func badRequest(err error) *apiError {
 	return &apiError{status: http.StatusBadRequest, typ: "invalid_request_error", msg: err.Error()}
 }
@@ -378,8 +388,8 @@ func (g *Governor) mutateKey(idOrName string, change func(*keyRecord) *apiError)
 		return rec, fail
 	}
 	rec.UpdatedAt = g.now().UTC()
-	if err := g.putRecord(RecordKindKey, rec.ID, rec, PutExisting, rec.Name); err != nil {
-		if fail := guardFailure(err, "key", rec.Name); fail != nil {
+	if err := g.putKey(rec, PutExisting); err != nil {
+		if fail := keyGuardFailure(err, rec); fail != nil {
 			return rec, fail
 		}
 		g.log.Error("persist runtime key", "key_id", rec.ID, "err", err)
@@ -616,7 +626,7 @@ func (g *Governor) createTeam(c *fiber.Ctx) error {
 	if _, ok := g.runtimeTeams[t.Name]; ok || s.teams[t.Name] != nil {
 		return adminError(c, http.StatusConflict, "conflict", "a team named %q already exists", t.Name)
 	}
-	if err := g.putRecord(RecordKindTeam, t.Name, t, PutNew, ""); err != nil {
+	if err := g.putRecord(RecordKindTeam, t.Name, t, Guard{Pre: PutNew}); err != nil {
 		if fail := guardFailure(err, "team", t.Name); fail != nil {
 			return fail.send(c)
 		}
@@ -693,7 +703,7 @@ func (g *Governor) patchTeam(c *fiber.Ctx) error {
 	if err := t.validate("team", g.orgSet()); err != nil {
 		return adminError(c, http.StatusBadRequest, "invalid_request_error", "%v", err)
 	}
-	if err := g.putRecord(RecordKindTeam, t.Name, t, PutExisting, ""); err != nil {
+	if err := g.putRecord(RecordKindTeam, t.Name, t, Guard{Pre: PutExisting}); err != nil {
 		if fail := guardFailure(err, "team", t.Name); fail != nil {
 			return fail.send(c)
 		}
@@ -720,12 +730,21 @@ func (g *Governor) deleteTeam(c *fiber.Ctx) error {
 			members = append(members, k.Name)
 		}
 	}
-	if len(members) > 0 {
-		return adminError(c, http.StatusConflict, "conflict", "team %q still has keys: %s", t.Name, strings.Join(members, ", "))
+	if len(members) == 0 {
+		// Another replica may have put a key in the team that this one has
+		// not heard of yet: the store has the last word.
+		var inUse *RecordInUseError
+		switch err := g.deleteTeamRecord(t.Name); {
+		case errors.As(err, &inUse):
+			members = inUse.Names
+		case err != nil:
+			g.log.Error("delete runtime team", "team", t.Name, "err", err)
+			return adminError(c, http.StatusInternalServerError, "server_error", "could not delete the team")
+		}
 	}
-	if err := g.deleteRecord(RecordKindTeam, t.Name); err != nil {
-		g.log.Error("delete runtime team", "team", t.Name, "err", err)
-		return adminError(c, http.StatusInternalServerError, "server_error", "could not delete the team")
+	if len(members) > 0 {
+		slices.Sort(members)
+		return adminError(c, http.StatusConflict, "conflict", "team %q still has keys: %s", t.Name, strings.Join(members, ", "))
 	}
 	delete(g.runtimeTeams, t.Name)
 	g.publish(g.build(noWarn))

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -121,27 +122,55 @@ var (
 	ErrRecordExists = errors.New("governance: a record with this id exists")
 	ErrRecordGone   = errors.New("governance: no record with this id exists")
 	ErrNameTaken    = errors.New("governance: another record has this name")
+	ErrParentGone   = errors.New("governance: the record this one belongs to does not exist")
 )
+
+// RecordInUseError refuses a GuardedStore delete: the records named Names
+// still refer to the one to delete.
+type RecordInUseError struct{ Names []string }
+
+func (e *RecordInUseError) Error() string {
+	return "governance: record still referred to by " + strings.Join(e.Names, ", ")
+}
+
+// RecordRef names one record.
+type RecordRef struct{ Kind, ID string }
+
+// Reference is a JSON field of one kind of record that holds the id of
+// another record: a key's "team".
+type Reference struct{ Kind, Field string }
+
+// Guard is what a GuardedStore write checks, atomically with it.
+type Guard struct {
+	Pre Precondition
+	// Name, when set, must be no other record's of the kind (its JSON "name" field).
+	Name string
+	// Parent, when set, must exist: the runtime team a key belongs to.
+	Parent RecordRef
+}
 
 // GuardedStore is a Store that several replicas write. A replica checks an
 // admin change against its own copy of the records, which lags another
 // replica's change until its notification arrives; a GuardedStore repeats
 // the checks in the store, atomically with the write, so two replicas
-// cannot both create the same team or two keys of one name.
+// cannot both create the same team or two keys of one name, nor put a key
+// in a team another replica is deleting.
 type GuardedStore interface {
 	Store
-	// PutRecordIf writes like PutRecord if pre holds and, when name is not
-	// empty, no other record of kind is named name (its JSON "name" field).
-	// Otherwise it writes nothing and returns ErrRecordExists, ErrRecordGone
-	// or ErrNameTaken.
-	PutRecordIf(ctx context.Context, kind, id string, data []byte, pre Precondition, name string) error
+	// PutRecordIf writes like PutRecord if guard holds. Otherwise it writes
+	// nothing and returns ErrRecordExists, ErrRecordGone, ErrNameTaken or
+	// ErrParentGone.
+	PutRecordIf(ctx context.Context, kind, id string, data []byte, guard Guard) error
+	// DeleteRecordIf deletes like DeleteRecord unless a record of kind
+	// ref.Kind holds id in its field ref.Field; then it deletes nothing and
+	// returns a *RecordInUseError.
+	DeleteRecordIf(ctx context.Context, kind, id string, ref Reference) error
 }
 
 // putRecord persists a runtime key or team. In a GuardedStore the write
-// holds only under pre and, for a non-empty name, with the name unique; a
-// store without guards is written by this process alone, whose g.mu
-// already serialises the checks.
-func (g *Governor) putRecord(kind, id string, v any, pre Precondition, name string) error {
+// holds only under guard; a store without guards is written by this
+// process alone, whose g.mu already serialises the checks.
+func (g *Governor) putRecord(kind, id string, v any, guard Guard) error {
 	if g.store == nil {
 		return nil
 	}
@@ -152,7 +181,7 @@ func (g *Governor) putRecord(kind, id string, v any, pre Precondition, name stri
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
 	if gs, ok := g.store.(GuardedStore); ok {
-		err = gs.PutRecordIf(ctx, kind, id, data, pre, name)
+		err = gs.PutRecordIf(ctx, kind, id, data, guard)
 	} else {
 		err = g.store.PutRecord(ctx, kind, id, data)
 	}
@@ -165,6 +194,17 @@ func (g *Governor) putRecord(kind, id string, v any, pre Precondition, name stri
 	return nil
 }
 
+// putKey persists a runtime key; a key of a runtime team needs the team to
+// still exist in the store, which another replica may have just emptied and
+// deleted. Config teams exist on every replica.
+func (g *Governor) putKey(rec keyRecord, pre Precondition) error {
+	guard := Guard{Pre: pre, Name: rec.Name}
+	if _, runtime := g.runtimeTeams[rec.Team]; runtime {
+		guard.Parent = RecordRef{Kind: RecordKindTeam, ID: rec.Team}
+	}
+	return g.putRecord(RecordKindKey, rec.ID, rec, guard)
+}
+
 func (g *Governor) deleteRecord(kind, id string) error {
 	if g.store == nil {
 		return nil
@@ -172,6 +212,18 @@ func (g *Governor) deleteRecord(kind, id string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
 	return g.store.DeleteRecord(ctx, kind, id)
+}
+
+// deleteTeamRecord deletes a runtime team's record; in a GuardedStore only
+// while no key in the store, including one another replica just created,
+// belongs to it.
+func (g *Governor) deleteTeamRecord(name string) error {
+	if gs, ok := g.store.(GuardedStore); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		defer cancel()
+		return gs.DeleteRecordIf(ctx, RecordKindTeam, name, Reference{Kind: RecordKindKey, Field: "team"})
+	}
+	return g.deleteRecord(RecordKindTeam, name)
 }
 
 // RebuildSpend loads the current period's spend of every key, team and org

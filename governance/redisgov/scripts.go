@@ -343,15 +343,17 @@ end
 `
 
 // putIfScript writes record ARGV[1] = ARGV[2] into the hash KEYS[1] when
-// precondition ARGV[3] (governance.PutNew 1, PutExisting 2) holds and no
-// other record there is named ARGV[4] (when set), claiming the name in the
-// names hash KEYS[2]; it then announces the change on channel ARGV[5] as
-// replica ARGV[6]. It answers ok, exists, gone or taken.
+// precondition ARGV[3] (governance.PutNew 1, PutExisting 2) holds, no
+// other record there is named ARGV[4] (when set) and the parent ARGV[7]
+// (when set) is in the hash KEYS[3]; it claims the name in the names hash
+// KEYS[2] and announces the change on channel ARGV[5] as replica ARGV[6].
+// It answers ok, exists, gone, taken or orphan.
 var putIfScript = redis.NewScript(recordNameLua + `
-local id, name = ARGV[1], ARGV[4]
+local id, name, parent = ARGV[1], ARGV[4], ARGV[7]
 local present = redis.call('HEXISTS', KEYS[1], id) == 1
 if ARGV[3] == '1' and present then return 'exists' end
 if ARGV[3] == '2' and not present then return 'gone' end
+if parent ~= '' and redis.call('HEXISTS', KEYS[3], parent) == 0 then return 'orphan' end
 if name ~= '' then
   local holder = redis.call('HGET', KEYS[2], name)
   if holder and holder ~= id and recordName(redis.call('HGET', KEYS[1], holder)) == name then
@@ -366,12 +368,28 @@ return 'ok'
 
 // deleteScript removes record ARGV[1] from the hash KEYS[1] with its name
 // claim in KEYS[2], and announces the change on channel ARGV[2] as replica
-// ARGV[3].
+// ARGV[3]. With ARGV[4] set, it first looks for records in the hash KEYS[3]
+// whose field ARGV[4] holds the id: when there are any it deletes nothing
+// and answers their names after 'in_use'. It answers {'ok'} otherwise.
 var deleteScript = redis.NewScript(recordNameLua + `
-local id = ARGV[1]
+local id, field = ARGV[1], ARGV[4]
+if field ~= '' then
+  local users = {}
+  local all = redis.call('HGETALL', KEYS[3])
+  for i = 1, #all, 2 do
+    local ok, env = pcall(cjson.decode, all[i + 1])
+    if ok and type(env) == 'table' and type(env.data) == 'table' and env.data[field] == id then
+      users[#users + 1] = recordName(all[i + 1]) or all[i]
+    end
+  end
+  if #users > 0 then
+    table.insert(users, 1, 'in_use')
+    return users
+  end
+end
 local name = recordName(redis.call('HGET', KEYS[1], id))
 if name and redis.call('HGET', KEYS[2], name) == id then redis.call('HDEL', KEYS[2], name) end
 redis.call('HDEL', KEYS[1], id)
 redis.call('PUBLISH', ARGV[2], ARGV[3])
-return 1
+return {'ok'}
 `)

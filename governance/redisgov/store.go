@@ -61,13 +61,18 @@ func (st *Store) PutRecord(ctx context.Context, kind, id string, data []byte) er
 }
 
 // PutRecordIf implements governance.GuardedStore.
-func (st *Store) PutRecordIf(ctx context.Context, kind, id string, data []byte, pre governance.Precondition, name string) error {
+func (st *Store) PutRecordIf(ctx context.Context, kind, id string, data []byte, guard governance.Guard) error {
 	v, err := enveloped(data)
 	if err != nil {
 		return err
 	}
-	verdict, err := putIfScript.Run(ctx, st.s.client, []string{st.hash(kind), st.names(kind)},
-		id, v, int(pre), name, st.channel(), st.s.replica).Text()
+	// An unused parent hash is still named, as the script declares all its keys.
+	parentKind := guard.Parent.Kind
+	if parentKind == "" {
+		parentKind = kind
+	}
+	verdict, err := putIfScript.Run(ctx, st.s.client, []string{st.hash(kind), st.names(kind), st.hash(parentKind)},
+		id, v, int(guard.Pre), guard.Name, st.channel(), st.s.replica, guard.Parent.ID).Text()
 	if err != nil {
 		return err
 	}
@@ -80,6 +85,8 @@ func (st *Store) PutRecordIf(ctx context.Context, kind, id string, data []byte, 
 		return governance.ErrRecordGone
 	case "taken":
 		return governance.ErrNameTaken
+	case "orphan":
+		return governance.ErrParentGone
 	}
 	return fmt.Errorf("redisgov: unexpected answer %q from the record script", verdict)
 }
@@ -87,8 +94,24 @@ func (st *Store) PutRecordIf(ctx context.Context, kind, id string, data []byte, 
 // DeleteRecord implements governance.Store. The record's name claim goes
 // with it, so the names hash does not keep every name ever used.
 func (st *Store) DeleteRecord(ctx context.Context, kind, id string) error {
-	return deleteScript.Run(ctx, st.s.client, []string{st.hash(kind), st.names(kind)},
-		id, st.channel(), st.s.replica).Err()
+	return st.DeleteRecordIf(ctx, kind, id, governance.Reference{})
+}
+
+// DeleteRecordIf implements governance.GuardedStore.
+func (st *Store) DeleteRecordIf(ctx context.Context, kind, id string, ref governance.Reference) error {
+	users := kind
+	if ref.Kind != "" {
+		users = ref.Kind
+	}
+	answer, err := deleteScript.Run(ctx, st.s.client, []string{st.hash(kind), st.names(kind), st.hash(users)},
+		id, st.channel(), st.s.replica, ref.Field).StringSlice()
+	if err != nil {
+		return err
+	}
+	if len(answer) > 0 && answer[0] == "in_use" {
+		return &governance.RecordInUseError{Names: answer[1:]}
+	}
+	return nil
 }
 
 // ListRecords implements governance.Store.

@@ -3,6 +3,7 @@ package redisgov
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -344,5 +345,81 @@ func TestConcurrentCreationsOfOneName(t *testing.T) {
 	}
 	if count[201] != 1 || count[409] != n-1 {
 		t.Fatalf("answers %v, want one 201 and %d 409", count, n-1)
+	}
+}
+
+// A replica deleting a team another replica has just put a key in (or the
+// reverse) checks its own copy of the records, which has not heard of the
+// other's change: the store refuses whichever change comes second.
+func TestTeamDeletionAgainstKeyInItOnAnotherReplica(t *testing.T) {
+	t.Parallel()
+	type step struct {
+		onB          bool
+		method, path string // method "RELOAD" reloads the replica's records
+		body         string
+		want         int
+		says         string // in the error message, when set
+	}
+	reloadB := step{onB: true, method: "RELOAD"}
+	cases := []struct {
+		name  string
+		steps []step
+	}{
+		{"key created before the deletion", []step{
+			{false, "POST", "/admin/teams", `{"name":"crew"}`, 201, ""}, reloadB,
+			{true, "POST", "/admin/keys", `{"name":"member","team":"crew"}`, 201, ""},
+			{false, "DELETE", "/admin/teams/crew", ``, 409, `team "crew" still has keys: member`},
+			{false, "GET", "/admin/teams/crew", ``, 200, ""},
+		}},
+		{"key created after the deletion", []step{
+			{false, "POST", "/admin/teams", `{"name":"crew"}`, 201, ""}, reloadB,
+			{false, "DELETE", "/admin/teams/crew", ``, 204, ""},
+			{true, "POST", "/admin/keys", `{"name":"member","team":"crew"}`, 400, `key.team: unknown team "crew"`},
+			{true, "POST", "/admin/keys", `{"name":"member"}`, 201, ""},
+		}},
+		{"key moved in before the deletion", []step{
+			{false, "POST", "/admin/teams", `{"name":"crew"}`, 201, ""},
+			{true, "POST", "/admin/keys", `{"name":"mover"}`, 201, ""}, reloadB,
+			{true, "PATCH", "/admin/keys/mover", `{"team":"crew"}`, 200, ""},
+			{false, "DELETE", "/admin/teams/crew", ``, 409, `team "crew" still has keys: mover`},
+		}},
+		{"key moved in after the deletion", []step{
+			{false, "POST", "/admin/teams", `{"name":"crew"}`, 201, ""},
+			{true, "POST", "/admin/keys", `{"name":"mover"}`, 201, ""}, reloadB,
+			{false, "DELETE", "/admin/teams/crew", ``, 204, ""},
+			{true, "PATCH", "/admin/keys/mover", `{"team":"crew"}`, 400, `key.team: unknown team "crew"`},
+		}},
+		{"a key that left frees the team", []step{
+			{false, "POST", "/admin/teams", `{"name":"crew"}`, 201, ""}, reloadB,
+			{true, "POST", "/admin/keys", `{"name":"leaver","team":"crew"}`, 201, ""},
+			{true, "PATCH", "/admin/keys/leaver", `{"team":null}`, 200, ""},
+			{false, "DELETE", "/admin/teams/crew", ``, 204, ""},
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := governance.RedisConfig{Addr: testAddr(t), Prefix: testPrefix(t), Timeout: 5 * time.Second}
+			a, b := newReplica(t, cfg, false), newReplica(t, cfg, false)
+			for i, st := range tc.steps {
+				r := a
+				if st.onB {
+					r = b
+				}
+				if st.method == "RELOAD" {
+					if err := r.g.ReloadRecords(context.Background()); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				got, out := r.try(t, st.method, st.path, st.body)
+				if got != st.want {
+					t.Fatalf("step %d %s %s %s: %d %v, want %d", i, st.method, st.path, st.body, got, out, st.want)
+				}
+				if st.says != "" && !strings.Contains(fmt.Sprint(out), st.says) {
+					t.Fatalf("step %d %s %s: %v, want it to say %q", i, st.method, st.path, out, st.says)
+				}
+			}
+		})
 	}
 }
