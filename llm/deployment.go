@@ -21,6 +21,7 @@ import (
 // runtime state lives in st, which survives reloads.
 type deployment struct {
 	id            string // shown in spans and metrics; never holds a secret
+	group         string // the model group it serves
 	provider      Provider
 	upstreamModel string
 	apiKey        string
@@ -162,6 +163,7 @@ func newDeployment(m ModelConfig, dc DeploymentConfig, r RouterConfig) (*deploym
 		return nil, err
 	}
 	d := &deployment{
+		group:         m.Name,
 		provider:      dc.Provider,
 		upstreamModel: dc.Model,
 		apiKey:        dc.APIKey,

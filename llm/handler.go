@@ -171,6 +171,12 @@ func (g *Gateway) finish(cl *call, res *governance.Reservation, out *result, sta
 	if out != nil {
 		cost = out.d.price.Cost(out.usage)
 		span.Provider, span.Deployment = string(out.d.provider), out.d.id
+		if out.d.group != span.Model {
+			// Spend per model books what served the call, as its cost is that
+			// model's; the trace still says what the client asked for.
+			span.Attrs = append(span.Attrs, trace.Attr{Key: "requested_model", Value: span.Model})
+			span.Model = out.d.group
+		}
 		span.InputTokens, span.OutputTokens, span.CachedTokens = out.usage.Input, out.usage.Output, out.usage.Cached
 		span.CostNanoUSD = cost
 		if out.attempt != nil {

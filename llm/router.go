@@ -291,7 +291,7 @@ func (g *Gateway) attempt(c *call, d *deployment) (*result, *apiError, outcome) 
 func (g *Gateway) attemptSpan(c *call, d *deployment, start time.Time) *trace.Span {
 	span := g.tracer.Start(c.span.Context(), trace.LayerLLM, d.attemptName)
 	span.Start = start
-	span.Model, span.Provider, span.Deployment = c.req.model, string(d.provider), d.id
+	span.Model, span.Provider, span.Deployment = d.group, string(d.provider), d.id
 	span.KeyID, span.KeyName, span.Team, span.Org = c.span.KeyID, c.span.KeyName, c.span.Team, c.span.Org
 	return span
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -268,6 +269,20 @@ func TestFallbackChain(t *testing.T) {
 	s := h.waitSpans("chat primary", 1)[0]
 	if s.Fallbacks != 2 || !strings.HasSuffix(s.Deployment, "/gpt-4o-mini") {
 		t.Fatalf("span = %+v", s)
+	}
+	// Spend per model books the call under the group that served it.
+	if s.Model != "third" || !slices.Contains(s.Attrs, trace.Attr{Key: "requested_model", Value: "primary"}) {
+		t.Fatalf("call span model %q attrs %v, want third with requested_model primary", s.Model, s.Attrs)
+	}
+	var tried []string
+	for _, a := range h.sink.snapshot() {
+		if strings.HasPrefix(a.Name, "attempt ") {
+			tried = append(tried, a.Model)
+		}
+	}
+	slices.Sort(tried)
+	if !slices.Equal(tried, []string{"primary", "second", "third"}) {
+		t.Fatalf("attempt spans' models %v, want one per group tried", tried)
 	}
 }
 
