@@ -178,12 +178,13 @@ func ParseLevel(name string) (slog.Level, error) {
 }
 
 // FieldError is a problem with one field. Line is 0 when the value did not come from the file (a default or an
-// environment override).
+// environment override); Env names the SWITCHBOARD_* variable that set it, if one did.
 type FieldError struct {
 	File string
 	Line int
 	Path string
 	Msg  string
+	Env  string
 }
 
 func (e *FieldError) Error() string {
@@ -200,5 +201,8 @@ func (e *FieldError) Error() string {
 		b.WriteString(": ")
 	}
 	b.WriteString(e.Msg)
+	if e.Env != "" {
+		fmt.Fprintf(&b, " (set by %s)", e.Env)
+	}
 	return b.String()
 }

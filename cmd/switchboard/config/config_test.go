@@ -218,6 +218,54 @@ func TestInvalidEnvironmentOverrideIsRejected(t *testing.T) {
 	}
 }
 
+// An error in a value an environment variable set names that variable, not the line of the file that the
+// variable overrode (or of the section around it), which holds another value or none.
+func TestEnvironmentOverrideErrorNamesTheVariable(t *testing.T) {
+	file := "server:\n  listen: 127.0.0.1:1\n  max_body_bytes: 1024\nlog:\n  level: info\n"
+	cases := []struct {
+		env, value string
+		want       string
+	}{
+		{"SWITCHBOARD_SERVER_LISTEN", "nonsense",
+			`cfg.yaml: server.listen: must be host:port, got "nonsense" (set by SWITCHBOARD_SERVER_LISTEN)`},
+		{"SWITCHBOARD_SERVER_MAX_BODY_BYTES", "1.5",
+			`cfg.yaml: server.max_body_bytes: must be a whole number, got "1.5" (set by SWITCHBOARD_SERVER_MAX_BODY_BYTES)`},
+		{"SWITCHBOARD_SERVER_MAX_HEADER_BYTES", "lots",
+			`cfg.yaml: server.max_header_bytes: must be a whole number, got "lots" (set by SWITCHBOARD_SERVER_MAX_HEADER_BYTES)`},
+		{"SWITCHBOARD_LOG_LEVEL", "loud",
+			`cfg.yaml: log.level: must be debug, info, warn or error, got "loud" (set by SWITCHBOARD_LOG_LEVEL)`},
+		{"SWITCHBOARD_STORAGE_CLICKHOUSE_ADDR", "nohost",
+			`cfg.yaml: storage.clickhouse.addr: "nohost" must be host:port (set by SWITCHBOARD_STORAGE_CLICKHOUSE_ADDR)`},
+		{"SWITCHBOARD_TRACE_FLUSH_INTERVAL", "5",
+			`cfg.yaml: trace.flush_interval: 5 has no unit; write "5s" (or ms, m, h) (set by SWITCHBOARD_TRACE_FLUSH_INTERVAL)`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.env, func(t *testing.T) {
+			t.Setenv(tc.env, tc.value)
+			_, err := Parse([]byte(file), "cfg.yaml")
+			if err == nil || err.Error() != tc.want {
+				t.Fatalf("got error\n  %v\nwant\n  %s", err, tc.want)
+			}
+		})
+	}
+}
+
+// Integer overrides are text; those weak decoding reads must keep working.
+func TestEnvironmentWholeNumbers(t *testing.T) {
+	for value, want := range map[string]int{"2048": 2048, "0x800": 2048} {
+		t.Run(value, func(t *testing.T) {
+			t.Setenv("SWITCHBOARD_SERVER_MAX_HEADER_BYTES", value)
+			cfg, err := Parse([]byte("log:\n  level: info\n"), "cfg.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Server.MaxHeaderBytes != want {
+				t.Errorf("server.max_header_bytes = %d, want %d", cfg.Server.MaxHeaderBytes, want)
+			}
+		})
+	}
+}
+
 // Map keys are names (model patterns, header names): they must reach the packages exactly as written.
 func TestParseKeepsNamesInMapKeys(t *testing.T) {
 	t.Parallel()

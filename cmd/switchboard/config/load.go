@@ -57,7 +57,7 @@ func Parse(raw []byte, file string) (*Config, error) {
 			tree = map[string]any{}
 		}
 	}
-	applyEnvironment(tree)
+	src.env = applyEnvironment(tree)
 
 	cfg := Default()
 	decoder, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
@@ -87,18 +87,22 @@ func Parse(raw []byte, file string) (*Config, error) {
 	return &cfg, nil
 }
 
-// applyEnvironment writes every SWITCHBOARD_<PATH> variable that names a scalar config field into tree.
-func applyEnvironment(tree map[string]any) {
+// applyEnvironment writes every SWITCHBOARD_<PATH> variable that names a scalar config field into tree, and
+// answers which variable set which path.
+func applyEnvironment(tree map[string]any) map[string]string {
 	v := viper.New()
 	v.SetEnvPrefix(EnvPrefix)
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
+	set := map[string]string{}
 	for _, path := range scalarPaths(reflect.TypeOf(Config{}), "") {
 		if !v.IsSet(path) {
 			continue
 		}
 		setPath(tree, strings.Split(path, "."), v.GetString(path))
+		set[path] = EnvPrefix + "_" + strings.ToUpper(strings.ReplaceAll(path, ".", "_"))
 	}
+	return set
 }
 
 // scalarPaths lists the dotted mapstructure paths of the fields an environment variable can set: scalars
@@ -213,16 +217,24 @@ func wholeNumberHook(_, to reflect.Type, data any) (any, error) {
 	switch {
 	case v.Kind() == reflect.Bool:
 		return nil, fmt.Errorf("must be a whole number, got %t", v.Bool())
+	case v.Kind() == reflect.String:
+		// Environment overrides arrive as text, which weak decoding would refuse with strconv's own words. It
+		// reads "" as 0 and takes a base prefix (0x10), so this does too.
+		if _, err := strconv.ParseInt(v.String(), 0, 64); err != nil && v.String() != "" {
+			return nil, fmt.Errorf("must be a whole number, got %q", v.String())
+		}
 	case v.CanFloat() && v.Float() != math.Trunc(v.Float()):
 		return nil, fmt.Errorf("must be a whole number, got %s", strconv.FormatFloat(v.Float(), 'g', -1, 64))
 	}
 	return data, nil
 }
 
-// source knows where each field sits in the YAML document, so errors can name a line.
+// source knows where each field sits in the YAML document, so errors can name a line, and which fields an
+// environment variable set, so that their errors name the variable instead of a line that holds another value.
 type source struct {
 	file string
 	root *yaml.Node
+	env  map[string]string // dotted path -> SWITCHBOARD_* variable
 }
 
 // locate turns decode and validation errors into FieldErrors that carry file and line.
@@ -239,7 +251,11 @@ func (s source) locate(err error) error {
 			located = FieldError{Path: de.Name(), Msg: de.Unwrap().Error()}
 		}
 		located.File = s.file
-		located.Line = s.line(located.Path)
+		if name, ok := s.envVar(located.Path); ok {
+			located.Env = name
+		} else {
+			located.Line = s.line(located.Path)
+		}
 		out = append(out, &located)
 	}
 	// mapstructure walks maps in random order; file order reads better and is the same every time.
@@ -248,6 +264,16 @@ func (s source) locate(err error) error {
 		return cmp.Or(cmp.Compare(fa.Line, fb.Line), cmp.Compare(fa.Path, fb.Path))
 	})
 	return errors.Join(out...)
+}
+
+// envVar names the variable that set path, if one did; paths match as the decoder matches keys, ignoring case.
+func (s source) envVar(path string) (string, bool) {
+	for p, name := range s.env {
+		if strings.EqualFold(p, path) {
+			return name, true
+		}
+	}
+	return "", false
 }
 
 var yamlLine = regexp.MustCompile(`^line ([0-9]+): (.*)$`)
