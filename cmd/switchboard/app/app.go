@@ -163,6 +163,8 @@ func (a *App) reload(cfg *config.Config) error {
 		"server":  old.Server != cfg.Server,
 		"storage": !reflect.DeepEqual(old.Storage, cfg.Storage),
 		"trace":   old.Trace != cfg.Trace,
+		// The handler is built once; only its level is a variable.
+		"log.format": old.Log.Format != cfg.Log.Format,
 	} {
 		if changed {
 			a.log.Warn("config reload: this section changes only on restart", "section", section)

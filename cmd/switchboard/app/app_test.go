@@ -378,6 +378,53 @@ func TestReloadChangesLogLevel(t *testing.T) {
 	}
 }
 
+// A reload applies what it can and names, in the log, each changed setting that waits for a restart.
+func TestReloadNamesWhatWaitsForARestart(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name   string
+		change func(*config.Config)
+		want   string // the section the warning names; "" for none
+	}{
+		{"log level applies at once", func(c *config.Config) { c.Log.Level = "debug" }, ""},
+		{"log format", func(c *config.Config) { c.Log.Format = "text" }, "log.format"},
+		{"server", func(c *config.Config) { c.Server.MaxBodyBytes = 1 << 20 }, "server"},
+		{"trace", func(c *config.Config) { c.Trace.BatchSize = 100 }, "trace"},
+		{"storage", func(c *config.Config) { c.Storage.SQLite.Path = "other.db" }, "storage"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := testConfig(t)
+			var buf lockedBuffer
+			log, level := NewLogger(cfg.Log, &buf)
+			a, err := New(&cfg, log, level)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = a.close(context.Background()) })
+			next := cfg
+			tc.change(&next)
+			if err := a.Reload(&next); err != nil {
+				t.Fatal(err)
+			}
+			var warned []string
+			for line := range strings.Lines(buf.String()) {
+				var rec struct{ Msg, Section string }
+				if json.Unmarshal([]byte(line), &rec) == nil && strings.Contains(rec.Msg, "only on restart") {
+					warned = append(warned, rec.Section)
+				}
+			}
+			switch {
+			case tc.want == "" && len(warned) > 0:
+				t.Errorf("reload warned about %v, want no warning", warned)
+			case tc.want != "" && (len(warned) != 1 || warned[0] != tc.want):
+				t.Errorf("reload warned about %v, want [%s]", warned, tc.want)
+			}
+		})
+	}
+}
+
 func TestProfilingNeedsTheAdminKey(t *testing.T) {
 	t.Parallel()
 	const admin = "sk-test-admin-000000000000000000"
