@@ -215,9 +215,18 @@ func (g *Gateway) attempt(c *call, d *deployment) (*result, *apiError, outcome) 
 		return nil, ae, class
 	}
 	client := g.client.Load()
+	deadline := start.Add(d.timeout)
+	// A stream's own limit (server.max_stream_duration) runs from its request, so the wait for the upstream's
+	// headers counts against it too.
+	var streamEnd time.Time
+	if c.ends != nil {
+		if end, ok := c.ends.Deadline(); ok && end.Before(deadline) {
+			deadline, streamEnd = end, end
+		}
+	}
 	resp, err := client.send(upstreamRequest{
 		url: target, body: body, headers: upstreamHeaders(c, d), stream: c.req.stream,
-		deadline: start.Add(d.timeout), trace: upstreamParent,
+		deadline: deadline, trace: upstreamParent,
 	})
 	// send keeps no reference to the body once it returns, whichever code
 	// built it.
@@ -226,6 +235,10 @@ func (g *Gateway) attempt(c *call, d *deployment) (*result, *apiError, outcome) 
 	}
 	upstreamBodies.Put(buf)
 	if err != nil {
+		if isTimeout(err) && !streamEnd.IsZero() {
+			// Our limit, not the deployment's failure: no retry, no cooldown.
+			return fail(errDurationExceeded(), outcomeClientError, 0)
+		}
 		ae := &apiError{status: http.StatusBadGateway, typ: "server_error", code: "upstream_error",
 			message: fmt.Sprintf("deployment %s: connection failed", d.id)}
 		switch {

@@ -51,7 +51,7 @@ func TestStreamPastItsDeadlineEndsWithAnErrorEvent(t *testing.T) {
 	// 20 tokens a second for 200 words: the upstream stream would run for ten seconds.
 	m := startMock(t, mock.LLMOptions{TokensPerSecond: 20})
 	late := openaiDep(m, "gpt-4o-mini")
-	late.Headers = map[string]string{mock.HeaderLatency: "600ms"}
+	late.Headers = map[string]string{mock.HeaderLatency: "3s"}
 	cfg := Config{
 		Models: []ModelConfig{
 			{Name: "oa", Deployments: []DeploymentConfig{openaiDep(m, "gpt-4o-mini")}},
@@ -69,16 +69,19 @@ func TestStreamPastItsDeadlineEndsWithAnErrorEvent(t *testing.T) {
 		status                          int
 		// tail is what the response ends with: the stream's final error event, or the plain error body.
 		tail []string
+		// within bounds how long the answer may take: the limit, not the upstream, decides when it comes.
+		within time.Duration
 	}{
 		{"openai stream", "oa", "/v1/chat/completions",
 			`{"model":"oa","stream":true,"messages":[{"role":"user","content":"` + prompt + `"}]}`, "300ms",
-			http.StatusOK, []string{`data: {"error":{`, `"code":"stream_duration_exceeded"`}},
+			http.StatusOK, []string{`data: {"error":{`, `"code":"stream_duration_exceeded"`}, 5 * time.Second},
 		{"anthropic stream", "an", "/v1/messages",
 			`{"model":"an","stream":true,"max_tokens":1000,"messages":[{"role":"user","content":"` + prompt + `"}]}`, "300ms",
-			http.StatusOK, []string{"event: error\ndata: {", `"type":"api_error"`, "maximum stream duration"}},
-		{"deadline passed before the first event", "late", "/v1/chat/completions",
+			http.StatusOK, []string{"event: error\ndata: {", `"type":"api_error"`, "maximum stream duration"}, 5 * time.Second},
+		// The upstream sends nothing for 3 s: the limit must not wait for its headers.
+		{"deadline passed before the upstream answered", "late", "/v1/chat/completions",
 			`{"model":"late","stream":true,"messages":[{"role":"user","content":"hi"}]}`, "150ms",
-			http.StatusGatewayTimeout, []string{`{"error":{`, `"code":"stream_duration_exceeded"`}},
+			http.StatusGatewayTimeout, []string{`{"error":{`, `"code":"stream_duration_exceeded"`}, 1500 * time.Millisecond},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -87,6 +90,7 @@ func TestStreamPastItsDeadlineEndsWithAnErrorEvent(t *testing.T) {
 			req.Header.Set("Content-Type", "application/json")
 			req.Header.Set("Authorization", "Bearer "+keyAll)
 			req.Header.Set(headerMaxDuration, tc.maxDur)
+			start := time.Now()
 			resp, err := (&http.Client{Timeout: 8 * time.Second}).Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -95,6 +99,9 @@ func TestStreamPastItsDeadlineEndsWithAnErrorEvent(t *testing.T) {
 			raw, err := io.ReadAll(resp.Body)
 			if err != nil {
 				t.Fatalf("the response did not end cleanly: %v (read %q)", err, raw)
+			}
+			if took := time.Since(start); took > tc.within {
+				t.Fatalf("the answer took %v, want it within %v", took, tc.within)
 			}
 			if resp.StatusCode != tc.status {
 				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.status, raw)
