@@ -233,7 +233,7 @@ func (r *registry) newAgent(c AgentConfig) *agent {
 		cost:    cost,
 		secrets: secrets,
 		limit:   r.limit,
-		http:    &http.Client{Transport: rt},
+		http:    &http.Client{Transport: rt, CheckRedirect: governance.SameOriginRedirect},
 		send:    newSendClient(r.limit),
 		log:     r.log.With("agent", c.Name),
 		stop:    make(chan struct{}),

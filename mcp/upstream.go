@@ -94,7 +94,8 @@ func newUpstream(cfg ServerConfig, log *slog.Logger, httpClient *http.Client, ma
 		cancel:      cancel,
 		done:        make(chan struct{}),
 	}
-	u.http = &http.Client{Transport: &limitTransport{base: httpClient.Transport, limit: maxResponse, trips: &u.streamTrips}}
+	u.http = &http.Client{Transport: &limitTransport{base: httpClient.Transport, limit: maxResponse, trips: &u.streamTrips},
+		CheckRedirect: governance.SameOriginRedirect}
 	u.calls.tokens = map[string]*call{}
 	u.setConfig(cfg)
 	u.cat.Store(&catalogue{})
