@@ -22,8 +22,9 @@ const MinSecretLen = 8
 // debug output; the gateway must not pass that on to its clients, spans or
 // logs. It is built once per upstream configuration and is safe for
 // concurrent use; a nil *Redactor hides nothing. It guards against an
-// upstream echoing a credential, not against one set on leaking it: a value
-// re-encoded (base64, unusual \u escapes) is not recognised.
+// upstream echoing a credential, not against one set on leaking it: Bytes
+// does not recognise a value re-encoded (base64, unusual \u escapes), though
+// Escaped finds one written with JSON escapes.
 type Redactor struct {
 	// secrets are every form a value may take in an answer, longest first
 	// so that a secret containing another is replaced whole.
@@ -183,4 +184,39 @@ func (r *Redactor) partial(b []byte) int {
 		}
 	}
 	return best
+}
+
+// Escaped reports whether b, JSON or text holding JSON (an SSE event), has
+// a string literal that holds a secret once its escapes are decoded: one
+// written \u0073\u006b... passes Bytes untouched, yet a client's JSON decoder
+// reads the secret out of it. Run on what Bytes returned, it tells a caller
+// not to relay b.
+// Only literals with a backslash are decoded, so text without one costs a
+// single scan.
+func (r *Redactor) Escaped(b []byte) bool {
+	if r == nil || bytes.IndexByte(b, '\\') < 0 {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		if b[i] != '"' {
+			continue
+		}
+		end, escaped := i+1, false
+		for end < len(b) && b[end] != '"' {
+			if b[end] == '\\' {
+				escaped = true
+				end++
+			}
+			end++
+		}
+		if end >= len(b) {
+			return false
+		}
+		var s string
+		if escaped && json.Unmarshal(b[i:end+1], &s) == nil && r.Contains([]byte(s)) {
+			return true
+		}
+		i = end
+	}
+	return false
 }

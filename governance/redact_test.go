@@ -116,3 +116,33 @@ func BenchmarkRedactorNoSecret(b *testing.B) {
 		})
 	}
 }
+
+// Escaped finds a secret that only JSON decoding reveals, in JSON or in an
+// SSE event holding JSON, and nothing in text whose literals hold none.
+func TestRedactorEscaped(t *testing.T) {
+	t.Parallel()
+	r := NewRedactor("Bearer sk-live-0123456789")
+	for _, tc := range []struct {
+		name string
+		in   string
+		want bool
+	}{
+		{"every character escaped", `{"error":{"message":"bad key \u0073\u006b\u002d\u006c\u0069\u0076\u0065\u002d\u0030\u0031\u0032\u0033\u0034\u0035\u0036\u0037\u0038\u0039"}}`, true},
+		{"one character escaped", `{"m":"sk\u002dlive-0123456789"}`, true},
+		{"escaped solidus", `{"m":"sk-live-01234\/56789"}`, false},
+		{"in an SSE event", "event: error\ndata: {\"m\":\"x sk-live\\u002d0123456789\"}\n\n", true},
+		{"in a key", `{"sk\u002dlive-0123456789":1}`, true},
+		{"escapes, no secret", `{"m":"line\nnext \u00e9 \"quoted\""}`, false},
+		{"redacted already", `{"m":"key [redacted] \n"}`, false},
+		{"no backslash", `{"m":"sk-live-0123456789"}`, false},
+		{"unterminated", `{"m":"sk\u002dlive-0123456789`, false},
+		{"not JSON", `sk\u002dlive-0123456789`, false},
+	} {
+		if got := r.Escaped([]byte(tc.in)); got != tc.want {
+			t.Errorf("%s: Escaped(%s) = %v, want %v", tc.name, tc.in, got, tc.want)
+		}
+	}
+	if (*Redactor)(nil).Escaped([]byte(`{"m":"\u0041"}`)) {
+		t.Error("a nil Redactor found a secret")
+	}
+}

@@ -239,8 +239,14 @@ func (s *upstreamStream) pump(out []byte) ([]byte, error) {
 		var terr error
 		if out, terr = s.tr.event(ev, out); terr != nil {
 			if errors.Is(terr, errUpstreamStreamError) {
-				// The error event is the upstream's own text, which may quote the key it was sent.
-				out = append(out[:before], s.secrets.Bytes(out[before:])...)
+				// The error event is the upstream's own text, which may quote the key it was sent; quoted with
+				// JSON escapes, which Bytes cannot see, the event is replaced by one of the gateway's own.
+				red := s.secrets.Bytes(out[before:])
+				if s.secrets.Escaped(red) {
+					red = s.tr.errorEvent(&apiError{status: http.StatusBadGateway, typ: "server_error",
+						code: "upstream_error", message: "the upstream's error event quoted a credential; not relayed"})
+				}
+				out = append(out[:before], red...)
 			}
 			return out, terr
 		}

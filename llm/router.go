@@ -343,6 +343,13 @@ func classifyStatus(d *deployment, status int, raw []byte, retryAfter []byte) (*
 	raw = d.secrets.Bytes(raw)
 	var eb upstreamErrorBody
 	_ = json.Unmarshal(raw, &eb)
+	if d.secrets.Escaped(raw) {
+		// Quoted with JSON escapes, a credential survives the scan above: the reply is not relayed, and the
+		// client and the span get its fields decoded and redacted instead.
+		raw = nil
+		eb.Error.Message, eb.Error.Type = d.secrets.String(eb.Error.Message), d.secrets.String(eb.Error.Type)
+		eb.Error.Code = nil
+	}
 	code := strings.Trim(string(eb.Error.Code), `"`)
 	if (status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge) && isContextWindow(code, eb.Error.Message) {
 		return &apiError{status: http.StatusBadRequest, typ: "invalid_request_error", code: "context_length_exceeded",
@@ -357,7 +364,7 @@ func classifyStatus(d *deployment, status int, raw []byte, retryAfter []byte) (*
 		}
 		return ae, outcomeRetry
 	}
-	if len(raw) == 0 || eb.Error.Message == "" {
+	if eb.Error.Message == "" {
 		return &apiError{status: status, typ: "invalid_request_error", code: "upstream_rejected",
 			message: fmt.Sprintf("deployment %s rejected the request with HTTP %d", d.id, status)}, outcomeClientError
 	}

@@ -3,6 +3,7 @@ package llm
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -162,6 +163,69 @@ func TestUpstreamTextIsRelayedWithoutCredentials(t *testing.T) {
 	for _, s := range h.waitSpans("chat m", 2) {
 		if strings.Contains(s.Error, apiKey) || strings.Contains(s.Error, headerSecret) {
 			t.Fatalf("span %q error holds a credential: %q", s.Name, s.Error)
+		}
+	}
+}
+
+// escapeAll writes s as JSON's \u escapes only, which a client's decoder turns back into s.
+func escapeAll(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		fmt.Fprintf(&b, `\u%04x`, r)
+	}
+	return b.String()
+}
+
+// An upstream quoting the key it was sent with every character \u-escaped
+// gets past a scan for the key's bytes, but not past a client's JSON decoder:
+// such an error reply or mid-stream error event is not relayed, and neither
+// what the go-openai client reads nor the spans hold the key.
+func TestEscapedCredentialsAreNotRelayed(t *testing.T) {
+	t.Parallel()
+	const apiKey = "sk-upstream-key-0123456789"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		quoted := `{"error":{"message":"key ` + escapeAll(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")) +
+			` rejected","type":"invalid_request_error"}}`
+		body, _ := io.ReadAll(r.Body)
+		if strings.Contains(string(body), `"stream":true`) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			_, _ = io.WriteString(w, `data: {"id":"x","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"hi"}}]}`+"\n\n")
+			w.(http.Flusher).Flush()
+			_, _ = io.WriteString(w, "data: "+quoted+"\n\n")
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = io.WriteString(w, quoted)
+	}))
+	t.Cleanup(srv.Close)
+	cfg := oneModel("m", DeploymentConfig{Provider: ProviderOpenAI, BaseURL: srv.URL + "/v1", Model: "m", APIKey: apiKey})
+	cfg.Router.Retries = 0
+	h := newHarness(t, cfg)
+	cli := h.client(keyAll)
+	for _, stream := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stream=%t", stream), func(t *testing.T) {
+			var err error
+			if stream {
+				s, serr := cli.CreateChatCompletionStream(t.Context(), chatReq("m", "hi"))
+				if serr != nil {
+					t.Fatal(serr)
+				}
+				defer s.Close()
+				for err == nil {
+					_, err = s.Recv()
+				}
+			} else {
+				_, err = cli.CreateChatCompletion(t.Context(), chatReq("m", "hi"))
+			}
+			if err == nil || errors.Is(err, io.EOF) || strings.Contains(err.Error(), apiKey) {
+				t.Fatalf("error the client read: %v", err)
+			}
+		})
+	}
+	for _, s := range h.waitSpans("chat m", 2) {
+		if strings.Contains(s.Error, apiKey) {
+			t.Errorf("span error holds the key: %q", s.Error)
 		}
 	}
 }
