@@ -66,7 +66,8 @@ func (a *tellingAgent) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = fmt.Fprintf(w, `{"name":"telling","description":"d","version":"1",`+
+		// The description quotes the credential in escapes, which only decoding the card reveals.
+		_, _ = fmt.Fprintf(w, `{"name":"telling","description":"fetched with `+jsonEscapes(r.Header.Get("Authorization"))+`","version":"1",`+
 			`"supportedInterfaces":[{"url":%q,"protocolBinding":"JSONRPC","protocolVersion":"1.0"}],`+
 			`"capabilities":{"streaming":true},"defaultInputModes":["text/plain"],"defaultOutputModes":["text/plain"],"skills":[]}`,
 			a.srv.URL)
@@ -108,8 +109,14 @@ func (a *tellingAgent) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		working := "working"
-		if text == "tell" {
+		switch text {
+		case "tell":
 			working = told
+		case "tell-escaped":
+			_, _ = fmt.Fprintf(w, `data: {"jsonrpc":"2.0","id":%s,"result":{"statusUpdate":{"taskId":%q,"contextId":%q,`+
+				`"status":{"state":"TASK_STATE_WORKING","message":{"messageId":"m-e","role":"ROLE_AGENT","parts":[{"text":"%s"}]}}}}}`+"\n\n",
+				req.ID, task.ID, task.ContextID, jsonEscapes(told))
+			w.(http.Flusher).Flush()
 		}
 		for _, ev := range []a2a.Event{
 			a2a.NewStatusUpdateEvent(task, a2a.TaskStateWorking, a2a.NewMessage(a2a.MessageRoleAgent, a2a.NewTextPart(working))),
@@ -126,6 +133,8 @@ func (a *tellingAgent) serve(w http.ResponseWriter, r *http.Request) {
 		_, _ = fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":{"note":%q}}`, req.ID, told)
 	case "tell-http":
 		http.Error(w, told, http.StatusInternalServerError)
+	case "tell-escaped":
+		_, _ = fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"error":{"code":-32603,"message":"rejected: %s"}}`, req.ID, jsonEscapes(told))
 	case "tell-error":
 		_, _ = fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"error":{"code":-32603,"message":%q}}`, req.ID, "rejected: "+told)
 	case "tell":
@@ -160,6 +169,15 @@ func (l *lockedBuffer) String() string {
 }
 
 func leaks(s string) bool { return strings.Contains(s, agentToken) }
+
+// jsonEscapes writes s as JSON \u escapes only, which a JSON decoder turns back into s.
+func jsonEscapes(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		fmt.Fprintf(&b, `\u%04x`, r)
+	}
+	return b.String()
+}
 
 // spanOf waits for the span of one call to agent whose method is method.
 func spanOf(t *testing.T, h *harness, agent, method string, match func(trace.Span) bool) trace.Span {
@@ -245,6 +263,53 @@ func TestAgentSecretsNeverReachTheClient(t *testing.T) {
 		raw, _ := json.Marshal(res)
 		if leaks(string(raw)) || !strings.Contains(string(raw), "your token is [redacted]") {
 			t.Errorf("result = %s", raw)
+		}
+	})
+	// Quoted in JSON escapes, the credential passes the agent's bytes unseen
+	// and appears once a2a-go has decoded them: in the error, the card and
+	// stream events the gateway writes, and the error a2a-go's client reads.
+	t.Run("escaped in a JSON-RPC error", func(t *testing.T) {
+		t.Parallel()
+		for _, v := range versions {
+			_, err := h.client(keyAlice, "telling", v).SendMessage(testCtx(t), textMessage("tell-escaped"))
+			if err == nil || leaks(err.Error()) || !strings.Contains(err.Error(), "[redacted]") {
+				t.Errorf("%s: err = %v", v, err)
+			}
+		}
+		status, _, body := h.post("/a2a/telling", keyAlice, "1.0",
+			`{"jsonrpc":"2.0","id":"r1","method":"SendMessage","params":{"message":{"messageId":"m1","role":"ROLE_USER","parts":[{"text":"tell-escaped"}]}}}`)
+		if leaks(body) || !strings.Contains(body, "[redacted]") {
+			t.Errorf("status %d: %s", status, body)
+		}
+	})
+	t.Run("escaped in a streamed event", func(t *testing.T) {
+		t.Parallel()
+		var seen []string
+		for ev, err := range h.client(keyAlice, "telling", a2a.Version).SendStreamingMessage(testCtx(t), textMessage("tell-escaped")) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := json.Marshal(ev)
+			seen = append(seen, string(raw))
+		}
+		if all := strings.Join(seen, "\n"); leaks(all) || !strings.Contains(all, "your token is [redacted]") {
+			t.Errorf("events: %s", all)
+		}
+	})
+	t.Run("escaped in the card", func(t *testing.T) {
+		t.Parallel()
+		for _, path := range []string{"/a2a/telling/.well-known/agent-card.json", "/a2a"} {
+			req, _ := http.NewRequest(http.MethodGet, h.URL+path, nil)
+			req.Header.Set("Authorization", "Bearer "+keyAlice)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			if leaks(string(body)) || !strings.Contains(string(body), "fetched with [redacted]") {
+				t.Errorf("%s: %s", path, body)
+			}
 		}
 	})
 	t.Run("streamed event", func(t *testing.T) {

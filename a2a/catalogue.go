@@ -53,7 +53,8 @@ func (g *Gateway) card(c *fiber.Ctx) error {
 		return sendError(c, a2a.ErrInternalError)
 	}
 	setCardHeaders(c)
-	return c.Send(body)
+	// The card was redacted as fetched, but not a credential in it that only decoding revealed.
+	return c.Send(ag.secrets.Bytes(body))
 }
 
 type catalogueEntry struct {
@@ -88,7 +89,7 @@ func (g *Gateway) catalogue(c *fiber.Ctx) error {
 		} else if body, err := renderCard(c.UserContext(), rewriteCard(up.card, e.URL), version); err != nil {
 			e.Error = "card unavailable"
 		} else {
-			e.Card = body
+			e.Card = ag.secrets.Bytes(body)
 		}
 		entries = append(entries, e)
 	}

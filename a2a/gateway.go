@@ -277,7 +277,7 @@ func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request, env envelope, ad
 	// context lives until the stream ends.
 	ctx, cancel := context.WithCancel(withCall(a2alog.AttachLogger(context.Background(), g.log), c))
 	defer cancel()
-	env.handler(g).ServeHTTP(costHeader(w, c), r.WithContext(ctx))
+	env.handler(g).ServeHTTP(costHeader(redactWriter{w, adm.agent.secrets}, c), r.WithContext(ctx))
 	if isStreamMethod(env.Method) {
 		c.mu.Lock()
 		gone := c.reached && !c.relayed
@@ -385,6 +385,33 @@ func costHeader(w http.ResponseWriter, c *call) http.ResponseWriter {
 	}
 	return &costWriter{ResponseWriter: w, c: c}
 }
+
+// redactWriter hides the agent's credentials in what a2a-go's handler writes
+// to the client. answerTransport redacts the agent's bytes, but a credential
+// it quoted with JSON escapes (\u0042earer ...) only appears once a2a-go has
+// decoded the answer, and the handler writes it out plain. Each Write is a
+// whole JSON answer or SSE line (json.Encoder.Encode, one Fprintf per line),
+// so no credential is split between two.
+type redactWriter struct {
+	http.ResponseWriter
+	secrets *governance.Redactor
+}
+
+func (w redactWriter) Write(b []byte) (int, error) {
+	if _, err := w.ResponseWriter.Write(w.secrets.Bytes(b)); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// Flush keeps the writer a Flusher, which a2a-go's stream writer requires.
+func (w redactWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w redactWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 type costWriter struct {
 	http.ResponseWriter
