@@ -220,3 +220,27 @@ func (r *Redactor) Escaped(b []byte) bool {
 	}
 	return false
 }
+
+// JSON is Bytes for one JSON value relayed as bytes (an MCP result, a
+// JSON-RPC message): a secret it quotes in JSON escapes, which Bytes leaves,
+// is caught by decoding the value and encoding it again, escapes gone,
+// before Bytes runs once more. Only that rare value pays the round trip (and
+// has its object keys sorted); b that does not decode is returned as Bytes
+// leaves it, since no client can read a secret out of it either.
+func (r *Redactor) JSON(b []byte) []byte {
+	b = r.Bytes(b)
+	if !r.Escaped(b) {
+		return b
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if dec.Decode(&v) != nil {
+		return b
+	}
+	plain, err := json.Marshal(v)
+	if err != nil {
+		return b
+	}
+	return r.Bytes(plain)
+}

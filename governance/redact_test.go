@@ -146,3 +146,21 @@ func TestRedactorEscaped(t *testing.T) {
 		t.Error("a nil Redactor found a secret")
 	}
 }
+
+// JSON hides a secret quoted in escapes by encoding the value again, keeping
+// its numbers exact, and leaves a value without one byte for byte.
+func TestRedactorJSON(t *testing.T) {
+	t.Parallel()
+	r := NewRedactor("Bearer sk-live-0123456789")
+	for _, tc := range []struct{ name, in, want string }{
+		{"escaped", `{"id":12345678901234567890,"m":"key \u0073k-live-0123456789","n":1.50}`,
+			`{"id":12345678901234567890,"m":"key [redacted]","n":1.50}`},
+		{"plain", `{"m":"key sk-live-0123456789\n"}`, `{"m":"key [redacted]\n"}`},
+		{"no secret, escapes kept", `{"z":1,"a":"line\nnext \u00e9"}`, `{"z":1,"a":"line\nnext \u00e9"}`},
+		{"not JSON", `"\u0073k-live-0123456789`, `"\u0073k-live-0123456789`},
+	} {
+		if got := string(r.JSON([]byte(tc.in))); got != tc.want {
+			t.Errorf("%s: JSON(%s) = %s, want %s", tc.name, tc.in, got, tc.want)
+		}
+	}
+}

@@ -193,7 +193,7 @@ func answered(ctx context.Context, req transport.JSONRPCRequest, resp *transport
 		return resp, secrets.Error(err)
 	}
 	if resp != nil && secrets != nil {
-		resp.Result = secrets.Bytes(resp.Result)
+		resp.Result = secrets.JSON(resp.Result)
 		if resp.Error != nil {
 			resp.Error.Message = secrets.String(resp.Error.Message)
 			if data, changed := redactValue(secrets, resp.Error.Data); changed {

@@ -33,6 +33,38 @@ const (
 // read. It returns the URL to configure.
 func echoingUpstream(t *testing.T, transport string) string {
 	t.Helper()
+	return echoingUpstreamVia(t, transport, nil)
+}
+
+// escapingUpstream is an echoing upstream that writes every quote of the
+// token in JSON \u escapes, which a client's decoder reads back as the token.
+func escapingUpstream(t *testing.T, transport string) string {
+	t.Helper()
+	return echoingUpstreamVia(t, transport, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(escapingWriter{w}, r) })
+	})
+}
+
+// escapingWriter escapes the token in each Write; mcp-go writes every
+// message or SSE event whole.
+type escapingWriter struct{ http.ResponseWriter }
+
+func (w escapingWriter) Write(b []byte) (int, error) {
+	var esc strings.Builder
+	for _, r := range upstreamToken {
+		fmt.Fprintf(&esc, `\u%04x`, r)
+	}
+	if _, err := w.ResponseWriter.Write(bytes.ReplaceAll(b, []byte(upstreamToken), []byte(esc.String()))); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+func (w escapingWriter) Flush() { w.ResponseWriter.(http.Flusher).Flush() }
+
+// echoingUpstreamVia is echoingUpstream with its handler wrapped by wrap, when not nil.
+func echoingUpstreamVia(t *testing.T, transport string, wrap func(http.Handler) http.Handler) string {
+	t.Helper()
 	core := server.NewMCPServer("echoing", "1", server.WithToolCapabilities(false))
 	auth := func(req mcp.CallToolRequest) string { return req.Header.Get("Authorization") }
 	notify := func(ctx context.Context, method mcp.MCPMethod, params map[string]any) {
@@ -91,6 +123,9 @@ func echoingUpstream(t *testing.T, transport string) string {
 	} else {
 		st := server.NewStreamableHTTPServer(core, server.WithStateful(true), server.WithDisableLocalhostProtection(true))
 		h, url, shutdown = st, base+"/mcp", st.Shutdown
+	}
+	if wrap != nil {
+		h = wrap(h)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
@@ -222,6 +257,41 @@ func TestUpstreamSecretsAreRedacted(t *testing.T) {
 			t.Errorf("the log carries the token:\n%s", logs.String())
 		}
 	})
+}
+
+// An upstream quoting its Authorization header in JSON escapes, which a
+// scan of its bytes does not see, still has it redacted in the result the
+// client decodes, over the relay (Streamable HTTP) and mcp-go's client
+// (legacy SSE) alike.
+func TestEscapedUpstreamSecretsAreRedacted(t *testing.T) {
+	t.Parallel()
+	servers := map[string]string{"secure": TransportStreamableHTTP, "legacy": TransportSSE}
+	e := start(t, func(c *Config) {
+		for name, tr := range servers {
+			c.Servers = append(c.Servers, ServerConfig{Name: name, URL: escapingUpstream(t, tr), Transport: tr,
+				Headers: map[string]string{"Authorization": upstreamKey}, Timeout: 10 * time.Second})
+		}
+	})
+	e.waitTools(t, func(names []string) bool {
+		return slices.Contains(names, "secure__echo") && slices.Contains(names, "legacy__echo")
+	})
+	for name := range servers {
+		for _, tool := range []string{"echo", "refuse", "reject"} {
+			t.Run(name+"/"+tool, func(t *testing.T) {
+				t.Parallel()
+				cli := e.connect(t, "/mcp", keyAll, mcp.ProtocolVersion20260728)
+				res, err := callTool(ctxT(t), cli, name+nameSeparator+tool, nil)
+				got := fmt.Sprint(err)
+				if err == nil {
+					b, _ := json.Marshal(res)
+					got = string(b)
+				}
+				if strings.Contains(got, upstreamToken) || !strings.Contains(got, "[redacted]") {
+					t.Fatalf("the client read %s: want the token redacted", got)
+				}
+			})
+		}
+	}
 }
 
 // A reload that changes a server's headers redacts the new values.

@@ -317,7 +317,7 @@ func (r *relay) answer(ctx context.Context, resp *http.Response, notify func(mcp
 			return nil, transport.NewError(&transport.AuthorizationRequiredError{})
 		}
 		var a rpcAnswer
-		if json.Unmarshal(r.secrets.Bytes(body), &a) == nil {
+		if json.Unmarshal(r.secrets.JSON(body), &a) == nil {
 			return &a, nil
 		}
 		return nil, transport.NewError(fmt.Errorf("request failed with status %d", resp.StatusCode))
@@ -333,7 +333,7 @@ func (r *relay) answer(ctx context.Context, resp *http.Response, notify func(mcp
 		}
 		var a rpcAnswer
 		// A decoder, like mcp-go's client, ignores what follows the message.
-		if err := json.NewDecoder(bytes.NewReader(r.secrets.Bytes(body))).Decode(&a); err != nil {
+		if err := json.NewDecoder(bytes.NewReader(r.secrets.JSON(body))).Decode(&a); err != nil {
 			return nil, transport.NewError(fmt.Errorf("failed to decode response: %w", err))
 		}
 		if isNullID(a.ID) {
@@ -484,7 +484,7 @@ func (r *relay) resume(ctx context.Context, cur *sseCursor, c relayCall) (io.Rea
 
 // dispatch handles one SSE event; done is true when it was the response.
 func (r *relay) dispatch(data []byte, notify func(mcp.JSONRPCNotification), c relayCall) (*rpcAnswer, bool) {
-	data = r.secrets.Bytes(data)
+	data = r.secrets.JSON(data)
 	var a rpcAnswer
 	if json.Unmarshal(data, &a) != nil {
 		return nil, false
