@@ -46,7 +46,8 @@ type Config struct {
 	PageSize int `yaml:"page_size" mapstructure:"page_size"`
 	// PublicURL is the gateway's external base URL (e.g. https://gw.example.com),
 	// used in the OAuth protected-resource metadata and WWW-Authenticate. When
-	// empty the request's scheme and Host are used.
+	// empty the address the client's connection arrived on is used, never the
+	// Host header.
 	PublicURL string `yaml:"public_url" mapstructure:"public_url"`
 	// AuthorizationServers are advertised in the protected-resource metadata.
 	AuthorizationServers []string `yaml:"authorization_servers" mapstructure:"authorization_servers"`

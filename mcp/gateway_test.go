@@ -402,6 +402,33 @@ func TestEdgeErrors(t *testing.T) {
 	}
 }
 
+// With public_url unset, the metadata and a 401's WWW-Authenticate name the
+// address the client connected to, whatever Host or X-Forwarded-* header it
+// sent: the metadata is publicly cacheable.
+func TestMetadataIgnoresSpoofedHost(t *testing.T) {
+	t.Parallel()
+	e := start(t, nil)
+	for _, path := range []string{"/.well-known/oauth-protected-resource/mcp", "/mcp"} {
+		req, err := http.NewRequest(http.MethodGet, e.url+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = "evil.example"
+		req.Header.Set("X-Forwarded-Host", "evil2.example")
+		req.Header.Set("X-Forwarded-Proto", "https")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		got := string(body) + resp.Header.Get("WWW-Authenticate")
+		if strings.Contains(got, "evil") || !strings.Contains(got, e.url) {
+			t.Errorf("%s: %d %s", path, resp.StatusCode, got)
+		}
+	}
+}
+
 func TestProtectedResourceMetadata(t *testing.T) {
 	t.Parallel()
 	e := start(t, func(c *Config) { c.AuthorizationServers = []string{"https://auth.example.com"} })

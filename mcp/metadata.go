@@ -30,8 +30,11 @@ func (g *Gateway) serveMetadata(c *fiber.Ctx) error {
 	})
 }
 
-// baseURL is the configured public URL, else the scheme and host the client
-// used.
+// baseURL is the configured public URL, else the local address the client's
+// connection arrived on, as for A2A cards. Never the Host or X-Forwarded-*
+// headers, which any client sets: the metadata is publicly cacheable, so a
+// shared cache would hand every client a resource on the attacker's host,
+// and a 401 would point the client's OAuth discovery there.
 func (g *Gateway) baseURL(c *fiber.Ctx) string {
 	g.mu.RLock()
 	public := g.cfg.PublicURL
@@ -39,5 +42,9 @@ func (g *Gateway) baseURL(c *fiber.Ctx) string {
 	if public != "" {
 		return strings.TrimRight(public, "/")
 	}
-	return c.Protocol() + "://" + c.Hostname()
+	scheme := "http"
+	if c.Context().IsTLS() {
+		scheme = "https"
+	}
+	return scheme + "://" + c.Context().LocalAddr().String()
 }
