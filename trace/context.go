@@ -9,6 +9,11 @@ import (
 // trace for carry it: every call is recorded.
 const FlagSampled byte = 0x01
 
+// knownFlags are the trace flags W3C Trace Context Level 2 defines: sampled
+// and random (the trace id's right-most 7 bytes are random). The others are
+// reserved, and "vendors MUST set those to zero" when passing a context on.
+const knownFlags byte = FlagSampled | 0x02
+
 // Header and _meta names of the W3C trace context.
 const (
 	HeaderTraceparent = "traceparent"
@@ -80,7 +85,7 @@ func ParseTraceparent(v string) (SpanContext, bool) {
 	hex.Decode(sc.SpanID[:], []byte(sid))
 	var f [1]byte
 	hex.Decode(f[:], []byte(flags))
-	sc.Flags = f[0]
+	sc.Flags = f[0] & knownFlags
 	if !sc.IsValid() {
 		return SpanContext{}, false
 	}
