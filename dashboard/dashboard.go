@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -45,6 +46,9 @@ type Deps struct {
 	Store    Store
 	Governor Governor
 	Logger   *slog.Logger
+	// PublicURL is how browsers reach the gateway (server.public_url), which
+	// a TLS-terminating proxy in front of it does not tell each request.
+	PublicURL string
 }
 
 // Dashboard holds the API and UI handlers.
@@ -53,6 +57,8 @@ type Dashboard struct {
 	gov   Governor
 	log   *slog.Logger
 	now   func() time.Time
+	// publicOrigin is PublicURL's scheme://host[:port], "" when unset.
+	publicOrigin string
 }
 
 // queryTimeout bounds one store query, so a slow ClickHouse cannot pin a
@@ -65,7 +71,7 @@ func New(deps Deps) *Dashboard {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Dashboard{store: deps.Store, gov: deps.Governor, log: log, now: time.Now}
+	return &Dashboard{store: deps.Store, gov: deps.Governor, log: log, now: time.Now, publicOrigin: originOf(deps.PublicURL)}
 }
 
 // Register mounts the API under /admin and the dashboard under /ui on r,
@@ -269,4 +275,13 @@ func (d *Dashboard) storeFailed(c *fiber.Ctx, op string, err error) error {
 	}
 	d.log.Error("dashboard query failed", "op", op, "err", err)
 	return sendError(c, err)
+}
+
+// originOf is u's scheme://host[:port], "" for a URL without both.
+func originOf(u string) string {
+	p, err := url.Parse(u)
+	if err != nil || p.Scheme == "" || p.Host == "" {
+		return ""
+	}
+	return p.Scheme + "://" + p.Host
 }

@@ -100,7 +100,7 @@ func viewSession(p *governance.Principal) sessionView {
 // a valid key is stored in the HttpOnly cookie the API also accepts.
 func (d *Dashboard) login(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")
-	if !sameOrigin(c) {
+	if !d.sameOrigin(c) {
 		return sendError(c, errForbidden("login must come from the dashboard's own origin"))
 	}
 	var raw string
@@ -123,7 +123,7 @@ func (d *Dashboard) login(c *fiber.Ctx) error {
 	}
 	c.Cookie(&fiber.Cookie{
 		Name: cookieName, Value: base64.RawURLEncoding.EncodeToString([]byte(raw)), Path: "/",
-		HTTPOnly: true, SameSite: fiber.CookieSameSiteStrictMode, Secure: c.Protocol() == "https",
+		HTTPOnly: true, SameSite: fiber.CookieSameSiteStrictMode, Secure: d.secure(c),
 	})
 	d.log.Info("dashboard login", "key_id", p.KeyID, "admin", p.Admin)
 	return c.JSON(viewSession(p))
@@ -132,16 +132,24 @@ func (d *Dashboard) login(c *fiber.Ctx) error {
 func (d *Dashboard) logout(c *fiber.Ctx) error {
 	c.Cookie(&fiber.Cookie{
 		Name: cookieName, Value: "", Path: "/", MaxAge: -1,
-		HTTPOnly: true, SameSite: fiber.CookieSameSiteStrictMode, Secure: c.Protocol() == "https",
+		HTTPOnly: true, SameSite: fiber.CookieSameSiteStrictMode, Secure: d.secure(c),
 	})
 	return c.SendStatus(http.StatusNoContent)
 }
 
 // sameOrigin refuses a login posted by another site's page (login CSRF);
 // clients that send no Origin (curl, scripts) are not browsers and pass.
-func sameOrigin(c *fiber.Ctx) bool {
+func (d *Dashboard) sameOrigin(c *fiber.Ctx) bool {
 	o := c.Get(fiber.HeaderOrigin)
-	return o == "" || o == c.BaseURL()
+	return o == "" || o == c.BaseURL() || o == d.publicOrigin && o != ""
+}
+
+// secure tells whether the session cookie must be Secure: the request came
+// over TLS, or browsers reach the gateway over https through a proxy (the
+// cookie holds a key, which must not travel in clear text on a later http
+// request to the same host).
+func (d *Dashboard) secure(c *fiber.Ctx) bool {
+	return c.Protocol() == "https" || strings.HasPrefix(d.publicOrigin, "https://")
 }
 
 func keyFromCookie(c *fiber.Ctx) string {

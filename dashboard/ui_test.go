@@ -3,8 +3,11 @@ package dashboard
 import (
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/gofiber/fiber/v2"
 )
 
 // loginCookie logs in with key and returns the cookie the answer sets.
@@ -203,5 +206,52 @@ func TestMoneyIsExact(t *testing.T) {
 		if (err == nil) != tc.ok || got != tc.want {
 			t.Errorf("parseUSD(%q) = %d, %v; want %d, ok %v", tc.in, got, err, tc.want, tc.ok)
 		}
+	}
+}
+
+// Behind a TLS-terminating proxy the gateway sees plain http; server.public_url
+// says browsers use https, so the cookie, which holds a key, is Secure, and a
+// login from that origin is the dashboard's own.
+func TestLoginBehindAnHTTPSPublicURL(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	tests := []struct {
+		name, publicURL, origin string
+		status                  int
+		secure                  bool
+	}{
+		{"no public url", "", "", http.StatusOK, false},
+		{"https public url", "https://gw.example.com/", "", http.StatusOK, true},
+		{"login from the public origin", "https://gw.example.com", "https://gw.example.com", http.StatusOK, true},
+		{"login from another origin", "https://gw.example.com", "https://evil.example", http.StatusForbidden, false},
+		{"http public url", "http://gw.example.com", "http://gw.example.com", http.StatusOK, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			app := fiber.New(fiber.Config{DisableStartupMessage: true})
+			New(Deps{Store: f.store, Governor: f.gov, PublicURL: tc.publicURL}).Register(app)
+			req := httptest.NewRequest(http.MethodPost, "/ui/login", strings.NewReader(`{"key":"`+alphaKey+`"}`))
+			req.Header.Set("Content-Type", "application/json")
+			if tc.origin != "" {
+				req.Header.Set("Origin", tc.origin)
+			}
+			resp, err := app.Test(req, 5000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != tc.status {
+				t.Fatalf("login: status %d, want %d", resp.StatusCode, tc.status)
+			}
+			var secure, set bool
+			for _, c := range resp.Cookies() {
+				if c.Name == cookieName {
+					set, secure = true, c.Secure
+				}
+			}
+			if set != (tc.status == http.StatusOK) || secure != tc.secure {
+				t.Fatalf("cookie set %v secure %v, want set %v secure %v", set, secure, tc.status == http.StatusOK, tc.secure)
+			}
+		})
 	}
 }

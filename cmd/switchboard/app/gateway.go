@@ -121,7 +121,7 @@ func (a *App) mount(cfg *config.Config) error {
 	a.OnShutdown(func(context.Context) error { return c.a2a.Close() })
 
 	a.mountProfiling(c.governor)
-	dashboard.New(dashboard.Deps{Store: c.store, Governor: c.governor, Logger: a.log}).Register(a.fiber)
+	dashboard.New(dashboard.Deps{Store: c.store, Governor: c.governor, Logger: a.log, PublicURL: cfg.Server.PublicURL}).Register(a.fiber)
 	c.governor.RegisterAdmin(a.fiber.Group("/admin"))
 	c.llm.Register(a.fiber)
 	c.mcp.Register(a.fiber)
