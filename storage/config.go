@@ -76,6 +76,11 @@ var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(field, msg string) { errs = append(errs, fmt.Errorf("storage.%s: %s", field, msg)) }
+	if c.ClickHouse != nil && c.SQLite.Path != "" {
+		// Open takes ClickHouse and never opens the file: spans, spend and keys a user expects in it would be
+		// somewhere else without a word.
+		bad("sqlite", "set together with storage.clickhouse; the gateway uses one store, so remove one of them")
+	}
 	if ch := c.ClickHouse; ch != nil {
 		if strings.TrimSpace(ch.Addr) == "" {
 			bad("clickhouse.addr", "is required")

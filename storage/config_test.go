@@ -30,6 +30,9 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 		{"sub-second audit ttl", ch(func(c *ClickHouseConfig) { c.AuditTTL = time.Millisecond }), "storage.clickhouse.audit_ttl: must be at least 1s"},
 		{"bad database", ch(func(c *ClickHouseConfig) { c.Database = "a.b" }), "storage.clickhouse.database: must be letters"},
 		{"missing addr", ch(func(c *ClickHouseConfig) { c.Addr = "" }), "storage.clickhouse.addr: is required"},
+		{"sqlite file and clickhouse", Config{SQLite: SQLiteConfig{Path: "x.db"}, ClickHouse: &ClickHouseConfig{Addr: "127.0.0.1:9000"}},
+			"storage.sqlite: set together with storage.clickhouse"},
+		{"sqlite file alone", Config{SQLite: SQLiteConfig{Path: "x.db"}}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -104,6 +104,11 @@ func TestParseReportsFieldAndLine(t *testing.T) {
 			},
 		},
 		{
+			name: "two stores: the gateway would use ClickHouse and never open the SQLite file",
+			yaml: "storage:\n  sqlite: {path: data/sb.db}\n  clickhouse: {addr: \"127.0.0.1:9000\"}\n",
+			want: []string{"cfg.yaml:2: storage.sqlite: set together with storage.clickhouse"},
+		},
+		{
 			name: "a YAML syntax error has the file:line shape too",
 			yaml: "server:\n  listen: x\n bad: [\n",
 			want: []string{"cfg.yaml:2: did not find expected key"},
