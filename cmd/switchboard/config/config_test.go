@@ -312,3 +312,93 @@ governance:
 		t.Errorf("unquoted date became %q", got)
 	}
 }
+
+// A SWITCHBOARD_<section>_… variable that names no field is an error naming it and the field it probably meant;
+// the repository's other SWITCHBOARD_ variables (the config path, secrets the deploy files read with env:,
+// test, benchmark and Grafana settings) are not overrides and pass.
+func TestMisspeltEnvironmentOverrideIsRejected(t *testing.T) {
+	const file = "server:\n  listen: 127.0.0.1:1\n"
+	cases := []struct {
+		name  string
+		env   map[string]string
+		file  string
+		wants []string // fragments of the error; none: Parse succeeds
+	}{
+		{
+			name:  "a misspelt field",
+			env:   map[string]string{"SWITCHBOARD_SERVER_LISTN": "0.0.0.0:8080"},
+			wants: []string{"cfg.yaml: SWITCHBOARD_SERVER_LISTN: names no config field; did you mean SWITCHBOARD_SERVER_LISTEN (server.listen)?"},
+		},
+		{
+			name:  "a misspelt section",
+			env:   map[string]string{"SWITCHBOARD_SERVR_LISTEN": "0.0.0.0:8080"},
+			wants: []string{"SWITCHBOARD_SERVR_LISTEN: names no config field; did you mean SWITCHBOARD_SERVER_LISTEN (server.listen)?"},
+		},
+		{
+			name:  "a nested field",
+			env:   map[string]string{"SWITCHBOARD_STORAGE_CLICKHOUSE_ADR": "127.0.0.1:9000"},
+			wants: []string{"SWITCHBOARD_STORAGE_CLICKHOUSE_ADR: names no config field; did you mean SWITCHBOARD_STORAGE_CLICKHOUSE_ADDR (storage.clickhouse.addr)?"},
+		},
+		{
+			name:  "lower case, which the override would not read",
+			env:   map[string]string{"SWITCHBOARD_log_level": "debug"},
+			wants: []string{"SWITCHBOARD_log_level: names no config field; did you mean SWITCHBOARD_LOG_LEVEL (log.level)?"},
+		},
+		{
+			name:  "a list, which only the file sets",
+			env:   map[string]string{"SWITCHBOARD_MODELS_0_NAME_OF_THE_MODEL": "gpt"},
+			wants: []string{"SWITCHBOARD_MODELS_0_NAME_OF_THE_MODEL: names no config field (an environment variable sets a scalar field"},
+		},
+		{
+			name: "every misspelt variable at once, next to a file error",
+			env:  map[string]string{"SWITCHBOARD_SERVER_LISTN": "x", "SWITCHBOARD_LOG_LEVL": "debug"},
+			file: "server:\n  listen: nonsense\n",
+			wants: []string{"cfg.yaml: SWITCHBOARD_LOG_LEVL: names no config field; did you mean SWITCHBOARD_LOG_LEVEL",
+				"cfg.yaml: SWITCHBOARD_SERVER_LISTN:", "cfg.yaml:2: server.listen: must be host:port"},
+		},
+		{
+			name: "variables that are not overrides",
+			env: map[string]string{
+				"SWITCHBOARD_CONFIG": "/etc/switchboard/config.yaml", "SWITCHBOARD_SECRET": "0123456789abcdef0123",
+				"SWITCHBOARD_ADMIN_KEY": "sk-sb-admin-test-000000000000000000", "SWITCHBOARD_TEST_CLICKHOUSE": "127.0.0.1:9000",
+				"SWITCHBOARD_TEST_REDIS": "127.0.0.1:6379", "SWITCHBOARD_BENCH_SPANS": "1000",
+				"SWITCHBOARD_UI_SCREENSHOTS": "/tmp/shots", "SWITCHBOARD_CLICKHOUSE_HOST": "clickhouse",
+				"SWITCHBOARD_CLICKHOUSE_PASSWORD": "pw", "SWITCHBOARD_SERVER_LISTEN": "127.0.0.1:2",
+			},
+		},
+		{
+			name: "a variable the file reads with env: is the file's business",
+			env:  map[string]string{"SWITCHBOARD_SERVER_URL": "https://gw.example.com"},
+			file: "server:\n  public_url: env:SWITCHBOARD_SERVER_URL\n",
+		},
+		{
+			name: "an empty variable is unset",
+			env:  map[string]string{"SWITCHBOARD_SERVER_LISTN": ""},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			if tc.file == "" {
+				tc.file = file
+			}
+			_, err := Parse([]byte(tc.file), "cfg.yaml")
+			if len(tc.wants) == 0 {
+				if err != nil {
+					t.Fatalf("Parse: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("Parse accepted a misspelt override")
+			}
+			for _, w := range tc.wants {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}

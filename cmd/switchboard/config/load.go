@@ -57,6 +57,7 @@ func Parse(raw []byte, file string) (*Config, error) {
 			tree = map[string]any{}
 		}
 	}
+	envErrs := unknownOverrides(tree, os.Environ())
 	src.env = applyEnvironment(tree)
 
 	cfg := Default()
@@ -79,9 +80,9 @@ func Parse(raw []byte, file string) (*Config, error) {
 		if errors.As(err, &multi) {
 			err = errors.Join(multi.Unwrap()...)
 		}
-		return nil, src.locate(err)
+		return nil, src.locate(errors.Join(append(envErrs, err)...))
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := errors.Join(append(envErrs, cfg.Validate())...); err != nil {
 		return nil, src.locate(err)
 	}
 	return &cfg, nil
