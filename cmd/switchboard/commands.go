@@ -83,7 +83,9 @@ func serve(ctx context.Context, cfg *config.Config, path string, log *slog.Logge
 	}
 	ln, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
-		return err
+		closeCtx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+		defer cancel()
+		return errors.Join(fmt.Errorf("server.listen: %w", err), gw.Close(closeCtx))
 	}
 	if path == "" {
 		go ignoreHangups(ctx, hup, log)

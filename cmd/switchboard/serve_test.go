@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -249,5 +250,48 @@ func TestServeWithoutConfigFileIgnoresSIGHUP(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("serve did not return after its context ended")
+	}
+}
+
+// A gateway whose port is taken says so and closes what it opened before it returns: a stdio MCP server it
+// started must not be left running beside a process that is about to exit.
+func TestServeClosesTheGatewayWhenItCannotListen(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	pidFile := filepath.Join(dir, "mcp.pid")
+	// The stdio server writes its pid, then reads its stdin until the gateway closes it and never answers; fd 3
+	// keeps its stdout open, as a server's is while it runs.
+	server := "echo $$ > " + pidFile + "; exec cat 3>&1 1>&2"
+	text := serveConfig(taken.Addr().String(), "http://127.0.0.1:1", dir, "") +
+		fmt.Sprintf("mcp:\n  servers:\n    - {name: files, command: [sh, -c, %q]}\n", server)
+	cfg, err := config.Parse([]byte(text), "sb.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, level := app.NewLogger(cfg.Log, &lockedBuffer{})
+	err = serve(context.Background(), cfg, "", log, level, make(chan os.Signal))
+	if err == nil || !strings.Contains(err.Error(), "server.listen: listen tcp "+taken.Addr().String()) {
+		t.Fatalf("serve on a taken port: %v, want a server.listen error naming the address", err)
+	}
+	// The MCP upstream starts its server as soon as the gateway is built; a gateway left open has done so well
+	// within this wait, a closed one may have stopped it before it started.
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		raw, err := os.ReadFile(pidFile)
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(raw)))
+		if err != nil || pid == 0 {
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		if syscall.Kill(pid, 0) == nil {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("the stdio MCP server (pid %d) still runs after serve returned", pid)
+		}
+		return
 	}
 }

@@ -191,7 +191,11 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 
 	select {
 	case err := <-served:
-		return err
+		// The listener failed under the gateway: nothing is left to drain, but what New opened still holds spans,
+		// audit events and stdio servers.
+		closeCtx, cancel := context.WithTimeout(context.Background(), a.cfg.Load().Server.ShutdownTimeout)
+		defer cancel()
+		return errors.Join(err, a.close(closeCtx))
 	case <-ctx.Done():
 	}
 	a.draining.Store(true)
@@ -228,6 +232,11 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 func shutdownMargin(timeout time.Duration) time.Duration {
 	return min(max(timeout/4, time.Second), 5*time.Second, timeout)
 }
+
+// Close releases what New opened for a gateway that will not serve (its listener could not be opened): the span
+// recorder and audit writer write what they hold, the store closes, MCP sessions end and stdio servers, child
+// processes of the gateway, stop. Serve does this itself on its way out.
+func (a *App) Close(ctx context.Context) error { return a.close(ctx) }
 
 func (a *App) close(ctx context.Context) error {
 	a.mu.Lock()

@@ -483,3 +483,31 @@ func startUpstreams(t *testing.T, llmOpts mock.LLMOptions) (*mock.LLMServer, *mo
 	t.Cleanup(func() { agentUp.Close() })
 	return llmUp, toolUp, agentUp
 }
+
+// A listener that fails under a serving gateway ends Serve, and Serve closes what New opened on its way out.
+func TestServeClosesTheGatewayWhenItsListenerFails(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	a, err := New(&cfg, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- a.Serve(context.Background(), ln) }()
+	if code, _, _ := get(t, "http://"+ln.Addr().String()+"/healthz"); code != http.StatusOK {
+		t.Fatalf("/healthz = %d", code)
+	}
+	_ = ln.Close()
+	select {
+	case <-served:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return when its listener closed")
+	}
+	if err := a.Store().Ping(context.Background()); err == nil {
+		t.Fatal("the store is still open after Serve returned")
+	}
+}
