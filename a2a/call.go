@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -36,6 +37,7 @@ type call struct {
 	traceparent string // the gateway span, sent upstream
 	extensions  []string
 	start       time.Time
+	requestID   string // X-Request-Id, for log lines
 	// ends is the context a stream runs under (nil: no limit), which ends its upstream call: the server's
 	// stream limiter puts server.max_stream_duration on it as its deadline and ends it early, with a cause of
 	// its own, to shut down.
@@ -221,7 +223,8 @@ func (c *call) upstreamError(ctx context.Context, err error) error {
 	// bufio.ErrTooLong: a2a-go's SSE reader refuses a line over 10 MiB
 	// before a larger limit of ours is reached.
 	case errors.Is(err, errAnswerTooLarge) || errors.Is(err, bufio.ErrTooLong):
-		c.agent.log.Warn("a2a: upstream answer too large", "method", c.method, "max_response_bytes", c.agent.limit)
+		c.agent.log.Warn("a2a: upstream answer too large", "method", c.method, "max_response_bytes", c.agent.limit,
+			"request_id", c.requestID)
 		err = errUpstreamTooLarge
 	case errors.As(err, &a2aErr):
 	case errors.Is(err, a2a.ErrUnsupportedOperation), errors.Is(err, a2a.ErrExtendedCardNotConfigured),
@@ -236,7 +239,8 @@ func (c *call) upstreamError(ctx context.Context, err error) error {
 			err = errClientClosed
 		}
 	default:
-		c.agent.log.Warn("a2a: upstream call failed", "method", c.method, "err", c.agent.secrets.String(err.Error()))
+		c.agent.log.Warn("a2a: upstream call failed", "method", c.method, "err", c.agent.secrets.String(err.Error()),
+			"request_id", c.requestID)
 		err = errUpstreamUnavailable
 	}
 	return c.record(err)
@@ -276,4 +280,24 @@ func isSendMethod(m string) bool {
 		return true
 	}
 	return false
+}
+
+// callHandler gives a line logged under a call's context (a2a-go logs with it) the call's request_id; the call
+// is looked up only when a line is written.
+type callHandler struct{ slog.Handler }
+
+func (h callHandler) Handle(ctx context.Context, r slog.Record) error {
+	if c, ok := ctx.Value(callKey{}).(*call); ok {
+		r = r.Clone()
+		r.AddAttrs(slog.String("request_id", c.requestID))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h callHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return callHandler{h.Handler.WithAttrs(attrs)}
+}
+
+func (h callHandler) WithGroup(name string) slog.Handler {
+	return callHandler{h.Handler.WithGroup(name)}
 }

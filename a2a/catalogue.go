@@ -49,7 +49,7 @@ func (g *Gateway) card(c *fiber.Ctx) error {
 	}
 	body, err := renderCard(c.UserContext(), rewriteCard(up.card, agentEndpoint(g.baseURL(c), name)), c.Get(a2a.SvcParamVersion))
 	if err != nil {
-		g.log.Error("a2a: rendering card", "agent", name, "err", err)
+		g.log.Error("a2a: rendering card", "agent", name, "err", err, governance.LogRequestID(c.Context()))
 		return sendError(c, a2a.ErrInternalError)
 	}
 	setCardHeaders(c)

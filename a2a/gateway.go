@@ -52,9 +52,11 @@ type Deps struct {
 
 // Gateway serves /a2a.
 type Gateway struct {
-	gov     Governor
-	tracer  Tracer
-	log     *slog.Logger
+	gov    Governor
+	tracer Tracer
+	log    *slog.Logger
+	// callLog is log for a2a-go, which logs with a call's context: its lines name the call's request.
+	callLog *slog.Logger
 	metrics *metrics
 	owners  taskOwners
 	agents  *registry
@@ -79,6 +81,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		tracer: deps.Tracer,
 		log:    deps.Logger,
 	}
+	g.callLog = slog.New(callHandler{deps.Logger.Handler()})
 	g.owners = newOwnership(cfg.TaskTTL, cfg.MaxTasks)
 	if deps.Owners != nil {
 		g.owners = sharedOwners{deps.Owners}
@@ -173,6 +176,7 @@ type admission struct {
 	principal *governance.Principal
 	agent     *agent
 	res       *governance.Reservation
+	requestID string // the X-Request-Id of the call, for its log lines
 }
 
 // responder writes a refusal in net/http or fiber land.
@@ -229,7 +233,7 @@ func (g *Gateway) admit(name string, env envelope, envErr error, header func(str
 	span.KeyID, span.KeyName, span.Team, span.Org = p.KeyID, p.KeyName, p.Team, p.Org
 	out.set("traceparent", span.Context().Traceparent())
 	res.RateLimitHeaders(out.set)
-	return admission{span: span, principal: p, agent: ag, res: res}, true
+	return admission{span: span, principal: p, agent: ag, res: res, requestID: origin.RequestID}, true
 }
 
 // admittedKey carries a fast-path call that must be answered by the slow
@@ -267,7 +271,7 @@ func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request, env envelope, ad
 	c := &call{
 		agent: adm.agent, owners: g.owners, principal: adm.principal, method: env.Method, endpoint: endpoint,
 		traceparent: adm.span.Context().Traceparent(), extensions: extensionsOf(r.Header.Values),
-		start: adm.span.Start, replay: rp,
+		start: adm.span.Start, replay: rp, requestID: adm.requestID,
 	}
 	if isStreamMethod(env.Method) {
 		c.ends, _ = r.Context().Value(endsKey{}).(context.Context)
@@ -275,7 +279,7 @@ func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request, env envelope, ad
 	// Not derived from r.Context(): that is fasthttp's RequestCtx, which the
 	// server recycles once a streamed response is handed over, while this
 	// context lives until the stream ends.
-	ctx, cancel := context.WithCancel(withCall(a2alog.AttachLogger(context.Background(), g.log), c))
+	ctx, cancel := context.WithCancel(withCall(a2alog.AttachLogger(context.Background(), g.callLog), c))
 	defer cancel()
 	env.handler(g).ServeHTTP(costHeader(redactWriter{w, adm.agent.secrets}, c), r.WithContext(ctx))
 	if isStreamMethod(env.Method) {

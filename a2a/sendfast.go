@@ -136,7 +136,7 @@ func (g *Gateway) sendFast(c *fiber.Ctx, name string, req fastRequest) error {
 	cl := &call{
 		agent: adm.agent, owners: g.owners, principal: adm.principal, method: env.Method,
 		traceparent: adm.span.Context().Traceparent(), extensions: extensionsOf(func(name string) []string { return headerValues(c, name) }),
-		start: adm.span.Start, reached: true,
+		start: adm.span.Start, reached: true, requestID: adm.requestID,
 	}
 	// A reload may have replaced the agent since fastSend looked: then the
 	// slow path calls the new one.

@@ -270,10 +270,10 @@ func sendError(c *fiber.Ctx, err error) error {
 // may name hosts or tables.
 func (d *Dashboard) storeFailed(c *fiber.Ctx, op string, err error) error {
 	if errors.Is(err, context.DeadlineExceeded) {
-		d.log.Warn("dashboard query timed out", "op", op, "timeout", queryTimeout)
+		d.log.Warn("dashboard query timed out", "op", op, "timeout", queryTimeout, governance.LogRequestID(c.Context()))
 		return sendError(c, &apiError{status: http.StatusGatewayTimeout, typ: "timeout", msg: "query timed out"})
 	}
-	d.log.Error("dashboard query failed", "op", op, "err", err)
+	d.log.Error("dashboard query failed", "op", op, "err", err, governance.LogRequestID(c.Context()))
 	return sendError(c, err)
 }
 

@@ -125,7 +125,7 @@ func (d *Dashboard) login(c *fiber.Ctx) error {
 		Name: cookieName, Value: base64.RawURLEncoding.EncodeToString([]byte(raw)), Path: "/",
 		HTTPOnly: true, SameSite: fiber.CookieSameSiteStrictMode, Secure: d.secure(c),
 	})
-	d.log.Info("dashboard login", "key_id", p.KeyID, "admin", p.Admin)
+	d.log.Info("dashboard login", "key_id", p.KeyID, "admin", p.Admin, governance.LogRequestID(c.Context()))
 	return c.JSON(viewSession(p))
 }
 

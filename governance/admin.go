@@ -300,13 +300,13 @@ func (g *Governor) createKey(c *fiber.Ctx) error {
 		if fail := keyGuardFailure(err, rec); fail != nil {
 			return fail.send(c)
 		}
-		g.log.Error("persist runtime key", "key_id", rec.ID, "err", err)
+		g.log.Error("persist runtime key", "key_id", rec.ID, "err", err, LogRequestID(c.Context()))
 		return adminError(c, http.StatusInternalServerError, "server_error", "could not persist the key")
 	}
 	g.runtimeKeys[rec.ID] = rec
 	s = g.build(noWarn)
 	g.publish(s)
-	g.log.Info("runtime key created", "key_id", rec.ID, "key_name", rec.Name, "team", rec.Team)
+	g.log.Info("runtime key created", "key_id", rec.ID, "key_name", rec.Name, "team", rec.Team, LogRequestID(c.Context()))
 	g.adminAudit(c, ActionKeyCreate, keyTarget(rec), rec.Team, changedFields(in))
 	v := g.viewKey(s, rec, true)
 	v.Key = raw
@@ -375,7 +375,7 @@ func badRequest(err error) *apiError {
 
 // mutateKey runs change on a runtime key's record, persists it and swaps the
 // snapshot. Callers hold g.mu.
-func (g *Governor) mutateKey(idOrName string, change func(*keyRecord) *apiError) (keyRecord, *apiError) {
+func (g *Governor) mutateKey(c *fiber.Ctx, idOrName string, change func(*keyRecord) *apiError) (keyRecord, *apiError) {
 	rec, runtime, ok := g.findKey(idOrName)
 	if !ok {
 		return rec, &apiError{http.StatusNotFound, "not_found", "no such key"}
@@ -392,7 +392,7 @@ func (g *Governor) mutateKey(idOrName string, change func(*keyRecord) *apiError)
 		if fail := keyGuardFailure(err, rec); fail != nil {
 			return rec, fail
 		}
-		g.log.Error("persist runtime key", "key_id", rec.ID, "err", err)
+		g.log.Error("persist runtime key", "key_id", rec.ID, "err", err, LogRequestID(c.Context()))
 		return rec, &apiError{http.StatusInternalServerError, "server_error", "could not persist the key"}
 	}
 	g.runtimeKeys[rec.ID] = rec
@@ -406,7 +406,7 @@ func (g *Governor) respondKey(c *fiber.Ctx, action, detail string, change func(*
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	before, _, _ := g.findKey(c.Params("id"))
-	rec, fail := g.mutateKey(c.Params("id"), change)
+	rec, fail := g.mutateKey(c, c.Params("id"), change)
 	if fail != nil {
 		return fail.send(c)
 	}
@@ -484,12 +484,12 @@ func (g *Governor) deleteKey(c *fiber.Ctx) error {
 		return adminError(c, http.StatusConflict, "conflict", "key %q is declared in the config file; remove it there", rec.Name)
 	}
 	if err := g.deleteRecord(RecordKindKey, rec.ID); err != nil {
-		g.log.Error("delete runtime key", "key_id", rec.ID, "err", err)
+		g.log.Error("delete runtime key", "key_id", rec.ID, "err", err, LogRequestID(c.Context()))
 		return adminError(c, http.StatusInternalServerError, "server_error", "could not delete the key")
 	}
 	delete(g.runtimeKeys, rec.ID)
 	g.publish(g.build(noWarn))
-	g.log.Info("runtime key deleted", "key_id", rec.ID, "key_name", rec.Name)
+	g.log.Info("runtime key deleted", "key_id", rec.ID, "key_name", rec.Name, LogRequestID(c.Context()))
 	g.adminAudit(c, ActionKeyDelete, keyTarget(rec), rec.Team, "")
 	return c.SendStatus(http.StatusNoContent)
 }
@@ -630,13 +630,13 @@ func (g *Governor) createTeam(c *fiber.Ctx) error {
 		if fail := guardFailure(err, "team", t.Name); fail != nil {
 			return fail.send(c)
 		}
-		g.log.Error("persist runtime team", "team", t.Name, "err", err)
+		g.log.Error("persist runtime team", "team", t.Name, "err", err, LogRequestID(c.Context()))
 		return adminError(c, http.StatusInternalServerError, "server_error", "could not persist the team")
 	}
 	g.runtimeTeams[t.Name] = t
 	s = g.build(noWarn)
 	g.publish(s)
-	g.log.Info("runtime team created", "team", t.Name)
+	g.log.Info("runtime team created", "team", t.Name, LogRequestID(c.Context()))
 	g.adminAudit(c, ActionTeamCreate, "team:"+t.Name, t.Name, changedFields(in))
 	return c.Status(http.StatusCreated).JSON(viewTeam(s, s.teams[t.Name]))
 }
@@ -707,7 +707,7 @@ func (g *Governor) patchTeam(c *fiber.Ctx) error {
 		if fail := guardFailure(err, "team", t.Name); fail != nil {
 			return fail.send(c)
 		}
-		g.log.Error("persist runtime team", "team", t.Name, "err", err)
+		g.log.Error("persist runtime team", "team", t.Name, "err", err, LogRequestID(c.Context()))
 		return adminError(c, http.StatusInternalServerError, "server_error", "could not persist the team")
 	}
 	g.runtimeTeams[t.Name] = t
@@ -738,7 +738,7 @@ func (g *Governor) deleteTeam(c *fiber.Ctx) error {
 		case errors.As(err, &inUse):
 			members = inUse.Names
 		case err != nil:
-			g.log.Error("delete runtime team", "team", t.Name, "err", err)
+			g.log.Error("delete runtime team", "team", t.Name, "err", err, LogRequestID(c.Context()))
 			return adminError(c, http.StatusInternalServerError, "server_error", "could not delete the team")
 		}
 	}
@@ -748,7 +748,7 @@ func (g *Governor) deleteTeam(c *fiber.Ctx) error {
 	}
 	delete(g.runtimeTeams, t.Name)
 	g.publish(g.build(noWarn))
-	g.log.Info("runtime team deleted", "team", t.Name)
+	g.log.Info("runtime team deleted", "team", t.Name, LogRequestID(c.Context()))
 	g.adminAudit(c, ActionTeamDelete, "team:"+t.Name, t.Name, "")
 	return c.SendStatus(http.StatusNoContent)
 }

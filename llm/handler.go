@@ -26,7 +26,7 @@ func (g *Gateway) serve(c *fiber.Ctx, kind callKind) (err error) {
 	var span *trace.Span
 	defer func() {
 		if r := recover(); r != nil {
-			g.log.Error("llm handler panic", "panic", r)
+			g.log.Error("llm handler panic", "panic", r, governance.LogRequestID(c.Context()))
 			g.abandon(res, span)
 			writeErr(c, errInternal("internal error"))
 			err = nil
@@ -66,7 +66,8 @@ func (g *Gateway) serve(c *fiber.Ctx, kind callKind) (err error) {
 	c.Response().Header.SetCanonical(headerTraceparent, span.Context().AppendTraceparent(tp[:0]))
 	res.RateLimitHeaders(func(k, v string) { c.Response().Header.SetCanonical([]byte(k), []byte(v)) })
 
-	cl := &call{kind: kind, req: req, group: grp, tbl: t, span: span, start: start, headers: clientHeaders(c, kind), mayUse: mayUse}
+	cl := &call{kind: kind, req: req, group: grp, tbl: t, span: span, start: start, headers: clientHeaders(c, kind), mayUse: mayUse,
+		rc: c.Context()}
 	if req.stream {
 		// Asked only of streams: UserContext stores a context on every request it is called for.
 		cl.ends = c.UserContext()
@@ -95,8 +96,10 @@ func (g *Gateway) serve(c *fiber.Ctx, kind callKind) (err error) {
 	c.Response().ImmediateHeaderFlush = true
 	// The writer runs after this handler returned, on its own goroutine: it
 	// must not touch c. The stream's cost is known only at its end, so it
-	// goes on the span, not in a header.
-	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) { g.stream(w, cl, held, out) })
+	// goes on the span, not in a header. The writer keeps its own copy of the request id: fasthttp recycles the
+	// request's buffers when the client leaves, while the writer still runs and may log.
+	requestID := string(c.Response().Header.Peek(fiber.HeaderXRequestID))
+	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) { g.stream(w, cl, held, out, requestID) })
 	return nil
 }
 
@@ -108,11 +111,11 @@ var (
 )
 
 // stream relays a committed stream and then settles and ends the call.
-func (g *Gateway) stream(w *bufio.Writer, cl *call, res *governance.Reservation, out *result) {
+func (g *Gateway) stream(w *bufio.Writer, cl *call, res *governance.Reservation, out *result, requestID string) {
 	status, msg := http.StatusInternalServerError, "stream writer panicked"
 	defer func() {
 		if r := recover(); r != nil {
-			g.log.Error("llm stream panic", "panic", r)
+			g.log.Error("llm stream panic", "panic", r, "request_id", requestID)
 		}
 		out.stream.close(errClientGone)
 		var estimated bool

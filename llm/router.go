@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchboard-gw/switchboard/governance"
 	"github.com/switchboard-gw/switchboard/trace"
 	"github.com/valyala/fasthttp"
 )
@@ -58,6 +59,9 @@ type call struct {
 	// ends is the context a stream runs under (nil: no limit): the server's stream limiter puts
 	// server.max_stream_duration on it as its deadline and ends it early, with a cause of its own, to shut down.
 	ends context.Context
+	// rc answers the call, and names it in the lines logged while the handler runs (governance.LogRequestID).
+	// A stream writer must not use it: fasthttp recycles it when the client leaves, while the writer still runs.
+	rc *fasthttp.RequestCtx
 }
 
 // outcome classifies one attempt for the retry/fallback loop.
@@ -201,7 +205,8 @@ func (g *Gateway) attempt(c *call, d *deployment) (*result, *apiError, outcome) 
 		case class == outcomeRetry:
 			if d.st.breaker.failure(time.Now(), c.tbl.router.AllowedFails, c.tbl.router.Cooldown) {
 				g.metrics.cooldowns.WithLabelValues(d.id).Inc()
-				g.log.Warn("deployment cooling down", "deployment", d.id, "cooldown", c.tbl.router.Cooldown)
+				g.log.Warn("deployment cooling down", "deployment", d.id, "cooldown", c.tbl.router.Cooldown,
+					governance.LogRequestID(c.rc))
 			}
 		default:
 			d.st.breaker.success()
