@@ -1,17 +1,20 @@
 package trace
 
 import (
+	"encoding/hex"
 	"strings"
 	"testing"
 )
 
 // FuzzParseTraceparent checks that whatever ParseTraceparent accepts is a
-// valid context that renders back to the version-00 prefix it was read from,
-// and that the rendering parses to the same context.
+// valid context that renders back to the version-00 prefix it was read from
+// (with the reserved flag bits cleared), and that the rendering parses to the
+// same context.
 func FuzzParseTraceparent(f *testing.F) {
 	for _, s := range []string{
 		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
 		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-ff",
 		" 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\t",
 		"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
 		"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
@@ -34,7 +37,11 @@ func FuzzParseTraceparent(f *testing.F) {
 		}
 		out := sc.Traceparent()
 		trimmed := strings.Trim(v, " \t")
-		if out[2:] != trimmed[2:55] {
+		var flags [1]byte
+		if _, err := hex.Decode(flags[:], []byte(trimmed[53:55])); err != nil {
+			t.Fatalf("accepted %q with flags that are not hex", v)
+		}
+		if out[2:53] != trimmed[2:53] || out[53:] != hex.EncodeToString([]byte{flags[0] & knownFlags}) {
 			t.Fatalf("%q rendered as %q", v, out)
 		}
 		again, ok := ParseTraceparent(out)
