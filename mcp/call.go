@@ -44,7 +44,8 @@ func (g *Gateway) callTool(ctx context.Context, u *upstream, tool string, req mc
 	result, callErr := u.callTool(ctx, tool, req, span.Context(), g.logLevelFor(ctx, req))
 	// Upstream text reaches the client, the span and the logs from here.
 	callErr = u.secrets.Error(callErr)
-	if callErr != nil {
+	var ended *endedError
+	if callErr != nil && !errors.As(callErr, &ended) {
 		cost = 0 // nothing was served
 	}
 	hold.Settle(cost, 0)
@@ -63,9 +64,12 @@ func (g *Gateway) endSpan(span *trace.Span, p *governance.Principal, server, ite
 	span.CostNanoUSD = cost
 	span.Status = trace.StatusOK
 	status := "ok"
+	var ended *endedError
 	switch {
 	case errors.Is(err, errCancelled):
 		span.Status, span.Error, status = trace.StatusError, errCancelled.Error(), "cancelled"
+	case errors.As(err, &ended):
+		span.Status, span.Error, status = trace.StatusError, ended.Error(), "ended"
 	case err != nil:
 		span.Status, span.Error, status = trace.StatusError, upstreamError(server, err).Error(), "upstream_error"
 	case res != nil && res.IsError:
@@ -193,17 +197,35 @@ func (u *upstream) outcome(ctx context.Context, err error, tooLarge *atomic.Bool
 		// mcp-go may have lost the read error on the way.
 		err = &responseTooLargeError{limit: u.maxResponse.Load()}
 	}
-	u.failed(err)
+	if ctx.Err() == nil {
+		// A request its context ended says nothing of the connection, whatever error the transport made of
+		// the context's cause.
+		u.failed(err)
+	}
 	switch {
 	case errors.As(err, &big):
 		return err
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return errTimeout
 	case errors.Is(ctx.Err(), context.Canceled):
-		return errCancelled
+		switch cause := context.Cause(ctx); {
+		case errors.Is(cause, errCancelled), errors.Is(cause, context.Canceled):
+			return errCancelled
+		case errors.Is(cause, context.DeadlineExceeded):
+			return errTimeout
+		default:
+			return &endedError{cause}
+		}
 	}
 	return err
 }
+
+// endedError is a request the gateway ended before its answer came, for the reason in cause (it shuts down).
+// The upstream did the work up to then, so a tool call is billed; its client is told the cause.
+type endedError struct{ cause error }
+
+func (e *endedError) Error() string { return e.cause.Error() }
+func (e *endedError) Unwrap() error { return e.cause }
 
 // mcpRequest is the upstream request for the mcp-go client. A 2026-07-28
 // upstream gets the caller's log level; a session's level is the
@@ -260,8 +282,9 @@ func hasParamHeaders(t *mcp.Tool) bool {
 
 var (
 	errTimeout = errors.New("upstream timed out")
-	// errCancelled: the client cancelled the call (notifications/cancelled),
-	// which cancelled the upstream request too.
+	// errCancelled: the client cancelled the call (notifications/cancelled,
+	// or it closed the call's stream), which cancelled the upstream request
+	// too.
 	errCancelled = errors.New("cancelled by the client")
 )
 
@@ -283,7 +306,10 @@ func (u *upstream) headers(in http.Header, sc *trace.SpanContext) map[string]str
 func upstreamError(server string, err error) error {
 	var te *transport.Error
 	var big *responseTooLargeError
+	var ended *endedError
 	switch {
+	case errors.As(err, &ended):
+		return ended
 	case errors.As(err, &big):
 		return fmt.Errorf("MCP server %s answered more than %d bytes", server, big.limit)
 	case errors.Is(err, errTimeout):
@@ -298,7 +324,9 @@ func upstreamError(server string, err error) error {
 
 // failureResult answers a failed tools/call: the server being down, slow or
 // answering too much is a tool execution error the model can read (isError
-// result); a JSON-RPC error from the upstream stays a JSON-RPC error.
+// result); a JSON-RPC error from the upstream stays a JSON-RPC error, and so
+// does the gateway ending the call (the client's retry goes to another
+// replica, and the tool's outcome is unknown).
 func failureResult(server string, err error) (*mcp.CallToolResult, error) {
 	var te *transport.Error
 	var big *responseTooLargeError

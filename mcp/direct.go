@@ -88,7 +88,7 @@ func (v *view) directCall(c *fiber.Ctx, p *governance.Principal) bool {
 	}
 	req := mcp.CallToolRequest{Request: mcp.Request{Method: string(msg.Method)}, Header: header, Params: msg.Params}
 
-	ctx, done := v.cancelledBy(principalContext(p, governance.RequestDenial(c, p, "", "", nil)), p, header, msg.ID)
+	ctx, done := v.cancelledBy(principalContext(p, governance.RequestDenial(c, p, "", "", nil)), p, header, msg.ID, c.UserContext())
 	defer done()
 	out := &callResponse{}
 	res, err := runTool(context.WithValue(ctx, notifierKey{}, notifier(out.notify)), tool.Handler, req)

@@ -98,6 +98,7 @@ func (v *view) post(w http.ResponseWriter, r *http.Request) {
 	if msg.Method == string(mcp.MethodToolsCall) {
 		v.auditHiddenTool(ctx, p, msg.Params.Name)
 	}
+	ends, _ := r.Context().Value(streamKey{}).(context.Context)
 	switch {
 	case msg.Method == string(mcp.MethodNotificationCancelled) && len(msg.ID) == 0:
 		v.requests.cancel(requestKey(p, r.Header, msg.Params.RequestID))
@@ -110,8 +111,14 @@ func (v *view) post(w http.ResponseWriter, r *http.Request) {
 		// Only the work is cancelled, not the request: mcp-go still
 		// answers it, as it does for its own cancellations.
 		var done func()
-		hr.Context, done = v.cancelledBy(ctx, p, r.Header, msg.ID)
+		hr.Context, done = v.cancelledBy(ctx, p, r.Header, msg.ID, ends)
 		defer done()
+		if msg.Method == string(mcp.MethodSubscriptionsListen) && ends != nil {
+			// A 2026-07-28 listening stream never ends by itself, as a 2025-11-25 GET one: it ends when the
+			// client leaves, at server.max_stream_duration, or when the gateway shuts down. mcp-go closes it
+			// cleanly when its request's context ends, which is how the transport says a server ended it.
+			defer context.AfterFunc(ends, cancel)()
+		}
 		if v.prefetch(w, hr, p, msg.Method, msg.ID) {
 			return
 		}
@@ -258,19 +265,27 @@ func (v *view) prefetch(w http.ResponseWriter, hr *server.HTTPRequest, p *govern
 }
 
 // cancelledBy registers the request with this ID for notifications/cancelled
-// and returns ctx carrying the context that cancellation ends (see
-// cancellable); done unregisters it.
-func (v *view) cancelledBy(ctx context.Context, p *governance.Principal, h http.Header, id json.RawMessage) (_ context.Context, done func()) {
-	cancelled, cancelWork := context.WithCancel(context.Background())
-	unregister := v.requests.add(requestKey(p, h, id), &cancelWork)
-	return context.WithValue(ctx, clientCancelKey{}, cancelled), func() {
+// and returns ctx carrying the context that ends its work (see cancellable):
+// with errCancelled as its cause when the client cancels the request, with
+// the cause of ends, the context the server's stream limiter ends for a
+// shutdown, when that ends. done unregisters the request.
+func (v *view) cancelledBy(ctx context.Context, p *governance.Principal, h http.Header, id json.RawMessage, ends context.Context) (_ context.Context, done func()) {
+	work, cancelWork := context.WithCancelCause(context.Background())
+	var byClient context.CancelFunc = func() { cancelWork(errCancelled) }
+	unregister := v.requests.add(requestKey(p, h, id), &byClient)
+	stop := func() bool { return false }
+	if ends != nil && ends.Done() != nil {
+		stop = context.AfterFunc(ends, func() { cancelWork(context.Cause(ends)) })
+	}
+	return context.WithValue(ctx, workKey{}, work), func() {
 		unregister()
-		cancelWork()
+		stop()
+		cancelWork(nil)
 	}
 }
 
-// streamKey carries the context a GET stream runs under, which the server's stream limiter ends (see edge),
-// into net/http land.
+// streamKey carries the context a request runs under, which the server's stream limiter ends for a shutdown
+// (with the shutdown as its cause) or at server.max_stream_duration, into net/http land.
 type streamKey struct{}
 
 // detached returns a context of its own that carries only the principal and
@@ -380,23 +395,21 @@ func (q *requests) cancel(key string) {
 	}
 }
 
-// clientCancelKey carries a context that ends when the client cancels the
-// request (notifications/cancelled).
-type clientCancelKey struct{}
+// workKey carries the context that ends a request's work but not the request (see cancelledBy).
+type workKey struct{}
 
-// cancellable returns ctx, also cancelled when the client cancels the
-// request it serves. Upstream calls use it, so a cancellation reaches the
-// upstream (an HTTP upstream sees its request end; the stdio client sends
-// notifications/cancelled).
+// cancellable returns ctx, also ended, with the same cause, when the context in workKey ends. Upstream calls
+// use it, so a cancellation or a shutdown reaches the upstream (an HTTP upstream sees its request end; the stdio
+// client sends notifications/cancelled) and the call is answered with its cause (see outcome).
 func cancellable(ctx context.Context) (context.Context, context.CancelFunc) {
-	cancelled, ok := ctx.Value(clientCancelKey{}).(context.Context)
+	ends, ok := ctx.Value(workKey{}).(context.Context)
 	if !ok {
 		return ctx, func() {}
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	stop := context.AfterFunc(cancelled, cancel)
+	ctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(ends, func() { cancel(context.Cause(ends)) })
 	return ctx, func() {
 		stop()
-		cancel()
+		cancel(nil)
 	}
 }

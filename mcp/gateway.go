@@ -339,9 +339,7 @@ func (g *Gateway) serve(c *fiber.Ctx) error {
 	}
 	c.Context().SetUserValue(principalKey{}, p)
 	c.Context().SetUserValue(originKey{}, governance.RequestDenial(c, p, "", "", nil))
-	if c.Method() == fiber.MethodGet {
-		c.Context().SetUserValue(streamKey{}, c.UserContext())
-	}
+	c.Context().SetUserValue(streamKey{}, c.UserContext())
 	v.serve(c.Context())
 	return nil
 }

@@ -14,7 +14,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_mcp_tool_calls_total",
-			Help: "MCP tools/call requests by server and outcome (ok, tool_error, upstream_error, cancelled, denied).",
+			Help: "MCP tools/call requests by server and outcome (ok, tool_error, upstream_error, cancelled, ended, denied).",
 		}, []string{"server", "status"}),
 	}
 	if reg != nil {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
 	openai "github.com/sashabaranov/go-openai"
 
 	"github.com/switchboard-gw/switchboard/cmd/switchboard/config"
@@ -250,5 +254,181 @@ func TestShutdownEndsMCPListeningStreamAtOnce(t *testing.T) {
 		}
 	case <-time.After(2 * time.Second):
 		t.Error("the client's listening stream did not end")
+	}
+}
+
+// A tools/call answered as an SSE stream (the upstream reports progress before its result) is a stream like an
+// LLM one: still running when the shutdown is about to run out of server.shutdown_timeout, its client gets the
+// JSON-RPC error for its request as the stream's last event, and the call is recorded and billed, in both
+// protocol versions; the process does not wait for the tool's own timeout.
+func TestShutdownEndsLongMCPToolCalls(t *testing.T) {
+	t.Parallel()
+	toolUp, err := mock.StartMCP("127.0.0.1:0", mock.MCPOptions{Name: "weather"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { toolUp.Close() })
+	dbPath := filepath.Join(t.TempDir(), "spans.db")
+	var storeCfg storage.Config
+	s := start(t, func(c *config.Config) {
+		c.Server.ShutdownTimeout = 2 * time.Second
+		c.Storage.SQLite.Path = dbPath
+		storeCfg = c.Storage
+		c.MCP = sbmcp.Config{Servers: []sbmcp.ServerConfig{{Name: "weather", URL: toolUp.URL + "/mcp",
+			Timeout: time.Minute, CostPerCallUSD: "0.002"}}}
+		c.Governance = governance.Config{Secret: "drain-governance-secret-0123456789", Keys: []governance.KeyConfig{{Name: "k", Key: drainKey}}}
+	}, nil)
+	s.waitReady(t)
+
+	versions := []string{mcp.ProtocolVersion20260728, mcp.ProtocolVersion20251125}
+	ended := make(chan error, len(versions))
+	var progressed sync.WaitGroup
+	for _, version := range versions {
+		cli := dialMCP(t, s.url+"/mcp", drainKey, version)
+		var once sync.Once
+		progressed.Add(1)
+		cli.OnNotification(func(n mcp.JSONRPCNotification) {
+			if n.Method == string(mcp.MethodNotificationProgress) {
+				once.Do(progressed.Done)
+			}
+		})
+		go func() {
+			req := mcp.CallToolRequest{}
+			req.Params.Name = "weather__slow"
+			req.Params.Arguments = map[string]any{"ms": 50000}
+			req.Params.Meta = &mcp.Meta{ProgressToken: "p-" + version}
+			res, err := cli.CallTool(context.Background(), req)
+			if err == nil {
+				err = fmt.Errorf("answered with a result (isError %v): %+v", res.IsError, res.Content)
+			}
+			ended <- err
+		}()
+	}
+	progressed.Wait() // both calls are streams now
+	shutdownAt := time.Now()
+	s.stop()
+	for range versions {
+		select {
+		case err := <-ended:
+			if err == nil || !strings.Contains(err.Error(), "shutting down") {
+				t.Errorf("a tool call cut by the shutdown ended with %v; want the JSON-RPC error saying the gateway shuts down", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a tool call was still running 5s after the shutdown began (server.shutdown_timeout is 2s)")
+		}
+	}
+	if err := serveDone(t, s, 5*time.Second); err != nil {
+		t.Fatalf("Serve: %v, want nil: every call was ended cleanly", err)
+	}
+	if took := time.Since(shutdownAt); took > 2*time.Second+500*time.Millisecond {
+		t.Errorf("shutdown took %s, server.shutdown_timeout is 2s", took)
+	}
+
+	store, err := storage.Open(context.Background(), storeCfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	recent, err := store.RecentTraces(context.Background(), storage.TraceFilter{Limit: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cut int
+	var keyID string
+	for _, sum := range recent {
+		nodes, err := store.Trace(context.Background(), sum.TraceID)
+		if err != nil || len(nodes) != 1 {
+			t.Fatalf("trace %s: %d roots, %v", sum.TraceID, len(nodes), err)
+		}
+		sp := nodes[0].Span
+		if sp.Name != "tools/call weather__slow" {
+			continue
+		}
+		cut++
+		keyID = sp.KeyID
+		if sp.Status != trace.StatusError || !strings.Contains(sp.Error, "shutting down") || sp.CostNanoUSD != 2_000_000 {
+			t.Errorf("span of a cut tool call: status %s error %q cost %d; want an error span saying the gateway shuts down, costing the call",
+				sp.Status, sp.Error, sp.CostNanoUSD)
+		}
+	}
+	if cut != len(versions) {
+		t.Fatalf("stored %d tool call spans, want %d", cut, len(versions))
+	}
+	spent, err := store.SpendSince(context.Background(), storage.ScopeKey, keyID, shutdownAt.Add(-time.Minute))
+	if err != nil || spent != 2*2_000_000 {
+		t.Fatalf("spend after restart %d (%v), want both calls' 4000000", spent, err)
+	}
+}
+
+// dialMCP opens an initialised mcp-go client on url.
+func dialMCP(t *testing.T, url, key, version string) *client.Client {
+	t.Helper()
+	tr, err := transport.NewStreamableHTTP(url, transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + key}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli := client.NewClient(tr, client.WithProtocolVersion(version))
+	if err := cli.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cli.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req := mcp.InitializeRequest{}
+	req.Params.ProtocolVersion = version
+	req.Params.ClientInfo = mcp.Implementation{Name: "drain", Version: "1"}
+	if _, err := cli.Initialize(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	return cli
+}
+
+// A 2026-07-28 subscriptions/listen stream never ends by itself, as a 2025-11-25 GET stream: a shutdown closes
+// it at once (the transport's way for a server to end a subscription) rather than waiting out
+// server.shutdown_timeout for it.
+func TestShutdownEndsMCPSubscriptionAtOnce(t *testing.T) {
+	t.Parallel()
+	toolUp, err := mock.StartMCP("127.0.0.1:0", mock.MCPOptions{Name: "weather"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { toolUp.Close() })
+	s := start(t, func(c *config.Config) {
+		c.Server.ShutdownTimeout = 10 * time.Second
+		c.MCP = sbmcp.Config{Servers: []sbmcp.ServerConfig{{Name: "weather", URL: toolUp.URL + "/mcp"}}}
+		c.Governance = governance.Config{Secret: "drain-governance-secret-0123456789", Keys: []governance.KeyConfig{{Name: "k", Key: drainKey}}}
+	}, nil)
+	s.waitReady(t)
+
+	cli := dialMCP(t, s.url+"/mcp", drainKey, mcp.ProtocolVersion20260728)
+	acknowledged := make(chan struct{})
+	var once sync.Once
+	cli.OnNotification(func(n mcp.JSONRPCNotification) {
+		if n.Method == string(mcp.MethodNotificationSubscriptionsAcknowledged) {
+			once.Do(func() { close(acknowledged) })
+		}
+	})
+	listening := make(chan error, 1)
+	go func() { listening <- cli.Listen(context.Background(), mcp.SubscriptionFilter{ToolsListChanged: true}) }()
+	select {
+	case <-acknowledged:
+	case err := <-listening:
+		t.Fatalf("subscriptions/listen ended before the shutdown: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("subscriptions/listen was never acknowledged")
+	}
+
+	shutdownAt := time.Now()
+	s.stop()
+	if err := serveDone(t, s, 12*time.Second); err != nil {
+		t.Fatalf("Serve: %v, want nil", err)
+	}
+	if took := time.Since(shutdownAt); took > 2*time.Second {
+		t.Errorf("shutdown took %s with a subscription open: it waited for the stream", took)
+	}
+	select {
+	case <-listening:
+	case <-time.After(2 * time.Second):
+		t.Error("the client's subscription did not end")
 	}
 }

@@ -29,13 +29,16 @@ import (
 // the connection and given back when fasthttp reports the connection idle (the response is fully written) or
 // closed.
 type streamLimiter struct {
-	slots    chan struct{}
-	maxDur   time.Duration
-	held     sync.Map // net.Conn → *streamSlot
-	mu       sync.Mutex
-	active   map[*streamSlot]struct{} // every slot taken, for a shutdown to end
-	ending   streamsEnding            // how far a shutdown got
-	grace    time.Duration            // what the shutdown gives a stream it ended before closing its connection
+	slots  chan struct{}
+	maxDur time.Duration
+	held   sync.Map // net.Conn → *streamSlot
+	mu     sync.Mutex
+	active map[*streamSlot]struct{} // every slot taken, for a shutdown to end
+	// calls are the requests running that may turn into a stream without having asked for one (MCP POSTs): a
+	// shutdown ends them with the streams, through their context.
+	calls    map[*context.CancelCauseFunc]struct{}
+	ending   streamsEnding // how far a shutdown got
+	grace    time.Duration // what the shutdown gives a stream it ended before closing its connection
 	refused  prometheus.Counter
 	expired  prometheus.Counter
 	prevHook func(net.Conn, fasthttp.ConnState)
@@ -63,6 +66,7 @@ func newStreamLimiter(max int, maxDur time.Duration, reg prometheus.Registerer) 
 		slots:  make(chan struct{}, max),
 		maxDur: maxDur,
 		active: map[*streamSlot]struct{}{},
+		calls:  map[*context.CancelCauseFunc]struct{}{},
 		refused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchboard_streams_refused_total", Help: "Stream requests refused because server.max_concurrent_streams were running.",
 		}),
@@ -162,13 +166,40 @@ func (l *streamLimiter) endStreams(all bool, grace time.Duration) {
 			s.end()
 		}
 	}
+	if all {
+		for cancel := range l.calls {
+			(*cancel)(errShuttingDown)
+		}
+	}
+}
+
+// watch gives a request that may turn into a stream without having asked for one a context a shutdown ends as
+// it ends streams, and registers it for endStreams until unwatch. The handler answers with its protocol's
+// error for the request when the context ends with errShuttingDown.
+func (l *streamLimiter) watch(c *fiber.Ctx) *context.CancelCauseFunc {
+	ctx, cancel := context.WithCancelCause(c.UserContext())
+	c.SetUserContext(ctx)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ending == endingAll {
+		cancel(errShuttingDown)
+	}
+	l.calls[&cancel] = struct{}{}
+	return &cancel
+}
+
+// unwatch ends what watch registered: the request is done with, or its stream holds a slot now. l.mu is held.
+func (l *streamLimiter) unwatch(cancel *context.CancelCauseFunc) {
+	delete(l.calls, cancel)
 }
 
 // middleware takes a slot before the handler for requests that ask for a stream, so a refused one never
 // reaches an upstream; a response that turns into a stream without having asked takes its slot afterwards.
 func (l *streamLimiter) middleware(c *fiber.Ctx) error {
 	var slot *streamSlot
-	if wantsStream(c) {
+	var watched *context.CancelCauseFunc
+	switch {
+	case wantsStream(c):
 		if slot = l.acquire(); slot == nil {
 			l.refused.Inc()
 			return refuseStream(c)
@@ -178,17 +209,31 @@ func (l *streamLimiter) middleware(c *fiber.Ctx) error {
 		l.mu.Lock()
 		slot.tell(c)
 		l.mu.Unlock()
+	case mayStream(c):
+		watched = l.watch(c)
 	}
 	err := c.Next()
 	if !c.Response().IsBodyStream() {
 		if slot != nil {
 			slot.release()
 		}
+		if watched != nil {
+			l.mu.Lock()
+			l.unwatch(watched)
+			l.mu.Unlock()
+			(*watched)(nil)
+		}
 		return err
 	}
 	if slot == nil {
 		if slot = l.acquire(); slot == nil {
 			l.refused.Inc()
+			if watched != nil {
+				l.mu.Lock()
+				l.unwatch(watched)
+				l.mu.Unlock()
+				(*watched)(nil)
+			}
 			// Closes the stream the handler opened; its writer sees a closed pipe, as if the client left.
 			c.Response().ResetBody()
 			return refuseStream(c)
@@ -197,6 +242,11 @@ func (l *streamLimiter) middleware(c *fiber.Ctx) error {
 	conn := c.Context().Conn()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if watched != nil {
+		// The stream carries on with the request's context: a shutdown ends it through its slot from now on.
+		l.unwatch(watched)
+		slot.cancel, slot.stop = *watched, func() {}
+	}
 	if l.ending == endingAll && !slot.ended {
 		// Found after the shutdown ended streams: it gets no longer than those did.
 		slot.end()
@@ -247,6 +297,8 @@ func wantsStream(c *fiber.Ctx) bool {
 		switch {
 		case path == "/v1/chat/completions" || path == "/v1/completions" || path == "/v1/messages":
 			return jsonMemberIs(c.Body(), "stream", "true")
+		case path == "/mcp" || strings.HasPrefix(path, "/mcp/"):
+			return jsonMemberIs(c.Body(), "method", `"subscriptions/listen"`)
 		case strings.HasPrefix(path, "/a2a/"):
 			body := c.Body()
 			for _, m := range a2aStreamMethods {
@@ -259,16 +311,27 @@ func wantsStream(c *fiber.Ctx) bool {
 	return false
 }
 
+// mayStream tells of a request wantsStream did not take whether its answer may still turn into a stream: an MCP
+// POST, whose answer becomes an SSE stream when the upstream reports progress first.
+func mayStream(c *fiber.Ctx) bool {
+	path := c.Path()
+	return c.Method() == fiber.MethodPost && (path == "/mcp" || strings.HasPrefix(path, "/mcp/"))
+}
+
 var a2aStreamMethods = []string{`"SendStreamingMessage"`, `"SubscribeToTask"`, `"message/stream"`, `"tasks/resubscribe"`}
 
-// isEndless tells of a request wantsStream accepted whether its stream may run for ever: an MCP GET listening
-// stream, or an A2A subscription to a task that may never end.
+// isEndless tells of a request wantsStream accepted whether its stream may run for ever: an MCP listening
+// stream (a 2025-11-25 GET, a 2026-07-28 subscriptions/listen), or an A2A subscription to a task that may never
+// end.
 func isEndless(c *fiber.Ctx) bool {
 	if c.Method() == fiber.MethodGet {
 		return true
 	}
-	body := c.Body()
-	return strings.HasPrefix(c.Path(), "/a2a/") &&
+	body, path := c.Body(), c.Path()
+	if path == "/mcp" || strings.HasPrefix(path, "/mcp/") {
+		return jsonMemberIs(body, "method", `"subscriptions/listen"`)
+	}
+	return strings.HasPrefix(path, "/a2a/") &&
 		(jsonMemberIs(body, "method", `"SubscribeToTask"`) || jsonMemberIs(body, "method", `"tasks/resubscribe"`))
 }
 
