@@ -1,8 +1,10 @@
 package mcp
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -123,20 +125,33 @@ func (c *rawClient) send(id any, method, name string, params map[string]any) (*h
 }
 
 // call runs a tools/call of watched__slow in the background and delivers
-// the answer's body.
-func (c *rawClient) call(id any, ms int) <-chan string {
-	answered := make(chan string, 1)
+// the answer's body, and a signal when its first line came. With a progress
+// token the answer is a stream of the upstream's progress notifications,
+// then the response.
+func (c *rawClient) call(id any, ms int, progressToken string) (answered <-chan string, began <-chan struct{}) {
+	body, first := make(chan string, 1), make(chan struct{})
+	params := map[string]any{"name": "watched__slow", "arguments": map[string]any{"ms": ms}}
+	if progressToken != "" {
+		params["_meta"] = map[string]any{"progressToken": progressToken}
+	}
 	go func() {
-		r, err := c.send(id, "tools/call", "watched__slow", map[string]any{"name": "watched__slow", "arguments": map[string]any{"ms": ms}})
+		r, err := c.send(id, "tools/call", "watched__slow", params)
 		if err != nil {
-			answered <- err.Error()
+			body <- err.Error()
 			return
 		}
 		defer r.Body.Close()
-		b, _ := io.ReadAll(r.Body)
-		answered <- string(b)
+		var text strings.Builder
+		lines := bufio.NewScanner(r.Body)
+		for lines.Scan() {
+			if text.Len() == 0 {
+				close(first)
+			}
+			text.WriteString(lines.Text() + "\n")
+		}
+		body <- text.String()
 	}()
-	return answered
+	return body, first
 }
 
 func (c *rawClient) cancel(t *testing.T, id any) {
@@ -173,8 +188,10 @@ func waitAnswer(t *testing.T, ch <-chan string) string {
 
 // A client's notifications/cancelled stops the upstream's work: the gateway
 // cancels its own upstream request for the call (the mock's slow tool honours
-// cancellation, so the upstream request ends long before its 60s). Another
-// key cannot cancel it by guessing the request ID.
+// cancellation, so the upstream request ends long before its 60s), and sends
+// no response for it (receivers SHOULD NOT answer a cancelled request). The
+// span records the call as cancelled. Another key cannot cancel it by
+// guessing the request ID.
 func TestCancellationReachesUpstream(t *testing.T) {
 	t.Parallel()
 	upURL, started, ended := watchedUpstream(t)
@@ -184,20 +201,29 @@ func TestCancellationReachesUpstream(t *testing.T) {
 	e.waitTools(t, func(names []string) bool { return slices.Contains(names, "watched__slow") })
 	// Subtests share the upstream's start/end signals: run in sequence.
 	for _, p := range protocols {
-		t.Run(p.name, func(t *testing.T) {
+		for _, progress := range []string{"", "p-1"} {
+			t.Run(fmt.Sprintf("%s/progress=%q", p.name, progress), func(t *testing.T) {
+				owner := newRawClient(t, e.url+"/mcp", keyAll, p.version)
+				answered, began := owner.call(42, 60000, progress)
+				waitSignal(t, started, "the call to reach the upstream")
+				if progress != "" {
+					waitSignal(t, began, "the call's progress stream")
+				}
+				owner.cancel(t, 42)
+				waitSignal(t, ended, "the upstream to stop the cancelled call")
+				body := waitAnswer(t, answered)
+				if strings.Contains(body, `"id":42`) {
+					t.Fatalf("the cancelled call was answered: %s", body)
+				}
+				if progress != "" && !strings.Contains(body, "notifications/progress") {
+					t.Fatalf("the call's answer was no stream of its progress: %s", body)
+				}
+			})
+		}
+		t.Run(p.name+"/other key", func(t *testing.T) {
 			owner := newRawClient(t, e.url+"/mcp", keyAll, p.version)
-			answered := owner.call(42, 60000)
-			waitSignal(t, started, "the call to reach the upstream")
-			owner.cancel(t, 42)
-			waitSignal(t, ended, "the upstream to stop the cancelled call")
-			// mcp-go answers every request it dispatched; the answer says
-			// why instead of blaming the upstream.
-			if body := waitAnswer(t, answered); !strings.Contains(body, "cancelled by the client") {
-				t.Fatalf("answer to the cancelled call: %s", body)
-			}
-
 			// Same request ID, other key: the call runs to its end.
-			answered = owner.call(43, 1500)
+			answered, _ := owner.call(43, 1500, "")
 			waitSignal(t, started, "the second call to reach the upstream")
 			newRawClient(t, e.url+"/mcp", keyLimited, p.version).cancel(t, 43)
 			waitSignal(t, ended, "the second call to end")

@@ -3,6 +3,7 @@ package mcp
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"mime"
 	"net/http"
@@ -92,6 +93,11 @@ func (v *view) directCall(c *fiber.Ctx, p *governance.Principal) bool {
 	defer done()
 	out := &callResponse{}
 	res, err := runTool(context.WithValue(ctx, notifierKey{}, notifier(out.notify)), tool.Handler, req)
+	if errors.Is(context.Cause(ctx), errCancelled) {
+		// The client cancelled the call: it gets no response (see cancelledBy).
+		out.finish(c, nil)
+		return true
+	}
 	if err != nil {
 		out.finish(c, rpcErrorMessage(id, err))
 		return true
@@ -207,15 +213,19 @@ func (r *callResponse) notify(method string, params map[string]any) {
 	}
 }
 
-// finish sends the response message msg.
+// finish sends the response message msg; nil, for a cancelled call, sends a
+// stream that ends without one.
 func (r *callResponse) finish(c *fiber.Ctx, msg []byte) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.done = true
-	if len(r.events) > 0 {
+	if len(r.events) > 0 || msg == nil {
 		c.Set(fiber.HeaderContentType, "text/event-stream")
 		c.Set(fiber.HeaderCacheControl, "no-cache")
-		c.Response().SetBodyRaw(appendEvent(r.events, msg))
+		if msg != nil {
+			r.events = appendEvent(r.events, msg)
+		}
+		c.Response().SetBodyRaw(r.events)
 		return
 	}
 	c.Response().Header.SetContentType(fiber.MIMEApplicationJSON)

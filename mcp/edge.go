@@ -23,8 +23,8 @@ import (
 //     served by no upstream) gets the protocol's resource-not-found error,
 //     the same in both cases. mcp-go turns any error a resource handler
 //     returns into -32603, so the catch-all handler cannot give it.
-//   - notifications/cancelled cancels the work of the caller's own request
-//     with that ID (see cancellable).
+//   - notifications/cancelled cancels the caller's own request with that ID,
+//     which then goes unanswered (see cancelledBy).
 //     mcp-go keys requests by session ID and request ID only, and a
 //     2026-07-28 request has no session: any key could cancel another key's
 //     call by guessing its ID. Here the key is part of the match.
@@ -108,8 +108,6 @@ func (v *view) post(w http.ResponseWriter, r *http.Request) {
 	case msg.Method == string(mcp.MethodResourcesRead) && v.route(ctx, msg.Params.URI) == nil:
 		resourceNotFound(w, r, msg.ID, msg.Params.URI)
 	default:
-		// Only the work is cancelled, not the request: mcp-go still
-		// answers it, as it does for its own cancellations.
 		var done func()
 		hr.Context, done = v.cancelledBy(ctx, p, r.Header, msg.ID, ends)
 		defer done()
@@ -119,10 +117,16 @@ func (v *view) post(w http.ResponseWriter, r *http.Request) {
 			// cleanly when its request's context ends, which is how the transport says a server ended it.
 			defer context.AfterFunc(ends, cancel)()
 		}
-		if v.prefetch(w, hr, p, msg.Method, msg.ID) {
-			return
+		if !v.prefetch(w, hr, p, msg.Method, msg.ID) {
+			v.stream.Handle(hw, hr)
 		}
-		v.stream.Handle(hw, hr)
+		// mcp-go writes nothing for a request whose context ended; a POST still answers with a stream, which
+		// ends without the response.
+		if errors.Is(context.Cause(hr.Context), errCancelled) && w.Header().Get("Content-Type") == "" {
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.Header().Set("Cache-Control", "no-cache")
+			w.WriteHeader(http.StatusOK)
+		}
 	}
 }
 
@@ -264,23 +268,21 @@ func (v *view) prefetch(w http.ResponseWriter, hr *server.HTTPRequest, p *govern
 	return false
 }
 
-// cancelledBy registers the request with this ID for notifications/cancelled
-// and returns ctx carrying the context that ends its work (see cancellable):
-// with errCancelled as its cause when the client cancels the request, with
-// the cause of ends, the context the server's stream limiter ends for a
-// shutdown, when that ends. done unregisters the request.
+// cancelledBy registers the request with this ID for notifications/cancelled, which ends the returned context
+// with errCancelled as its cause: the upstream request ends with it, and the client gets no response (receivers
+// SHOULD NOT answer a cancelled request, in both protocol versions; mcp-go writes none for a request whose
+// context ended). ends, the context the server's stream limiter ends for a shutdown, ends only the work (see
+// cancellable): the request is still answered, with the shutdown's error. done unregisters the request.
 func (v *view) cancelledBy(ctx context.Context, p *governance.Principal, h http.Header, id json.RawMessage, ends context.Context) (_ context.Context, done func()) {
-	work, cancelWork := context.WithCancelCause(context.Background())
-	var byClient context.CancelFunc = func() { cancelWork(errCancelled) }
+	ctx, cancel := context.WithCancelCause(ctx)
+	var byClient context.CancelFunc = func() { cancel(errCancelled) }
 	unregister := v.requests.add(requestKey(p, h, id), &byClient)
-	stop := func() bool { return false }
 	if ends != nil && ends.Done() != nil {
-		stop = context.AfterFunc(ends, func() { cancelWork(context.Cause(ends)) })
+		ctx = context.WithValue(ctx, endsKey{}, ends)
 	}
-	return context.WithValue(ctx, workKey{}, work), func() {
+	return ctx, func() {
 		unregister()
-		stop()
-		cancelWork(nil)
+		cancel(nil)
 	}
 }
 
@@ -395,14 +397,14 @@ func (q *requests) cancel(key string) {
 	}
 }
 
-// workKey carries the context that ends a request's work but not the request (see cancelledBy).
-type workKey struct{}
+// endsKey carries the context that ends a request's work but not the request (see cancelledBy).
+type endsKey struct{}
 
-// cancellable returns ctx, also ended, with the same cause, when the context in workKey ends. Upstream calls
-// use it, so a cancellation or a shutdown reaches the upstream (an HTTP upstream sees its request end; the stdio
-// client sends notifications/cancelled) and the call is answered with its cause (see outcome).
+// cancellable returns ctx, also ended, with the same cause, when the context in endsKey ends. Upstream calls
+// use it, so a shutdown reaches the upstream (an HTTP upstream sees its request end; the stdio client sends
+// notifications/cancelled) and the call is answered with its cause (see outcome).
 func cancellable(ctx context.Context) (context.Context, context.CancelFunc) {
-	ends, ok := ctx.Value(workKey{}).(context.Context)
+	ends, ok := ctx.Value(endsKey{}).(context.Context)
 	if !ok {
 		return ctx, func() {}
 	}
