@@ -101,7 +101,7 @@ func (g *Gateway) forward(ctx context.Context, u *upstream, method mcp.MCPMethod
 	hide *governance.Redactor, send func(context.Context, *client.Client, *mcp.Meta) error) error {
 	span := g.tracer.Start(callerContext(meta, h), trace.LayerTool, string(method)+" "+u.name+nameSeparator+item)
 	err := u.secrets.Error(u.request(ctx, h, span.Context(), send))
-	g.endSpan(span, principalFrom(ctx), u.name, item, nil, hide.Error(err), 0)
+	g.metrics.request(u.name, method, g.endSpan(span, principalFrom(ctx), u.name, item, nil, hide.Error(err), 0))
 	if err != nil {
 		return upstreamError(u.name, err)
 	}
@@ -110,9 +110,10 @@ func (g *Gateway) forward(ctx context.Context, u *upstream, method mcp.MCPMethod
 
 // request runs send with the live client, bounded like a tool call and
 // carrying the span's trace context in _meta and, to an HTTP upstream, the
-// traceparent header.
+// traceparent header. Like a tool call, it waits for a connection lost
+// moments ago to come back.
 func (u *upstream) request(ctx context.Context, h http.Header, sc trace.SpanContext, send func(context.Context, *client.Client, *mcp.Meta) error) error {
-	cli, err := u.client()
+	cli, _, err := u.awaitClient(ctx, nil)
 	if err != nil {
 		return err
 	}

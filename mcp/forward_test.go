@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +20,8 @@ import (
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/switchboard-gw/switchboard/loadtest/mock"
 	"github.com/switchboard-gw/switchboard/trace"
 )
 
@@ -431,5 +435,112 @@ func TestURISecrets(t *testing.T) {
 		if r := uriSecrets(uri); r.String(uri) != uri {
 			t.Errorf("%s: hidden as %q", uri, r.String(uri))
 		}
+	}
+}
+
+// A prompts/get or resources/read sent moments after its server's connection was lost waits for the reconnect,
+// as a tools/call does, instead of failing as unavailable: here the server is down for a moment, and back
+// within the wait.
+func TestForwardedRequestsWaitForTheReconnect(t *testing.T) {
+	t.Parallel()
+	up, err := mock.StartMCP("127.0.0.1:0", mock.MCPOptions{Name: "flaky"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Closes the server running when the test ends (it restarts the server).
+	t.Cleanup(func() { _ = up.Close() })
+	addr := up.Addr
+	e := start(t, func(c *Config) {
+		c.Servers = append(c.Servers, ServerConfig{Name: "flaky", URL: up.URL + "/mcp", Timeout: 2 * time.Second,
+			HealthInterval: 50 * time.Millisecond})
+	})
+	e.waitTools(t, func(names []string) bool { return slices.Contains(names, "flaky__add") })
+	ctx := ctxT(t)
+	u := e.gw.upstreamsFor("flaky")[0]
+	for _, p := range protocols {
+		cli := e.connect(t, "/mcp/flaky", keyAll, p.version)
+		for _, send := range []struct {
+			method string
+			do     func() error
+		}{
+			{"prompts/get", func() error {
+				_, err := cli.GetPrompt(ctx, mcp.GetPromptRequest{Params: mcp.GetPromptParams{Name: "weather_report",
+					Arguments: map[string]string{"city": "Oslo"}}})
+				return err
+			}},
+			{"resources/read", func() error {
+				_, err := cli.ReadResource(ctx, mcp.ReadResourceRequest{Params: mcp.ReadResourceParams{URI: "weather://cities"}})
+				return err
+			}},
+		} {
+			eventually(t, 10*time.Second, func() bool { _, err := u.client(); return err == nil }, "the server to be connected")
+			_ = up.Close()
+			eventually(t, 10*time.Second, func() bool { _, err := u.client(); return err != nil }, "the gateway to notice the server is gone")
+			back := make(chan *mock.MCPServer, 1)
+			go func() {
+				time.Sleep(300 * time.Millisecond)
+				s, err := mock.StartMCP(addr, mock.MCPOptions{Name: "flaky"})
+				if err != nil {
+					t.Error(err)
+				}
+				back <- s
+			}()
+			err := send.do()
+			if up = <-back; up == nil {
+				t.FailNow()
+			}
+			if err != nil {
+				t.Fatalf("%s %s sent while the server was down for a moment: %v", p.name, send.method, err)
+			}
+		}
+	}
+}
+
+// Forwarded prompts/get and resources/read requests are counted by server, method and outcome, as tool calls
+// are.
+func TestForwardedRequestsAreCounted(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	e := startWith(t, func(c *Config) { c.Servers[0].Timeout = 300 * time.Millisecond }, quietLogger(),
+		func(d *Deps) { d.Metrics = reg })
+	ctx := ctxT(t)
+	cli := e.connect(t, "/mcp", keyAll, mcp.ProtocolVersion20260728)
+	if _, err := cli.GetPrompt(ctx, mcp.GetPromptRequest{Params: mcp.GetPromptParams{Name: "weather__weather_report",
+		Arguments: map[string]string{"city": "Oslo"}}}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := cli.ReadResource(ctx, mcp.ReadResourceRequest{Params: mcp.ReadResourceParams{URI: "weather://cities"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The mock's prompt without a city fails upstream.
+	if _, err := cli.GetPrompt(ctx, mcp.GetPromptRequest{Params: mcp.GetPromptParams{Name: "weather__weather_report"}}); err == nil {
+		t.Fatal("a prompt without its argument was served")
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != "switchboard_mcp_requests_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			got[labels["server"]+" "+labels["method"]+" "+labels["status"]] = m.GetCounter().GetValue()
+		}
+	}
+	want := map[string]float64{
+		"weather prompts/get ok":             1,
+		"weather resources/read ok":          2,
+		"weather prompts/get upstream_error": 1,
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("switchboard_mcp_requests_total = %v, want %v", got, want)
 	}
 }
