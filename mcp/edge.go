@@ -95,8 +95,15 @@ func (v *view) post(w http.ResponseWriter, r *http.Request) {
 		v.stream.Handle(hw, hr)
 		return
 	}
-	if msg.Method == string(mcp.MethodToolsCall) {
-		v.auditHiddenTool(ctx, p, msg.Params.Name)
+	switch mcp.MCPMethod(msg.Method) {
+	case mcp.MethodToolsCall:
+		if msg.Params.Name != "" && v.srv.GetTool(msg.Params.Name) != nil {
+			v.auditHidden(ctx, p, msg.Params.Name)
+		}
+	case mcp.MethodPromptsGet:
+		if prompts := v.prompts.Load(); prompts != nil && (*prompts)[msg.Params.Name] != nil {
+			v.auditHidden(ctx, p, msg.Params.Name)
+		}
 	}
 	ends, _ := r.Context().Value(streamKey{}).(context.Context)
 	switch {
@@ -106,6 +113,9 @@ func (v *view) post(w http.ResponseWriter, r *http.Request) {
 	case len(msg.ID) == 0:
 		v.stream.Handle(hw, hr)
 	case msg.Method == string(mcp.MethodResourcesRead) && v.route(ctx, msg.Params.URI) == nil:
+		if hidden := v.routeFor(msg.Params.URI, func(string) bool { return true }); hidden != nil {
+			v.auditHidden(ctx, p, v.listedName(hidden.u, hidden.name))
+		}
 		resourceNotFound(w, r, msg.ID, msg.Params.URI)
 	default:
 		var done func()
@@ -176,12 +186,13 @@ func bodyVersion(body []byte) string {
 	return msg.Params.Meta.ProtocolVersion()
 }
 
-// auditHiddenTool records a call of a tool the key's ACL hides. mcp-go
-// answers it as an unknown tool (so a hidden tool cannot be told from a
-// missing one) and never reaches the gateway's handler, where refusals are
-// otherwise audited.
-func (v *view) auditHiddenTool(ctx context.Context, p *governance.Principal, name string) {
-	if p == nil || name == "" || v.srv.GetTool(name) == nil {
+// auditHidden records a request for an item this view lists as name (a
+// tool, prompt, resource or template) when the key's ACL hides it. The
+// request is answered as one for an item that does not exist (so a hidden
+// item cannot be told from a missing one) and never reaches the gateway's
+// handler, where refusals are otherwise audited.
+func (v *view) auditHidden(ctx context.Context, p *governance.Principal, name string) {
+	if p == nil {
 		return
 	}
 	d := v.g.gov.Authorize(p, governance.KindTool, v.fullName(name))

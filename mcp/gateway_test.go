@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -567,11 +568,14 @@ func (r *deniedRecorder) Denied(d governance.Denial) {
 
 // A call of a tool the key's ACL hides is answered like a call of a tool
 // that does not exist, and audited with the ACL rule that hid it, on the
-// direct path and on mcp-go's (a call with a progress token).
-func TestHiddenToolCallIsAudited(t *testing.T) {
+// direct path and on mcp-go's (a call with a progress token); so is a
+// prompts/get of a hidden prompt and a resources/read of a hidden resource.
+func TestHiddenItemRequestIsAudited(t *testing.T) {
 	t.Parallel()
 	rec := &deniedRecorder{}
-	e := startWith(t, nil, quietLogger(), func(d *Deps) { rec.Governor = d.Governor; d.Governor = rec })
+	// files first: its weather://cities, which the weather key may not read, is the one the URI reaches.
+	e := startWith(t, func(c *Config) { c.Servers[0], c.Servers[1] = c.Servers[1], c.Servers[0] }, quietLogger(),
+		func(d *Deps) { rec.Governor = d.Governor; d.Governor = rec })
 	ctx := ctxT(t)
 	for _, p := range protocols {
 		cli := e.connect(t, "/mcp", keyWeather, p.version)
@@ -585,18 +589,35 @@ func TestHiddenToolCallIsAudited(t *testing.T) {
 				t.Fatalf("%s, progress %v: the hidden tool answered", p.name, progress)
 			}
 		}
+		if _, err := cli.GetPrompt(ctx, mcp.GetPromptRequest{Params: mcp.GetPromptParams{Name: "files__weather_report",
+			Arguments: map[string]string{"city": "Oslo"}}}); err == nil {
+			t.Fatalf("%s: the hidden prompt answered", p.name)
+		}
+		if _, err := cli.ReadResource(ctx, mcp.ReadResourceRequest{Params: mcp.ReadResourceParams{URI: "weather://cities"}}); err == nil {
+			t.Fatalf("%s: the hidden resource answered", p.name)
+		}
+		// Neither a template the key may use (weather's serves the URI) nor an unknown item is a refusal.
+		if _, err := cli.ReadResource(ctx, mcp.ReadResourceRequest{Params: mcp.ReadResourceParams{URI: "weather://forecast/Oslo"}}); err != nil {
+			t.Fatalf("%s: the weather forecast template: %v", p.name, err)
+		}
+		if _, err := cli.GetPrompt(ctx, mcp.GetPromptRequest{Params: mcp.GetPromptParams{Name: "files__no_such_prompt"}}); err == nil {
+			t.Fatalf("%s: an unknown prompt answered", p.name)
+		}
 	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	if len(rec.got) != 2*len(protocols) {
-		t.Fatalf("%d refusals audited, want %d: %+v", len(rec.got), 2*len(protocols), rec.got)
-	}
+	want := map[string]int{"files__add": 2 * len(protocols), "files__weather_report": len(protocols), "files__cities": len(protocols)}
+	got := map[string]int{}
 	for _, d := range rec.got {
+		got[d.Name]++
 		var ge *governance.Error
-		if d.Kind != governance.KindTool || d.Name != "files__add" || d.Principal == nil || d.Principal.KeyName != "weather" ||
+		if d.Kind != governance.KindTool || d.Principal == nil || d.Principal.KeyName != "weather" ||
 			!errors.As(d.Err, &ge) || !strings.HasPrefix(ge.Rule, "acl:") {
 			t.Errorf("refusal %+v (err %v)", d, d.Err)
 		}
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("refusals audited by name %v, want %v", got, want)
 	}
 }
 

@@ -280,11 +280,17 @@ type resourceRoute struct {
 // route finds the upstream serving a resource URI for this caller: a listed
 // resource first, then the first matching template, in configuration order.
 func (v *view) route(ctx context.Context, uri string) *resourceRoute {
+	return v.routeFor(uri, func(listed string) bool { return v.allowed(ctx, listed) })
+}
+
+// routeFor is route for a caller allowed the items whose listed names allowed
+// accepts.
+func (v *view) routeFor(uri string, allowed func(listed string) bool) *resourceRoute {
 	ups := v.g.upstreamsFor(v.server)
 	for _, u := range ups {
 		for _, r := range u.cat.Load().resources {
 			if r.URI == uri {
-				if v.allowed(ctx, v.listedName(u, r.Name)) {
+				if allowed(v.listedName(u, r.Name)) {
 					return &resourceRoute{u, r.Name}
 				}
 				return nil
@@ -293,7 +299,7 @@ func (v *view) route(ctx context.Context, uri string) *resourceRoute {
 	}
 	for _, u := range ups {
 		for _, t := range u.cat.Load().templates {
-			if t.URITemplate != nil && t.URITemplate.Regexp().MatchString(uri) && v.allowed(ctx, v.listedName(u, t.Name)) {
+			if t.URITemplate != nil && t.URITemplate.Regexp().MatchString(uri) && allowed(v.listedName(u, t.Name)) {
 				return &resourceRoute{u, t.Name}
 			}
 		}
