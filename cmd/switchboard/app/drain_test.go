@@ -271,7 +271,9 @@ func TestShutdownEndsLongMCPToolCalls(t *testing.T) {
 	dbPath := filepath.Join(t.TempDir(), "spans.db")
 	var storeCfg storage.Config
 	s := start(t, func(c *config.Config) {
-		c.Server.ShutdownTimeout = 2 * time.Second
+		// Over the 5 s a connection that has not sent a request yet takes to count as idle (fasthttp, as
+		// net/http): a spare connection an HTTP client dialled would hold a shorter drain.
+		c.Server.ShutdownTimeout = 6 * time.Second
 		c.Storage.SQLite.Path = dbPath
 		storeCfg = c.Storage
 		c.MCP = sbmcp.Config{Servers: []sbmcp.ServerConfig{{Name: "weather", URL: toolUp.URL + "/mcp",
@@ -313,15 +315,15 @@ func TestShutdownEndsLongMCPToolCalls(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "shutting down") {
 				t.Errorf("a tool call cut by the shutdown ended with %v; want the JSON-RPC error saying the gateway shuts down", err)
 			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("a tool call was still running 5s after the shutdown began (server.shutdown_timeout is 2s)")
+		case <-time.After(8 * time.Second):
+			t.Fatal("a tool call was still running 8s after the shutdown began (server.shutdown_timeout is 6s)")
 		}
 	}
-	if err := serveDone(t, s, 5*time.Second); err != nil {
+	if err := serveDone(t, s, 8*time.Second); err != nil {
 		t.Fatalf("Serve: %v, want nil: every call was ended cleanly", err)
 	}
-	if took := time.Since(shutdownAt); took > 2*time.Second+500*time.Millisecond {
-		t.Errorf("shutdown took %s, server.shutdown_timeout is 2s", took)
+	if took := time.Since(shutdownAt); took > 6*time.Second+500*time.Millisecond {
+		t.Errorf("shutdown took %s, server.shutdown_timeout is 6s", took)
 	}
 
 	store, err := storage.Open(context.Background(), storeCfg, slog.New(slog.DiscardHandler))
@@ -430,5 +432,74 @@ func TestShutdownEndsMCPSubscriptionAtOnce(t *testing.T) {
 	case <-listening:
 	case <-time.After(2 * time.Second):
 		t.Error("the client's subscription did not end")
+	}
+}
+
+// A client that closes a tool call's stream cancels the call (2026-07-28's way to cancel over HTTP): once the
+// gateway's next write to the stream fails, the upstream request is cancelled and the span says so, instead of the
+// call running to its end for nobody.
+func TestMCPToolCallStreamClosedByClientIsCancelled(t *testing.T) {
+	t.Parallel()
+	toolUp, err := mock.StartMCP("127.0.0.1:0", mock.MCPOptions{Name: "weather"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { toolUp.Close() })
+	dbPath := filepath.Join(t.TempDir(), "spans.db")
+	var storeCfg storage.Config
+	s := start(t, func(c *config.Config) {
+		c.Storage.SQLite.Path = dbPath
+		storeCfg = c.Storage
+		c.MCP = sbmcp.Config{Servers: []sbmcp.ServerConfig{{Name: "weather", URL: toolUp.URL + "/mcp", Timeout: time.Minute}}}
+		c.Governance = governance.Config{Secret: "drain-governance-secret-0123456789", Keys: []governance.KeyConfig{{Name: "k", Key: drainKey}}}
+	}, nil)
+	s.waitReady(t)
+
+	// Four progress steps of 1.5 s: the call would take 6 s.
+	body := `{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"weather__slow","arguments":{"ms":6000},` +
+		`"_meta":{"progressToken":"t","io.modelcontextprotocol/protocolVersion":"2026-07-28",` +
+		`"io.modelcontextprotocol/clientInfo":{"name":"c","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}}}`
+	req, _ := http.NewRequest(http.MethodPost, s.url+"/mcp", strings.NewReader(body))
+	for k, v := range map[string]string{"Authorization": "Bearer " + drainKey, "Content-Type": "application/json",
+		"Accept": "application/json, text/event-stream", "Mcp-Protocol-Version": "2026-07-28",
+		"Mcp-Method": "tools/call", "Mcp-Name": "weather__slow"} {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("the call's stream: %s %q, %v", resp.Header.Get("Content-Type"), first, err)
+	}
+	resp.Body.Close()
+	closedAt := time.Now()
+
+	var sp trace.Span
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		store, err := storage.Open(context.Background(), storeCfg, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		recent, _ := store.RecentTraces(context.Background(), storage.TraceFilter{Limit: 5})
+		for _, sum := range recent {
+			if nodes, err := store.Trace(context.Background(), sum.TraceID); err == nil && len(nodes) == 1 {
+				sp = nodes[0].Span
+			}
+		}
+		store.Close()
+		if sp.Name != "" || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if sp.Name != "tools/call weather__slow" || sp.Status != trace.StatusError || sp.Error != "cancelled by the client" ||
+		sp.CostNanoUSD != 0 {
+		t.Fatalf("span of the call whose stream the client closed: %+v", sp)
+	}
+	if ended := sp.Start.Add(sp.Duration); ended.Sub(closedAt) > 4*time.Second {
+		t.Errorf("the call ran %s after its client closed the stream: it was not cancelled", ended.Sub(closedAt))
 	}
 }
