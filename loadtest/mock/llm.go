@@ -77,6 +77,7 @@ type LLMServer struct {
 	done     chan struct{}
 	seq      atomic.Int64
 	requests atomic.Int64
+	stored   *responseStore // ids of the Responses API responses made, for previous_response_id
 
 	// The latest request, kept as raw copies into reused buffers and turned
 	// into an LLMRequest only when asked: building an http.Header for every
@@ -89,8 +90,8 @@ type LLMServer struct {
 }
 
 // StartLLM serves the LLM mock on addr ("127.0.0.1:0" picks a free port).
-// Routes: POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models,
-// GET /v1/models/{id} (OpenAI) and POST /v1/messages (Anthropic).
+// Routes: POST /v1/chat/completions, POST /v1/responses, POST /v1/embeddings,
+// GET /v1/models, GET /v1/models/{id} (OpenAI) and POST /v1/messages (Anthropic).
 func StartLLM(addr string, opts LLMOptions) (*LLMServer, error) {
 	if opts.TokensPerSecond < 0 {
 		return nil, errors.New("mock: TokensPerSecond must not be negative")
@@ -99,7 +100,7 @@ func StartLLM(addr string, opts LLMOptions) (*LLMServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mock: llm listen: %w", err)
 	}
-	l := &LLMServer{opts: opts, models: opts.Models, done: make(chan struct{})}
+	l := &LLMServer{opts: opts, models: opts.Models, done: make(chan struct{}), stored: newResponseStore()}
 	if len(l.models) == 0 {
 		l.models = DefaultModels
 	}
@@ -217,6 +218,8 @@ func (l *LLMServer) handle(ctx *fasthttp.RequestCtx) {
 	switch {
 	case path == "/v1/chat/completions" && method == http.MethodPost:
 		l.chat(ctx, n, inj)
+	case path == "/v1/responses" && method == http.MethodPost:
+		l.responses(ctx, n, inj)
 	case path == "/v1/embeddings" && method == http.MethodPost:
 		l.embeddings(ctx)
 	case path == "/v1/models" && method == http.MethodGet:
