@@ -27,6 +27,7 @@ type deployment struct {
 	apiKey        string
 	chatURL       string
 	embeddingsURL string
+	responsesURL  string // empty: the provider does not speak the Responses API
 	weight        int
 	timeout       time.Duration
 	maxParallel   int
@@ -72,13 +73,16 @@ func (s *deploymentState) observeLatency(d time.Duration) {
 // group is a public model name and its deployments.
 type group struct {
 	name string
-	// chatSpan and embeddingsSpan are the call span names, built once
-	// rather than per request.
-	chatSpan, embeddingsSpan string
-	strategy                 Strategy
-	deployments              []*deployment
-	fallbacks                []string
-	ctxFallbacks             []string
+	// chatSpan, embeddingsSpan and responsesSpan are the call span names,
+	// built once rather than per request.
+	chatSpan, embeddingsSpan, responsesSpan string
+	strategy                                Strategy
+	deployments                             []*deployment
+	// responses is the group as the Responses API sees it: only the deployments that speak it. It shares their
+	// state with the group; only routing reads it.
+	responses    *group
+	fallbacks    []string
+	ctxFallbacks []string
 	// The metric series of an answered call, looked up once per table by
 	// bindMetrics rather than by label values on every call.
 	okCalls       prometheus.Counter
@@ -108,7 +112,8 @@ func buildTable(cfg Config, old map[string]*deploymentState) (*table, map[string
 	states := make(map[string]*deploymentState)
 	for _, m := range cfg.Models {
 		g := &group{name: m.Name, strategy: m.Strategy, fallbacks: m.Fallbacks, ctxFallbacks: m.ContextWindowFallbacks,
-			chatSpan: kindChat.spanName(m.Name), embeddingsSpan: kindEmbeddings.spanName(m.Name)}
+			chatSpan: kindChat.spanName(m.Name), embeddingsSpan: kindEmbeddings.spanName(m.Name),
+			responsesSpan: kindResponses.spanName(m.Name)}
 		if g.strategy == "" {
 			g.strategy = t.router.Strategy
 		}
@@ -137,6 +142,12 @@ func buildTable(cfg Config, old map[string]*deploymentState) (*table, map[string
 			states[key] = st
 			d.st = st
 			g.deployments = append(g.deployments, d)
+		}
+		g.responses = &group{name: g.name, strategy: g.strategy}
+		for _, d := range g.deployments {
+			if d.responsesURL != "" {
+				g.responses.deployments = append(g.responses.deployments, d)
+			}
 		}
 		t.groups[m.Name] = g
 		t.order = append(t.order, m.Name)
@@ -189,10 +200,11 @@ func newDeployment(m ModelConfig, dc DeploymentConfig, r RouterConfig) (*deploym
 	case ProviderAzure:
 		d.upstreamModel = dc.Deployment
 		d.chatURL, d.embeddingsURL = azureURLs(base, dc.Deployment, dc.APIVersion)
+		d.responsesURL = azureResponsesURL(base)
 	case ProviderAnthropic:
 		d.chatURL = anthropicURL(base)
 	default:
-		d.chatURL, d.embeddingsURL = base+"/chat/completions", base+"/embeddings"
+		d.chatURL, d.embeddingsURL, d.responsesURL = base+"/chat/completions", base+"/embeddings", base+"/responses"
 	}
 	d.id = u.Host + "/" + d.upstreamModel
 	d.completionTokens = dc.MaxTokensField.completionTokens(d.upstreamModel)

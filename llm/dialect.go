@@ -22,6 +22,9 @@ func upstreamFor(c *call, d *deployment, buf []byte) (string, []byte, *apiError)
 		return "", nil, errBadRequest("invalid_request", "model %q does not serve embeddings", c.req.model)
 	case c.kind == kindEmbeddings:
 		return d.embeddingsURL, c.req.upstreamBody(buf, d.quotedModel, false), nil
+	case c.kind == kindResponses:
+		// route gives a Responses call only deployments that speak it: the client's bytes, model rewritten.
+		return d.responsesURL, c.req.upstreamBody(buf, d.quotedModel, false), nil
 	case sameDialect(c.kind, d.provider):
 		return d.chatURL, c.req.upstreamBody(buf, d.quotedModel, d.provider != ProviderAnthropic), nil
 	case d.provider == ProviderAnthropic:
@@ -72,8 +75,11 @@ func credentialHeaders(kind callKind, clientHeaders [][2]string, d *deployment) 
 	return [][2]string{{"Authorization", "Bearer " + d.apiKey}}
 }
 
-func streamTranslatorFor(c *call, d *deployment) streamTranslator {
+// pins learns, from a Responses stream, which deployment stored the response.
+func streamTranslatorFor(c *call, d *deployment, pins *responsePins) streamTranslator {
 	switch {
+	case c.kind == kindResponses:
+		return &responsesStream{pins: pins, d: d}
 	case c.kind != kindMessages && d.provider != ProviderAnthropic:
 		return &openAIStream{clientWantsUsage: c.req.includeUsage}
 	case c.kind == kindMessages && d.provider == ProviderAnthropic:
@@ -88,6 +94,9 @@ func streamTranslatorFor(c *call, d *deployment) streamTranslator {
 // reads its usage. raw belongs to the upstream response: copy before keeping.
 func responseFor(c *call, d *deployment, raw []byte) ([]byte, Usage, error) {
 	switch {
+	case c.kind == kindResponses:
+		u, err := responsesUsageOf(raw)
+		return bytes.Clone(raw), u, err
 	case sameDialect(c.kind, d.provider) && d.provider == ProviderAnthropic:
 		u, err := anthropicUsageOf(raw)
 		return bytes.Clone(raw), u, err

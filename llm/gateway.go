@@ -35,7 +35,7 @@ type Deps struct {
 	Metrics  prometheus.Registerer
 }
 
-// Gateway serves the OpenAI-compatible (and Anthropic-compatible) API.
+// Gateway serves the OpenAI-compatible (chat, embeddings, Responses) and Anthropic-compatible API.
 type Gateway struct {
 	gov     Governor
 	tracer  Tracer
@@ -47,6 +47,8 @@ type Gateway struct {
 	// mu serialises Reload; states maps stateKey -> state of the live table.
 	mu     sync.Mutex
 	states map[string]*deploymentState
+	// pins maps stored Responses API responses to their deployment; it outlives reloads.
+	pins *responsePins
 }
 
 // New validates cfg and builds the gateway.
@@ -67,7 +69,8 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		return nil, err
 	}
 	t.bindMetrics(m)
-	g := &Gateway{gov: deps.Governor, tracer: deps.Tracer, log: log, metrics: m, states: states}
+	g := &Gateway{gov: deps.Governor, tracer: deps.Tracer, log: log, metrics: m, states: states,
+		pins: newResponsePins(responsePinTTL, responsePinMax)}
 	g.client.Store(newUpstreamClient(t.router.MaxResponseBytes))
 	g.table.Store(t)
 	return g, nil
@@ -100,6 +103,7 @@ func (g *Gateway) Register(r fiber.Router) {
 	r.Post("/v1/chat/completions", func(c *fiber.Ctx) error { return g.serve(c, kindChat) })
 	r.Post("/v1/embeddings", func(c *fiber.Ctx) error { return g.serve(c, kindEmbeddings) })
 	r.Post("/v1/messages", func(c *fiber.Ctx) error { return g.serve(c, kindMessages) })
+	r.Post("/v1/responses", func(c *fiber.Ctx) error { return g.serve(c, kindResponses) })
 	r.Get("/v1/models", g.models)
 	// "+" rather than ":model": a model name may hold a slash (openai/gpt-4o).
 	r.Get("/v1/models/+", g.model)

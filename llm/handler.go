@@ -49,6 +49,16 @@ func (g *Gateway) serve(c *fiber.Ctx, kind callKind) (err error) {
 	// A fallback is a model like any other: a key that may not call it directly must not reach it through
 	// another model's failure.
 	mayUse := func(model string) bool { return g.gov.Authorize(p, governance.KindModel, model).Allowed }
+	var pinned *deployment
+	if kind == kindResponses {
+		if pinned, err = g.responsesTarget(t, grp, req, mayUse); err != nil {
+			return g.reject(c, writeErr, p, req.model, err)
+		}
+	}
+	price := reachablePrice(t, grp, mayUse)
+	if pinned != nil {
+		price = price.max(pinned.price)
+	}
 	estimate := estimateUsage(req, kind)
 	// The budget hold must not fall short of the real cost, or concurrent calls overspend by more than one
 	// call's estimate: it prices the prompt at one token per byte, which no tokenizer exceeds. Rate limits
@@ -56,7 +66,7 @@ func (g *Gateway) serve(c *fiber.Ctx, kind callKind) (err error) {
 	worst := estimate
 	worst.Input = int64(len(req.body))
 	res, err = g.gov.Reserve(p, governance.Request{Kind: governance.KindModel, Name: req.model,
-		EstimatedCostNanoUSD: reachablePrice(t, grp, mayUse).Cost(worst), EstimatedTokens: estimate.Total()})
+		EstimatedCostNanoUSD: price.Cost(worst), EstimatedTokens: estimate.Total()})
 	if err != nil {
 		return g.reject(c, writeErr, p, req.model, err)
 	}
@@ -72,7 +82,12 @@ func (g *Gateway) serve(c *fiber.Ctx, kind callKind) (err error) {
 		// Asked only of streams: UserContext stores a context on every request it is called for.
 		cl.ends = c.UserContext()
 	}
-	out, err := g.route(cl)
+	var out *result
+	if pinned != nil {
+		out, err = g.routePinned(cl, pinned)
+	} else {
+		out, err = g.route(cl)
+	}
 	// From here on finish owns the reservation and the span.
 	held := res
 	res, span = nil, nil
@@ -87,6 +102,9 @@ func (g *Gateway) serve(c *fiber.Ctx, kind callKind) (err error) {
 		c.Response().Header.SetCanonical(headerCostUSD, appendUSD(usd[:0], out.d.price.Cost(out.usage)))
 		c.Response().Header.SetContentType(fiber.MIMEApplicationJSON)
 		c.Response().SetBodyRaw(out.body)
+		if kind == kindResponses {
+			g.pins.remember(responseID(out.body), out.d)
+		}
 		g.finish(cl, held, out, http.StatusOK, "")
 		return nil
 	}
@@ -119,7 +137,7 @@ func (g *Gateway) stream(w *bufio.Writer, cl *call, res *governance.Reservation,
 		}
 		out.stream.close(errClientGone)
 		var estimated bool
-		if out.usage, estimated = streamUsage(out.stream.tr, cl.req.estimateInput); estimated {
+		if out.usage, estimated = streamUsage(out.stream.tr, cl.req.estimateInput()); estimated {
 			cl.span.Attrs = append(cl.span.Attrs, trace.Attr{Key: "usage", Value: "estimated"})
 		}
 		out.d.st.inFlight.Add(-1)
@@ -215,7 +233,11 @@ func parseCall(body []byte, kind callKind, t *table) (*request, *group, error) {
 	if len(body) > t.router.MaxBodyBytes {
 		return nil, nil, errTooLarge(t.router.MaxBodyBytes)
 	}
-	req, err := parseRequest(body)
+	keys := chatKeys
+	if kind == kindResponses {
+		keys = responsesKeys
+	}
+	req, err := parseBody(body, keys)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -240,7 +262,7 @@ func parseCall(body []byte, kind callKind, t *table) (*request, *group, error) {
 const defaultMaxOutput = 4096
 
 func estimateUsage(req *request, kind callKind) Usage {
-	u := Usage{Input: req.estimateInput}
+	u := Usage{Input: req.estimateInput()}
 	if kind != kindEmbeddings {
 		perChoice := req.maxTokens
 		if perChoice == 0 {

@@ -15,32 +15,49 @@ type span struct{ start, end int }
 func (s span) present() bool { return s.end > s.start }
 
 // request is what the gateway reads from a client body: only the fields it
-// routes, prices or edits on. Everything else stays bytes.
+// routes, prices or edits on. Everything else stays bytes. One is allocated
+// per call, so it stays within 128 bytes, an allocator size class: the bools
+// share a word, and what the body gives on demand is not stored.
 type request struct {
-	body          []byte
-	model         string
-	modelAt       span
-	stream        bool
-	streamAt      span
-	streamOptsAt  span
-	includeUsage  bool // the client asked for the usage chunk itself
-	maxTokens     int64
-	choices       int64 // n: how many completions the upstream generates, each up to maxTokens
-	estimateInput int64 // prompt tokens, estimated from the body size
+	body         []byte
+	model        string
+	modelAt      span
+	streamAt     span
+	streamOptsAt span
+	stream       bool
+	includeUsage bool // the client asked for the usage chunk itself
+	maxTokens    int64
+	choices      int64 // n: how many completions the upstream generates, each up to maxTokens
+	// previousID is a Responses call's previous_response_id: only the deployment that stored it knows it.
+	previousID string
 }
+
+// estimateInput is the prompt's tokens, estimated from the body size.
+func (r *request) estimateInput() int64 { return tokensOfText(len(r.body)) }
 
 // maxChoices is the most completions one call may ask for, OpenAI's own
 // limit on n.
 const maxChoices = 128
 
-// guardedKeys may not appear twice or in another letter case: Go's
-// encoding/json would match them case-insensitively and keep the last copy,
-// while an upstream may read another one, so what we route on would not be
-// what the upstream acts on.
-var guardedKeys = [...]string{"model", "stream", "stream_options", "max_tokens", "max_completion_tokens", "n"}
+// The guarded keys of a body may not appear twice or in another letter case:
+// Go's encoding/json would match them case-insensitively and keep the last
+// copy, while an upstream may read another one, so what we route on would not
+// be what the upstream acts on. Each endpoint has its own list, so a chat call
+// scans for no more than it did before the Responses API came.
+var (
+	chatKeys      = []string{"model", "stream", "stream_options", "max_tokens", "max_completion_tokens", "n"}
+	responsesKeys = []string{"model", "stream", "max_output_tokens", "previous_response_id", "background"}
+)
 
-// parseRequest validates body as JSON and picks out the routing fields.
-func parseRequest(body []byte) (*request, error) {
+// maxGuardedKeys bounds the lists above.
+const maxGuardedKeys = 6
+
+// parseRequest validates a chat, embeddings or messages body as JSON and
+// picks out the routing fields.
+func parseRequest(body []byte) (*request, error) { return parseBody(body, chatKeys) }
+
+// parseBody validates body as JSON and picks out the fields named in guarded.
+func parseBody(body []byte, guarded []string) (*request, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, errBadRequest("invalid_request", "request body is empty")
 	}
@@ -51,17 +68,17 @@ func parseRequest(body []byte) (*request, error) {
 	if body[i] != '{' {
 		return nil, errBadRequest("invalid_request", "request body must be a JSON object")
 	}
-	r := &request{body: body, choices: 1, estimateInput: int64(len(body)+3) / 4}
-	var seen [len(guardedKeys)]bool
+	r := &request{body: body, choices: 1}
+	var seen [maxGuardedKeys]bool
 	i = skipSpace(body, i+1)
 	for body[i] != '}' {
 		keyEnd := skipString(body, i)
-		key := decodeKey(body[i:keyEnd])
+		key := decodeKey(body[i:keyEnd], guarded)
 		i = skipSpace(body, keyEnd)
 		i = skipSpace(body, i+1) // ':'
 		valEnd := skipValue(body, i)
 		val := span{i, valEnd}
-		for k, g := range guardedKeys {
+		for k, g := range guarded {
 			if key == "" {
 				break
 			}
@@ -125,7 +142,7 @@ func (r *request) set(key string, at span) error {
 		}
 		r.includeUsage = so.IncludeUsage != nil && *so.IncludeUsage
 		r.streamOptsAt = at
-	case "max_tokens", "max_completion_tokens":
+	case "max_tokens", "max_completion_tokens", "max_output_tokens":
 		if raw[0] == 'n' {
 			return nil
 		}
@@ -143,6 +160,23 @@ func (r *request) set(key string, at span) error {
 			return errBadRequest("invalid_request", "field \"n\" must be an integer from 1 to %d", maxChoices)
 		}
 		r.choices = n
+	case "previous_response_id":
+		if raw[0] == 'n' {
+			return nil
+		}
+		if raw[0] != '"' || json.Unmarshal(raw, &r.previousID) != nil {
+			return errBadRequest("invalid_request", "field \"previous_response_id\" must be a string")
+		}
+	case "background":
+		switch string(raw) {
+		case "false", "null":
+		case "true":
+			// A background response is fetched later with GET /v1/responses/{id}, which the gateway does not serve,
+			// and it would run unbilled after the call ended.
+			return errBadRequest("unsupported_parameter", "background mode is not supported by this gateway; send the request without \"background\": true")
+		default:
+			return errBadRequest("invalid_request", "field \"background\" must be a boolean")
+		}
 	}
 	return nil
 }
@@ -261,10 +295,10 @@ func skipValue(b []byte, i int) int {
 // decodeKey unescapes a quoted key; escapes such as "mod\u0065l" must count
 // as the key they spell. Keys that cannot fold to a guarded key come back
 // empty, which saves an allocation for every other key of the body.
-func decodeKey(quoted []byte) string {
+func decodeKey(quoted []byte, guarded []string) string {
 	if bytes.IndexByte(quoted, '\\') < 0 {
 		raw := quoted[1 : len(quoted)-1]
-		for _, g := range guardedKeys {
+		for _, g := range guarded {
 			if string(raw) == g {
 				return g
 			}

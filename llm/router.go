@@ -25,19 +25,26 @@ const (
 	kindChat       callKind = iota // POST /v1/chat/completions
 	kindEmbeddings                 // POST /v1/embeddings
 	kindMessages                   // POST /v1/messages (Anthropic ingress)
+	kindResponses                  // POST /v1/responses (OpenAI Responses API)
 )
 
 func (k callKind) spanName(model string) string {
-	if k == kindEmbeddings {
+	switch k {
+	case kindEmbeddings:
 		return "embeddings " + model
+	case kindResponses:
+		return "responses " + model
 	}
 	return "chat " + model
 }
 
 // spanName is the call span's name for a call of kind k to g.
 func (g *group) spanName(k callKind) string {
-	if k == kindEmbeddings {
+	switch k {
+	case kindEmbeddings:
 		return g.embeddingsSpan
+	case kindResponses:
+		return g.responsesSpan
 	}
 	return g.chatSpan
 }
@@ -92,6 +99,13 @@ func (g *Gateway) route(c *call) (*result, error) {
 	var last *apiError
 	for i := 0; i < len(chain); i++ {
 		grp := c.tbl.groups[chain[i]]
+		if c.kind == kindResponses {
+			// Only the deployments that speak the Responses API; a fallback group with none is skipped. serve
+			// refused a requested group with none before anything was reserved.
+			if grp = grp.responses; len(grp.deployments) == 0 {
+				continue
+			}
+		}
 		if i > 0 {
 			if !c.mayUse(chain[i]) {
 				continue
@@ -264,7 +278,7 @@ func (g *Gateway) attempt(c *call, d *deployment) (*result, *apiError, outcome) 
 	}
 	res := &result{d: d, attempt: span}
 	if c.req.stream {
-		st := openStream(resp, d, c.tbl.router, c.ends, streamTranslatorFor(c, d))
+		st := openStream(resp, d, c.tbl.router, c.ends, streamTranslatorFor(c, d, g.pins))
 		var perr error
 		for len(res.first) == 0 && perr == nil {
 			res.first, perr = st.pump(res.first)

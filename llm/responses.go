@@ -1,0 +1,263 @@
+package llm
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The Responses API (POST /v1/responses) is served by the deployments whose provider speaks it, openai and azure:
+// they get the client's bytes with only "model" rewritten and their answer goes back as it came. A stored
+// response lives on the provider account that made it, so previous_response_id only works there: responsePins
+// remembers which deployment made each response this replica relayed, and a follow-up goes to that deployment
+// alone.
+
+// responsesTarget refuses a group that cannot serve the Responses API and finds the deployment that stored the
+// call's previous_response_id, when this replica relayed it and the key may use that deployment's group.
+func (g *Gateway) responsesTarget(t *table, grp *group, req *request, mayUse func(string) bool) (*deployment, error) {
+	if len(grp.responses.deployments) == 0 {
+		return nil, errBadRequest("model_not_supported",
+			"model %q cannot serve the Responses API: its deployments' providers (%s) do not speak it, only openai and azure do; call it through /v1/chat/completions or /v1/messages",
+			grp.name, providersOf(grp))
+	}
+	if req.previousID == "" {
+		return nil, nil
+	}
+	p, ok := g.pins.lookup(req.previousID, time.Now())
+	if !ok {
+		return nil, nil
+	}
+	pg := t.groups[p.group]
+	if pg == nil || (p.group != grp.name && !mayUse(p.group)) {
+		return nil, nil
+	}
+	for _, d := range pg.responses.deployments {
+		if d.id == p.deployment {
+			return d, nil
+		}
+	}
+	return nil, nil
+}
+
+func providersOf(grp *group) string {
+	var names []string
+	for _, d := range grp.deployments {
+		if !slices.Contains(names, string(d.provider)) {
+			names = append(names, string(d.provider))
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+// routePinned makes a follow-up's one attempt, on the deployment that stored its previous_response_id. It is
+// neither retried nor sent to a fallback: any other deployment would answer that the id does not exist.
+func (g *Gateway) routePinned(c *call, d *deployment) (*result, error) {
+	one := &group{name: d.group, strategy: StrategyWeighted, deployments: []*deployment{d}}
+	if pick(one, nil, time.Now()) == nil {
+		ae := unavailable(one, time.Now())
+		ae.message = fmt.Sprintf("deployment %s, which stored previous_response_id %q, is not available (cooling down or at capacity); "+
+			"the call is not sent to another deployment, which would not know the id", d.id, c.req.previousID)
+		return nil, ae
+	}
+	res, ae, class := g.attempt(c, d)
+	if ae != nil {
+		if class == outcomeRetry || class == outcomeContextWindow {
+			ae.message += fmt.Sprintf("; not retried on another deployment, which would not know previous_response_id %q", c.req.previousID)
+		}
+		return nil, ae
+	}
+	return res, nil
+}
+
+// Bounds of responsePins: a follow-up usually comes within minutes; an older id, or one pushed out by newer
+// ones, routes like a call without one.
+const (
+	responsePinTTL = 24 * time.Hour
+	responsePinMax = 100_000
+	// maxPinnedIDLen skips ids no provider makes, so an upstream cannot fill memory through them.
+	maxPinnedIDLen = 256
+)
+
+type responsePin struct {
+	group, deployment string
+	expires           time.Time
+}
+
+// responsePins maps response ids to the deployment that made them, per replica and in memory, bounded by a TTL
+// and by a count past which the oldest id is forgotten.
+type responsePins struct {
+	ttl time.Duration
+	max int
+
+	mu   sync.Mutex
+	m    map[string]responsePin
+	ring []string // ids in the order they came; a new one overwrites the oldest once full
+	next int
+}
+
+func newResponsePins(ttl time.Duration, max int) *responsePins {
+	return &responsePins{ttl: ttl, max: max, m: map[string]responsePin{}}
+}
+
+func (p *responsePins) remember(id string, d *deployment) {
+	if id == "" || len(id) > maxPinnedIDLen {
+		return
+	}
+	v := responsePin{group: d.group, deployment: d.id, expires: time.Now().Add(p.ttl)}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.m[id]; ok {
+		p.m[id] = v
+		return
+	}
+	if p.ring == nil {
+		p.ring = make([]string, p.max)
+	}
+	if old := p.ring[p.next]; old != "" {
+		delete(p.m, old)
+	}
+	p.ring[p.next] = id
+	p.next = (p.next + 1) % p.max
+	p.m[id] = v
+}
+
+func (p *responsePins) lookup(id string, now time.Time) (responsePin, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	v, ok := p.m[id]
+	// An expired pin stays in the map until the ring overwrites its slot: deleting it here would let that slot
+	// later delete the same id remembered anew.
+	if !ok || now.After(v.expires) {
+		return responsePin{}, false
+	}
+	return v, true
+}
+
+// responseID is the "id" of a Responses API response object ("" when absent or not a plain string).
+func responseID(obj []byte) string {
+	raw := topLevelValue(obj, "id")
+	if len(raw) < 2 || raw[0] != '"' || bytes.IndexByte(raw, '\\') >= 0 {
+		return ""
+	}
+	return string(raw[1 : len(raw)-1])
+}
+
+// responsesUsageOf reads the usage of a non-streamed Responses API reply.
+func responsesUsageOf(body []byte) (Usage, error) {
+	if i := skipSpace(body, 0); i >= len(body) || body[i] != '{' {
+		return Usage{}, errNotObject
+	}
+	raw := topLevelValue(body, "usage")
+	if raw == nil || raw[0] == 'n' {
+		return Usage{}, nil
+	}
+	return responsesUsageObject(raw)
+}
+
+// responsesUsageObject reads {"input_tokens", "output_tokens", "input_tokens_details": {"cached_tokens"}}.
+func responsesUsageObject(raw []byte) (Usage, error) {
+	if raw[0] != '{' {
+		return Usage{}, errUsageShape
+	}
+	var u Usage
+	var err error
+	if u.Input, err = intMember(raw, "input_tokens"); err != nil {
+		return Usage{}, err
+	}
+	if u.Output, err = intMember(raw, "output_tokens"); err != nil {
+		return Usage{}, err
+	}
+	if details := topLevelValue(raw, "input_tokens_details"); details != nil && details[0] == '{' {
+		if u.Cached, err = intMember(details, "cached_tokens"); err != nil {
+			return Usage{}, err
+		}
+	}
+	return u, nil
+}
+
+// responsesStream relays a Responses API stream unchanged. It learns the response's id from response.created,
+// the usage from the terminal response.completed, response.incomplete or response.failed, and ends on an
+// error event.
+type responsesStream struct {
+	pins     *responsePins
+	d        *deployment
+	finished bool
+	u        Usage
+	deltas   int64 // relayed *.delta events, each about one token
+	seq      int64 // the last sequence_number seen: the gateway's own error event follows on from it
+}
+
+func (s *responsesStream) event(ev, out []byte) ([]byte, error) {
+	name, data := sseData(ev)
+	out = append(out, ev...)
+	if data == nil {
+		return out, nil
+	}
+	if name == "" {
+		// "event:" lines are optional in SSE; the type is in the data too.
+		if raw := topLevelValue(data, "type"); len(raw) >= 2 && raw[0] == '"' {
+			name = string(raw[1 : len(raw)-1])
+		}
+	}
+	if n, err := intMember(data, "sequence_number"); err == nil && n > s.seq {
+		s.seq = n
+	}
+	switch name {
+	case "response.created":
+		if r := topLevelValue(data, "response"); r != nil {
+			// Pinned now, not at the end: a client may send its follow-up as soon as it read response.completed.
+			s.pins.remember(responseID(r), s.d)
+		}
+	case "response.completed", "response.incomplete":
+		s.finished = true
+		s.readUsage(data)
+	case "response.failed":
+		// Terminal, and billed by its usage when it has one, but the model failed: the call is an error.
+		s.finished = true
+		s.readUsage(data)
+		return out, errUpstreamStreamError
+	case "error":
+		return out, errUpstreamStreamError
+	default:
+		if strings.HasSuffix(name, ".delta") {
+			s.deltas++
+		}
+		if bytes.HasPrefix(data, []byte(`{"error"`)) {
+			return out, errUpstreamStreamError
+		}
+	}
+	return out, nil
+}
+
+func (s *responsesStream) readUsage(data []byte) {
+	r := topLevelValue(data, "response")
+	if r == nil || r[0] != '{' {
+		return
+	}
+	if raw := topLevelValue(r, "usage"); raw != nil && raw[0] == '{' {
+		if u, err := responsesUsageObject(raw); err == nil {
+			s.u = u
+		}
+	}
+}
+
+func (s *responsesStream) done() bool           { return s.finished }
+func (s *responsesStream) usage() Usage         { return s.u }
+func (s *responsesStream) partialOutput() int64 { return s.deltas }
+
+// errorEvent is the Responses API's own error event, which the SDKs raise as an error.
+func (s *responsesStream) errorEvent(ae *apiError) []byte {
+	b, _ := json.Marshal(struct {
+		Type           string  `json:"type"`
+		Code           string  `json:"code"`
+		Message        string  `json:"message"`
+		Param          *string `json:"param"`
+		SequenceNumber int64   `json:"sequence_number"`
+	}{"error", ae.code, ae.message, nil, s.seq + 1})
+	out := append([]byte("event: error\ndata: "), b...)
+	return append(out, "\n\n"...)
+}

@@ -1,0 +1,421 @@
+package llm
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	oai "github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/responses"
+	"github.com/switchboard-gw/switchboard/loadtest/mock"
+	"github.com/switchboard-gw/switchboard/trace"
+)
+
+// responsesClient is OpenAI's official Go SDK pointed at the gateway, without its own retries.
+func (h *harness) responsesClient(key string) *oai.Client {
+	c := oai.NewClient(option.WithBaseURL(h.url+"/v1/"), option.WithAPIKey(key), option.WithMaxRetries(0))
+	return &c
+}
+
+func respParams(model, prompt string) responses.ResponseNewParams {
+	return responses.ResponseNewParams{Model: model, Input: responses.ResponseNewParamsInputUnion{OfString: oai.String(prompt)},
+		MaxOutputTokens: oai.Int(50)}
+}
+
+var gpt4oMiniPrice = Price{Input: 150_000_000, Output: 600_000_000, CachedInput: 75_000_000}
+
+func TestResponsesJSON(t *testing.T) {
+	t.Parallel()
+	m := startMock(t, mock.LLMOptions{})
+	h := newHarness(t, oneModel("fast", openaiDep(m, "gpt-4o-mini")))
+	var hr *http.Response
+	got, err := h.responsesClient(keyAll).Responses.New(context.Background(), respParams("fast", "hello there from the responses test"),
+		option.WithResponseInto(&hr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.OutputText() != "hello there from the responses test" || got.Usage.InputTokens != 6 || got.Usage.OutputTokens != 6 {
+		t.Fatalf("reply: text %q usage %+v", got.OutputText(), got.Usage)
+	}
+	wantCost := gpt4oMiniPrice.Cost(Usage{Input: 6, Output: 6})
+	if c := hr.Header.Get("x-switchboard-cost-usd"); c != FormatUSD(wantCost) {
+		t.Fatalf("x-switchboard-cost-usd = %q, want %q", c, FormatUSD(wantCost))
+	}
+	sc, ok := trace.ParseTraceparent(hr.Header.Get("traceparent"))
+	if !ok {
+		t.Fatalf("traceparent %q not valid", hr.Header.Get("traceparent"))
+	}
+	if up, _ := trace.ParseTraceparent(m.LastTraceparent()); up != sc {
+		t.Fatalf("upstream saw traceparent %q, want the call's %q", m.LastTraceparent(), hr.Header.Get("traceparent"))
+	}
+	call := h.waitSpans("responses fast", 1)[0]
+	if call.CostNanoUSD != wantCost || call.InputTokens != 6 || call.OutputTokens != 6 || call.KeyName != "all" ||
+		call.Provider != "openai" || call.SpanID != sc.SpanID || call.Status != trace.StatusOK {
+		t.Fatalf("call span = %+v", call)
+	}
+
+	// The client's bytes reach the upstream as they were, "model" aside: no re-encoding reorders or drops fields.
+	raw := `{ "input" : "raw bytes",  "model":"fast", "metadata":{"b":"1","a":"2"}, "max_output_tokens": 20 , "x_unknown": [1,2] }`
+	req, _ := http.NewRequest(http.MethodPost, h.url+"/v1/responses", strings.NewReader(raw))
+	req.Header.Set("Authorization", "Bearer "+keyLimited)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("raw call: %d %s", resp.StatusCode, body)
+	}
+	if resp.Header.Get("x-ratelimit-limit-requests") != "1" {
+		t.Fatalf("x-ratelimit-limit-requests = %q, want 1", resp.Header.Get("x-ratelimit-limit-requests"))
+	}
+	last := m.LastRequest()
+	want := strings.Replace(raw, `"model":"fast"`, `"model":"gpt-4o-mini"`, 1)
+	if last.Path != "/v1/responses" || string(last.Body) != want {
+		t.Fatalf("upstream got %s %s\nwant body %s", last.Path, last.Body, want)
+	}
+}
+
+func TestResponsesStream(t *testing.T) {
+	t.Parallel()
+	m := startMock(t, mock.LLMOptions{})
+	h := newHarness(t, oneModel("gpt-4o-mini", openaiDep(m, "gpt-4o-mini")))
+	cases := []struct {
+		name, prompt string
+		maxOut       int64
+		wantText     string
+		wantTerminal string
+		wantOut      int64
+	}{
+		{"completed", "one two three four five", 50, "one two three four five", "response.completed", 5},
+		{"cut by max_output_tokens", strings.Repeat("word ", 20), 16, strings.TrimSpace(strings.Repeat("word ", 16)), "response.incomplete", 16},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := respParams("gpt-4o-mini", tc.prompt)
+			p.MaxOutputTokens = oai.Int(tc.maxOut)
+			st := h.responsesClient(keyAll).Responses.NewStreaming(context.Background(), p)
+			var text strings.Builder
+			var types []string
+			var final responses.Response
+			for st.Next() {
+				ev := st.Current()
+				types = append(types, ev.Type)
+				switch ev.Type {
+				case "response.output_text.delta":
+					text.WriteString(ev.Delta)
+				case "response.completed", "response.incomplete":
+					final = ev.Response
+				}
+			}
+			if err := st.Err(); err != nil {
+				t.Fatal(err)
+			}
+			if text.String() != tc.wantText || types[0] != "response.created" || types[len(types)-1] != tc.wantTerminal {
+				t.Fatalf("text %q, events %v", text.String(), types)
+			}
+			in := int64(len(strings.Fields(tc.prompt)))
+			if final.Usage.InputTokens != in || final.Usage.OutputTokens != tc.wantOut {
+				t.Fatalf("final usage %+v", final.Usage)
+			}
+			span := h.waitSpans("responses gpt-4o-mini", i+1)[i]
+			if span.InputTokens != in || span.OutputTokens != tc.wantOut || span.Status != trace.StatusOK ||
+				span.CostNanoUSD != gpt4oMiniPrice.Cost(Usage{Input: in, Output: tc.wantOut}) || span.TTFT <= 0 {
+				t.Fatalf("span = %+v", span)
+			}
+			for _, a := range span.Attrs {
+				if a.Key == "usage" {
+					t.Fatalf("a complete stream was billed as estimated: %+v", span.Attrs)
+				}
+			}
+		})
+	}
+}
+
+// refusal is what the SDK reports of a refused call.
+func refusal(t *testing.T, err error) *oai.Error {
+	t.Helper()
+	var ae *oai.Error
+	if !errors.As(err, &ae) {
+		t.Fatalf("want an API error, got %v", err)
+	}
+	return ae
+}
+
+func TestResponsesRefused(t *testing.T) {
+	t.Parallel()
+	m := startMock(t, mock.LLMOptions{})
+	cfg := Config{Models: []ModelConfig{
+		{Name: "gpt-4o", Deployments: []DeploymentConfig{openaiDep(m, "gpt-4o")}},
+		{Name: "gpt-4o-mini", Deployments: []DeploymentConfig{openaiDep(m, "gpt-4o-mini")}},
+		{Name: "claude", Deployments: []DeploymentConfig{anthropicDep(m, "claude-3-5-haiku-latest")}},
+	}}
+	h := newHarness(t, cfg)
+	cases := []struct {
+		name, key, model string
+		body             string // sent raw when set
+		status           int
+		code, msg        string
+	}{
+		{name: "model the key may not use", key: keyMini, model: "gpt-4o", status: 403, code: "model_not_allowed"},
+		{name: "budget", key: keyBroke, model: "gpt-4o-mini", status: 429, code: "budget_exceeded"},
+		{name: "no key", key: "sk-wrong", model: "gpt-4o-mini", status: 401, code: "invalid_api_key"},
+		{name: "unknown model", key: keyAll, model: "nope", status: 404, code: "model_not_found"},
+		{name: "anthropic-only group", key: keyAll, model: "claude", status: 400, code: "model_not_supported",
+			msg: `model "claude" cannot serve the Responses API: its deployments' providers (anthropic)`},
+		{name: "background mode", key: keyAll, body: `{"model":"gpt-4o-mini","input":"hi","background":true}`, status: 400,
+			code: "unsupported_parameter", msg: "background mode is not supported"},
+		{name: "duplicate max_output_tokens", key: keyAll, body: `{"model":"gpt-4o-mini","input":"hi","max_output_tokens":16,"max_output_tokens":100000}`,
+			status: 400, code: "invalid_request", msg: `"max_output_tokens" appears more than once`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := m.Requests()
+			var err error
+			if tc.body != "" {
+				err = h.responsesClient(tc.key).Post(context.Background(), "responses", []byte(tc.body), nil)
+			} else {
+				_, err = h.responsesClient(tc.key).Responses.New(context.Background(), respParams(tc.model, "hi"))
+			}
+			ae := refusal(t, err)
+			if ae.StatusCode != tc.status || ae.Code != tc.code || !strings.Contains(ae.Message, tc.msg) {
+				t.Fatalf("got %d %q %q, want %d %q containing %q", ae.StatusCode, ae.Code, ae.Message, tc.status, tc.code, tc.msg)
+			}
+			if m.Requests() != before {
+				t.Fatal("a refused call reached the upstream")
+			}
+		})
+	}
+}
+
+func TestResponsesOnlyOnDeploymentsThatSpeakIt(t *testing.T) {
+	t.Parallel()
+	oa, an := startMock(t, mock.LLMOptions{}), startMock(t, mock.LLMOptions{})
+	broken := startMock(t, mock.LLMOptions{Fail: map[string]int{"gpt-4o-mini": 500}})
+	claude := anthropicDep(an, "claude-3-5-haiku-latest")
+	claude.Weight = 1000
+	cfg := Config{Models: []ModelConfig{
+		{Name: "mixed", Deployments: []DeploymentConfig{claude, openaiDep(oa, "gpt-4o-mini")}},
+		{Name: "primary", Deployments: []DeploymentConfig{openaiDep(broken, "gpt-4o-mini")}, Fallbacks: []string{"claude", "mixed"}},
+		{Name: "claude", Deployments: []DeploymentConfig{anthropicDep(an, "claude-3-5-haiku-latest")}},
+	}, Router: RouterConfig{RetryBackoff: time.Millisecond}}
+	h := newHarness(t, cfg)
+	for range 5 {
+		got, err := h.responsesClient(keyAll).Responses.New(context.Background(), respParams("mixed", "mixed group"))
+		if err != nil || got.OutputText() != "mixed group" {
+			t.Fatalf("mixed group: %v %+v", err, got)
+		}
+	}
+	// The failing group falls back past the Anthropic-only group to the one that can answer.
+	got, err := h.responsesClient(keyAll).Responses.New(context.Background(), respParams("primary", "fall back"))
+	if err != nil || got.OutputText() != "fall back" {
+		t.Fatalf("fallback: %v %+v", err, got)
+	}
+	if an.Requests() != 0 {
+		t.Fatalf("the Anthropic deployment got %d Responses calls", an.Requests())
+	}
+	span := h.waitSpans("responses primary", 1)[0]
+	if span.Model != "mixed" || span.Fallbacks != 1 || span.Status != trace.StatusOK {
+		t.Fatalf("fallback span = %+v", span)
+	}
+	// A key that may not use the fallbacks gets the primary's failure.
+	_, err = h.responsesClient(keyPrimary).Responses.New(context.Background(), respParams("primary", "no fallback"))
+	if ae := refusal(t, err); ae.StatusCode != http.StatusBadGateway {
+		t.Fatalf("primary-only key: %d %s", ae.StatusCode, ae.Message)
+	}
+}
+
+func TestResponsesPreviousResponseStaysOnItsDeployment(t *testing.T) {
+	t.Parallel()
+	m1, m2 := startMock(t, mock.LLMOptions{}), startMock(t, mock.LLMOptions{})
+	cfg := oneModel("gpt-4o-mini", openaiDep(m1, "gpt-4o-mini"), openaiDep(m2, "gpt-4o-mini"))
+	cfg.Router.Retries = 2
+	h := newHarness(t, cfg)
+	ctx := context.Background()
+	cl := h.responsesClient(keyAll)
+
+	// A chain of follow-ups, each naming the previous one; the mocks know only the ids they made, as providers do.
+	for _, streamFirst := range []bool{false, true} {
+		var prev string
+		if streamFirst {
+			st := cl.Responses.NewStreaming(ctx, respParams("gpt-4o-mini", "first streamed"))
+			for st.Next() {
+				if ev := st.Current(); ev.Type == "response.completed" {
+					prev = ev.Response.ID
+				}
+			}
+			if err := st.Err(); err != nil || prev == "" {
+				t.Fatalf("first stream: %v, id %q", err, prev)
+			}
+		} else {
+			r, err := cl.Responses.New(ctx, respParams("gpt-4o-mini", "first"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			prev = r.ID
+		}
+		for i := range 8 {
+			p := respParams("gpt-4o-mini", fmt.Sprintf("follow up %d", i))
+			p.PreviousResponseID = oai.String(prev)
+			r, err := cl.Responses.New(ctx, p)
+			if err != nil {
+				t.Fatalf("stream first %v, follow-up %d: %v", streamFirst, i, err)
+			}
+			prev = r.ID
+		}
+	}
+
+	// The deployment that holds the id goes away: the call is not retried on the other one, which does not know it.
+	n1 := m1.Requests()
+	r, err := cl.Responses.New(ctx, respParams("gpt-4o-mini", "pinned"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinned, other := m1, m2
+	if m1.Requests() == n1 {
+		pinned, other = m2, m1
+	}
+	if err := pinned.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before := other.Requests()
+	p := respParams("gpt-4o-mini", "pinned follow up")
+	p.PreviousResponseID = oai.String(r.ID)
+	_, err = cl.Responses.New(ctx, p)
+	ae := refusal(t, err)
+	if ae.StatusCode != http.StatusBadGateway || !strings.Contains(ae.Message, "not retried on another deployment") {
+		t.Fatalf("pinned failure: %d %q", ae.StatusCode, ae.Message)
+	}
+	if other.Requests() != before {
+		t.Fatal("a pinned follow-up was retried on another deployment")
+	}
+
+	// An id the gateway never saw routes like any call, and the provider's answer comes back.
+	p.PreviousResponseID = oai.String("resp_unknown")
+	_, err = cl.Responses.New(ctx, p)
+	if ae := refusal(t, err); ae.StatusCode != http.StatusNotFound || ae.Code != "previous_response_not_found" {
+		t.Fatalf("unknown id: %d %q %q", ae.StatusCode, ae.Code, ae.Message)
+	}
+}
+
+func TestResponsesStreamUpstreamDies(t *testing.T) {
+	t.Parallel()
+	m := startMock(t, mock.LLMOptions{})
+	// created, in_progress, item added, part added, then two deltas: the connection drops after six events.
+	d := openaiDep(m, "gpt-4o-mini")
+	d.Headers = map[string]string{mock.HeaderFailAfter: "6"}
+	h := newHarness(t, oneModel("gpt-4o-mini", d))
+	prompt := "one two three four five six seven"
+	st := h.responsesClient(keyAll).Responses.NewStreaming(context.Background(), respParams("gpt-4o-mini", prompt))
+	var types []string
+	var last responses.ResponseStreamEventUnion
+	for st.Next() {
+		last = st.Current()
+		types = append(types, last.Type)
+	}
+	if err := st.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(types) != 7 || last.Type != "error" || last.Code != "upstream_error" || last.SequenceNumber != 6 {
+		t.Fatalf("events %v, last %s", types, last.RawJSON())
+	}
+	span := h.waitSpans("responses gpt-4o-mini", 1)[0]
+	body, _ := respParams("gpt-4o-mini", prompt).MarshalJSON()
+	estimated := false
+	for _, a := range span.Attrs {
+		estimated = estimated || a.Key == "usage" && a.Value == "estimated"
+	}
+	// The body the SDK sent adds "stream":true to what MarshalJSON gives.
+	if span.Status != trace.StatusError || span.HTTPStatus != http.StatusBadGateway || !estimated || span.OutputTokens != 2 ||
+		span.InputTokens < tokensOfText(len(body)) || span.CostNanoUSD == 0 {
+		t.Fatalf("span = %+v", span)
+	}
+}
+
+// TestResponsesStreamTerminalEvents covers what the mock does not send: a provider's response.failed and error
+// events, from a stand-in provider.
+func TestResponsesStreamTerminalEvents(t *testing.T) {
+	t.Parallel()
+	// Events are sent one by one, as a provider does: one that fails in the first read is a failed attempt, not a
+	// stream.
+	created := "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_x\",\"status\":\"in_progress\",\"usage\":null}}\n\n"
+	delta := "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":1,\"delta\":\"hi\"}\n\n"
+	cases := []struct {
+		name, events    string
+		wantLast        string
+		wantIn, wantOut int64
+		estimated       bool
+	}{
+		{"response.failed with usage", created + delta +
+			"event: response.failed\ndata: {\"type\":\"response.failed\",\"sequence_number\":2,\"response\":{\"id\":\"resp_x\",\"status\":\"failed\",\"error\":{\"code\":\"server_error\",\"message\":\"boom\"},\"usage\":{\"input_tokens\":40,\"output_tokens\":3,\"input_tokens_details\":{\"cached_tokens\":8}}}}\n\n",
+			"response.failed", 40, 3, false},
+		{"error event", created + delta +
+			"event: error\ndata: {\"type\":\"error\",\"code\":\"server_error\",\"message\":\"boom\",\"param\":null,\"sequence_number\":2}\n\n",
+			"error", 0, 1, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/event-stream")
+				for _, ev := range strings.SplitAfter(tc.events, "\n\n") {
+					_, _ = io.WriteString(w, ev)
+					w.(http.Flusher).Flush()
+					time.Sleep(20 * time.Millisecond)
+				}
+			}))
+			t.Cleanup(up.Close)
+			h := newHarness(t, oneModel("gpt-4o-mini", DeploymentConfig{Provider: ProviderOpenAI, BaseURL: up.URL + "/v1", Model: "gpt-4o-mini"}))
+			st := h.responsesClient(keyAll).Responses.NewStreaming(context.Background(), respParams("gpt-4o-mini", "x"))
+			var types []string
+			for st.Next() {
+				types = append(types, st.Current().Type)
+			}
+			if err := st.Err(); err != nil || len(types) != 3 || types[2] != tc.wantLast {
+				t.Fatalf("events %v, err %v", types, err)
+			}
+			span := h.waitSpans("responses gpt-4o-mini", 1)[0]
+			estimated := false
+			for _, a := range span.Attrs {
+				estimated = estimated || a.Key == "usage"
+			}
+			if span.Status != trace.StatusError || estimated != tc.estimated || span.OutputTokens != tc.wantOut ||
+				(!tc.estimated && (span.InputTokens != tc.wantIn || span.CachedTokens != 8)) {
+				t.Fatalf("span = %+v", span)
+			}
+		})
+	}
+}
+
+func TestResponsePinsBounded(t *testing.T) {
+	t.Parallel()
+	p := newResponsePins(time.Minute, 3)
+	d := &deployment{group: "g", id: "host/m"}
+	for _, id := range []string{"a", "b", "c", "d"} {
+		p.remember(id, d)
+	}
+	now := time.Now()
+	if _, ok := p.lookup("a", now); ok {
+		t.Fatal("the oldest id outlived the cap")
+	}
+	for _, id := range []string{"b", "c", "d"} {
+		if v, ok := p.lookup(id, now); !ok || v.deployment != "host/m" {
+			t.Fatalf("%s: %+v %v", id, v, ok)
+		}
+	}
+	if _, ok := p.lookup("d", now.Add(2*time.Minute)); ok {
+		t.Fatal("an id outlived its TTL")
+	}
+	p.remember(string(bytes.Repeat([]byte("x"), maxPinnedIDLen+1)), d)
+	if len(p.m) != 3 {
+		t.Fatalf("an oversized id was kept: %d ids", len(p.m))
+	}
+}
