@@ -314,6 +314,7 @@ func TestMaxConcurrentStreams(t *testing.T) {
 	}{
 		{"stream found after the handler", http.MethodGet, "/test/stream", ""},
 		{"stream asked for in the request", http.MethodPost, "/v1/chat/completions", `{"model":"m","stream" : true,"messages":[]}`},
+		{"Responses API stream asked for in the request", http.MethodPost, "/v1/responses", `{"model":"m","stream":true,"input":"hi"}`},
 	}
 	for _, tc := range cases {
 		req, _ := http.NewRequest(tc.method, s.url+tc.path, strings.NewReader(tc.body))

@@ -295,7 +295,7 @@ func wantsStream(c *fiber.Ctx) bool {
 			strings.Contains(c.Get(fiber.HeaderAccept), "text/event-stream")
 	case fiber.MethodPost:
 		switch {
-		case path == "/v1/chat/completions" || path == "/v1/completions" || path == "/v1/messages":
+		case path == "/v1/chat/completions" || path == "/v1/completions" || path == "/v1/messages" || path == "/v1/responses":
 			return jsonMemberIs(c.Body(), "stream", "true")
 		case path == "/mcp" || strings.HasPrefix(path, "/mcp/"):
 			return jsonMemberIs(c.Body(), "method", `"subscriptions/listen"`)
