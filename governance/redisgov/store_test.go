@@ -223,61 +223,84 @@ func TestOwnersFirstClaimWins(t *testing.T) {
 // wrong, instead of answering 201 twice and keeping a key that never works.
 func TestReplicasCannotBothClaimOneName(t *testing.T) {
 	t.Parallel()
-	type step struct {
-		onB          bool // run on replica B, else A
-		method, path string
-		body         string
-		want         int
-	}
+	type step = replicaStep
 	cases := []struct {
 		name  string
 		steps []step
 	}{
 		{"key created twice", []step{
-			{false, "POST", "/admin/keys", `{"name":"dup"}`, 201},
-			{true, "POST", "/admin/keys", `{"name":"dup"}`, 409},
+			{false, "POST", "/admin/keys", `{"name":"dup"}`, 201, ""},
+			{true, "POST", "/admin/keys", `{"name":"dup"}`, 409, ""},
 		}},
 		{"team created twice", []step{
-			{false, "POST", "/admin/teams", `{"name":"dup-team"}`, 201},
-			{true, "POST", "/admin/teams", `{"name":"dup-team","budget":{"usd":"5"}}`, 409},
+			{false, "POST", "/admin/teams", `{"name":"dup-team"}`, 201, ""},
+			{true, "POST", "/admin/teams", `{"name":"dup-team","budget":{"usd":"5"}}`, 409, ""},
 		}},
 		{"key renamed onto another replica's key", []step{
-			{false, "POST", "/admin/keys", `{"name":"taken"}`, 201},
-			{true, "POST", "/admin/keys", `{"name":"free"}`, 201},
-			{true, "PATCH", "/admin/keys/free", `{"name":"taken"}`, 409},
+			{false, "POST", "/admin/keys", `{"name":"taken"}`, 201, ""},
+			{true, "POST", "/admin/keys", `{"name":"free"}`, 201, ""},
+			{true, "PATCH", "/admin/keys/free", `{"name":"taken"}`, 409, ""},
 		}},
 		{"a renamed key frees its old name", []step{
-			{false, "POST", "/admin/keys", `{"name":"before"}`, 201},
-			{false, "PATCH", "/admin/keys/before", `{"name":"after"}`, 200},
-			{true, "POST", "/admin/keys", `{"name":"before"}`, 201},
-			{true, "POST", "/admin/keys", `{"name":"after"}`, 409},
+			{false, "POST", "/admin/keys", `{"name":"before"}`, 201, ""},
+			{false, "PATCH", "/admin/keys/before", `{"name":"after"}`, 200, ""},
+			{true, "POST", "/admin/keys", `{"name":"before"}`, 201, ""},
+			{true, "POST", "/admin/keys", `{"name":"after"}`, 409, ""},
 		}},
 		{"a deleted key frees its name", []step{
-			{false, "POST", "/admin/keys", `{"name":"brief"}`, 201},
-			{false, "DELETE", "/admin/keys/brief", ``, 204},
-			{true, "POST", "/admin/keys", `{"name":"brief"}`, 201},
+			{false, "POST", "/admin/keys", `{"name":"brief"}`, 201, ""},
+			{false, "DELETE", "/admin/keys/brief", ``, 204, ""},
+			{true, "POST", "/admin/keys", `{"name":"brief"}`, 201, ""},
 		}},
 		{"a deleted team frees its name", []step{
-			{false, "POST", "/admin/teams", `{"name":"brief-team"}`, 201},
-			{false, "DELETE", "/admin/teams/brief-team", ``, 204},
-			{true, "POST", "/admin/teams", `{"name":"brief-team"}`, 201},
+			{false, "POST", "/admin/teams", `{"name":"brief-team"}`, 201, ""},
+			{false, "DELETE", "/admin/teams/brief-team", ``, 204, ""},
+			{true, "POST", "/admin/teams", `{"name":"brief-team"}`, 201, ""},
 		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			cfg := governance.RedisConfig{Addr: testAddr(t), Prefix: testPrefix(t), Timeout: 5 * time.Second}
-			a, b := newReplica(t, cfg, false), newReplica(t, cfg, false)
-			for i, st := range tc.steps {
-				r := a
-				if st.onB {
-					r = b
-				}
-				if got, out := r.try(t, st.method, st.path, st.body); got != st.want {
-					t.Fatalf("step %d %s %s %s: %d %v, want %d", i, st.method, st.path, st.body, got, out, st.want)
-				}
-			}
+			runOnTwoReplicas(t, tc.steps)
 		})
+	}
+}
+
+// replicaStep is one admin request on replica A or B, and the status it must
+// get; method "RELOAD" reloads the replica's records instead.
+type replicaStep struct {
+	onB          bool // run on replica B, else A
+	method, path string
+	body         string
+	want         int
+	says         string // in the answer, when set
+}
+
+// runOnTwoReplicas runs steps on two replicas sharing a fresh Redis prefix
+// that do not watch for each other's changes, so each acts on its own copy
+// of the records until a RELOAD step.
+func runOnTwoReplicas(t *testing.T, steps []replicaStep) {
+	t.Helper()
+	cfg := governance.RedisConfig{Addr: testAddr(t), Prefix: testPrefix(t), Timeout: 5 * time.Second}
+	a, b := newReplica(t, cfg, false), newReplica(t, cfg, false)
+	for i, st := range steps {
+		r := a
+		if st.onB {
+			r = b
+		}
+		if st.method == "RELOAD" {
+			if err := r.g.ReloadRecords(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		got, out := r.try(t, st.method, st.path, st.body)
+		if got != st.want {
+			t.Fatalf("step %d %s %s %s: %d %v, want %d", i, st.method, st.path, st.body, got, out, st.want)
+		}
+		if st.says != "" && !strings.Contains(fmt.Sprint(out), st.says) {
+			t.Fatalf("step %d %s %s: %v, want it to say %q", i, st.method, st.path, out, st.says)
+		}
 	}
 }
 
@@ -353,13 +376,7 @@ func TestConcurrentCreationsOfOneName(t *testing.T) {
 // other's change: the store refuses whichever change comes second.
 func TestTeamDeletionAgainstKeyInItOnAnotherReplica(t *testing.T) {
 	t.Parallel()
-	type step struct {
-		onB          bool
-		method, path string // method "RELOAD" reloads the replica's records
-		body         string
-		want         int
-		says         string // in the error message, when set
-	}
+	type step = replicaStep
 	reloadB := step{onB: true, method: "RELOAD"}
 	cases := []struct {
 		name  string
@@ -399,27 +416,7 @@ func TestTeamDeletionAgainstKeyInItOnAnotherReplica(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			cfg := governance.RedisConfig{Addr: testAddr(t), Prefix: testPrefix(t), Timeout: 5 * time.Second}
-			a, b := newReplica(t, cfg, false), newReplica(t, cfg, false)
-			for i, st := range tc.steps {
-				r := a
-				if st.onB {
-					r = b
-				}
-				if st.method == "RELOAD" {
-					if err := r.g.ReloadRecords(context.Background()); err != nil {
-						t.Fatal(err)
-					}
-					continue
-				}
-				got, out := r.try(t, st.method, st.path, st.body)
-				if got != st.want {
-					t.Fatalf("step %d %s %s %s: %d %v, want %d", i, st.method, st.path, st.body, got, out, st.want)
-				}
-				if st.says != "" && !strings.Contains(fmt.Sprint(out), st.says) {
-					t.Fatalf("step %d %s %s: %v, want it to say %q", i, st.method, st.path, out, st.says)
-				}
-			}
+			runOnTwoReplicas(t, tc.steps)
 		})
 	}
 }

@@ -183,17 +183,7 @@ func hasAttr(sp trace.Span, key, value string) bool {
 // out server.shutdown_timeout for it.
 func TestShutdownEndsMCPListeningStreamAtOnce(t *testing.T) {
 	t.Parallel()
-	toolUp, err := mock.StartMCP("127.0.0.1:0", mock.MCPOptions{Name: "weather"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { toolUp.Close() })
-	s := start(t, func(c *config.Config) {
-		c.Server.ShutdownTimeout = 10 * time.Second
-		c.MCP = sbmcp.Config{Servers: []sbmcp.ServerConfig{{Name: "weather", URL: toolUp.URL + "/mcp"}}}
-		c.Governance = governance.Config{Secret: "drain-governance-secret-0123456789", Keys: []governance.KeyConfig{{Name: "k", Key: drainKey}}}
-	}, nil)
-	s.waitReady(t)
+	s := startWithWeather(t, nil)
 
 	post := func(session, body string) *http.Response {
 		req, _ := http.NewRequest(http.MethodPost, s.url+"/mcp", strings.NewReader(body))
@@ -263,24 +253,16 @@ func TestShutdownEndsMCPListeningStreamAtOnce(t *testing.T) {
 // protocol versions; the process does not wait for the tool's own timeout.
 func TestShutdownEndsLongMCPToolCalls(t *testing.T) {
 	t.Parallel()
-	toolUp, err := mock.StartMCP("127.0.0.1:0", mock.MCPOptions{Name: "weather"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { toolUp.Close() })
 	dbPath := filepath.Join(t.TempDir(), "spans.db")
 	var storeCfg storage.Config
-	s := start(t, func(c *config.Config) {
+	s := startWithWeather(t, func(c *config.Config, server *sbmcp.ServerConfig) {
 		// Over the 5 s a connection that has not sent a request yet takes to count as idle (fasthttp, as
 		// net/http): a spare connection an HTTP client dialled would hold a shorter drain.
 		c.Server.ShutdownTimeout = 6 * time.Second
 		c.Storage.SQLite.Path = dbPath
 		storeCfg = c.Storage
-		c.MCP = sbmcp.Config{Servers: []sbmcp.ServerConfig{{Name: "weather", URL: toolUp.URL + "/mcp",
-			Timeout: time.Minute, CostPerCallUSD: "0.002"}}}
-		c.Governance = governance.Config{Secret: "drain-governance-secret-0123456789", Keys: []governance.KeyConfig{{Name: "k", Key: drainKey}}}
-	}, nil)
-	s.waitReady(t)
+		server.Timeout, server.CostPerCallUSD = time.Minute, "0.002"
+	})
 
 	versions := []string{mcp.ProtocolVersion20260728, mcp.ProtocolVersion20251125}
 	ended := make(chan error, len(versions))
@@ -390,17 +372,7 @@ func dialMCP(t *testing.T, url, key, version string) *client.Client {
 // server.shutdown_timeout for it.
 func TestShutdownEndsMCPSubscriptionAtOnce(t *testing.T) {
 	t.Parallel()
-	toolUp, err := mock.StartMCP("127.0.0.1:0", mock.MCPOptions{Name: "weather"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { toolUp.Close() })
-	s := start(t, func(c *config.Config) {
-		c.Server.ShutdownTimeout = 10 * time.Second
-		c.MCP = sbmcp.Config{Servers: []sbmcp.ServerConfig{{Name: "weather", URL: toolUp.URL + "/mcp"}}}
-		c.Governance = governance.Config{Secret: "drain-governance-secret-0123456789", Keys: []governance.KeyConfig{{Name: "k", Key: drainKey}}}
-	}, nil)
-	s.waitReady(t)
+	s := startWithWeather(t, nil)
 
 	cli := dialMCP(t, s.url+"/mcp", drainKey, mcp.ProtocolVersion20260728)
 	acknowledged := make(chan struct{})
@@ -440,20 +412,13 @@ func TestShutdownEndsMCPSubscriptionAtOnce(t *testing.T) {
 // call running to its end for nobody.
 func TestMCPToolCallStreamClosedByClientIsCancelled(t *testing.T) {
 	t.Parallel()
-	toolUp, err := mock.StartMCP("127.0.0.1:0", mock.MCPOptions{Name: "weather"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { toolUp.Close() })
 	dbPath := filepath.Join(t.TempDir(), "spans.db")
 	var storeCfg storage.Config
-	s := start(t, func(c *config.Config) {
+	s := startWithWeather(t, func(c *config.Config, server *sbmcp.ServerConfig) {
 		c.Storage.SQLite.Path = dbPath
 		storeCfg = c.Storage
-		c.MCP = sbmcp.Config{Servers: []sbmcp.ServerConfig{{Name: "weather", URL: toolUp.URL + "/mcp", Timeout: time.Minute}}}
-		c.Governance = governance.Config{Secret: "drain-governance-secret-0123456789", Keys: []governance.KeyConfig{{Name: "k", Key: drainKey}}}
-	}, nil)
-	s.waitReady(t)
+		server.Timeout = time.Minute
+	})
 
 	// Four progress steps of 1.5 s: the call would take 6 s.
 	body := `{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"weather__slow","arguments":{"ms":6000},` +
@@ -502,4 +467,26 @@ func TestMCPToolCallStreamClosedByClientIsCancelled(t *testing.T) {
 	if ended := sp.Start.Add(sp.Duration); ended.Sub(closedAt) > 4*time.Second {
 		t.Errorf("the call ran %s after its client closed the stream: it was not cancelled", ended.Sub(closedAt))
 	}
+}
+
+// startWithWeather starts the mock MCP server weather and a gateway that federates it for drainKey; tune, when
+// set, adjusts the server's entry and the rest of the config.
+func startWithWeather(t *testing.T, tune func(*config.Config, *sbmcp.ServerConfig)) *started {
+	t.Helper()
+	toolUp, err := mock.StartMCP("127.0.0.1:0", mock.MCPOptions{Name: "weather"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { toolUp.Close() })
+	s := start(t, func(c *config.Config) {
+		c.Server.ShutdownTimeout = 10 * time.Second
+		server := sbmcp.ServerConfig{Name: "weather", URL: toolUp.URL + "/mcp"}
+		c.Governance = governance.Config{Secret: "drain-governance-secret-0123456789", Keys: []governance.KeyConfig{{Name: "k", Key: drainKey}}}
+		if tune != nil {
+			tune(c, &server)
+		}
+		c.MCP = sbmcp.Config{Servers: []sbmcp.ServerConfig{server}}
+	}, nil)
+	s.waitReady(t)
+	return s
 }
