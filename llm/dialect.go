@@ -95,7 +95,7 @@ func streamTranslatorFor(c *call, d *deployment, pins *responsePins) streamTrans
 func responseFor(c *call, d *deployment, raw []byte) ([]byte, Usage, error) {
 	switch {
 	case c.kind == kindResponses:
-		u, err := responsesUsageOf(raw)
+		u, err := usageOfReply(raw, responsesUsage)
 		return bytes.Clone(raw), u, err
 	case sameDialect(c.kind, d.provider) && d.provider == ProviderAnthropic:
 		u, err := anthropicUsageOf(raw)

@@ -146,39 +146,6 @@ func responseID(obj []byte) string {
 	return string(raw[1 : len(raw)-1])
 }
 
-// responsesUsageOf reads the usage of a non-streamed Responses API reply.
-func responsesUsageOf(body []byte) (Usage, error) {
-	if i := skipSpace(body, 0); i >= len(body) || body[i] != '{' {
-		return Usage{}, errNotObject
-	}
-	raw := topLevelValue(body, "usage")
-	if raw == nil || raw[0] == 'n' {
-		return Usage{}, nil
-	}
-	return responsesUsageObject(raw)
-}
-
-// responsesUsageObject reads {"input_tokens", "output_tokens", "input_tokens_details": {"cached_tokens"}}.
-func responsesUsageObject(raw []byte) (Usage, error) {
-	if raw[0] != '{' {
-		return Usage{}, errUsageShape
-	}
-	var u Usage
-	var err error
-	if u.Input, err = intMember(raw, "input_tokens"); err != nil {
-		return Usage{}, err
-	}
-	if u.Output, err = intMember(raw, "output_tokens"); err != nil {
-		return Usage{}, err
-	}
-	if details := topLevelValue(raw, "input_tokens_details"); details != nil && details[0] == '{' {
-		if u.Cached, err = intMember(details, "cached_tokens"); err != nil {
-			return Usage{}, err
-		}
-	}
-	return u, nil
-}
-
 // responsesStream relays a Responses API stream unchanged. It learns the response's id from response.created,
 // the usage from the terminal response.completed, response.incomplete or response.failed, and ends on an
 // error event.
@@ -239,7 +206,7 @@ func (s *responsesStream) readUsage(data []byte) {
 		return
 	}
 	if raw := topLevelValue(r, "usage"); raw != nil && raw[0] == '{' {
-		if u, err := responsesUsageObject(raw); err == nil {
+		if u, err := responsesUsage.read(raw); err == nil {
 			s.u = u
 		}
 	}

@@ -55,7 +55,7 @@ func (s *openAIStream) event(ev, out []byte) ([]byte, error) {
 	}
 	if bytes.Contains(data, []byte(`"usage":{`)) || bytes.Contains(data, []byte(`"usage": {`)) {
 		if raw := topLevelValue(data, "usage"); raw != nil && raw[0] == '{' {
-			if u, err := usageObject(raw); err == nil {
+			if u, err := chatUsage.read(raw); err == nil {
 				s.u = u
 				if !s.clientWantsUsage && noChoices(topLevelValue(data, "choices")) {
 					return out, nil
@@ -112,11 +112,22 @@ func usageFromOpenAI(u *openai.Usage) Usage {
 	return out
 }
 
+// usageNames are where an API's usage object keeps its three counts.
+type usageNames struct{ input, output, details string }
+
+var (
+	chatUsage      = usageNames{"prompt_tokens", "completion_tokens", "prompt_tokens_details"}
+	responsesUsage = usageNames{"input_tokens", "output_tokens", "input_tokens_details"}
+)
+
 // openAIUsageOf reads the usage of a non-streamed OpenAI reply (chat or
-// embeddings). It picks the three counts out of the top-level "usage" value
-// without decoding: encoding/json on the usage object alone was the largest
-// CPU and allocation cost of a proxied call after the syscalls.
-func openAIUsageOf(body []byte) (Usage, error) {
+// embeddings).
+func openAIUsageOf(body []byte) (Usage, error) { return usageOfReply(body, chatUsage) }
+
+// usageOfReply picks the three counts out of a reply's top-level "usage"
+// value without decoding: encoding/json on the usage object alone was the
+// largest CPU and allocation cost of a proxied call after the syscalls.
+func usageOfReply(body []byte, names usageNames) (Usage, error) {
 	// The reply is relayed as it is: a 200 that is not a JSON object (a proxy's HTML page) must fail here, or the
 	// client would get it as a success that bills nothing.
 	if i := skipSpace(body, 0); i >= len(body) || body[i] != '{' {
@@ -126,23 +137,23 @@ func openAIUsageOf(body []byte) (Usage, error) {
 	if raw == nil || raw[0] == 'n' {
 		return Usage{}, nil
 	}
-	return usageObject(raw)
+	return names.read(raw)
 }
 
-// usageObject reads an OpenAI usage object, raw[0] being '{'.
-func usageObject(raw []byte) (Usage, error) {
+// read reads a usage object with these names, raw[0] being '{'.
+func (n usageNames) read(raw []byte) (Usage, error) {
 	if raw[0] != '{' {
 		return Usage{}, errUsageShape
 	}
 	var u Usage
 	var err error
-	if u.Input, err = intMember(raw, "prompt_tokens"); err != nil {
+	if u.Input, err = intMember(raw, n.input); err != nil {
 		return Usage{}, err
 	}
-	if u.Output, err = intMember(raw, "completion_tokens"); err != nil {
+	if u.Output, err = intMember(raw, n.output); err != nil {
 		return Usage{}, err
 	}
-	if details := topLevelValue(raw, "prompt_tokens_details"); details != nil && details[0] == '{' {
+	if details := topLevelValue(raw, n.details); details != nil && details[0] == '{' {
 		if u.Cached, err = intMember(details, "cached_tokens"); err != nil {
 			return Usage{}, err
 		}
