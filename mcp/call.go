@@ -41,7 +41,11 @@ func (g *Gateway) callTool(ctx context.Context, u *upstream, tool string, req mc
 		return deniedResult(err), nil
 	}
 	span := g.tracer.Start(callerContext(req.Params.Meta, req.Header), trace.LayerTool, "tools/call "+name)
-	result, callErr := u.callTool(ctx, tool, req, span.Context(), g.logLevelFor(ctx, req))
+	ask := g.askerFor(ctx, req)
+	result, callErr := u.callTool(ctx, tool, req, span.Context(), g.logLevelFor(ctx, req), ask)
+	// What the upstream asked the caller meanwhile is part of the call: no
+	// span or spend of its own.
+	span.Attrs = append(span.Attrs, ask.attrs()...)
 	// Upstream text reaches the client, the span and the logs from here.
 	callErr = u.secrets.Error(callErr)
 	var ended *endedError
@@ -130,7 +134,7 @@ func (u *upstream) request(ctx context.Context, h http.Header, sc trace.SpanCont
 // arguments, a gateway-issued progress token and the trace context go on,
 // never the client's other _meta or headers. A Streamable HTTP upstream gets
 // it through the relay, the others through the mcp-go client.
-func (u *upstream) callTool(ctx context.Context, tool string, in mcp.CallToolRequest, sc trace.SpanContext, logLevel mcp.LoggingLevel) (*mcp.CallToolResult, error) {
+func (u *upstream) callTool(ctx context.Context, tool string, in mcp.CallToolRequest, sc trace.SpanContext, logLevel mcp.LoggingLevel, ask *asker) (*mcp.CallToolResult, error) {
 	cli, rel, err := u.awaitClient(ctx, nil)
 	if err != nil {
 		return nil, err
@@ -146,7 +150,9 @@ func (u *upstream) callTool(ctx context.Context, tool string, in mcp.CallToolReq
 	defer release()
 	send := func(cli *client.Client, rel *relay) (*mcp.CallToolResult, error) {
 		if rel != nil {
-			return rel.callTool(ctx, u.relayCall(tool, in, sc, c, clientToken != nil), func(n mcp.JSONRPCNotification) {
+			rc := u.relayCall(tool, in, sc, c, clientToken != nil)
+			rc.ask = ask
+			return rel.callTool(ctx, rc, func(n mcp.JSONRPCNotification) {
 				// A 2026-07-28 server has no session: a log message on a call's
 				// answer stream is about that call, and goes to its caller only.
 				// mcp-go's 2025-11-25 sessions put a message on whichever of the

@@ -152,6 +152,11 @@ type httpTransport struct {
 }
 
 func (t httpTransport) SendRequest(ctx context.Context, req transport.JSONRPCRequest) (*transport.JSONRPCResponse, error) {
+	if req.Method == string(mcp.MethodInitialize) {
+		// Only the 2025-11-25 handshake: a 2026-07-28 server is not offered
+		// them (see relayedCapabilities).
+		req.Params = withCapabilities(req.Params, relayedCapabilities)
+	}
 	resp, err := t.StreamableHTTP.SendRequest(ctx, req)
 	return answered(ctx, req, resp, err, t.secrets)
 }

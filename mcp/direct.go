@@ -34,7 +34,8 @@ const (
 // session ID or _meta field, an ID that is not a string or number, a tool
 // that is hidden, unknown or takes parameters from headers) is left alone:
 // it returns false without writing, and mcp-go answers. So is a call with a
-// progress token, whose notifications must stream while it runs.
+// progress token, whose notifications must stream while it runs, and one
+// from a session whose client the upstream may ask something meanwhile.
 func (v *view) directCall(c *fiber.Ctx, p *governance.Principal) bool {
 	rh := &c.Request().Header
 	if !rh.IsPost() || len(rh.Peek(mcp.HeaderLastEventID)) != 0 {
@@ -77,6 +78,8 @@ func (v *view) directCall(c *fiber.Ctx, p *governance.Principal) bool {
 		}
 	} else if mcp.IsModernProtocol(meta.ProtocolVersion()) {
 		// mcp-go takes the body's word for the era.
+		return false
+	} else if _, ok := v.askable.Load(get(server.HeaderKeySessionID)); ok {
 		return false
 	}
 	tool := v.srv.GetTool(msg.Params.Name)

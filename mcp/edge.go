@@ -43,6 +43,9 @@ func (v *view) edge(w http.ResponseWriter, r *http.Request) {
 				sessionError(w, status, nil, why)
 				return
 			}
+			if r.Method == http.MethodGet {
+				defer v.g.listeners.add(v.srv, r.Header.Get(server.HeaderKeySessionID))()
+			}
 		}
 		_, ctx, cancel := detached(r.Context())
 		defer cancel()

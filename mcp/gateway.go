@@ -59,6 +59,8 @@ type Gateway struct {
 	// logLevels are the log levels 2025-11-25 sessions set.
 	logLevels sessionLevels
 	sessions  *sessionIDs
+	// listeners are the open GET streams, where sampling requests go.
+	listeners listeners
 
 	mu        sync.RWMutex // guards cfg, ups, order, views
 	cfg       Config

@@ -63,6 +63,7 @@ type relayCall struct {
 	sc            trace.SpanContext
 	headers       map[string]string // per-request headers (trace context, forwarded Authorization)
 	paramHeaders  map[string]string // Mcp-Param-* headers of x-mcp-header annotated arguments
+	ask           *asker            // passes the upstream's requests to the caller; nil refuses them
 }
 
 // callTool posts one tools/call and waits for its answer, handing the
@@ -301,6 +302,7 @@ func (r *relay) setSessionHeaders(h http.Header, c relayCall) {
 type rpcAnswer struct {
 	ID     json.RawMessage          `json:"id"`
 	Method string                   `json:"method"`
+	Params json.RawMessage          `json:"params"`
 	Result json.RawMessage          `json:"result"`
 	Error  *mcp.JSONRPCErrorDetails `json:"error"`
 }
@@ -359,7 +361,7 @@ func (r *relay) answer(ctx context.Context, resp *http.Response, notify func(mcp
 func (r *relay) readStream(ctx context.Context, body io.Reader, notify func(mcp.JSONRPCNotification), c relayCall) (*rpcAnswer, error) {
 	var cur sseCursor
 	for {
-		a, err := r.readEvents(body, notify, c, &cur)
+		a, err := r.readEvents(ctx, body, notify, c, &cur)
 		switch {
 		case a != nil:
 			return a, nil
@@ -398,7 +400,7 @@ const (
 
 // readEvents reads one stream. It returns the response, or nil with a nil
 // error when the upstream ended the stream without it, or the read error.
-func (r *relay) readEvents(body io.Reader, notify func(mcp.JSONRPCNotification), c relayCall, cur *sseCursor) (*rpcAnswer, error) {
+func (r *relay) readEvents(ctx context.Context, body io.Reader, notify func(mcp.JSONRPCNotification), c relayCall, cur *sseCursor) (*rpcAnswer, error) {
 	br := bufio.NewReader(body)
 	var data []byte
 	var id string
@@ -435,7 +437,7 @@ func (r *relay) readEvents(body io.Reader, notify func(mcp.JSONRPCNotification),
 		}
 		// A blank line ends an event, and so does the end of the stream.
 		if (len(line) == 0 || errors.Is(err, io.EOF)) && len(data) > 0 {
-			if a, done := r.dispatch(data, notify, c); done {
+			if a, done := r.dispatch(ctx, data, notify, c); done {
 				return a, nil
 			}
 			data = data[:0]
@@ -483,7 +485,8 @@ func (r *relay) resume(ctx context.Context, cur *sseCursor, c relayCall) (io.Rea
 }
 
 // dispatch handles one SSE event; done is true when it was the response.
-func (r *relay) dispatch(data []byte, notify func(mcp.JSONRPCNotification), c relayCall) (*rpcAnswer, bool) {
+// ctx is the call's: a request relayed to the caller ends with it.
+func (r *relay) dispatch(ctx context.Context, data []byte, notify func(mcp.JSONRPCNotification), c relayCall) (*rpcAnswer, bool) {
 	data = r.secrets.JSON(data)
 	var a rpcAnswer
 	if json.Unmarshal(data, &a) != nil {
@@ -495,6 +498,11 @@ func (r *relay) dispatch(data []byte, notify func(mcp.JSONRPCNotification), c re
 		if json.Unmarshal(data, &n) == nil {
 			notify(n)
 		}
+		return nil, false
+	case a.Method != "" && c.ask != nil && relayable(a.Method):
+		// The stream goes on meanwhile: the upstream may send progress while
+		// it waits.
+		go r.relayRequest(ctx, a.ID, a.Method, a.Params, c)
 		return nil, false
 	case a.Method != "":
 		r.refuse(a.ID, a.Method, c)
@@ -510,15 +518,29 @@ func isNullID(id json.RawMessage) bool {
 // refuse answers a request the upstream sent on the call's stream with
 // method-not-found, so it does not wait for an answer that never comes.
 func (r *relay) refuse(id json.RawMessage, method string, c relayCall) {
-	msg, err := json.Marshal(map[string]any{
-		"jsonrpc": "2.0",
-		"id":      id,
-		"error":   map[string]any{"code": mcp.METHOD_NOT_FOUND, "message": "no handler configured for method: " + method},
-	})
+	go r.respond(id, nil, &mcp.JSONRPCErrorDetails{Code: mcp.METHOD_NOT_FOUND, Message: "no handler configured for method: " + method}, c)
+}
+
+// relayRequest asks the caller what the upstream asked on the call's
+// stream, and answers the upstream under its own request ID.
+func (r *relay) relayRequest(ctx context.Context, id json.RawMessage, method string, params json.RawMessage, c relayCall) {
+	result, rpcErr := c.ask.ask(ctx, method, params)
+	r.respond(id, result, rpcErr, c)
+}
+
+// respond posts the answer to the upstream's request id: result, or rpcErr.
+func (r *relay) respond(id, result json.RawMessage, rpcErr *mcp.JSONRPCErrorDetails, c relayCall) {
+	answer := map[string]any{"jsonrpc": "2.0", "id": id}
+	if rpcErr != nil {
+		answer["error"] = rpcErr
+	} else {
+		answer["result"] = result
+	}
+	msg, err := json.Marshal(answer)
 	if err != nil {
 		return
 	}
-	go r.sendOneWay(msg, c, "")
+	r.sendOneWay(msg, c, "")
 }
 
 // cancel tells the upstream to stop request id (the client cancelled, or

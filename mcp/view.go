@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,6 +48,10 @@ type view struct {
 	prompts atomic.Pointer[map[string]server.PromptHandlerFunc]
 
 	requests requests // in flight, for notifications/cancelled
+	// askable are the sessions registered with srv whose client can be
+	// asked (it declared elicitation or sampling): their calls must stream,
+	// so they skip directCall.
+	askable sync.Map // session ID -> struct{}
 }
 
 func (g *Gateway) newView(serverName string) *view {
@@ -64,6 +69,14 @@ func (g *Gateway) newView(serverName string) *view {
 			})
 		}
 	})
+	hooks.AddOnRegisterSession(func(_ context.Context, s server.ClientSession) {
+		if info, ok := s.(server.SessionWithClientInfo); ok {
+			if caps := info.GetClientCapabilities(); caps.Elicitation != nil || caps.Sampling != nil {
+				v.askable.Store(s.SessionID(), struct{}{})
+			}
+		}
+	})
+	hooks.AddOnUnregisterSession(func(_ context.Context, s server.ClientSession) { v.askable.Delete(s.SessionID()) })
 	hooks.AddAfterSetLevel(func(ctx context.Context, _ any, req *mcp.SetLevelRequest, _ *mcp.EmptyResult) {
 		if p, s := principalFrom(ctx), server.ClientSessionFromContext(ctx); p != nil && s != nil {
 			g.logLevels.set(p.KeyID, s.SessionID(), req.Params.Level)
