@@ -14,8 +14,10 @@ import (
 )
 
 // relayedCapabilities are what the gateway declares in its initialize to a
-// 2025-11-25 Streamable HTTP upstream: the requests the relay can pass to
-// the client of the tool call they arrive with. Which client that is, and
+// 2025-11-25 Streamable HTTP upstream whose client_requests is set: the
+// requests the relay can pass to the client of the tool call they arrive
+// with. Off by default: a server told the client can answer may stop doing
+// without, and then fail for every client that cannot. Which client that is, and
 // what it supports, is known only per call, so each request is checked
 // then (asker.ask). Roots are not declared: an upstream asks for them
 // whenever it likes, not within a call, and one upstream session serves
@@ -212,4 +214,18 @@ func withCapabilities(params any, caps mcp.ClientCapabilities) any {
 		return params
 	}
 	return fields
+}
+
+// relaysClientRequests reports whether some server passes its requests to
+// the calling client (client_requests): only then does a call from a client
+// that could answer one need the streamed path.
+func (g *Gateway) relaysClientRequests() bool {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	for _, u := range g.ups {
+		if u.cfg.Load().ClientRequests {
+			return true
+		}
+	}
+	return false
 }

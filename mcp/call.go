@@ -151,7 +151,9 @@ func (u *upstream) callTool(ctx context.Context, tool string, in mcp.CallToolReq
 	send := func(cli *client.Client, rel *relay) (*mcp.CallToolResult, error) {
 		if rel != nil {
 			rc := u.relayCall(tool, in, sc, c, clientToken != nil)
-			rc.ask = ask
+			if u.cfg.Load().ClientRequests {
+				rc.ask = ask
+			}
 			return rel.callTool(ctx, rc, func(n mcp.JSONRPCNotification) {
 				// A 2026-07-28 server has no session: a log message on a call's
 				// answer stream is about that call, and goes to its caller only.

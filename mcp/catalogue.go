@@ -149,10 +149,12 @@ func capturePage(ctx context.Context, req transport.JSONRPCRequest, resp *transp
 type httpTransport struct {
 	*transport.StreamableHTTP
 	secrets *governance.Redactor
+	// offer declares relayedCapabilities in the handshake (client_requests).
+	offer bool
 }
 
 func (t httpTransport) SendRequest(ctx context.Context, req transport.JSONRPCRequest) (*transport.JSONRPCResponse, error) {
-	if req.Method == string(mcp.MethodInitialize) {
+	if t.offer && req.Method == string(mcp.MethodInitialize) {
 		// Only the 2025-11-25 handshake: a 2026-07-28 server is not offered
 		// them (see relayedCapabilities).
 		req.Params = withCapabilities(req.Params, relayedCapabilities)

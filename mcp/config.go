@@ -84,6 +84,11 @@ type ServerConfig struct {
 	// HealthInterval is how often a connected upstream is re-listed; a
 	// failure reconnects (HTTP) or restarts the process (stdio).
 	HealthInterval time.Duration `yaml:"health_interval" mapstructure:"health_interval"`
+	// ClientRequests declares elicitation and sampling to a 2025-11-25
+	// Streamable HTTP server, and passes those requests, sent during a tool
+	// call, to the client that made the call. Off, the server is told the
+	// client supports neither, so a server that can do without them does.
+	ClientRequests bool `yaml:"client_requests" mapstructure:"client_requests"`
 }
 
 // Validate checks the config and names the first bad field by its path.

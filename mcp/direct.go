@@ -79,7 +79,7 @@ func (v *view) directCall(c *fiber.Ctx, p *governance.Principal) bool {
 	} else if mcp.IsModernProtocol(meta.ProtocolVersion()) {
 		// mcp-go takes the body's word for the era.
 		return false
-	} else if _, ok := v.askable.Load(get(server.HeaderKeySessionID)); ok {
+	} else if _, ok := v.askable.Load(get(server.HeaderKeySessionID)); ok && v.g.relaysClientRequests() {
 		return false
 	}
 	tool := v.srv.GetTool(msg.Params.Name)

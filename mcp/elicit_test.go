@@ -221,8 +221,8 @@ func startAsking(t *testing.T) (*env, *askingUpstream) {
 	sampler := startAskingUpstream(t)
 	e := start(t, func(c *Config) {
 		c.Servers = append(c.Servers,
-			ServerConfig{Name: "asker", URL: elicitingUpstream(t), CostPerCallUSD: "0.001", Timeout: 8 * time.Second},
-			ServerConfig{Name: "sampler", URL: sampler.url, Timeout: 8 * time.Second})
+			ServerConfig{Name: "asker", URL: elicitingUpstream(t), CostPerCallUSD: "0.001", Timeout: 8 * time.Second, ClientRequests: true},
+			ServerConfig{Name: "sampler", URL: sampler.url, Timeout: 8 * time.Second, ClientRequests: true})
 	})
 	return e, sampler
 }
@@ -399,7 +399,7 @@ func TestStatelessUpstreamIsNotOfferedRequests(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	e := start(t, func(c *Config) {
-		c.Servers = append(c.Servers, ServerConfig{Name: "modern", URL: srv.URL + "/mcp", Timeout: 5 * time.Second})
+		c.Servers = append(c.Servers, ServerConfig{Name: "modern", URL: srv.URL + "/mcp", Timeout: 5 * time.Second, ClientRequests: true})
 	})
 	cli := e.dialWith(t, "/mcp", keyAll, mcp.ProtocolVersion20251125, nil, client.WithElicitationHandler(answers{}))
 	if res, err := callTool(ctxT(t), cli, "modern__add", map[string]any{"a": 1, "b": 2}); err != nil || res.IsError {
@@ -409,5 +409,28 @@ func TestStatelessUpstreamIsNotOfferedRequests(t *testing.T) {
 	defer mu.Unlock()
 	if len(declared) > 0 {
 		t.Fatalf("the gateway declared capabilities to a 2026-07-28 upstream: %s", declared[0])
+	}
+}
+
+// Without client_requests a server is told the gateway's clients can answer
+// nothing, so one that can do without asking does; what it asks anyway is
+// refused without reaching the client.
+func TestServerWithoutClientRequestsIsNotOfferedThem(t *testing.T) {
+	quiet := startAskingUpstream(t)
+	e := start(t, func(c *Config) {
+		c.Servers = append(c.Servers,
+			ServerConfig{Name: "asker", URL: elicitingUpstream(t), Timeout: 8 * time.Second},
+			ServerConfig{Name: "quiet", URL: quiet.url, Timeout: 8 * time.Second})
+	})
+	cli := e.dialWith(t, "/mcp", keyAll, mcp.ProtocolVersion20251125, nil, client.WithElicitationHandler(answers{}))
+	if got := quiet.capabilities(); strings.Contains(got, "elicitation") || strings.Contains(got, "sampling") {
+		t.Fatalf("declared to a server without client_requests: %s", got)
+	}
+	res, err := callTool(ctxT(t), cli, "asker__ask", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text := resultText(res); !strings.HasPrefix(text, "error: ") {
+		t.Fatalf("an elicitation from a server without client_requests got %q, want it refused", text)
 	}
 }

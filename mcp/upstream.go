@@ -242,7 +242,7 @@ func (u *upstream) connect() (cli *client.Client, rel *relay, stopListen func(),
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		tr, streamable = httpTransport{h, u.secrets}, h
+		tr, streamable = httpTransport{h, u.secrets, cfg.ClientRequests}, h
 	default:
 		stdio, proc, err := startStdio(cfg, u.maxResponse, u.lineTooLong, u.log)
 		if err != nil {
