@@ -79,7 +79,7 @@ func credentialHeaders(kind callKind, clientHeaders [][2]string, d *deployment) 
 func streamTranslatorFor(c *call, d *deployment, pins *responsePins) streamTranslator {
 	switch {
 	case c.kind == kindResponses:
-		return &responsesStream{pins: pins, d: d}
+		return &responsesStream{pins: pins, d: d, owner: pinOwner(c.span.Team, c.span.KeyID)}
 	case c.kind != kindMessages && d.provider != ProviderAnthropic:
 		return &openAIStream{clientWantsUsage: c.req.includeUsage}
 	case c.kind == kindMessages && d.provider == ProviderAnthropic:

@@ -51,7 +51,7 @@ func (g *Gateway) serve(c *fiber.Ctx, kind callKind) (err error) {
 	mayUse := func(model string) bool { return g.gov.Authorize(p, governance.KindModel, model).Allowed }
 	var pinned *deployment
 	if kind == kindResponses {
-		if pinned, err = g.responsesTarget(t, grp, req, mayUse); err != nil {
+		if pinned, err = g.responsesTarget(t, grp, req, mayUse, pinOwner(p.Team, p.KeyID)); err != nil {
 			return g.reject(c, writeErr, p, req.model, err)
 		}
 	}
@@ -103,7 +103,7 @@ func (g *Gateway) serve(c *fiber.Ctx, kind callKind) (err error) {
 		c.Response().Header.SetContentType(fiber.MIMEApplicationJSON)
 		c.Response().SetBodyRaw(out.body)
 		if kind == kindResponses {
-			g.pins.remember(responseID(out.body), out.d)
+			g.pins.remember(responseID(out.body), out.d, pinOwner(cl.span.Team, cl.span.KeyID))
 		}
 		g.finish(cl, held, out, http.StatusOK, "")
 		return nil

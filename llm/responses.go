@@ -17,8 +17,10 @@ import (
 // alone.
 
 // responsesTarget refuses a group that cannot serve the Responses API and finds the deployment that stored the
-// call's previous_response_id, when this replica relayed it and the key may use that deployment's group.
-func (g *Gateway) responsesTarget(t *table, grp *group, req *request, mayUse func(string) bool) (*deployment, error) {
+// call's previous_response_id, when this replica relayed it and the key may use that deployment's group. A
+// response another team (or another team-less key) made is refused as not found: the provider account is the
+// gateway's, shared by every tenant, and would continue that conversation for whoever names its id.
+func (g *Gateway) responsesTarget(t *table, grp *group, req *request, mayUse func(string) bool, owner string) (*deployment, error) {
 	if len(grp.responses.deployments) == 0 {
 		return nil, errBadRequest("model_not_supported",
 			"model %q cannot serve the Responses API: its deployments' providers (%s) do not speak it, only openai and azure do; call it through /v1/chat/completions or /v1/messages",
@@ -30,6 +32,9 @@ func (g *Gateway) responsesTarget(t *table, grp *group, req *request, mayUse fun
 	p, ok := g.pins.lookup(req.previousID, time.Now())
 	if !ok {
 		return nil, nil
+	}
+	if p.owner != owner {
+		return nil, errBadRequest("previous_response_not_found", "Previous response with id %q not found.", req.previousID)
 	}
 	pg := t.groups[p.group]
 	if pg == nil || (p.group != grp.name && !mayUse(p.group)) {
@@ -84,7 +89,16 @@ const (
 
 type responsePin struct {
 	group, deployment string
+	owner             string // pinOwner of the call that made the response
 	expires           time.Time
+}
+
+// pinOwner is who may follow up on the responses a call makes: its key's team, or the key itself without one.
+func pinOwner(team, keyID string) string {
+	if team != "" {
+		return "team:" + team
+	}
+	return "key:" + keyID
 }
 
 // responsePins maps response ids to the deployment that made them, per replica and in memory, bounded by a TTL
@@ -103,11 +117,11 @@ func newResponsePins(ttl time.Duration, max int) *responsePins {
 	return &responsePins{ttl: ttl, max: max, m: map[string]responsePin{}}
 }
 
-func (p *responsePins) remember(id string, d *deployment) {
+func (p *responsePins) remember(id string, d *deployment, owner string) {
 	if id == "" || len(id) > maxPinnedIDLen {
 		return
 	}
-	v := responsePin{group: d.group, deployment: d.id, expires: time.Now().Add(p.ttl)}
+	v := responsePin{group: d.group, deployment: d.id, owner: owner, expires: time.Now().Add(p.ttl)}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if _, ok := p.m[id]; ok {
@@ -152,6 +166,7 @@ func responseID(obj []byte) string {
 type responsesStream struct {
 	pins     *responsePins
 	d        *deployment
+	owner    string
 	finished bool
 	u        Usage
 	deltas   int64 // relayed *.delta events, each about one token
@@ -177,7 +192,7 @@ func (s *responsesStream) event(ev, out []byte) ([]byte, error) {
 	case "response.created":
 		if r := topLevelValue(data, "response"); r != nil {
 			// Pinned now, not at the end: a client may send its follow-up as soon as it read response.completed.
-			s.pins.remember(responseID(r), s.d)
+			s.pins.remember(responseID(r), s.d, s.owner)
 		}
 	case "response.completed", "response.incomplete":
 		s.finished = true

@@ -400,7 +400,7 @@ func TestResponsePinsBounded(t *testing.T) {
 	p := newResponsePins(time.Minute, 3)
 	d := &deployment{group: "g", id: "host/m"}
 	for _, id := range []string{"a", "b", "c", "d"} {
-		p.remember(id, d)
+		p.remember(id, d, "key:k")
 	}
 	now := time.Now()
 	if _, ok := p.lookup("a", now); ok {
@@ -414,8 +414,36 @@ func TestResponsePinsBounded(t *testing.T) {
 	if _, ok := p.lookup("d", now.Add(2*time.Minute)); ok {
 		t.Fatal("an id outlived its TTL")
 	}
-	p.remember(string(bytes.Repeat([]byte("x"), maxPinnedIDLen+1)), d)
+	p.remember(string(bytes.Repeat([]byte("x"), maxPinnedIDLen+1)), d, "key:k")
 	if len(p.m) != 3 {
 		t.Fatalf("an oversized id was kept: %d ids", len(p.m))
+	}
+}
+
+// The provider account is the gateway's, shared by every tenant: a response id this replica relayed for one key
+// (or team) is not continued for another, which would otherwise read that conversation through it.
+func TestResponsesFollowUpOnlyByItsOwner(t *testing.T) {
+	t.Parallel()
+	m := startMock(t, mock.LLMOptions{})
+	h := newHarness(t, oneModel("gpt-4o-mini", openaiDep(m, "gpt-4o-mini")))
+	ctx := context.Background()
+	r, err := h.responsesClient(keyAll).Responses.New(ctx, respParams("gpt-4o-mini", "mine"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := m.Requests()
+	p := respParams("gpt-4o-mini", "someone else's follow up")
+	p.PreviousResponseID = oai.String(r.ID)
+	_, err = h.responsesClient(keyMini).Responses.New(ctx, p)
+	if ae := refusal(t, err); ae.StatusCode != http.StatusBadRequest || ae.Code != "previous_response_not_found" {
+		t.Fatalf("another key's follow-up: %d %q %q", ae.StatusCode, ae.Code, ae.Message)
+	}
+	if m.Requests() != before {
+		t.Fatal("another key's follow-up reached the upstream")
+	}
+	p = respParams("gpt-4o-mini", "my follow up")
+	p.PreviousResponseID = oai.String(r.ID)
+	if _, err := h.responsesClient(keyAll).Responses.New(ctx, p); err != nil {
+		t.Fatalf("the owner's follow-up: %v", err)
 	}
 }
