@@ -1,6 +1,8 @@
 package llm
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -28,10 +30,13 @@ type deployment struct {
 	chatURL       string
 	embeddingsURL string
 	responsesURL  string // empty: the provider does not speak the Responses API
-	weight        int
-	timeout       time.Duration
-	maxParallel   int
-	headers       [][2]string
+	// account is the provider account the Responses API stores this deployment's responses in: its URL and a
+	// digest of its key. Deployments of one account share them, whatever their model or place in the config.
+	account     string
+	weight      int
+	timeout     time.Duration
+	maxParallel int
+	headers     [][2]string
 	// secrets hides the API key and the configured header values in text
 	// from the upstream that is relayed to the client.
 	secrets *governance.Redactor
@@ -205,6 +210,10 @@ func newDeployment(m ModelConfig, dc DeploymentConfig, r RouterConfig) (*deploym
 		d.chatURL = anthropicURL(base)
 	default:
 		d.chatURL, d.embeddingsURL, d.responsesURL = base+"/chat/completions", base+"/embeddings", base+"/responses"
+	}
+	if d.responsesURL != "" {
+		digest := sha256.Sum256([]byte(d.apiKey))
+		d.account = d.responsesURL + " " + hex.EncodeToString(digest[:8])
 	}
 	d.id = u.Host + "/" + d.upstreamModel
 	d.completionTokens = dc.MaxTokensField.completionTokens(d.upstreamModel)

@@ -51,7 +51,7 @@ func (g *Gateway) serve(c *fiber.Ctx, kind callKind) (err error) {
 	mayUse := func(model string) bool { return g.gov.Authorize(p, governance.KindModel, model).Allowed }
 	var pinned *deployment
 	if kind == kindResponses {
-		if pinned, err = g.responsesTarget(t, grp, req, mayUse, pinOwner(p.Team, p.KeyID)); err != nil {
+		if pinned, err = g.responsesTarget(grp, req, pinOwner(p.Team, p.KeyID)); err != nil {
 			return g.reject(c, writeErr, p, req.model, err)
 		}
 	}

@@ -16,11 +16,12 @@ import (
 // remembers which deployment made each response this replica relayed, and a follow-up goes to that deployment
 // alone.
 
-// responsesTarget refuses a group that cannot serve the Responses API and finds the deployment that stored the
-// call's previous_response_id, when this replica relayed it and the key may use that deployment's group. A
-// response another team (or another team-less key) made is refused as not found: the provider account is the
-// gateway's, shared by every tenant, and would continue that conversation for whoever names its id.
-func (g *Gateway) responsesTarget(t *table, grp *group, req *request, mayUse func(string) bool, owner string) (*deployment, error) {
+// responsesTarget refuses a group that cannot serve the Responses API and, for a previous_response_id this
+// replica relayed, finds a deployment of the requested group on the provider account that stored it: the client
+// may change model along a conversation, and any deployment of that account knows the id. A response another team
+// (or another team-less key) made is refused as not found: the provider account is the gateway's, shared by every
+// tenant, and would continue that conversation for whoever names its id.
+func (g *Gateway) responsesTarget(grp *group, req *request, owner string) (*deployment, error) {
 	if len(grp.responses.deployments) == 0 {
 		return nil, errBadRequest("model_not_supported",
 			"model %q cannot serve the Responses API: its deployments' providers (%s) do not speak it, only openai and azure do; call it through /v1/chat/completions or /v1/messages",
@@ -36,12 +37,8 @@ func (g *Gateway) responsesTarget(t *table, grp *group, req *request, mayUse fun
 	if p.owner != owner {
 		return nil, errBadRequest("previous_response_not_found", "Previous response with id %q not found.", req.previousID)
 	}
-	pg := t.groups[p.group]
-	if pg == nil || (p.group != grp.name && !mayUse(p.group)) {
-		return nil, nil
-	}
-	for _, d := range pg.responses.deployments {
-		if d.id == p.deployment {
+	for _, d := range grp.responses.deployments {
+		if d.account == p.account {
 			return d, nil
 		}
 	}
@@ -58,13 +55,14 @@ func providersOf(grp *group) string {
 	return strings.Join(names, ", ")
 }
 
-// routePinned makes a follow-up's one attempt, on the deployment that stored its previous_response_id. It is
-// neither retried nor sent to a fallback: any other deployment would answer that the id does not exist.
+// routePinned makes a follow-up's one attempt, on a deployment of the account that stored its
+// previous_response_id. It is neither retried nor sent to a fallback: any other account would answer that the id
+// does not exist.
 func (g *Gateway) routePinned(c *call, d *deployment) (*result, error) {
 	one := &group{name: d.group, strategy: StrategyWeighted, deployments: []*deployment{d}}
 	if pick(one, nil, time.Now()) == nil {
 		ae := unavailable(one, time.Now())
-		ae.message = fmt.Sprintf("deployment %s, which stored previous_response_id %q, is not available (cooling down or at capacity); "+
+		ae.message = fmt.Sprintf("deployment %s, on the account that stored previous_response_id %q, is not available (cooling down or at capacity); "+
 			"the call is not sent to another deployment, which would not know the id", d.id, c.req.previousID)
 		return nil, ae
 	}
@@ -88,9 +86,9 @@ const (
 )
 
 type responsePin struct {
-	group, deployment string
-	owner             string // pinOwner of the call that made the response
-	expires           time.Time
+	account string // the deployment's account
+	owner   string // pinOwner of the call that made the response
+	expires time.Time
 }
 
 // pinOwner is who may follow up on the responses a call makes: its key's team, or the key itself without one.
@@ -121,11 +119,11 @@ func (p *responsePins) remember(id string, d *deployment, owner string) {
 	if id == "" || len(id) > maxPinnedIDLen {
 		return
 	}
-	v := responsePin{group: d.group, deployment: d.id, owner: owner, expires: time.Now().Add(p.ttl)}
+	v := responsePin{account: d.account, owner: owner, expires: time.Now().Add(p.ttl)}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if _, ok := p.m[id]; ok {
-		p.m[id] = v
+		// The first deployment to relay an id made it: another that echoes it later does not take it over.
 		return
 	}
 	if p.ring == nil {

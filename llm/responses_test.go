@@ -398,16 +398,18 @@ func TestResponsesStreamTerminalEvents(t *testing.T) {
 func TestResponsePinsBounded(t *testing.T) {
 	t.Parallel()
 	p := newResponsePins(time.Minute, 3)
-	d := &deployment{group: "g", id: "host/m"}
+	d := &deployment{group: "g", id: "host/m", account: "acct"}
 	for _, id := range []string{"a", "b", "c", "d"} {
 		p.remember(id, d, "key:k")
 	}
+	// A deployment that relays an id another one made first does not take it over.
+	p.remember("b", &deployment{account: "echo"}, "key:k")
 	now := time.Now()
 	if _, ok := p.lookup("a", now); ok {
 		t.Fatal("the oldest id outlived the cap")
 	}
 	for _, id := range []string{"b", "c", "d"} {
-		if v, ok := p.lookup(id, now); !ok || v.deployment != "host/m" {
+		if v, ok := p.lookup(id, now); !ok || v.account != "acct" {
 			t.Fatalf("%s: %+v %v", id, v, ok)
 		}
 	}
@@ -446,4 +448,64 @@ func TestResponsesFollowUpOnlyByItsOwner(t *testing.T) {
 	if _, err := h.responsesClient(keyAll).Responses.New(ctx, p); err != nil {
 		t.Fatalf("the owner's follow-up: %v", err)
 	}
+}
+
+// A conversation may change model: the follow-up is served by the model it asks for, on a deployment of the
+// account that stored the previous response, never by the previous model.
+func TestResponsesFollowUpMayChangeModel(t *testing.T) {
+	t.Parallel()
+	m1, m2 := startMock(t, mock.LLMOptions{}), startMock(t, mock.LLMOptions{})
+	cfg := Config{
+		Models: []ModelConfig{
+			{Name: "gpt-4o", Deployments: []DeploymentConfig{openaiDep(m1, "gpt-4o")}},
+			// m2 first and heavier: only the pin takes the follow-up to m1.
+			{Name: "gpt-4o-mini", Deployments: []DeploymentConfig{heavy(openaiDep(m2, "gpt-4o-mini")), openaiDep(m1, "gpt-4o-mini")}},
+		},
+		Router: RouterConfig{RetryBackoff: time.Millisecond, Cooldown: time.Minute},
+	}
+	h := newHarness(t, cfg)
+	ctx := context.Background()
+	cl := h.responsesClient(keyAll)
+	r, err := cl.Responses.New(ctx, respParams("gpt-4o", "first"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		p := respParams("gpt-4o-mini", fmt.Sprintf("switch %d", i))
+		p.PreviousResponseID = oai.String(r.ID)
+		n2 := m2.Requests()
+		if r, err = cl.Responses.New(ctx, p); err != nil {
+			t.Fatalf("follow-up %d: %v", i, err)
+		}
+		if r.Model != "gpt-4o-mini" || m2.Requests() != n2 {
+			t.Fatalf("follow-up %d served as %q, m2 got %d requests; want gpt-4o-mini on m1", i, r.Model, m2.Requests()-n2)
+		}
+	}
+}
+
+// Another replica (here another gateway) relayed the first response: this one has no pin, tries a deployment, and
+// one whose account does not hold the id sends it on to the next instead of failing the call.
+func TestResponsesUnpinnedFollowUpFindsItsAccount(t *testing.T) {
+	t.Parallel()
+	m1, m2 := startMock(t, mock.LLMOptions{}), startMock(t, mock.LLMOptions{})
+	cfg := oneModel("gpt-4o-mini", openaiDep(m1, "gpt-4o-mini"), openaiDep(m2, "gpt-4o-mini"))
+	cfg.Router.Retries = 1
+	first, second := newHarness(t, cfg), newHarness(t, cfg)
+	ctx := context.Background()
+	for i := range 6 {
+		r, err := first.responsesClient(keyAll).Responses.New(ctx, respParams("gpt-4o-mini", fmt.Sprintf("first %d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := respParams("gpt-4o-mini", fmt.Sprintf("follow up %d", i))
+		p.PreviousResponseID = oai.String(r.ID)
+		if _, err := second.responsesClient(keyAll).Responses.New(ctx, p); err != nil {
+			t.Fatalf("follow-up %d on a replica without the pin: %v", i, err)
+		}
+	}
+}
+
+func heavy(d DeploymentConfig) DeploymentConfig {
+	d.Weight = 100
+	return d
 }

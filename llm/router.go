@@ -79,6 +79,9 @@ const (
 	outcomeRetry                 // connection error, timeout, 408, 429, 5xx, upstream auth
 	outcomeClientError           // the request itself is wrong: relay, no fallback
 	outcomeContextWindow         // prompt too long: context-window fallbacks only
+	// outcomeElsewhere: the deployment's account does not hold the response a follow-up names, which another
+	// replica (or an earlier process) relayed; another deployment's may. Not the deployment's failure.
+	outcomeElsewhere
 )
 
 // result is a successful upstream answer, already in the client's dialect.
@@ -97,6 +100,7 @@ func (g *Gateway) route(c *call) (*result, error) {
 	chain := append([]string{c.group.name}, c.group.fallbacks...)
 	switched := false
 	var last *apiError
+	var lastClass outcome
 	for i := 0; i < len(chain); i++ {
 		grp := c.tbl.groups[chain[i]]
 		if c.kind == kindResponses {
@@ -116,7 +120,7 @@ func (g *Gateway) route(c *call) (*result, error) {
 		if err == nil {
 			return res, nil
 		}
-		last = err
+		last, lastClass = err, class
 		switch class {
 		case outcomeClientError:
 			return nil, err
@@ -128,19 +132,24 @@ func (g *Gateway) route(c *call) (*result, error) {
 			chain = append(chain[:i+1:i+1], c.group.ctxFallbacks...)
 		}
 	}
+	if lastClass == outcomeElsewhere {
+		// No account tried holds the response: the provider's own answer says so best.
+		return nil, last
+	}
 	return nil, exhausted(c.group.name, last)
 }
 
 func (g *Gateway) tryGroup(c *call, grp *group) (*result, *apiError, outcome) {
 	var tried []*deployment
 	var last *apiError
+	lastClass := outcomeRetry
 	for n := 0; n <= c.tbl.router.Retries; n++ {
 		d := pick(grp, tried, time.Now())
 		if d == nil {
 			if last == nil {
 				last = unavailable(grp, time.Now())
 			}
-			return nil, last, outcomeRetry
+			return nil, last, lastClass
 		}
 		if n > 0 {
 			// Counted and waited for only when there is a deployment to retry on: a 429 may have paused the
@@ -154,11 +163,16 @@ func (g *Gateway) tryGroup(c *call, grp *group) (*result, *apiError, outcome) {
 			return res, nil, class
 		}
 		last = err
-		if class != outcomeRetry {
+		if class != outcomeRetry && class != outcomeElsewhere {
 			return nil, err, class
 		}
+		if class == outcomeElsewhere {
+			lastClass = outcomeElsewhere
+		} else {
+			lastClass = outcomeRetry
+		}
 	}
-	return nil, last, outcomeRetry
+	return nil, last, lastClass
 }
 
 // backoff is exponential from base with full jitter in [d/2, d), capped.
@@ -274,6 +288,9 @@ func (g *Gateway) attempt(c *call, d *deployment) (*result, *apiError, outcome) 
 		retryAfter := bytes.Clone(resp.Header.Peek("Retry-After"))
 		raw := readErrorBody(resp, c.req.stream)
 		ae, class := classifyStatus(d, status, raw, retryAfter)
+		if class == outcomeClientError && c.req.previousID != "" && ae.code == "previous_response_not_found" {
+			class = outcomeElsewhere
+		}
 		return fail(ae, class, status)
 	}
 	res := &result{d: d, attempt: span}
@@ -337,7 +354,7 @@ var upstreamBodies = sync.Pool{New: func() any { return new([]byte) }}
 const maxPooledBody = 1 << 20
 
 func outcomeLabel(o outcome) string {
-	return [...]string{"ok", "retryable_error", "client_error", "context_window"}[o]
+	return [...]string{"ok", "retryable_error", "client_error", "context_window", "not_here"}[o]
 }
 
 func isTimeout(err error) bool {
