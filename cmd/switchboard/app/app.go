@@ -191,11 +191,17 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 
 	select {
 	case err := <-served:
-		// The listener failed under the gateway: nothing is left to drain, but what New opened still holds spans,
-		// audit events and stdio servers.
+		// The listener failed under the gateway. Requests on connections it accepted before may still run: they
+		// end first (within the shutdown timeout), then what New opened, which holds spans, audit events and stdio
+		// servers, is closed.
 		closeCtx, cancel := context.WithTimeout(context.Background(), a.cfg.Load().Server.ShutdownTimeout)
 		defer cancel()
-		return errors.Join(err, a.close(closeCtx))
+		a.draining.Store(true)
+		drainErr := a.fiber.ShutdownWithContext(closeCtx)
+		if drainErr != nil {
+			drainErr = fmt.Errorf("drain: %w", drainErr)
+		}
+		return errors.Join(err, drainErr, a.close(closeCtx))
 	case <-ctx.Done():
 	}
 	a.draining.Store(true)

@@ -366,3 +366,23 @@ func TestWantsStream(t *testing.T) {
 		}
 	}
 }
+
+// A handler that panics on a stream request gives back the slot the limiter gave it: with one stream slot, the
+// next stream request is served (here: panics again) instead of refused.
+func TestPanickingStreamHandlerReleasesItsSlot(t *testing.T) {
+	t.Parallel()
+	s := start(t, func(c *config.Config) { c.Server.MaxConcurrentStreams = 1 }, func(a *App) {
+		// A path the limiter knows as a stream (with "stream": true), which no gateway serves here.
+		a.Fiber().Post("/v1/completions", func(*fiber.Ctx) error { panic("stream handler") })
+	})
+	for i := range 3 {
+		resp, err := http.Post(s.url+"/v1/completions", "application/json", strings.NewReader(`{"model":"m","stream":true}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusInternalServerError {
+			t.Fatalf("request %d: %d, want 500 from the panic (503 means the slot leaked)", i, resp.StatusCode)
+		}
+	}
+}

@@ -193,6 +193,17 @@ func (l *streamLimiter) unwatch(cancel *context.CancelCauseFunc) {
 	delete(l.calls, cancel)
 }
 
+// forget unwatches a request that is done with, and releases its context; nil is a request not watched.
+func (l *streamLimiter) forget(cancel *context.CancelCauseFunc) {
+	if cancel == nil {
+		return
+	}
+	l.mu.Lock()
+	l.unwatch(cancel)
+	l.mu.Unlock()
+	(*cancel)(nil)
+}
+
 // middleware takes a slot before the handler for requests that ask for a stream, so a refused one never
 // reaches an upstream; a response that turns into a stream without having asked takes its slot afterwards.
 func (l *streamLimiter) middleware(c *fiber.Ctx) error {
@@ -212,28 +223,30 @@ func (l *streamLimiter) middleware(c *fiber.Ctx) error {
 	case mayStream(c):
 		watched = l.watch(c)
 	}
+	returned := false
+	defer func() {
+		if !returned {
+			// The handler panicked (recoverPanic, outside this middleware, answers): nothing streams, and what it
+			// held must not be held for ever.
+			if slot != nil {
+				slot.release()
+			}
+			l.forget(watched)
+		}
+	}()
 	err := c.Next()
+	returned = true
 	if !c.Response().IsBodyStream() {
 		if slot != nil {
 			slot.release()
 		}
-		if watched != nil {
-			l.mu.Lock()
-			l.unwatch(watched)
-			l.mu.Unlock()
-			(*watched)(nil)
-		}
+		l.forget(watched)
 		return err
 	}
 	if slot == nil {
 		if slot = l.acquire(); slot == nil {
 			l.refused.Inc()
-			if watched != nil {
-				l.mu.Lock()
-				l.unwatch(watched)
-				l.mu.Unlock()
-				(*watched)(nil)
-			}
+			l.forget(watched)
 			// Closes the stream the handler opened; its writer sees a closed pipe, as if the client left.
 			c.Response().ResetBody()
 			return refuseStream(c)
