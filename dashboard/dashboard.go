@@ -277,11 +277,19 @@ func (d *Dashboard) storeFailed(c *fiber.Ctx, op string, err error) error {
 	return sendError(c, err)
 }
 
-// originOf is u's scheme://host[:port], "" for a URL without both.
+// originOf is u's origin as a browser sends it: lower-case scheme://host, the port only when it is not the
+// scheme's default; "" for a URL without both.
 func originOf(u string) string {
 	p, err := url.Parse(u)
 	if err != nil || p.Scheme == "" || p.Host == "" {
 		return ""
 	}
-	return p.Scheme + "://" + p.Host
+	scheme, host := strings.ToLower(p.Scheme), strings.ToLower(p.Hostname())
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if port := p.Port(); port != "" && !(scheme == "https" && port == "443") && !(scheme == "http" && port == "80") {
+		host += ":" + port
+	}
+	return scheme + "://" + host
 }

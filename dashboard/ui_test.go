@@ -225,6 +225,7 @@ func TestLoginBehindAnHTTPSPublicURL(t *testing.T) {
 		{"login from the public origin", "https://gw.example.com", "https://gw.example.com", http.StatusOK, true},
 		{"login from another origin", "https://gw.example.com", "https://evil.example", http.StatusForbidden, false},
 		{"http public url", "http://gw.example.com", "http://gw.example.com", http.StatusOK, false},
+		{"public url as written, origin as browsers send it", "HTTPS://GW.Example.com:443/ui", "https://gw.example.com", http.StatusOK, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -49,8 +49,14 @@ var (
 	responsesKeys = []string{"model", "stream", "max_output_tokens", "previous_response_id", "background"}
 )
 
-// maxGuardedKeys bounds the lists above.
+// maxGuardedKeys bounds the lists above: parseBody marks the keys it saw in an array of this size.
 const maxGuardedKeys = 6
+
+func init() {
+	if len(chatKeys) > maxGuardedKeys || len(responsesKeys) > maxGuardedKeys {
+		panic("llm: a guarded key list is longer than maxGuardedKeys")
+	}
+}
 
 // parseRequest validates a chat, embeddings or messages body as JSON and
 // picks out the routing fields.

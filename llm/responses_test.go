@@ -274,6 +274,15 @@ func TestResponsesPreviousResponseStaysOnItsDeployment(t *testing.T) {
 		}
 	}
 
+	// An id no account holds is tried on each deployment in turn (this replica may just not have the pin), and
+	// the provider's answer comes back.
+	unknown := respParams("gpt-4o-mini", "unknown")
+	unknown.PreviousResponseID = oai.String("resp_unknown")
+	_, err := cl.Responses.New(ctx, unknown)
+	if ae := refusal(t, err); ae.StatusCode != http.StatusNotFound || ae.Code != "previous_response_not_found" {
+		t.Fatalf("unknown id: %d %q %q", ae.StatusCode, ae.Code, ae.Message)
+	}
+
 	// The deployment that holds the id goes away: the call is not retried on the other one, which does not know it.
 	n1 := m1.Requests()
 	r, err := cl.Responses.New(ctx, respParams("gpt-4o-mini", "pinned"))
@@ -299,12 +308,6 @@ func TestResponsesPreviousResponseStaysOnItsDeployment(t *testing.T) {
 		t.Fatal("a pinned follow-up was retried on another deployment")
 	}
 
-	// An id the gateway never saw routes like any call, and the provider's answer comes back.
-	p.PreviousResponseID = oai.String("resp_unknown")
-	_, err = cl.Responses.New(ctx, p)
-	if ae := refusal(t, err); ae.StatusCode != http.StatusNotFound || ae.Code != "previous_response_not_found" {
-		t.Fatalf("unknown id: %d %q %q", ae.StatusCode, ae.Code, ae.Message)
-	}
 }
 
 func TestResponsesStreamUpstreamDies(t *testing.T) {
