@@ -223,15 +223,17 @@ func (l *streamLimiter) middleware(c *fiber.Ctx) error {
 	case mayStream(c):
 		watched = l.watch(c)
 	}
-	returned := false
+	// Copies the deferred cleanup reads, so that slot, which changes below, is not captured (and moved to the
+	// heap on every request).
+	heldSlot, heldCall, returned := slot, watched, false
 	defer func() {
 		if !returned {
 			// The handler panicked (recoverPanic, outside this middleware, answers): nothing streams, and what it
 			// held must not be held for ever.
-			if slot != nil {
-				slot.release()
+			if heldSlot != nil {
+				heldSlot.release()
 			}
-			l.forget(watched)
+			l.forget(heldCall)
 		}
 	}()
 	err := c.Next()
