@@ -127,27 +127,11 @@ func TestShutdownEndsLongStreamsAndBillsThem(t *testing.T) {
 	}
 
 	// What the store holds after the shutdown is what a restart rebuilds budgets from.
-	store, err := storage.Open(context.Background(), storeCfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	recent, err := store.RecentTraces(context.Background(), storage.TraceFilter{Limit: 20})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, spans := storedCalls(t, storeCfg, "chat oa")
 	var cut, complete int
 	var cost int64
 	var keyID string
-	for _, sum := range recent {
-		nodes, err := store.Trace(context.Background(), sum.TraceID)
-		if err != nil || len(nodes) != 1 {
-			t.Fatalf("trace %s: %d roots, %v", sum.TraceID, len(nodes), err)
-		}
-		sp := nodes[0].Span
-		if sp.Name != "chat oa" {
-			continue
-		}
+	for _, sp := range spans {
 		cost += sp.CostNanoUSD
 		keyID = sp.KeyID
 		switch sp.Status {
@@ -308,26 +292,10 @@ func TestShutdownEndsLongMCPToolCalls(t *testing.T) {
 		t.Errorf("shutdown took %s, server.shutdown_timeout is 6s", took)
 	}
 
-	store, err := storage.Open(context.Background(), storeCfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	recent, err := store.RecentTraces(context.Background(), storage.TraceFilter{Limit: 20})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, spans := storedCalls(t, storeCfg, "tools/call weather__slow")
 	var cut int
 	var keyID string
-	for _, sum := range recent {
-		nodes, err := store.Trace(context.Background(), sum.TraceID)
-		if err != nil || len(nodes) != 1 {
-			t.Fatalf("trace %s: %d roots, %v", sum.TraceID, len(nodes), err)
-		}
-		sp := nodes[0].Span
-		if sp.Name != "tools/call weather__slow" {
-			continue
-		}
+	for _, sp := range spans {
 		cut++
 		keyID = sp.KeyID
 		if sp.Status != trace.StatusError || !strings.Contains(sp.Error, "shutting down") || sp.CostNanoUSD != 2_000_000 {
@@ -489,4 +457,30 @@ func startWithWeather(t *testing.T, tune func(*config.Config, *sbmcp.ServerConfi
 	}, nil)
 	s.waitReady(t)
 	return s
+}
+
+// storedCalls opens the store a stopped gateway wrote (closed at the test's end) and returns it with the spans
+// named name among its recent traces, each of which must be a single call.
+func storedCalls(t *testing.T, cfg storage.Config, name string) (storage.Store, []trace.Span) {
+	t.Helper()
+	store, err := storage.Open(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	recent, err := store.RecentTraces(context.Background(), storage.TraceFilter{Limit: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []trace.Span
+	for _, sum := range recent {
+		nodes, err := store.Trace(context.Background(), sum.TraceID)
+		if err != nil || len(nodes) != 1 {
+			t.Fatalf("trace %s: %d roots, %v", sum.TraceID, len(nodes), err)
+		}
+		if nodes[0].Span.Name == name {
+			out = append(out, nodes[0].Span)
+		}
+	}
+	return store, out
 }
