@@ -55,10 +55,8 @@ func (g *Gateway) serve(c *fiber.Ctx, kind callKind) (err error) {
 			return g.reject(c, writeErr, p, req.model, err)
 		}
 	}
+	// A pinned deployment is one of grp's, so its price is among these.
 	price := reachablePrice(t, grp, mayUse)
-	if pinned != nil {
-		price = price.max(pinned.price)
-	}
 	estimate := estimateUsage(req, kind)
 	// The budget hold must not fall short of the real cost, or concurrent calls overspend by more than one
 	// call's estimate: it prices the prompt at one token per byte, which no tokenizer exceeds. Rate limits
