@@ -30,6 +30,8 @@ type deployment struct {
 	chatURL       string
 	embeddingsURL string
 	responsesURL  string // empty: the provider does not speak the Responses API
+	// countTokensURL is Anthropic's token counting endpoint; empty for other providers.
+	countTokensURL string
 	// account is the provider account the Responses API stores this deployment's responses in: its URL and a
 	// digest of its key. Deployments of one account share them, whatever their model or place in the config.
 	account     string
@@ -78,16 +80,16 @@ func (s *deploymentState) observeLatency(d time.Duration) {
 // group is a public model name and its deployments.
 type group struct {
 	name string
-	// chatSpan, embeddingsSpan and responsesSpan are the call span names,
-	// built once rather than per request.
-	chatSpan, embeddingsSpan, responsesSpan string
-	strategy                                Strategy
-	deployments                             []*deployment
-	// responses is the group as the Responses API sees it: only the deployments that speak it. It shares their
-	// state with the group; only routing reads it.
-	responses    *group
-	fallbacks    []string
-	ctxFallbacks []string
+	// chatSpan, embeddingsSpan, responsesSpan and countTokensSpan are the call span names, built once rather
+	// than per request.
+	chatSpan, embeddingsSpan, responsesSpan, countTokensSpan string
+	strategy                                                 Strategy
+	deployments                                              []*deployment
+	// responses and countTokens are the group as the Responses API and Anthropic's token counting see it: only
+	// the deployments that speak them. They share their state with the group; only routing reads them.
+	responses, countTokens *group
+	fallbacks              []string
+	ctxFallbacks           []string
 	// The metric series of an answered call, looked up once per table by
 	// bindMetrics rather than by label values on every call.
 	okCalls       prometheus.Counter
@@ -118,7 +120,7 @@ func buildTable(cfg Config, old map[string]*deploymentState) (*table, map[string
 	for _, m := range cfg.Models {
 		g := &group{name: m.Name, strategy: m.Strategy, fallbacks: m.Fallbacks, ctxFallbacks: m.ContextWindowFallbacks,
 			chatSpan: kindChat.spanName(m.Name), embeddingsSpan: kindEmbeddings.spanName(m.Name),
-			responsesSpan: kindResponses.spanName(m.Name)}
+			responsesSpan: kindResponses.spanName(m.Name), countTokensSpan: kindCountTokens.spanName(m.Name)}
 		if g.strategy == "" {
 			g.strategy = t.router.Strategy
 		}
@@ -148,16 +150,35 @@ func buildTable(cfg Config, old map[string]*deploymentState) (*table, map[string
 			d.st = st
 			g.deployments = append(g.deployments, d)
 		}
-		g.responses = &group{name: g.name, strategy: g.strategy}
-		for _, d := range g.deployments {
-			if d.responsesURL != "" {
-				g.responses.deployments = append(g.responses.deployments, d)
-			}
-		}
+		g.responses = g.only(func(d *deployment) bool { return d.responsesURL != "" })
+		g.countTokens = g.only(func(d *deployment) bool { return d.countTokensURL != "" })
 		t.groups[m.Name] = g
 		t.order = append(t.order, m.Name)
 	}
 	return t, states, nil
+}
+
+// only is g reduced to the deployments serves accepts, for routing.
+func (g *group) only(serves func(*deployment) bool) *group {
+	sub := &group{name: g.name, strategy: g.strategy}
+	for _, d := range g.deployments {
+		if serves(d) {
+			sub.deployments = append(sub.deployments, d)
+		}
+	}
+	return sub
+}
+
+// serving is the part of g that can serve a call of kind k: all of it but for the endpoints only some providers
+// speak.
+func (g *group) serving(k callKind) *group {
+	switch k {
+	case kindResponses:
+		return g.responses
+	case kindCountTokens:
+		return g.countTokens
+	}
+	return g
 }
 
 // bindMetrics looks up the series every answered call adds to. Building
@@ -208,6 +229,7 @@ func newDeployment(m ModelConfig, dc DeploymentConfig, r RouterConfig) (*deploym
 		d.responsesURL = azureResponsesURL(base)
 	case ProviderAnthropic:
 		d.chatURL = anthropicURL(base)
+		d.countTokensURL = d.chatURL + "/count_tokens"
 	default:
 		d.chatURL, d.embeddingsURL, d.responsesURL = base+"/chat/completions", base+"/embeddings", base+"/responses"
 	}

@@ -3,6 +3,7 @@ package llm
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 )
 
 // The client speaks OpenAI (chat, embeddings) or Anthropic (messages); the
@@ -25,6 +26,9 @@ func upstreamFor(c *call, d *deployment, buf []byte) (string, []byte, *apiError)
 	case c.kind == kindResponses:
 		// route gives a Responses call only deployments that speak it: the client's bytes, model rewritten.
 		return d.responsesURL, c.req.upstreamBody(buf, d.quotedModel, false), nil
+	case c.kind == kindCountTokens:
+		// Only Anthropic deployments count tokens, in the client's own dialect.
+		return d.countTokensURL, c.req.upstreamBody(buf, d.quotedModel, false), nil
 	case sameDialect(c.kind, d.provider):
 		return d.chatURL, c.req.upstreamBody(buf, d.quotedModel, d.provider != ProviderAnthropic), nil
 	case d.provider == ProviderAnthropic:
@@ -44,7 +48,7 @@ func upstreamFor(c *call, d *deployment, buf []byte) (string, []byte, *apiError)
 
 // upstreamHeaders carries d's credentials in its provider's header.
 func upstreamHeaders(c *call, d *deployment) [][2]string {
-	if c.kind == kindMessages && d.provider == ProviderAnthropic && len(c.headers) > 0 {
+	if c.kind.anthropicIngress() && d.provider == ProviderAnthropic && len(c.headers) > 0 {
 		return append(credentialHeaders(c.kind, c.headers, d), d.headers...)
 	}
 	return d.sendHeaders
@@ -58,7 +62,7 @@ func credentialHeaders(kind callKind, clientHeaders [][2]string, d *deployment) 
 		return [][2]string{{"api-key", d.apiKey}}
 	case ProviderAnthropic:
 		h := [][2]string{{"x-api-key", d.apiKey}, {"anthropic-version", defaultAnthropicVer}}
-		if kind == kindMessages {
+		if kind.anthropicIngress() {
 			for _, ch := range clientHeaders {
 				if ch[0] == "anthropic-version" {
 					h[1] = ch
@@ -97,6 +101,12 @@ func responseFor(c *call, d *deployment, raw []byte) ([]byte, Usage, error) {
 	case c.kind == kindResponses:
 		u, err := usageOfReply(raw, responsesUsage)
 		return bytes.Clone(raw), u, err
+	case c.kind == kindCountTokens:
+		// Counting is free: the reply is relayed and the call uses no tokens.
+		if !validJSON(raw) {
+			return nil, Usage{}, errors.New("upstream reply is not JSON")
+		}
+		return bytes.Clone(raw), Usage{}, nil
 	case sameDialect(c.kind, d.provider) && d.provider == ProviderAnthropic:
 		u, err := anthropicUsageOf(raw)
 		return bytes.Clone(raw), u, err

@@ -19,7 +19,7 @@ import (
 // authorize -> reserve -> span -> route/proxy -> reply -> settle -> end span.
 func (g *Gateway) serve(c *fiber.Ctx, kind callKind) (err error) {
 	writeErr := writeOpenAIError
-	if kind == kindMessages {
+	if kind.anthropicIngress() {
 		writeErr = writeAnthropicError
 	}
 	var res *governance.Reservation
@@ -49,22 +49,31 @@ func (g *Gateway) serve(c *fiber.Ctx, kind callKind) (err error) {
 	// A fallback is a model like any other: a key that may not call it directly must not reach it through
 	// another model's failure.
 	mayUse := func(model string) bool { return g.gov.Authorize(p, governance.KindModel, model).Allowed }
+	if err := unsupported(grp, kind); err != nil {
+		return g.reject(c, writeErr, p, req.model, err)
+	}
 	var pinned *deployment
 	if kind == kindResponses {
 		if pinned, err = g.responsesTarget(grp, req, pinOwner(p.Team, p.KeyID)); err != nil {
 			return g.reject(c, writeErr, p, req.model, err)
 		}
 	}
-	// A pinned deployment is one of grp's, so its price is among these.
-	price := reachablePrice(t, grp, mayUse)
-	estimate := estimateUsage(req, kind)
-	// The budget hold must not fall short of the real cost, or concurrent calls overspend by more than one
-	// call's estimate: it prices the prompt at one token per byte, which no tokenizer exceeds. Rate limits
-	// reserve the typical count (four bytes a token) and are settled to the real one.
-	worst := estimate
-	worst.Input = int64(len(req.body))
+	var estimate Usage
+	var hold int64
+	if kind != kindCountTokens {
+		// A pinned deployment is one of grp's, so its price is among these.
+		price := reachablePrice(t, grp, mayUse)
+		estimate = estimateUsage(req, kind)
+		// The budget hold must not fall short of the real cost, or concurrent calls overspend by more than one
+		// call's estimate: it prices the prompt at one token per byte, which no tokenizer exceeds. Rate limits
+		// reserve the typical count (four bytes a token) and are settled to the real one.
+		worst := estimate
+		worst.Input = int64(len(req.body))
+		hold = price.Cost(worst)
+	}
+	// Counting tokens is free and uses none, but it is a request: it counts against rpm and needs a budget left.
 	res, err = g.gov.Reserve(p, governance.Request{Kind: governance.KindModel, Name: req.model,
-		EstimatedCostNanoUSD: price.Cost(worst), EstimatedTokens: estimate.Total()})
+		EstimatedCostNanoUSD: hold, EstimatedTokens: estimate.Total()})
 	if err != nil {
 		return g.reject(c, writeErr, p, req.model, err)
 	}
@@ -248,6 +257,9 @@ func parseCall(body []byte, kind callKind, t *table) (*request, *group, error) {
 	if kind == kindMessages && req.maxTokens == 0 {
 		return nil, nil, errBadRequest("invalid_request", "max_tokens: field required")
 	}
+	if kind == kindCountTokens && req.stream {
+		return nil, nil, errBadRequest("invalid_request", "stream: counting tokens cannot be streamed")
+	}
 	grp := t.groups[req.model]
 	if grp == nil {
 		return nil, nil, errModelNotFound(req.model)
@@ -305,7 +317,7 @@ func (p Price) max(o Price) Price {
 // clientHeaders are the few client headers an upstream of the same dialect
 // needs; everything else (the gateway key above all) stays here.
 func clientHeaders(c *fiber.Ctx, kind callKind) [][2]string {
-	if kind != kindMessages {
+	if !kind.anthropicIngress() {
 		return nil
 	}
 	var h [][2]string

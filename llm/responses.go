@@ -16,17 +16,11 @@ import (
 // remembers which deployment made each response this replica relayed, and a follow-up goes to that deployment
 // alone.
 
-// responsesTarget refuses a group that cannot serve the Responses API and, for a previous_response_id this
-// replica relayed, finds a deployment of the requested group on the provider account that stored it: the client
+// responsesTarget, for a previous_response_id this replica relayed, finds a deployment of the requested group on the provider account that stored it: the client
 // may change model along a conversation, and any deployment of that account knows the id. A response another team
 // (or another team-less key) made is refused as not found: the provider account is the gateway's, shared by every
 // tenant, and would continue that conversation for whoever names its id.
 func (g *Gateway) responsesTarget(grp *group, req *request, owner string) (*deployment, error) {
-	if len(grp.responses.deployments) == 0 {
-		return nil, errBadRequest("model_not_supported",
-			"model %q cannot serve the Responses API: its deployments' providers (%s) do not speak it, only openai and azure do; call it through /v1/chat/completions or /v1/messages",
-			grp.name, providersOf(grp))
-	}
 	if req.previousID == "" {
 		return nil, nil
 	}
@@ -43,6 +37,23 @@ func (g *Gateway) responsesTarget(grp *group, req *request, owner string) (*depl
 		}
 	}
 	return nil, nil
+}
+
+// unsupported refuses a call to a group none of whose deployments speaks the call's endpoint.
+func unsupported(grp *group, kind callKind) error {
+	if len(grp.serving(kind).deployments) > 0 {
+		return nil
+	}
+	switch kind {
+	case kindResponses:
+		return errBadRequest("model_not_supported",
+			"model %q cannot serve the Responses API: its deployments' providers (%s) do not speak it, only openai and azure do; call it through /v1/chat/completions or /v1/messages",
+			grp.name, providersOf(grp))
+	default:
+		return errBadRequest("model_not_supported",
+			"model %q cannot count tokens: its deployments' providers (%s) have no token counting endpoint, only anthropic does",
+			grp.name, providersOf(grp))
+	}
 }
 
 func providersOf(grp *group) string {

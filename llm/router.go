@@ -22,11 +22,16 @@ import (
 type callKind int
 
 const (
-	kindChat       callKind = iota // POST /v1/chat/completions
-	kindEmbeddings                 // POST /v1/embeddings
-	kindMessages                   // POST /v1/messages (Anthropic ingress)
-	kindResponses                  // POST /v1/responses (OpenAI Responses API)
+	kindChat        callKind = iota // POST /v1/chat/completions
+	kindEmbeddings                  // POST /v1/embeddings
+	kindMessages                    // POST /v1/messages (Anthropic ingress)
+	kindResponses                   // POST /v1/responses (OpenAI Responses API)
+	kindCountTokens                 // POST /v1/messages/count_tokens (Anthropic token counting)
 )
+
+// anthropicIngress is a call that came in on the Anthropic API: it is answered in Anthropic's shape, and an
+// Anthropic upstream gets the client's anthropic-version and anthropic-beta.
+func (k callKind) anthropicIngress() bool { return k == kindMessages || k == kindCountTokens }
 
 func (k callKind) spanName(model string) string {
 	switch k {
@@ -34,6 +39,8 @@ func (k callKind) spanName(model string) string {
 		return "embeddings " + model
 	case kindResponses:
 		return "responses " + model
+	case kindCountTokens:
+		return "count_tokens " + model
 	}
 	return "chat " + model
 }
@@ -45,6 +52,8 @@ func (g *group) spanName(k callKind) string {
 		return g.embeddingsSpan
 	case kindResponses:
 		return g.responsesSpan
+	case kindCountTokens:
+		return g.countTokensSpan
 	}
 	return g.chatSpan
 }
@@ -102,13 +111,11 @@ func (g *Gateway) route(c *call) (*result, error) {
 	var last *apiError
 	var lastClass outcome
 	for i := 0; i < len(chain); i++ {
-		grp := c.tbl.groups[chain[i]]
-		if c.kind == kindResponses {
-			// Only the deployments that speak the Responses API; a fallback group with none is skipped. serve
-			// refused a requested group with none before anything was reserved.
-			if grp = grp.responses; len(grp.deployments) == 0 {
-				continue
-			}
+		// Only the deployments that serve the call's kind; a fallback group with none is skipped. serve refused
+		// a requested group with none before anything was reserved.
+		grp := c.tbl.groups[chain[i]].serving(c.kind)
+		if len(grp.deployments) == 0 {
+			continue
 		}
 		if i > 0 {
 			if !c.mayUse(chain[i]) {

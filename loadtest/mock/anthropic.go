@@ -56,6 +56,34 @@ type messagesRequest struct {
 	} `json:"tool_choice"`
 }
 
+// countTokens serves Anthropic's token counting: the input tokens the same request would use in messages.
+func (l *LLMServer) countTokens(ctx *fasthttp.RequestCtx) {
+	if len(ctx.Request.Header.Peek("anthropic-version")) == 0 {
+		writeAnthropicError(ctx, http.StatusBadRequest, "invalid_request_error", "anthropic-version: header is required")
+		return
+	}
+	var req messagesRequest
+	if err := json.Unmarshal(ctx.Request.Body(), &req); err != nil {
+		writeAnthropicError(ctx, http.StatusBadRequest, "invalid_request_error", "invalid JSON body: "+err.Error())
+		return
+	}
+	switch {
+	case req.Model == "":
+		writeAnthropicError(ctx, http.StatusBadRequest, "invalid_request_error", "model: Field required")
+		return
+	case len(req.Messages) == 0:
+		writeAnthropicError(ctx, http.StatusBadRequest, "invalid_request_error", "messages: at least one message is required")
+		return
+	case l.failFor(ctx, dialectAnthropic, req.Model, 0):
+		return
+	}
+	n := countTokens(contentText(req.System))
+	for _, m := range req.Messages {
+		n += countTokens(contentText(m.Content))
+	}
+	writeJSON(ctx, http.StatusOK, []byte(`{"input_tokens":`+strconv.Itoa(n)+`}`))
+}
+
 // messages serves Anthropic's Messages API with the same deterministic
 // behaviour as chat completions.
 func (l *LLMServer) messages(ctx *fasthttp.RequestCtx, n int64, inj injection) {

@@ -197,7 +197,7 @@ func (l *LLMServer) handle(ctx *fasthttp.RequestCtx) {
 
 	path := string(ctx.Path())
 	d := dialectOpenAI
-	if path == "/v1/messages" {
+	if path == "/v1/messages" || path == "/v1/messages/count_tokens" {
 		d = dialectAnthropic
 	}
 	inj, err := parseInjection(&ctx.Request.Header, l.opts.Latency)
@@ -228,6 +228,8 @@ func (l *LLMServer) handle(ctx *fasthttp.RequestCtx) {
 		l.getModel(ctx, strings.TrimPrefix(path, "/v1/models/"))
 	case path == "/v1/messages" && method == http.MethodPost:
 		l.messages(ctx, n, inj)
+	case path == "/v1/messages/count_tokens" && method == http.MethodPost:
+		l.countTokens(ctx)
 	default:
 		writeError(ctx, d, http.StatusNotFound, "unknown route "+method+" "+path)
 	}
