@@ -95,12 +95,20 @@ type anthropicUsage struct {
 	OutputTokens             int64 `json:"output_tokens"`
 	CacheReadInputTokens     int64 `json:"cache_read_input_tokens,omitempty"`
 	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens,omitempty"`
+	// CacheCreation splits the cache writes by lifetime; without it, every write is a 5-minute one.
+	CacheCreation *anthropicCacheCreation `json:"cache_creation,omitempty"`
+}
+
+type anthropicCacheCreation struct {
+	Ephemeral5m int64 `json:"ephemeral_5m_input_tokens"`
+	Ephemeral1h int64 `json:"ephemeral_1h_input_tokens"`
 }
 
 // counts is usage for a reply's own usage object, refusing negative counts
 // (see Usage.check).
 func (u anthropicUsage) counts() (Usage, error) {
-	if u.InputTokens < 0 || u.OutputTokens < 0 || u.CacheReadInputTokens < 0 || u.CacheCreationInputTokens < 0 {
+	if u.InputTokens < 0 || u.OutputTokens < 0 || u.CacheReadInputTokens < 0 || u.CacheCreationInputTokens < 0 ||
+		u.CacheCreation != nil && (u.CacheCreation.Ephemeral5m < 0 || u.CacheCreation.Ephemeral1h < 0) {
 		return Usage{}, errUsageShape
 	}
 	return u.usage(), nil
@@ -108,12 +116,18 @@ func (u anthropicUsage) counts() (Usage, error) {
 
 // usage: Anthropic's input_tokens excludes cache reads and writes, OpenAI's
 // prompt_tokens includes them; Usage follows OpenAI. Cache writes are priced
-// as plain input.
+// apart, the 1-hour ones (from cache_creation) above the rest.
 func (u anthropicUsage) usage() Usage {
+	writes1h := int64(0)
+	if u.CacheCreation != nil {
+		writes1h = min(u.CacheCreation.Ephemeral1h, u.CacheCreationInputTokens)
+	}
 	return Usage{
-		Input:  u.InputTokens + u.CacheReadInputTokens + u.CacheCreationInputTokens,
-		Output: u.OutputTokens,
-		Cached: u.CacheReadInputTokens,
+		Input:        u.InputTokens + u.CacheReadInputTokens + u.CacheCreationInputTokens,
+		Output:       u.OutputTokens,
+		Cached:       u.CacheReadInputTokens,
+		CacheWrite:   u.CacheCreationInputTokens - writes1h,
+		CacheWrite1h: writes1h,
 	}
 }
 

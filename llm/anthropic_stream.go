@@ -56,6 +56,9 @@ func (t *anthropicUsageTracker) observe(e *anthropicEvent) {
 		if e.Usage.CacheCreationInputTokens > 0 {
 			t.u.CacheCreationInputTokens = e.Usage.CacheCreationInputTokens
 		}
+		if c := e.Usage.CacheCreation; c != nil && c.Ephemeral5m >= 0 && c.Ephemeral1h >= 0 {
+			t.u.CacheCreation = c
+		}
 	}
 }
 

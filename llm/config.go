@@ -56,6 +56,9 @@ type PricingConfig struct {
 	InputPerMTok       string `yaml:"input_per_mtok" mapstructure:"input_per_mtok"`
 	OutputPerMTok      string `yaml:"output_per_mtok" mapstructure:"output_per_mtok"`
 	CachedInputPerMTok string `yaml:"cached_input_per_mtok" mapstructure:"cached_input_per_mtok"`
+	// Anthropic bills prompt cache writes above plain input: 5-minute ones and 1-hour ones at their own prices.
+	CacheWritePerMTok   string `yaml:"cache_write_per_mtok" mapstructure:"cache_write_per_mtok"`
+	CacheWrite1hPerMTok string `yaml:"cache_write_1h_per_mtok" mapstructure:"cache_write_1h_per_mtok"`
 }
 
 // RouterConfig holds the defaults every model group uses.

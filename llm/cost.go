@@ -8,22 +8,25 @@ import (
 
 const nanoPerUSD = 1_000_000_000
 
-// Price is what one million tokens cost, in nano-USD. A zero CachedInput
-// means cached prompt tokens cost the same as other input tokens.
+// Price is what one million tokens cost, in nano-USD. A zero CachedInput, CacheWrite or CacheWrite1h means
+// those tokens cost the same as other input tokens.
 type Price struct {
 	Input, Output, CachedInput int64
+	// CacheWrite and CacheWrite1h are Anthropic's 5-minute and 1-hour prompt cache writes.
+	CacheWrite, CacheWrite1h int64
 }
 
-// Usage is the token count of one call. Input includes Cached, as in
-// OpenAI's prompt_tokens.
+// Usage is the token count of one call. Input includes Cached, CacheWrite and CacheWrite1h, as OpenAI's
+// prompt_tokens includes cached tokens: they are the parts of the prompt priced apart.
 type Usage struct {
-	Input, Output, Cached int64
+	Input, Output, Cached    int64
+	CacheWrite, CacheWrite1h int64
 }
 
 // check rejects negative counts from decoded replies: they would lower the
 // tokens charged to the key's limits and the spend rows' token sums.
 func (u Usage) check() (Usage, error) {
-	if u.Input < 0 || u.Output < 0 || u.Cached < 0 {
+	if u.Input < 0 || u.Output < 0 || u.Cached < 0 || u.CacheWrite < 0 || u.CacheWrite1h < 0 {
 		return Usage{}, errUsageShape
 	}
 	return u, nil
@@ -35,11 +38,6 @@ func (u Usage) Total() int64 { return u.Input + u.Output }
 // Cost returns the exact cost in nano-USD, rounded half up once on the whole
 // sum so many small calls don't each lose a fraction.
 func (p Price) Cost(u Usage) int64 {
-	cachedPrice := p.CachedInput
-	if cachedPrice == 0 {
-		cachedPrice = p.Input
-	}
-	cached := min(max(u.Cached, 0), max(u.Input, 0))
 	var hi, lo uint64
 	add := func(tokens, price int64) {
 		if tokens <= 0 || price <= 0 {
@@ -50,8 +48,20 @@ func (p Price) Cost(u Usage) int64 {
 		lo, carry = bits.Add64(lo, l, 0)
 		hi += h + carry
 	}
-	add(u.Input-cached, p.Input)
-	add(cached, cachedPrice)
+	// Each priced part of the prompt is taken out of what is left of it, so parts that claim more than the prompt
+	// never bill more tokens than it had.
+	plain := max(u.Input, 0)
+	for _, part := range [...]struct{ tokens, price int64 }{
+		{u.Cached, p.CachedInput}, {u.CacheWrite, p.CacheWrite}, {u.CacheWrite1h, p.CacheWrite1h},
+	} {
+		n := min(max(part.tokens, 0), plain)
+		plain -= n
+		if part.price == 0 {
+			part.price = p.Input
+		}
+		add(n, part.price)
+	}
+	add(plain, p.Input)
 	add(u.Output, p.Output)
 	const perMTok = 1_000_000
 	lo, carry := bits.Add64(lo, perMTok/2, 0)
@@ -114,6 +124,8 @@ func (pc PricingConfig) parse() (Price, *fieldError) {
 		{"input_per_mtok", pc.InputPerMTok, &p.Input},
 		{"output_per_mtok", pc.OutputPerMTok, &p.Output},
 		{"cached_input_per_mtok", pc.CachedInputPerMTok, &p.CachedInput},
+		{"cache_write_per_mtok", pc.CacheWritePerMTok, &p.CacheWrite},
+		{"cache_write_1h_per_mtok", pc.CacheWrite1hPerMTok, &p.CacheWrite1h},
 	} {
 		if f.text == "" {
 			continue
@@ -155,46 +167,80 @@ func parseUSD(s string) (int64, bool) {
 	return n, true
 }
 
-// builtinPrices are list prices (USD per million tokens) of common models,
-// used when the config gives none. Keys are prefixes of the upstream model
-// name so dated snapshots ("gpt-4o-mini-2024-07-18") match; the longest
-// prefix wins.
+// builtinPrices are list prices (USD per million tokens) of common models, used when the config gives none. A
+// model matches its own name, or its name with a snapshot suffix ("-2024-07-18", "-20241022", "-latest"); never a
+// longer name that merely starts with it, since a newer model ("claude-opus-4-5" after "claude-opus-4", "o3-pro"
+// after "o3") is often priced differently, and a price that is wrong is worse than none (see deploymentPrice).
+// Anthropic's rows carry their 5-minute and 1-hour cache write prices. Sonnet 4 and 4.5 bill prompts over 200K
+// tokens at a higher rate, which these rows do not model.
 var builtinPrices = map[string]PricingConfig{
-	"gpt-4o":                 {"2.50", "10.00", "1.25"},
-	"gpt-4o-mini":            {"0.15", "0.60", "0.075"},
-	"gpt-4.1":                {"2.00", "8.00", "0.50"},
-	"gpt-4.1-mini":           {"0.40", "1.60", "0.10"},
-	"gpt-4.1-nano":           {"0.10", "0.40", "0.025"},
-	"gpt-4-turbo":            {"10.00", "30.00", ""},
-	"gpt-3.5-turbo":          {"0.50", "1.50", ""},
-	"o1":                     {"15.00", "60.00", "7.50"},
-	"o1-mini":                {"1.10", "4.40", "0.55"},
-	"o3":                     {"2.00", "8.00", "0.50"},
-	"o3-mini":                {"1.10", "4.40", "0.55"},
-	"o4-mini":                {"1.10", "4.40", "0.275"},
-	"text-embedding-3-small": {"0.02", "", ""},
-	"text-embedding-3-large": {"0.13", "", ""},
-	"text-embedding-ada-002": {"0.10", "", ""},
-	"claude-3-haiku":         {"0.25", "1.25", "0.03"},
-	"claude-3-5-haiku":       {"0.80", "4.00", "0.08"},
-	"claude-haiku-4-5":       {"1.00", "5.00", "0.10"},
-	"claude-3-5-sonnet":      {"3.00", "15.00", "0.30"},
-	"claude-3-7-sonnet":      {"3.00", "15.00", "0.30"},
-	"claude-sonnet-4":        {"3.00", "15.00", "0.30"},
-	"claude-opus-4":          {"15.00", "75.00", "1.50"},
+	"gpt-4o":                 {InputPerMTok: "2.50", OutputPerMTok: "10.00", CachedInputPerMTok: "1.25"},
+	"gpt-4o-2024-05-13":      {InputPerMTok: "5.00", OutputPerMTok: "15.00"},
+	"gpt-4o-mini":            {InputPerMTok: "0.15", OutputPerMTok: "0.60", CachedInputPerMTok: "0.075"},
+	"gpt-4.1":                {InputPerMTok: "2.00", OutputPerMTok: "8.00", CachedInputPerMTok: "0.50"},
+	"gpt-4.1-mini":           {InputPerMTok: "0.40", OutputPerMTok: "1.60", CachedInputPerMTok: "0.10"},
+	"gpt-4.1-nano":           {InputPerMTok: "0.10", OutputPerMTok: "0.40", CachedInputPerMTok: "0.025"},
+	"gpt-4-turbo":            {InputPerMTok: "10.00", OutputPerMTok: "30.00"},
+	"gpt-3.5-turbo":          {InputPerMTok: "0.50", OutputPerMTok: "1.50"},
+	"o1":                     {InputPerMTok: "15.00", OutputPerMTok: "60.00", CachedInputPerMTok: "7.50"},
+	"o1-mini":                {InputPerMTok: "1.10", OutputPerMTok: "4.40", CachedInputPerMTok: "0.55"},
+	"o3":                     {InputPerMTok: "2.00", OutputPerMTok: "8.00", CachedInputPerMTok: "0.50"},
+	"o3-mini":                {InputPerMTok: "1.10", OutputPerMTok: "4.40", CachedInputPerMTok: "0.55"},
+	"o4-mini":                {InputPerMTok: "1.10", OutputPerMTok: "4.40", CachedInputPerMTok: "0.275"},
+	"text-embedding-3-small": {InputPerMTok: "0.02"},
+	"text-embedding-3-large": {InputPerMTok: "0.13"},
+	"text-embedding-ada-002": {InputPerMTok: "0.10"},
+	"claude-3-haiku":         anthropicPrice("0.25", "1.25", "0.03", "0.30", "0.50"),
+	"claude-3-5-haiku":       anthropicPrice("0.80", "4.00", "0.08", "1.00", "1.60"),
+	"claude-haiku-4-5":       anthropicPrice("1.00", "5.00", "0.10", "1.25", "2.00"),
+	"claude-3-5-sonnet":      anthropicPrice("3.00", "15.00", "0.30", "3.75", "6.00"),
+	"claude-3-7-sonnet":      anthropicPrice("3.00", "15.00", "0.30", "3.75", "6.00"),
+	"claude-sonnet-4":        anthropicPrice("3.00", "15.00", "0.30", "3.75", "6.00"),
+	"claude-sonnet-4-0":      anthropicPrice("3.00", "15.00", "0.30", "3.75", "6.00"),
+	"claude-sonnet-4-5":      anthropicPrice("3.00", "15.00", "0.30", "3.75", "6.00"),
+	"claude-opus-4":          anthropicPrice("15.00", "75.00", "1.50", "18.75", "30.00"),
+	"claude-opus-4-0":        anthropicPrice("15.00", "75.00", "1.50", "18.75", "30.00"),
+	"claude-opus-4-1":        anthropicPrice("15.00", "75.00", "1.50", "18.75", "30.00"),
+	"claude-opus-4-5":        anthropicPrice("5.00", "25.00", "0.50", "6.25", "10.00"),
+}
+
+func anthropicPrice(input, output, cacheRead, cacheWrite, cacheWrite1h string) PricingConfig {
+	return PricingConfig{InputPerMTok: input, OutputPerMTok: output, CachedInputPerMTok: cacheRead,
+		CacheWritePerMTok: cacheWrite, CacheWrite1hPerMTok: cacheWrite1h}
 }
 
 // builtinPrice finds the list price for an upstream model name.
 func builtinPrice(model string) (Price, bool) {
-	best := ""
-	for prefix := range builtinPrices {
-		if strings.HasPrefix(model, prefix) && len(prefix) > len(best) {
-			best = prefix
-		}
+	pc, ok := builtinPrices[model]
+	if !ok {
+		pc, ok = builtinPrices[withoutSnapshot(model)]
 	}
-	if best == "" {
+	if !ok {
 		return Price{}, false
 	}
-	p, err := builtinPrices[best].parse()
+	p, err := pc.parse()
 	return p, err == nil
+}
+
+// withoutSnapshot drops a snapshot suffix: "-latest", Anthropic's "-20241022" or OpenAI's "-2024-07-18".
+func withoutSnapshot(model string) string {
+	if base, ok := strings.CutSuffix(model, "-latest"); ok {
+		return base
+	}
+	digits := func(s string) bool {
+		for _, c := range s {
+			if c < '0' || c > '9' {
+				return false
+			}
+		}
+		return s != ""
+	}
+	if i := strings.LastIndexByte(model, '-'); i > 0 && len(model)-i-1 == 8 && digits(model[i+1:]) {
+		return model[:i]
+	}
+	if n := len(model); n > 11 && model[n-11] == '-' && model[n-6] == '-' && model[n-3] == '-' &&
+		digits(model[n-10:n-6]) && digits(model[n-5:n-3]) && digits(model[n-2:]) {
+		return model[:n-11]
+	}
+	return model
 }

@@ -1,10 +1,18 @@
 package llm
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchboard-gw/switchboard/governance"
+	"github.com/switchboard-gw/switchboard/trace"
 )
 
 func TestParseUSD(t *testing.T) {
@@ -70,6 +78,63 @@ func TestCostIsExact(t *testing.T) {
 	if got := (Price{Input: 1_000_000_000}).Cost(Usage{Input: 10, Cached: 10}); got != 10_000 {
 		t.Errorf("cached at input price = %d", got)
 	}
+	// Anthropic's cache writes: claude-sonnet-4's $3 input, $0.30 reads, $3.75 5-minute and $6 1-hour writes.
+	sonnet, _ := builtinPrice("claude-sonnet-4-20250514")
+	for _, tc := range []struct {
+		name string
+		u    Usage
+		want int64
+	}{
+		{"plain", Usage{Input: 1_000_000}, 3_000_000_000},
+		{"every kind", Usage{Input: 4_000_000, Cached: 1_000_000, CacheWrite: 1_000_000, CacheWrite1h: 1_000_000},
+			3_000_000_000 + 300_000_000 + 3_750_000_000 + 6_000_000_000},
+		// Parts that claim more than the prompt bill no more than the prompt's tokens.
+		{"parts over the prompt", Usage{Input: 1_000_000, Cached: 600_000, CacheWrite: 600_000}, 180_000_000 + 1_500_000_000},
+		{"negative parts", Usage{Input: 1_000_000, Cached: -5, CacheWrite1h: -5}, 3_000_000_000},
+	} {
+		if got := sonnet.Cost(tc.u); got != tc.want {
+			t.Errorf("%s: Cost(%+v) = %d, want %d", tc.name, tc.u, got, tc.want)
+		}
+	}
+}
+
+func TestAnthropicCacheWrites(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, usage string
+		want        Usage
+	}{
+		{"no cache", `{"input_tokens":10,"output_tokens":5}`, Usage{Input: 10, Output: 5}},
+		{"writes without a split are 5-minute ones", `{"input_tokens":10,"output_tokens":5,"cache_read_input_tokens":100,"cache_creation_input_tokens":1000}`,
+			Usage{Input: 1110, Output: 5, Cached: 100, CacheWrite: 1000}},
+		{"split by lifetime", `{"input_tokens":10,"output_tokens":5,"cache_creation_input_tokens":1000,"cache_creation":{"ephemeral_5m_input_tokens":400,"ephemeral_1h_input_tokens":600}}`,
+			Usage{Input: 1010, Output: 5, CacheWrite: 400, CacheWrite1h: 600}},
+		{"a 1-hour count over the total is capped", `{"input_tokens":10,"output_tokens":5,"cache_creation_input_tokens":100,"cache_creation":{"ephemeral_5m_input_tokens":0,"ephemeral_1h_input_tokens":600}}`,
+			Usage{Input: 110, Output: 5, CacheWrite1h: 100}},
+	} {
+		got, err := anthropicUsageOf([]byte(`{"usage":` + tc.usage + `}`))
+		if err != nil || got != tc.want {
+			t.Errorf("%s: got %+v, %v; want %+v", tc.name, got, err, tc.want)
+		}
+	}
+	if _, err := anthropicUsageOf([]byte(`{"usage":{"input_tokens":1,"output_tokens":1,"cache_creation":{"ephemeral_1h_input_tokens":-9}}}`)); err == nil {
+		t.Error("a negative 1-hour write count was taken")
+	}
+	// A stream's counts come from message_start and are completed by message_delta.
+	var tr anthropicUsageTracker
+	for _, ev := range []string{
+		`{"type":"message_start","message":{"usage":{"input_tokens":10,"output_tokens":1,"cache_creation_input_tokens":1000,"cache_creation":{"ephemeral_5m_input_tokens":0,"ephemeral_1h_input_tokens":1000}}}}`,
+		`{"type":"message_delta","usage":{"output_tokens":7}}`,
+	} {
+		var e anthropicEvent
+		if err := json.Unmarshal([]byte(ev), &e); err != nil {
+			t.Fatal(err)
+		}
+		tr.observe(&e)
+	}
+	if got, want := tr.u.usage(), (Usage{Input: 1010, Output: 7, CacheWrite1h: 1000}); got != want {
+		t.Errorf("stream usage %+v, want %+v", got, want)
+	}
 }
 
 func TestFormatUSD(t *testing.T) {
@@ -93,12 +158,32 @@ func TestDeploymentPricing(t *testing.T) {
 	}{
 		{"deployment's own", m, DeploymentConfig{Model: "gpt-4o", Pricing: &PricingConfig{InputPerMTok: "0.5"}}, Price{Input: 500_000_000}},
 		{"group's", m, DeploymentConfig{Model: "gpt-4o"}, Price{Input: 1_000_000_000, Output: 2_000_000_000}},
-		{"built-in by longest prefix", ModelConfig{Name: "pub"}, DeploymentConfig{Model: "gpt-4o-mini-2024-07-18"}, Price{Input: 150_000_000, Output: 600_000_000, CachedInput: 75_000_000}},
-		{"unknown is free", ModelConfig{Name: "pub"}, DeploymentConfig{Model: "my-llama"}, Price{}},
+		{"explicitly free", m, DeploymentConfig{Model: "my-llama", Pricing: &PricingConfig{InputPerMTok: "0"}}, Price{}},
+		{"built-in, OpenAI snapshot", ModelConfig{Name: "pub"}, DeploymentConfig{Model: "gpt-4o-mini-2024-07-18"}, Price{Input: 150_000_000, Output: 600_000_000, CachedInput: 75_000_000}},
+		{"built-in, exact", ModelConfig{Name: "pub"}, DeploymentConfig{Model: "gpt-4o-mini"}, Price{Input: 150_000_000, Output: 600_000_000, CachedInput: 75_000_000}},
+		{"built-in, a snapshot of its own", ModelConfig{Name: "pub"}, DeploymentConfig{Model: "gpt-4o-2024-05-13"}, Price{Input: 5_000_000_000, Output: 15_000_000_000}},
+		{"built-in by the group's name", ModelConfig{Name: "gpt-4.1"}, DeploymentConfig{Model: "my-azure-deployment"}, Price{Input: 2_000_000_000, Output: 8_000_000_000, CachedInput: 500_000_000}},
+		{"built-in, Anthropic snapshot", ModelConfig{Name: "pub"}, DeploymentConfig{Model: "claude-opus-4-5-20251101"},
+			Price{Input: 5_000_000_000, Output: 25_000_000_000, CachedInput: 500_000_000, CacheWrite: 6_250_000_000, CacheWrite1h: 10_000_000_000}},
+		{"built-in, -latest", ModelConfig{Name: "pub"}, DeploymentConfig{Model: "claude-3-5-haiku-latest"},
+			Price{Input: 800_000_000, Output: 4_000_000_000, CachedInput: 80_000_000, CacheWrite: 1_000_000_000, CacheWrite1h: 1_600_000_000}},
+		{"Anthropic's cache write rule for a configured price", ModelConfig{Name: "pub"},
+			DeploymentConfig{Provider: ProviderAnthropic, Model: "claude-next", Pricing: &PricingConfig{InputPerMTok: "2", OutputPerMTok: "10"}},
+			Price{Input: 2_000_000_000, Output: 10_000_000_000, CacheWrite: 2_500_000_000, CacheWrite1h: 4_000_000_000}},
+		{"configured cache writes win", ModelConfig{Name: "pub"},
+			DeploymentConfig{Provider: ProviderAnthropic, Model: "claude-next", Pricing: &PricingConfig{InputPerMTok: "2", CacheWritePerMTok: "2.2", CacheWrite1hPerMTok: "3"}},
+			Price{Input: 2_000_000_000, CacheWrite: 2_200_000_000, CacheWrite1h: 3_000_000_000}},
 	} {
-		got, err := deploymentPrice(tc.m, tc.dc, tc.dc.Model)
-		if err != nil || got != tc.want {
-			t.Errorf("%s: got %+v, %v; want %+v", tc.name, got, err, tc.want)
+		got, priced, err := deploymentPrice(tc.m, tc.dc, tc.dc.Model)
+		if err != nil || !priced || got != tc.want {
+			t.Errorf("%s: got %+v, %v, %v; want %+v", tc.name, got, priced, err, tc.want)
+		}
+	}
+	// A newer or bigger model whose name starts with a listed one is not given that one's price: o3-pro costs ten
+	// times o3, claude-opus-4-5 a third of claude-opus-4. It is unpriced, and New warns.
+	for _, model := range []string{"my-llama", "o3-pro", "o1-pro-2025-03-19", "claude-opus-4-9", "gpt-4o-audio-preview", "gpt-4o-mini-tts", "gpt-5"} {
+		if got, priced, err := deploymentPrice(ModelConfig{Name: "pub"}, DeploymentConfig{Model: model}, model); err != nil || priced || got != (Price{}) {
+			t.Errorf("%s: got %+v, %v, %v; want unpriced", model, got, priced, err)
 		}
 	}
 }
@@ -146,4 +231,52 @@ func TestConfigValidate(t *testing.T) {
 func withMaxTokensField(d DeploymentConfig, f MaxTokensField) Config {
 	d.MaxTokensField = f
 	return Config{Models: []ModelConfig{{Name: "a", Deployments: []DeploymentConfig{d}}}}
+}
+
+// TestUnpricedDeploymentsAreNamed: a model without a price costs $0, so no budget limits it; the platform team
+// learns it from the log at start and at every reload, not from a dashboard that shows the model as free.
+func TestUnpricedDeploymentsAreNamed(t *testing.T) {
+	t.Parallel()
+	gov, err := governance.New(testGovernance(), nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := trace.NewRecorder(trace.RecorderConfig{SpillDir: t.TempDir()}, &spanSink{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rec.Close(context.Background()) })
+	var logs bytes.Buffer // New and Reload log on this goroutine
+	dep := func(model string, pricing *PricingConfig) DeploymentConfig {
+		return DeploymentConfig{Provider: ProviderOpenAI, BaseURL: "http://127.0.0.1:1/v1", Model: model, Pricing: pricing}
+	}
+	cfg := Config{Models: []ModelConfig{
+		{Name: "listed", Deployments: []DeploymentConfig{dep("gpt-4o-mini", nil)}},
+		{Name: "free-on-purpose", Deployments: []DeploymentConfig{dep("my-llama", &PricingConfig{InputPerMTok: "0"})}},
+		{Name: "newer", Deployments: []DeploymentConfig{dep("o3-pro", nil)}},
+	}}
+	gw, err := New(cfg, Deps{Governor: gov, Tracer: trace.NewTracer(rec), Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	warned := func() []string {
+		var models []string
+		for line := range strings.Lines(logs.String()) {
+			var l struct{ Level, Msg, Model string }
+			if json.Unmarshal([]byte(line), &l) == nil && l.Level == "WARN" && strings.Contains(l.Msg, "has no price") {
+				models = append(models, l.Model)
+			}
+		}
+		return models
+	}
+	if got := warned(); !slices.Equal(got, []string{"newer"}) {
+		t.Fatalf("warned of %v at start, want [newer]", got)
+	}
+	cfg.Models = append(cfg.Models, ModelConfig{Name: "self-hosted", Deployments: []DeploymentConfig{dep("qwen3", nil)}})
+	if err := gw.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got := warned(); !slices.Equal(got, []string{"newer", "newer", "self-hosted"}) {
+		t.Fatalf("warned of %v after the reload, want [newer newer self-hosted]", got)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net/http"
 	"net/url"
@@ -49,6 +50,7 @@ type deployment struct {
 	quotedModel []byte
 	attemptName string // the attempt span's name
 	price       Price
+	priced      bool // false: no configured or built-in price, so calls cost $0
 	st          *deploymentState
 	okAttempts  prometheus.Counter // see bindMetrics
 	// completionTokens sends an Anthropic request's max_tokens upstream as
@@ -181,6 +183,19 @@ func (g *group) serving(k callKind) *group {
 	return g
 }
 
+// warnUnpriced names each deployment with no price: its calls are recorded at $0, so no budget limits them, and a
+// platform team reading spend would not otherwise learn why a model costs nothing.
+func (t *table) warnUnpriced(log *slog.Logger) {
+	for _, name := range t.order {
+		for _, d := range t.groups[name].deployments {
+			if !d.priced {
+				log.Warn("deployment has no price: its calls cost $0 and budgets do not limit them; set models[].pricing (a zero price is taken as meant)",
+					"model", name, "deployment", d.id, "upstream_model", d.upstreamModel)
+			}
+		}
+	}
+}
+
 // bindMetrics looks up the series every answered call adds to. Building
 // them up front also shows each configured model and deployment in
 // /metrics from the start, at zero.
@@ -241,25 +256,38 @@ func newDeployment(m ModelConfig, dc DeploymentConfig, r RouterConfig) (*deploym
 	d.completionTokens = dc.MaxTokensField.completionTokens(d.upstreamModel)
 	d.quotedModel, _ = json.Marshal(d.upstreamModel)
 	d.sendHeaders = append(credentialHeaders(kindChat, nil, d), d.headers...)
-	d.price, err = deploymentPrice(m, dc, d.upstreamModel)
+	d.price, d.priced, err = deploymentPrice(m, dc, d.upstreamModel)
 	return d, err
 }
 
 // deploymentPrice: the deployment's own pricing, else the group's, else the
 // built-in list price of the upstream model, else free.
-func deploymentPrice(m ModelConfig, dc DeploymentConfig, upstreamModel string) (Price, error) {
+// deploymentPrice is the deployment's price, else its group's, else the built-in list price of its upstream model
+// or group name. priced is false when none of them has one: the calls then cost $0, which New and Reload warn of.
+func deploymentPrice(m ModelConfig, dc DeploymentConfig, upstreamModel string) (p Price, priced bool, err error) {
 	for _, pc := range []*PricingConfig{dc.Pricing, m.Pricing} {
 		if pc != nil {
 			p, ferr := pc.parse()
 			if ferr != nil {
-				return Price{}, ferr
+				return Price{}, false, ferr
 			}
-			return p, nil
+			if dc.Provider == ProviderAnthropic {
+				// Anthropic's rule for every model: 5-minute cache writes cost 1.25 times the input price, 1-hour
+				// ones twice it.
+				if pc.CacheWritePerMTok == "" {
+					p.CacheWrite = p.Input + p.Input/4
+				}
+				if pc.CacheWrite1hPerMTok == "" {
+					p.CacheWrite1h = 2 * p.Input
+				}
+			}
+			return p, true, nil
 		}
 	}
-	if p, ok := builtinPrice(upstreamModel); ok {
-		return p, nil
+	for _, name := range []string{upstreamModel, m.Name} {
+		if p, ok := builtinPrice(name); ok {
+			return p, true, nil
+		}
 	}
-	p, _ := builtinPrice(m.Name)
-	return p, nil
+	return Price{}, false, nil
 }

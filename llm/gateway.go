@@ -73,6 +73,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		pins: newResponsePins(responsePinTTL, responsePinMax)}
 	g.client.Store(newUpstreamClient(t.router.MaxResponseBytes))
 	g.table.Store(t)
+	t.warnUnpriced(log)
 	return g, nil
 }
 
@@ -95,6 +96,7 @@ func (g *Gateway) Reload(cfg Config) error {
 		old.hc.CloseIdleConnections()
 	}
 	g.table.Store(t)
+	t.warnUnpriced(g.log)
 	return nil
 }
 
