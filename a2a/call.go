@@ -20,6 +20,8 @@ var (
 	errContextInUse         = a2a.NewError(a2a.ErrInvalidParams, "contextId belongs to another caller")
 	errInvalidAgentResponse = a2a.NewError(a2a.ErrInvalidAgentResponse, "upstream agent sent an empty result")
 	errStreamDuration       = a2a.NewError(a2a.ErrServerError, "stream exceeded the gateway's maximum stream duration")
+	errPushNotEnabled       = a2a.NewError(a2a.ErrPushNotificationNotSupported,
+		"push notifications are not enabled for this agent at the gateway; poll with GetTask or stream instead")
 	// errClientClosed is recorded, never sent: the client is gone.
 	errClientClosed = errors.New("client closed the stream")
 )
@@ -122,6 +124,26 @@ func (c *call) checkTask(id a2a.TaskID) error {
 		return c.record(a2a.ErrTaskNotFound)
 	}
 	return nil
+}
+
+// checkSend checks a message and the push notification config it may carry
+// in its configuration.
+func (c *call) checkSend(r *a2a.SendMessageRequest) error {
+	if r.Config != nil && r.Config.PushConfig != nil && !c.agent.cfg.PushNotifications {
+		return c.record(errPushNotEnabled)
+	}
+	return c.checkMessage(r.Message)
+}
+
+// checkPushTask refuses push notification configs for an agent the gateway
+// does not allow them for, before it looks at the task: the answer is the
+// same whether the task exists and whoever owns it.
+func (c *call) checkPushTask(id a2a.TaskID) error {
+	if !c.agent.cfg.PushNotifications {
+		c.noteTask(string(id), "")
+		return c.record(errPushNotEnabled)
+	}
+	return c.checkTask(id)
 }
 
 // checkMessage lets a message continue, or refer to, only this key's tasks

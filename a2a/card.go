@@ -66,9 +66,12 @@ func checkInterfaces(card *a2a.AgentCard) error {
 // not served here). Signatures covered the upstream's bytes and would no
 // longer verify, so they are dropped; the upstream's security schemes are
 // replaced by the gateway's bearer key, since the gateway holds the
-// upstream credentials itself.
-func rewriteCard(up *a2a.AgentCard, endpoint string) *a2a.AgentCard {
+// upstream credentials itself. push is whether the gateway lets callers
+// register push notification webhooks with this agent; without it the card
+// does not offer them.
+func rewriteCard(up *a2a.AgentCard, endpoint string, push bool) *a2a.AgentCard {
 	card := *up
+	card.Capabilities.PushNotifications = up.Capabilities.PushNotifications && push
 	// Links into the agent's own hosts would show every client where the
 	// agent runs; links elsewhere (a docs site, the provider's home page)
 	// stay.

@@ -50,7 +50,7 @@ func TestRewriteCardLeavesTheUpstreamCardAlone(t *testing.T) {
 		Signatures:          []a2a.AgentCardSignature{{Protected: "p", Signature: "s"}},
 		Skills:              []a2a.AgentSkill{{ID: "s", SecurityRequirements: a2a.SecurityRequirementsOptions{{"up": nil}}}},
 	}
-	got := rewriteCard(up, "http://gw/a2a/n")
+	got := rewriteCard(up, "http://gw/a2a/n", true)
 	if got.Signatures != nil || got.Skills[0].SecurityRequirements != nil || len(got.SecurityRequirements) != 1 {
 		t.Fatalf("rewritten card keeps upstream auth or signatures: %+v", got)
 	}
@@ -83,7 +83,7 @@ func TestRewriteCardDropsLinksToTheAgentsHost(t *testing.T) {
 			},
 			DocumentationURL: tc.link, IconURL: tc.link, Provider: &a2a.AgentProvider{Org: "o", URL: tc.link},
 		}
-		got := rewriteCard(up, "http://gw/a2a/n")
+		got := rewriteCard(up, "http://gw/a2a/n", true)
 		if got.DocumentationURL != tc.want || got.IconURL != tc.want || got.Provider.URL != tc.want || got.Provider.Org != "o" {
 			t.Errorf("%q: documentation %q, icon %q, provider %+v; want %q", tc.link, got.DocumentationURL, got.IconURL, got.Provider, tc.want)
 		}

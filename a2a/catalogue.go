@@ -47,7 +47,7 @@ func (g *Gateway) card(c *fiber.Ctx) error {
 	if err != nil {
 		return sendError(c, err)
 	}
-	body, err := renderCard(c.UserContext(), rewriteCard(up.card, agentEndpoint(g.baseURL(c), name)), c.Get(a2a.SvcParamVersion))
+	body, err := renderCard(c.UserContext(), rewriteCard(up.card, agentEndpoint(g.baseURL(c), name), ag.cfg.PushNotifications), c.Get(a2a.SvcParamVersion))
 	if err != nil {
 		g.log.Error("a2a: rendering card", "agent", name, "err", err, governance.LogRequestID(c.Context()))
 		return sendError(c, a2a.ErrInternalError)
@@ -86,7 +86,7 @@ func (g *Gateway) catalogue(c *fiber.Ctx) error {
 		e := catalogueEntry{Name: name, URL: agentEndpoint(base, name)}
 		if up := ag.current.Load(); up == nil {
 			e.Error = "card unavailable"
-		} else if body, err := renderCard(c.UserContext(), rewriteCard(up.card, e.URL), version); err != nil {
+		} else if body, err := renderCard(c.UserContext(), rewriteCard(up.card, e.URL, ag.cfg.PushNotifications), version); err != nil {
 			e.Error = "card unavailable"
 		} else {
 			e.Card = ag.secrets.Bytes(body)

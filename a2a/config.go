@@ -47,6 +47,11 @@ type AgentConfig struct {
 	// Timeout bounds one non-streaming upstream call; streams have no total
 	// timeout and end when either side closes.
 	Timeout time.Duration `yaml:"timeout" mapstructure:"timeout"`
+	// PushNotifications lets callers register push notification webhooks
+	// with the agent. Off by default: the agent, not the gateway, calls the
+	// webhook URL a caller chose, from the agent's own network, so the
+	// gateway neither checks nor records those calls.
+	PushNotifications bool `yaml:"push_notifications" mapstructure:"push_notifications"`
 }
 
 const (

@@ -31,13 +31,14 @@ var versions = []a2a.ProtocolVersion{a2a.Version, a2av0.Version}
 func cardURL(s *mock.A2AServer) string { return s.URL + "/.well-known/agent-card.json" }
 
 // twoAgents starts an instant echo agent and a slow one (a task stays
-// "working" for a minute unless canceled) behind one gateway.
+// "working" for a minute unless canceled) behind one gateway. echo takes
+// push-config calls, so that ownership, not their refusal, answers them.
 func twoAgents(t *testing.T) (*harness, *mock.A2AServer, *mock.A2AServer) {
 	t.Helper()
 	echo := startMockAgent(t, mock.A2AOptions{Name: "echo-upstream"})
 	slow := startMockAgent(t, mock.A2AOptions{Name: "slow-upstream", Latency: time.Minute})
 	h := startGateway(t, sba2a.Config{Agents: []sba2a.AgentConfig{
-		{Name: "echo", CardURL: cardURL(echo), CostPerCallUSD: "0.01"},
+		{Name: "echo", CardURL: cardURL(echo), CostPerCallUSD: "0.01", PushNotifications: true},
 		{Name: "slow", CardURL: cardURL(slow)},
 	}})
 	return h, echo, slow

@@ -124,8 +124,7 @@ func endedBy(ends context.Context) error {
 }
 
 func (proxy) SendMessage(ctx context.Context, req *a2a.SendMessageRequest) (a2a.SendMessageResult, error) {
-	res, c, err := unary(ctx, req,
-		func(c *call, r *a2a.SendMessageRequest) error { return c.checkMessage(r.Message) },
+	res, c, err := unary(ctx, req, (*call).checkSend,
 		func(u *upstream, ctx context.Context, r *a2a.SendMessageRequest) (a2a.SendMessageResult, error) {
 			return u.client.SendMessage(ctx, r)
 		})
@@ -139,8 +138,7 @@ func (proxy) SendMessage(ctx context.Context, req *a2a.SendMessageRequest) (a2a.
 }
 
 func (proxy) SendStreamingMessage(ctx context.Context, req *a2a.SendMessageRequest) iter.Seq2[a2a.Event, error] {
-	return stream(ctx, req,
-		func(c *call, r *a2a.SendMessageRequest) error { return c.checkMessage(r.Message) },
+	return stream(ctx, req, (*call).checkSend,
 		func(u *upstream, ctx context.Context, r *a2a.SendMessageRequest) iter.Seq2[a2a.Event, error] {
 			return u.client.SendStreamingMessage(ctx, r)
 		})
@@ -216,7 +214,7 @@ func (proxy) CancelTask(ctx context.Context, req *a2a.CancelTaskRequest) (*a2a.T
 
 func (proxy) GetTaskPushConfig(ctx context.Context, req *a2a.GetTaskPushConfigRequest) (*a2a.PushConfig, error) {
 	resp, _, err := unary(ctx, req,
-		func(c *call, r *a2a.GetTaskPushConfigRequest) error { return c.checkTask(r.TaskID) },
+		func(c *call, r *a2a.GetTaskPushConfigRequest) error { return c.checkPushTask(r.TaskID) },
 		func(u *upstream, ctx context.Context, r *a2a.GetTaskPushConfigRequest) (*a2a.PushConfig, error) {
 			return u.client.GetTaskPushConfig(ctx, r)
 		})
@@ -225,7 +223,7 @@ func (proxy) GetTaskPushConfig(ctx context.Context, req *a2a.GetTaskPushConfigRe
 
 func (proxy) ListTaskPushConfigs(ctx context.Context, req *a2a.ListTaskPushConfigRequest) (*a2a.ListTaskPushConfigResponse, error) {
 	resp, _, err := unary(ctx, req,
-		func(c *call, r *a2a.ListTaskPushConfigRequest) error { return c.checkTask(r.TaskID) },
+		func(c *call, r *a2a.ListTaskPushConfigRequest) error { return c.checkPushTask(r.TaskID) },
 		func(u *upstream, ctx context.Context, r *a2a.ListTaskPushConfigRequest) (*a2a.ListTaskPushConfigResponse, error) {
 			configs, err := u.client.ListTaskPushConfigs(ctx, r)
 			if err != nil {
@@ -238,7 +236,7 @@ func (proxy) ListTaskPushConfigs(ctx context.Context, req *a2a.ListTaskPushConfi
 
 func (proxy) CreateTaskPushConfig(ctx context.Context, req *a2a.PushConfig) (*a2a.PushConfig, error) {
 	resp, _, err := unary(ctx, req,
-		func(c *call, r *a2a.PushConfig) error { return c.checkTask(r.TaskID) },
+		func(c *call, r *a2a.PushConfig) error { return c.checkPushTask(r.TaskID) },
 		func(u *upstream, ctx context.Context, r *a2a.PushConfig) (*a2a.PushConfig, error) {
 			return u.client.CreateTaskPushConfig(ctx, r)
 		})
@@ -247,7 +245,7 @@ func (proxy) CreateTaskPushConfig(ctx context.Context, req *a2a.PushConfig) (*a2
 
 func (proxy) DeleteTaskPushConfig(ctx context.Context, req *a2a.DeleteTaskPushConfigRequest) error {
 	_, _, err := unary(ctx, req,
-		func(c *call, r *a2a.DeleteTaskPushConfigRequest) error { return c.checkTask(r.TaskID) },
+		func(c *call, r *a2a.DeleteTaskPushConfigRequest) error { return c.checkPushTask(r.TaskID) },
 		func(u *upstream, ctx context.Context, r *a2a.DeleteTaskPushConfigRequest) (struct{}, error) {
 			return struct{}{}, u.client.DeleteTaskPushConfig(ctx, r)
 		})
@@ -268,5 +266,5 @@ func (proxy) GetExtendedAgentCard(ctx context.Context, req *a2a.GetExtendedAgent
 	if card == nil {
 		return nil, c.record(errInvalidAgentResponse)
 	}
-	return rewriteCard(card, c.endpoint), nil
+	return rewriteCard(card, c.endpoint, c.agent.cfg.PushNotifications), nil
 }

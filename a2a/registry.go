@@ -201,7 +201,7 @@ func (r *registry) close() {
 
 func sameAgent(a, b AgentConfig) bool {
 	if a.CardURL != b.CardURL || a.CostPerCallUSD != b.CostPerCallUSD || a.Refresh != b.Refresh ||
-		a.Timeout != b.Timeout || len(a.Headers) != len(b.Headers) {
+		a.Timeout != b.Timeout || a.PushNotifications != b.PushNotifications || len(a.Headers) != len(b.Headers) {
 		return false
 	}
 	for k, v := range a.Headers {

@@ -28,10 +28,10 @@ import (
 // re-encode) and a2a-go's client (encode, decode) — about half of the
 // gateway's CPU per call. It decodes what it decides on with the same
 // decoder as the slow path and refuses to forward a body whose deciding
-// fields (method, params, message, taskId, contextId, referenceTaskIds; and
-// in the answer result, task, message, id, contextId) are written twice or
-// in another case, since the upstream might read another copy than the
-// gateway did.
+// fields (method, params, message, taskId, contextId, referenceTaskIds,
+// configuration, taskPushNotificationConfig; and in the answer result,
+// task, message, id, contextId) are written twice or in another case, since
+// the upstream might read another copy than the gateway did.
 //
 // Every other outcome keeps the slow path's behaviour exactly: a request
 // the fast path does not take goes to the slow path untouched, and an
@@ -105,7 +105,7 @@ func (g *Gateway) fastSend(c *fiber.Ctx, name string) (fastRequest, bool) {
 		id == nil || !plainID(id) || params == nil {
 		return fastRequest{}, false
 	}
-	p, ok := pick(params, "message")
+	p, ok := pick(params, "message", "configuration")
 	if !ok {
 		return fastRequest{}, false
 	}
@@ -114,8 +114,14 @@ func (g *Gateway) fastSend(c *fiber.Ctx, name string) (fastRequest, bool) {
 			return fastRequest{}, false
 		}
 	}
+	if cfg := p.get("configuration"); cfg != nil && string(cfg) != "null" {
+		if _, ok := pick(cfg, "taskPushNotificationConfig"); !ok {
+			return fastRequest{}, false
+		}
+	}
 	var req a2a.SendMessageRequest
-	if json.Unmarshal(params, &req) != nil {
+	// A push notification config is the slow path's to check (checkSend).
+	if json.Unmarshal(params, &req) != nil || (req.Config != nil && req.Config.PushConfig != nil) {
 		return fastRequest{}, false
 	}
 	return fastRequest{agent: ag, body: body, id: id, message: req.Message, url: up.sendURL}, true

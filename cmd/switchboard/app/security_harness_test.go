@@ -202,7 +202,8 @@ func startSecGateway(t *testing.T) *secGateway {
 	cfg.MCP = sbmcp.Config{Servers: []sbmcp.ServerConfig{{Name: "weather", URL: g.mcp.srv.URL + "/mcp",
 		Headers: map[string]string{"Authorization": "Bearer " + secUpstreamMCP}}}}
 	cfg.A2A = sba2a.Config{Agents: []sba2a.AgentConfig{{Name: "researcher", CardURL: g.a2a.srv.URL + "/.well-known/agent-card.json",
-		Headers: map[string]string{"Authorization": "Bearer " + secUpstreamA2A}}}}
+		// Push configs allowed, so that task ownership is what refuses another key's.
+		Headers: map[string]string{"Authorization": "Bearer " + secUpstreamA2A}, PushNotifications: true}}}
 	cfg.Governance = governance.Config{Secret: secGovSecret, AdminKey: secAdminKey,
 		Teams: []governance.TeamConfig{{Name: "platform"}, {Name: "other"}},
 		Keys: []governance.KeyConfig{
