@@ -54,6 +54,8 @@ type call struct {
 	err       error
 	billable  bool
 	ttft      time.Duration
+	// card is the extended card GetExtendedAgentCard served, as rewritten.
+	card *a2a.AgentCard
 	// relayed: the proxy's event stream ran to its end, whatever that was.
 	// a2a-go's handler returns before that only when it could not write to
 	// the client.
@@ -221,6 +223,19 @@ func (c *call) observe(ev a2a.Event) error {
 		c.states = append(c.states, string(state))
 	}
 	return nil
+}
+
+func (c *call) serve(card *a2a.AgentCard) *a2a.AgentCard {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.card = card
+	return card
+}
+
+func (c *call) servedCard() *a2a.AgentCard {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.card
 }
 
 func (c *call) noteTask(taskID, contextID string) {

@@ -188,3 +188,29 @@ func isV0(version string) bool {
 func agentEndpoint(base, agent string) string {
 	return strings.TrimRight(base, "/") + "/a2a/" + url.PathEscape(agent)
 }
+
+// legacyExtendedCardMethod is 0.3's name for GetExtendedAgentCard.
+const legacyExtendedCardMethod = "agent/getAuthenticatedExtendedCard"
+
+// withLegacyCard puts card, rendered as the public 0.3 card is, in place of
+// the result of a 0.3 extended card answer. a2a-go's 0.3 handler converts
+// the card with a simplified mapping that names the first interface's
+// version (1.0) as the card's protocolVersion and drops the security
+// schemes: a 0.3 client would read a card that speaks another version and
+// needs no key. An answer without a result (an error) stays as it is.
+func withLegacyCard(answer []byte, card *a2a.AgentCard) []byte {
+	var fields map[string]json.RawMessage
+	if card == nil || json.Unmarshal(answer, &fields) != nil || fields["result"] == nil {
+		return answer
+	}
+	rendered, err := renderCard(context.Background(), card, string(a2av0.Version))
+	if err != nil {
+		return answer
+	}
+	fields["result"] = rendered
+	out, err := json.Marshal(fields)
+	if err != nil {
+		return answer
+	}
+	return append(out, '\n')
+}

@@ -437,13 +437,19 @@ func (w *costWriter) WriteHeader(code int) {
 
 func (w *costWriter) Write(b []byte) (int, error) {
 	w.stamp()
-	if isVoidMethod(w.c.method) {
-		if _, err := w.ResponseWriter.Write(withResult(b)); err != nil {
-			return 0, err
-		}
-		return len(b), nil
+	var out []byte
+	switch {
+	case isVoidMethod(w.c.method):
+		out = withResult(b)
+	case w.c.method == legacyExtendedCardMethod:
+		out = withLegacyCard(b, w.c.servedCard())
+	default:
+		return w.ResponseWriter.Write(b)
 	}
-	return w.ResponseWriter.Write(b)
+	if _, err := w.ResponseWriter.Write(out); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
 
 // isVoidMethod reports the methods whose result is empty, which a2a-go's

@@ -266,5 +266,5 @@ func (proxy) GetExtendedAgentCard(ctx context.Context, req *a2a.GetExtendedAgent
 	if card == nil {
 		return nil, c.record(errInvalidAgentResponse)
 	}
-	return rewriteCard(card, c.endpoint, c.agent.cfg.PushNotifications), nil
+	return c.serve(rewriteCard(card, c.endpoint, c.agent.cfg.PushNotifications)), nil
 }
