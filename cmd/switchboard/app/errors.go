@@ -4,13 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
 )
 
 // handleError answers errors that no protocol package turned into its own shape (404s, bodies over the limit,
-// recovered panics) as OpenAI-style JSON, which is what most clients of this port parse.
+// recovered panics): as a JSON-RPC error on the MCP and A2A routes, whose clients parse nothing else, and as
+// OpenAI-style JSON, which is what most other clients of this port parse, everywhere else.
 func (a *App) handleError(c *fiber.Ctx, err error) error {
 	status := fiber.StatusInternalServerError
 	message := "internal error"
@@ -34,6 +36,14 @@ func (a *App) handleError(c *fiber.Ctx, err error) error {
 		setRequestID(c)
 	}
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSONCharsetUTF8)
+	if jsonRPCRoute(c.Path()) {
+		// The request was not read, so its id is unknown: JSON-RPC answers such a request with a null id.
+		code := -32600 // invalid request
+		if status >= 500 {
+			code = -32603 // internal error
+		}
+		return c.Status(status).JSON(fiber.Map{"jsonrpc": "2.0", "id": nil, "error": fiber.Map{"code": code, "message": message}})
+	}
 	return c.Status(status).JSON(fiber.Map{"error": fiber.Map{
 		"message":    message,
 		"type":       kind,
@@ -52,4 +62,14 @@ func (a *App) recoverPanic(c *fiber.Ctx) (err error) {
 		}
 	}()
 	return c.Next()
+}
+
+// jsonRPCRoute reports whether path is served by the MCP or A2A gateway, which answer in JSON-RPC.
+func jsonRPCRoute(path string) bool {
+	for _, prefix := range []string{"/mcp", "/a2a"} {
+		if rest, ok := strings.CutPrefix(path, prefix); ok && (rest == "" || rest[0] == '/') {
+			return true
+		}
+	}
+	return false
 }

@@ -8,7 +8,8 @@ import (
 
 var aliceAuth = map[string]string{"Authorization": "Bearer " + secAliceKey}
 
-// Oversized headers and bodies are refused at the door on every route, before authentication or any upstream.
+// Oversized headers and bodies are refused at the door on every route, before authentication or any upstream; a
+// body over the limit is answered in the route's own error shape.
 func TestSecurityOversizedRequests(t *testing.T) {
 	t.Parallel()
 	g := startSecGateway(t)
@@ -49,6 +50,7 @@ func TestSecurityOversizedRequests(t *testing.T) {
 			if r.status != http.StatusRequestEntityTooLarge {
 				t.Errorf("status %d, want 413 (body %.200s)", r.status, r.body)
 			}
+			checkShape(t, rf.shape, r)
 			if n := g.upstreamWork() - before; n != 0 {
 				t.Errorf("%d upstream requests", n)
 			}
