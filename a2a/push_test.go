@@ -174,3 +174,19 @@ func TestPushNotificationsNeedTheAgentsOptIn(t *testing.T) {
 		}
 	})
 }
+
+// Turning push notifications on is a reload away, like any agent setting.
+func TestPushNotificationsFollowAReload(t *testing.T) {
+	t.Parallel()
+	h, up := pushGateway(t)
+	card := up.URL + "/.well-known/agent-card.json"
+	if cardOffersPush(t, h, "plain", "1.0") {
+		t.Fatal("plain's card offers push notifications before the reload")
+	}
+	if err := h.GW.Reload(sba2a.Config{Agents: []sba2a.AgentConfig{{Name: "plain", CardURL: card, PushNotifications: true}}}); err != nil {
+		t.Fatal(err)
+	}
+	if !cardOffersPush(t, h, "plain", "1.0") {
+		t.Error("plain's card does not offer push notifications after the reload")
+	}
+}
