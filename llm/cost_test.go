@@ -161,6 +161,7 @@ func TestDeploymentPricing(t *testing.T) {
 		{"explicitly free", m, DeploymentConfig{Model: "my-llama", Pricing: &PricingConfig{InputPerMTok: "0"}}, Price{}},
 		{"built-in, OpenAI snapshot", ModelConfig{Name: "pub"}, DeploymentConfig{Model: "gpt-4o-mini-2024-07-18"}, Price{Input: 150_000_000, Output: 600_000_000, CachedInput: 75_000_000}},
 		{"built-in, exact", ModelConfig{Name: "pub"}, DeploymentConfig{Model: "gpt-4o-mini"}, Price{Input: 150_000_000, Output: 600_000_000, CachedInput: 75_000_000}},
+		{"built-in, gpt-5 snapshot", ModelConfig{Name: "pub"}, DeploymentConfig{Model: "gpt-5-2025-08-07"}, Price{Input: 1_250_000_000, Output: 10_000_000_000, CachedInput: 125_000_000}},
 		{"built-in, a snapshot of its own", ModelConfig{Name: "pub"}, DeploymentConfig{Model: "gpt-4o-2024-05-13"}, Price{Input: 5_000_000_000, Output: 15_000_000_000}},
 		{"built-in by the group's name", ModelConfig{Name: "gpt-4.1"}, DeploymentConfig{Model: "my-azure-deployment"}, Price{Input: 2_000_000_000, Output: 8_000_000_000, CachedInput: 500_000_000}},
 		{"built-in, Anthropic snapshot", ModelConfig{Name: "pub"}, DeploymentConfig{Model: "claude-opus-4-5-20251101"},
@@ -181,7 +182,7 @@ func TestDeploymentPricing(t *testing.T) {
 	}
 	// A newer or bigger model whose name starts with a listed one is not given that one's price: o3-pro costs ten
 	// times o3, claude-opus-4-5 a third of claude-opus-4. It is unpriced, and New warns.
-	for _, model := range []string{"my-llama", "o3-pro", "o1-pro-2025-03-19", "claude-opus-4-9", "gpt-4o-audio-preview", "gpt-4o-mini-tts", "gpt-5"} {
+	for _, model := range []string{"my-llama", "o3-pro", "o1-pro-2025-03-19", "claude-opus-4-9", "gpt-4o-audio-preview", "gpt-4o-mini-tts", "gpt-5-pro", "gpt-5.4"} {
 		if got, priced, err := deploymentPrice(ModelConfig{Name: "pub"}, DeploymentConfig{Model: model}, model); err != nil || priced || got != (Price{}) {
 			t.Errorf("%s: got %+v, %v, %v; want unpriced", model, got, priced, err)
 		}
