@@ -62,7 +62,7 @@ func (g *Gateway) serve(c *fiber.Ctx, kind callKind) (err error) {
 	var hold int64
 	if kind != kindCountTokens {
 		// A pinned deployment is one of grp's, so its price is among these.
-		price := reachablePrice(t, grp, mayUse)
+		price := reachablePrice(t, grp, kind, mayUse)
 		estimate = estimateUsage(req, kind)
 		// The budget hold must not fall short of the real cost, or concurrent calls overspend by more than one
 		// call's estimate: it prices the prompt at one token per byte, which no tokenizer exceeds. Rate limits
@@ -296,14 +296,14 @@ func maxPrice(g *group) Price {
 	return p
 }
 
-// reachablePrice is the dearest price among the group and the fallbacks the key may use, so a reservation
-// covers whichever of them ends up answering.
-func reachablePrice(t *table, grp *group, mayUse func(string) bool) Price {
-	p := maxPrice(grp)
+// reachablePrice is the dearest price among the deployments of the group and of the fallbacks the key may use that
+// can serve a call of kind, so a reservation covers whichever of them ends up answering, and no more.
+func reachablePrice(t *table, grp *group, kind callKind, mayUse func(string) bool) Price {
+	p := maxPrice(grp.serving(kind))
 	for _, names := range [][]string{grp.fallbacks, grp.ctxFallbacks} {
 		for _, name := range names {
 			if fb := t.groups[name]; fb != nil && mayUse(name) {
-				p = p.max(maxPrice(fb))
+				p = p.max(maxPrice(fb.serving(kind)))
 			}
 		}
 	}
@@ -311,7 +311,8 @@ func reachablePrice(t *table, grp *group, mayUse func(string) bool) Price {
 }
 
 func (p Price) max(o Price) Price {
-	return Price{Input: max(p.Input, o.Input), Output: max(p.Output, o.Output), CachedInput: max(p.CachedInput, o.CachedInput)}
+	return Price{Input: max(p.Input, o.Input), Output: max(p.Output, o.Output), CachedInput: max(p.CachedInput, o.CachedInput),
+		CacheWrite: max(p.CacheWrite, o.CacheWrite), CacheWrite1h: max(p.CacheWrite1h, o.CacheWrite1h)}
 }
 
 // clientHeaders are the few client headers an upstream of the same dialect

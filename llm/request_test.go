@@ -301,3 +301,44 @@ func TestReservationBoundsTheCost(t *testing.T) {
 		t.Fatalf("reserved %d nano-USD and %d tokens, want %d and %d", got.EstimatedCostNanoUSD, got.EstimatedTokens, wantCost, wantTokens)
 	}
 }
+
+// The hold prices only the deployments that can serve the call: a Responses call to a group that also holds a dear
+// Anthropic deployment is held at its openai deployment's price, and a token count holds nothing.
+func TestReservationPricesOnlyServingDeployments(t *testing.T) {
+	t.Parallel()
+	m := startMock(t, mock.LLMOptions{})
+	cheap := openaiDep(m, "gpt-4o-mini")
+	cheap.Pricing = &PricingConfig{InputPerMTok: "1", OutputPerMTok: "1"}
+	dear := anthropicDep(m, "claude-3-5-haiku-latest")
+	dear.Pricing = &PricingConfig{InputPerMTok: "1000", OutputPerMTok: "1000"}
+	rec := &reserveRecorder{}
+	h := newHarnessWith(t, oneModel("mixed", cheap, dear), func(g Governor) Governor { rec.Governor = g; return rec })
+	for _, tc := range []struct {
+		name, path, body string
+		perMTok          int64 // the price the hold must use, nano-USD per million tokens
+		maxOut           int64
+	}{
+		{"chat may reach either", "/v1/chat/completions", `{"model":"mixed","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}`, 1000_000_000_000, 16},
+		{"responses reach openai only", "/v1/responses", `{"model":"mixed","max_output_tokens":16,"input":"hi"}`, 1_000_000_000, 16},
+		{"counting is free", "/v1/messages/count_tokens", `{"model":"mixed","messages":[{"role":"user","content":"hi"}]}`, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec.mu.Lock()
+			rec.reqs = nil
+			rec.mu.Unlock()
+			if status, _, _, raw := h.post(tc.path, keyAll, tc.body, "anthropic-version", "2023-06-01"); status != 200 {
+				t.Fatalf("%d %s", status, raw)
+			}
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			if len(rec.reqs) != 1 {
+				t.Fatalf("%d reservations", len(rec.reqs))
+			}
+			// A token per body byte in and max tokens out, at the price.
+			want := (int64(len(tc.body)) + tc.maxOut) * tc.perMTok / 1_000_000
+			if got := rec.reqs[0].EstimatedCostNanoUSD; got != want {
+				t.Fatalf("held %d nano-USD, want %d", got, want)
+			}
+		})
+	}
+}
