@@ -59,6 +59,20 @@ type PricingConfig struct {
 	// Anthropic bills prompt cache writes above plain input: 5-minute ones and 1-hour ones at their own prices.
 	CacheWritePerMTok   string `yaml:"cache_write_per_mtok" mapstructure:"cache_write_per_mtok"`
 	CacheWrite1hPerMTok string `yaml:"cache_write_1h_per_mtok" mapstructure:"cache_write_1h_per_mtok"`
+	// LongPrompt prices every token of a call whose prompt is longer than its AboveTokens, as Anthropic bills
+	// Sonnet 4 and 4.5 over 200K tokens.
+	LongPrompt *LongPromptPricing `yaml:"long_prompt" mapstructure:"long_prompt"`
+}
+
+// LongPromptPricing is a dearer tier of PricingConfig for long prompts; its unset cache prices follow the same
+// rules as the base tier's.
+type LongPromptPricing struct {
+	AboveTokens         int64  `yaml:"above_tokens" mapstructure:"above_tokens"`
+	InputPerMTok        string `yaml:"input_per_mtok" mapstructure:"input_per_mtok"`
+	OutputPerMTok       string `yaml:"output_per_mtok" mapstructure:"output_per_mtok"`
+	CachedInputPerMTok  string `yaml:"cached_input_per_mtok" mapstructure:"cached_input_per_mtok"`
+	CacheWritePerMTok   string `yaml:"cache_write_per_mtok" mapstructure:"cache_write_per_mtok"`
+	CacheWrite1hPerMTok string `yaml:"cache_write_1h_per_mtok" mapstructure:"cache_write_1h_per_mtok"`
 }
 
 // RouterConfig holds the defaults every model group uses.
@@ -217,7 +231,7 @@ func (c Config) Validate() error {
 			bad(p+".deployments", "needs at least one deployment")
 		}
 		if m.Pricing != nil {
-			if _, err := m.Pricing.parse(); err != nil {
+			if _, err := m.Pricing.parse(""); err != nil {
 				bad(p+".pricing."+err.field, err.msg)
 			}
 		}
@@ -279,7 +293,7 @@ func validateDeployment(p string, d DeploymentConfig, bad func(path, msg string)
 		bad(p+".api_key", "must not contain line breaks")
 	}
 	if d.Pricing != nil {
-		if _, err := d.Pricing.parse(); err != nil {
+		if _, err := d.Pricing.parse(d.Provider); err != nil {
 			bad(p+".pricing."+err.field, err.msg)
 		}
 	}

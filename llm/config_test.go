@@ -22,6 +22,11 @@ models:
   - name: claude-haiku
     deployments:
       - {provider: anthropic, base_url: "https://api.anthropic.com", model: claude-3-5-haiku-latest, api_key: "k"}
+    pricing:
+      input_per_mtok: 3
+      output_per_mtok: 15
+      cache_write_1h_per_mtok: "6.5"
+      long_prompt: {above_tokens: 200000, input_per_mtok: 6, output_per_mtok: "22.50", cache_write_per_mtok: "7.5"}
 router: {strategy: least-busy, retries: 2, allowed_fails: 3, cooldown: 30s, timeout: 60s, stream_idle_timeout: 30s}
 `
 
@@ -53,9 +58,19 @@ func TestConfigDecodes(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 		m := cfg.Models[0]
-		p, ferr := m.Pricing.parse()
+		p, ferr := m.Pricing.parse("")
 		if ferr != nil || p != (Price{Input: 150_000_000, Output: 600_000_000, CachedInput: 75_000_000}) {
 			t.Fatalf("%s: pricing %+v %v from %+v", name, p, ferr, m.Pricing)
+		}
+		// An anthropic deployment's unset cache write prices, in both tiers, are Anthropic's rule.
+		p, ferr = cfg.Models[1].Pricing.parse(ProviderAnthropic)
+		if ferr != nil || p.Long == nil || p.LongAbove != 200_000 ||
+			*p.Long != (Price{Input: 6_000_000_000, Output: 22_500_000_000, CacheWrite: 7_500_000_000, CacheWrite1h: 12_000_000_000}) {
+			t.Fatalf("%s: long prompt pricing %+v %v", name, p.Long, ferr)
+		}
+		p.Long = nil
+		if p != (Price{Input: 3_000_000_000, Output: 15_000_000_000, CacheWrite: 3_750_000_000, CacheWrite1h: 6_500_000_000, LongAbove: 200_000}) {
+			t.Fatalf("%s: pricing %+v", name, p)
 		}
 		d := m.Deployments[0]
 		if m.Strategy != StrategyLeastBusy || d.Weight != 2 || d.MaxParallel != 4 || m.Deployments[1].APIVersion != "2024-10-21" ||

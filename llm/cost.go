@@ -14,6 +14,9 @@ type Price struct {
 	Input, Output, CachedInput int64
 	// CacheWrite and CacheWrite1h are Anthropic's 5-minute and 1-hour prompt cache writes.
 	CacheWrite, CacheWrite1h int64
+	// Long prices every token of a call whose prompt (Usage.Input) is over LongAbove tokens; nil: one tier.
+	Long      *Price
+	LongAbove int64
 }
 
 // Usage is the token count of one call. Input includes Cached, CacheWrite and CacheWrite1h, as OpenAI's
@@ -38,6 +41,9 @@ func (u Usage) Total() int64 { return u.Input + u.Output }
 // Cost returns the exact cost in nano-USD, rounded half up once on the whole
 // sum so many small calls don't each lose a fraction.
 func (p Price) Cost(u Usage) int64 {
+	if p.Long != nil && u.Input > p.LongAbove {
+		return p.Long.Cost(u)
+	}
 	var hi, lo uint64
 	add := func(tokens, price int64) {
 		if tokens <= 0 || price <= 0 {
@@ -114,7 +120,27 @@ type fieldError struct{ field, msg string }
 
 func (e *fieldError) Error() string { return e.field + ": " + e.msg }
 
-func (pc PricingConfig) parse() (Price, *fieldError) {
+// parse reads the prices; an anthropic deployment's unset cache write prices are Anthropic's rule for every
+// model, 1.25 times the input price for 5-minute writes and twice it for 1-hour ones.
+func (pc PricingConfig) parse(provider Provider) (Price, *fieldError) {
+	p, err := pc.parseTier(provider)
+	if err != nil || pc.LongPrompt == nil {
+		return p, err
+	}
+	lp := pc.LongPrompt
+	if lp.AboveTokens <= 0 {
+		return Price{}, &fieldError{"long_prompt.above_tokens", "must be a positive token count"}
+	}
+	long, err := PricingConfig{InputPerMTok: lp.InputPerMTok, OutputPerMTok: lp.OutputPerMTok, CachedInputPerMTok: lp.CachedInputPerMTok,
+		CacheWritePerMTok: lp.CacheWritePerMTok, CacheWrite1hPerMTok: lp.CacheWrite1hPerMTok}.parseTier(provider)
+	if err != nil {
+		return Price{}, &fieldError{"long_prompt." + err.field, err.msg}
+	}
+	p.Long, p.LongAbove = &long, lp.AboveTokens
+	return p, nil
+}
+
+func (pc PricingConfig) parseTier(provider Provider) (Price, *fieldError) {
 	var p Price
 	for _, f := range []struct {
 		name string
@@ -135,6 +161,14 @@ func (pc PricingConfig) parse() (Price, *fieldError) {
 			return Price{}, &fieldError{f.name, "must be a non-negative USD amount with at most 9 decimals, e.g. \"0.15\""}
 		}
 		*f.dst = v
+	}
+	if provider == ProviderAnthropic {
+		if pc.CacheWritePerMTok == "" {
+			p.CacheWrite = p.Input + p.Input/4
+		}
+		if pc.CacheWrite1hPerMTok == "" {
+			p.CacheWrite1h = 2 * p.Input
+		}
 	}
 	return p, nil
 }
@@ -171,8 +205,7 @@ func parseUSD(s string) (int64, bool) {
 // model matches its own name, or its name with a snapshot suffix ("-2024-07-18", "-20241022", "-latest"); never a
 // longer name that merely starts with it, since a newer model ("claude-opus-4-5" after "claude-opus-4", "o3-pro"
 // after "o3") is often priced differently, and a price that is wrong is worse than none (see deploymentPrice).
-// Anthropic's rows carry their 5-minute and 1-hour cache write prices. Sonnet 4 and 4.5 bill prompts over 200K
-// tokens at a higher rate, which these rows do not model.
+// Anthropic's rows carry their 5-minute and 1-hour cache write prices, and Sonnet 4 and 4.5 their long-prompt tier.
 var builtinPrices = map[string]PricingConfig{
 	"gpt-4o":                 {InputPerMTok: "2.50", OutputPerMTok: "10.00", CachedInputPerMTok: "1.25"},
 	"gpt-4o-2024-05-13":      {InputPerMTok: "5.00", OutputPerMTok: "15.00"},
@@ -198,14 +231,22 @@ var builtinPrices = map[string]PricingConfig{
 	"claude-haiku-4-5":       anthropicPrice("1.00", "5.00", "0.10", "1.25", "2.00"),
 	"claude-3-5-sonnet":      anthropicPrice("3.00", "15.00", "0.30", "3.75", "6.00"),
 	"claude-3-7-sonnet":      anthropicPrice("3.00", "15.00", "0.30", "3.75", "6.00"),
-	"claude-sonnet-4":        anthropicPrice("3.00", "15.00", "0.30", "3.75", "6.00"),
-	"claude-sonnet-4-0":      anthropicPrice("3.00", "15.00", "0.30", "3.75", "6.00"),
-	"claude-sonnet-4-5":      anthropicPrice("3.00", "15.00", "0.30", "3.75", "6.00"),
+	"claude-sonnet-4":        sonnet4,
+	"claude-sonnet-4-0":      sonnet4,
+	"claude-sonnet-4-5":      sonnet4,
 	"claude-opus-4":          anthropicPrice("15.00", "75.00", "1.50", "18.75", "30.00"),
 	"claude-opus-4-0":        anthropicPrice("15.00", "75.00", "1.50", "18.75", "30.00"),
 	"claude-opus-4-1":        anthropicPrice("15.00", "75.00", "1.50", "18.75", "30.00"),
 	"claude-opus-4-5":        anthropicPrice("5.00", "25.00", "0.50", "6.25", "10.00"),
 }
+
+// sonnet4 is Sonnet 4 and 4.5: a prompt over 200K tokens bills the whole call at the long-context rates.
+var sonnet4 = func() PricingConfig {
+	p := anthropicPrice("3.00", "15.00", "0.30", "3.75", "6.00")
+	p.LongPrompt = &LongPromptPricing{AboveTokens: 200_000, InputPerMTok: "6.00", OutputPerMTok: "22.50", CachedInputPerMTok: "0.60",
+		CacheWritePerMTok: "7.50", CacheWrite1hPerMTok: "12.00"}
+	return p
+}()
 
 func anthropicPrice(input, output, cacheRead, cacheWrite, cacheWrite1h string) PricingConfig {
 	return PricingConfig{InputPerMTok: input, OutputPerMTok: output, CachedInputPerMTok: cacheRead,
@@ -221,7 +262,7 @@ func builtinPrice(model string) (Price, bool) {
 	if !ok {
 		return Price{}, false
 	}
-	p, err := pc.parse()
+	p, err := pc.parse("")
 	return p, err == nil
 }
 

@@ -78,8 +78,8 @@ func TestCostIsExact(t *testing.T) {
 	if got := (Price{Input: 1_000_000_000}).Cost(Usage{Input: 10, Cached: 10}); got != 10_000 {
 		t.Errorf("cached at input price = %d", got)
 	}
-	// Anthropic's cache writes: claude-sonnet-4's $3 input, $0.30 reads, $3.75 5-minute and $6 1-hour writes.
-	sonnet, _ := builtinPrice("claude-sonnet-4-20250514")
+	// Anthropic's cache writes: claude-3-7-sonnet's $3 input, $0.30 reads, $3.75 5-minute and $6 1-hour writes.
+	sonnet, _ := builtinPrice("claude-3-7-sonnet-20250219")
 	for _, tc := range []struct {
 		name string
 		u    Usage
@@ -94,6 +94,25 @@ func TestCostIsExact(t *testing.T) {
 	} {
 		if got := sonnet.Cost(tc.u); got != tc.want {
 			t.Errorf("%s: Cost(%+v) = %d, want %d", tc.name, tc.u, got, tc.want)
+		}
+	}
+	// Sonnet 4 and 4.5 bill every token of a call whose prompt, cache reads and writes included, is over 200K tokens
+	// at $6 in, $22.50 out, $0.60 reads, $7.50 and $12 writes.
+	for _, model := range []string{"claude-sonnet-4-20250514", "claude-sonnet-4-5-20250929"} {
+		long, _ := builtinPrice(model)
+		for _, tc := range []struct {
+			name string
+			u    Usage
+			want int64
+		}{
+			{"at the threshold", Usage{Input: 200_000, Output: 1000}, 600_000_000 + 15_000_000},
+			{"one over", Usage{Input: 200_001, Output: 1000}, 1_200_006_000 + 22_500_000},
+			{"over through the cache", Usage{Input: 300_000, Cached: 100_000, CacheWrite: 100_000, CacheWrite1h: 50_000, Output: 1000},
+				300_000_000 + 60_000_000 + 750_000_000 + 600_000_000 + 22_500_000},
+		} {
+			if got := long.Cost(tc.u); got != tc.want {
+				t.Errorf("%s %s: Cost(%+v) = %d, want %d", model, tc.name, tc.u, got, tc.want)
+			}
 		}
 	}
 }
@@ -279,5 +298,25 @@ func TestUnpricedDeploymentsAreNamed(t *testing.T) {
 	}
 	if got := warned(); !slices.Equal(got, []string{"newer", "newer", "self-hosted"}) {
 		t.Fatalf("warned of %v after the reload, want [newer newer self-hosted]", got)
+	}
+}
+
+// The budget hold's price for a group must cover each deployment at every prompt length, long-prompt tiers included.
+func TestMaxPriceCoversEveryTier(t *testing.T) {
+	t.Parallel()
+	sonnet4, _ := builtinPrice("claude-sonnet-4-5")
+	opus, _ := builtinPrice("claude-opus-4-5")
+	cheapLong := Price{Input: 1, Output: 1, Long: &Price{Input: 2, Output: 2}, LongAbove: 100}
+	prices := []Price{sonnet4, opus, cheapLong, {Input: 10_000_000_000}}
+	for i, a := range prices {
+		for j, b := range prices {
+			m := a.max(b)
+			for _, in := range []int64{1, 100, 101, 200_000, 200_001, 1_000_000} {
+				u := Usage{Input: in, Output: 1000, Cached: in / 4, CacheWrite: in / 4, CacheWrite1h: in / 8}
+				if got := m.Cost(u); got < a.Cost(u) || got < b.Cost(u) {
+					t.Errorf("prices %d and %d, %d tokens in: max costs %d, below %d or %d", i, j, in, got, a.Cost(u), b.Cost(u))
+				}
+			}
+		}
 	}
 }

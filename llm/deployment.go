@@ -267,19 +267,9 @@ func newDeployment(m ModelConfig, dc DeploymentConfig, r RouterConfig) (*deploym
 func deploymentPrice(m ModelConfig, dc DeploymentConfig, upstreamModel string) (p Price, priced bool, err error) {
 	for _, pc := range []*PricingConfig{dc.Pricing, m.Pricing} {
 		if pc != nil {
-			p, ferr := pc.parse()
+			p, ferr := pc.parse(dc.Provider)
 			if ferr != nil {
 				return Price{}, false, ferr
-			}
-			if dc.Provider == ProviderAnthropic {
-				// Anthropic's rule for every model: 5-minute cache writes cost 1.25 times the input price, 1-hour
-				// ones twice it.
-				if pc.CacheWritePerMTok == "" {
-					p.CacheWrite = p.Input + p.Input/4
-				}
-				if pc.CacheWrite1hPerMTok == "" {
-					p.CacheWrite1h = 2 * p.Input
-				}
 			}
 			return p, true, nil
 		}

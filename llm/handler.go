@@ -310,9 +310,37 @@ func reachablePrice(t *table, grp *group, kind callKind, mayUse func(string) boo
 	return p
 }
 
+// explicit is p with each zero cache price spelled out as the input price it stands for.
+func (p Price) explicit() Price {
+	for _, f := range []*int64{&p.CachedInput, &p.CacheWrite, &p.CacheWrite1h} {
+		if *f == 0 {
+			*f = p.Input
+		}
+	}
+	return p
+}
+
+// max is a price no lower than p or o for any usage: each field's maximum, and where either has a long-prompt
+// tier, a tier from the lower threshold on at the maximum of both prices above it.
 func (p Price) max(o Price) Price {
-	return Price{Input: max(p.Input, o.Input), Output: max(p.Output, o.Output), CachedInput: max(p.CachedInput, o.CachedInput),
+	// A zero cache price means the input price, so it is compared as that.
+	p, o = p.explicit(), o.explicit()
+	m := Price{Input: max(p.Input, o.Input), Output: max(p.Output, o.Output), CachedInput: max(p.CachedInput, o.CachedInput),
 		CacheWrite: max(p.CacheWrite, o.CacheWrite), CacheWrite1h: max(p.CacheWrite1h, o.CacheWrite1h)}
+	if p.Long == nil && o.Long == nil {
+		return m
+	}
+	above := func(x Price) (Price, int64) {
+		if x.Long == nil {
+			return x, math.MaxInt64
+		}
+		return *x.Long, x.LongAbove
+	}
+	pl, pa := above(p)
+	ol, oa := above(o)
+	long := pl.max(ol)
+	m.Long, m.LongAbove = &long, min(pa, oa)
+	return m
 }
 
 // clientHeaders are the few client headers an upstream of the same dialect
