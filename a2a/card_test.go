@@ -162,7 +162,7 @@ func TestCatalogueListsOnlyAllowedAgents(t *testing.T) {
 	if status, _, _ := h.get("/a2a", "", ""); status != http.StatusUnauthorized {
 		t.Errorf("catalogue without a key: %d", status)
 	}
-	if status, _, _ := h.get("/a2a/echo/.well-known/agent-card.json", keyCarol, ""); status != http.StatusForbidden {
+	if status, _, _ := h.get("/a2a/echo/.well-known/agent-card.json", keyCarol, ""); status != http.StatusNotFound {
 		t.Errorf("card for a key without the agent: %d", status)
 	}
 }

@@ -321,8 +321,8 @@ func TestRPCErrors(t *testing.T) {
 	}{
 		{"no key", "/a2a/echo", "", "1.0", send, 401, -31401},
 		{"wrong key", "/a2a/echo", "sk-wrong-0123456789", "1.0", send, 401, -31401},
-		{"agent not allowed", "/a2a/echo", keyCarol, "1.0", send, 403, -31403},
-		{"unknown agent, not allowed", "/a2a/nope", keyCarol, "1.0", send, 403, -31403},
+		{"agent not allowed, answered as unknown", "/a2a/echo", keyCarol, "1.0", send, 404, -32000},
+		{"unknown agent, not allowed", "/a2a/nope", keyCarol, "1.0", send, 404, -32000},
 		{"unknown agent", "/a2a/nope", keyAlice, "1.0", send, 404, -32000},
 		{"malformed JSON", "/a2a/echo", keyAlice, "1.0", `{"jsonrpc":`, 200, -32700},
 		{"not JSON-RPC 2.0", "/a2a/echo", keyAlice, "1.0", `{"id":1,"method":"SendMessage"}`, 200, -32600},

@@ -42,7 +42,7 @@ type rpcErrorResponse struct {
 
 // errorResponse maps an error to its HTTP status and JSON-RPC body, in one
 // place for every route. Governance denials keep their HTTP status (401,
-// 403, 429 with Retry-After) so HTTP-level clients and proxies see them;
+// 429 with Retry-After; an ACL denial is a 404 like an unknown agent) so HTTP-level clients and proxies see them;
 // protocol errors are HTTP 200 as a2a-go's own handlers answer them. No
 // "data" member: a2a-go clients decode it as typed details and would fail
 // on anything else.
@@ -51,15 +51,16 @@ func errorResponse(id any, err error, setHeader func(name, value string)) (int, 
 	var ge *governance.Error
 	var ae *a2a.Error
 	switch {
+	case errors.As(err, &ge) && ge.Kind == governance.Forbidden:
+		// An agent the key may not call is answered as one that does not
+		// exist, so a key cannot find out which agents the gateway serves;
+		// the audit log records the refusal and its rule.
+		return errorResponse(id, errAgentNotFound, setHeader)
 	case errors.As(err, &ge):
 		status, msg = ge.HTTPStatus(), ge.Message
-		switch ge.Kind {
-		case governance.Unauthenticated:
+		code = -32000
+		if ge.Kind == governance.Unauthenticated {
 			code = -31401
-		case governance.Forbidden:
-			code = -31403
-		default:
-			code = -32000
 		}
 		ge.RateLimitHeaders(setHeader)
 	case errors.As(err, &ae):

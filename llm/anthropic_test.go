@@ -223,7 +223,7 @@ func TestMessagesIngress(t *testing.T) {
 			{"", `{"model":"claude","max_tokens":5,"messages":[]}`, 401, "authentication_error"},
 			{keyAll, `{"model":"claude","messages":[]}`, 400, "invalid_request_error"},
 			{keyAll, `{"model":"nope","max_tokens":5,"messages":[]}`, 404, "not_found_error"},
-			{keyMini, `{"model":"claude","max_tokens":5,"messages":[]}`, 403, "permission_error"},
+			{keyMini, `{"model":"claude","max_tokens":5,"messages":[]}`, 404, "not_found_error"},
 		} {
 			status, _, _, raw := h.post("/v1/messages", "", tc.body, "x-api-key", tc.key)
 			var e struct {

@@ -75,7 +75,7 @@ func TestErrorCases(t *testing.T) {
 		{"case-variant stream", keyAll, `{"model":"gpt-4o-mini","STREAM":true}`, 400, "invalid_request_error", "invalid_request"},
 		{"too large", keyAll, `{"model":"gpt-4o-mini","pad":"` + strings.Repeat("x", 5000) + `"}`, 413, "invalid_request_error", "request_too_large"},
 		{"unknown model", keyAll, `{"model":"nope","messages":[]}`, 404, "invalid_request_error", "model_not_found"},
-		{"model not allowed", keyMini, `{"model":"down","messages":[]}`, 403, "permission_error", "model_not_allowed"},
+		{"model not allowed, answered as unknown", keyMini, `{"model":"down","messages":[]}`, 404, "invalid_request_error", "model_not_found"},
 		{"budget exceeded", keyBroke, ok, 429, "budget_exceeded", "budget_exceeded"},
 		{"upstream down after retries", keyAll, `{"model":"down","messages":[{"role":"user","content":"hi"}]}`, 502, "server_error", "upstream_unavailable"},
 		{"upstream unreachable", keyAll, `{"model":"unreachable","messages":[{"role":"user","content":"hi"}]}`, 502, "server_error", "upstream_unavailable"},

@@ -8,7 +8,9 @@ import (
 )
 
 // governanceAPIError maps a governance denial to the client's error: 401,
-// 403 or 429 with governance's own type ("budget_exceeded" and so on).
+// 403 or 429 with governance's own type ("budget_exceeded" and so on). An
+// ACL denial never reaches a client as 403: reject answers it as an unknown
+// model.
 func governanceAPIError(err error) (*apiError, bool) {
 	var ge *governance.Error
 	if !errors.As(err, &ge) {
@@ -18,8 +20,6 @@ func governanceAPIError(err error) (*apiError, bool) {
 	switch ge.Kind {
 	case governance.Unauthenticated:
 		ae.typ, ae.code = "invalid_request_error", "invalid_api_key"
-	case governance.Forbidden:
-		ae.code = "model_not_allowed"
 	case governance.RateLimited:
 		ae.code = "rate_limit_exceeded"
 	case governance.BudgetExceeded:

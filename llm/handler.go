@@ -177,13 +177,18 @@ func (g *Gateway) abandon(res *governance.Reservation, span *trace.Span) {
 	}
 }
 
-// reject answers a call refused before any upstream was contacted.
+// reject answers a call refused before any upstream was contacted. A model the key may not use is answered as
+// one that does not exist, as OpenAI does, so a key cannot find out which models the gateway serves; the audit
+// log still records the refusal with its rule.
 func (g *Gateway) reject(c *fiber.Ctx, writeErr func(*fiber.Ctx, error), p *governance.Principal, model string, err error) error {
 	ae := asAPIError(err)
 	var ge *governance.Error
 	if errors.As(err, &ge) {
 		ge.RateLimitHeaders(func(k, v string) { c.Set(k, v) })
 		g.gov.Denied(governance.RequestDenial(c, p, governance.KindModel, model, err))
+		if ge.Kind == governance.Forbidden {
+			ae = errModelNotFound(model)
+		}
 	}
 	g.metrics.requests.WithLabelValues(model, strconv.Itoa(ae.status)).Inc()
 	writeErr(c, ae)
@@ -398,9 +403,12 @@ func (g *Gateway) model(c *fiber.Ctx) error {
 	}
 	name, err := url.PathUnescape(c.Params("+"))
 	t := g.table.Load()
-	if err != nil || t.groups[name] == nil || !g.gov.Authorize(p, governance.KindModel, name).Allowed {
+	if err != nil || t.groups[name] == nil {
 		writeOpenAIError(c, errModelNotFound(name))
 		return nil
+	}
+	if err := g.gov.Authorize(p, governance.KindModel, name).Err(); err != nil {
+		return g.reject(c, writeOpenAIError, p, name, err)
 	}
 	b, _ := json.Marshal(t.modelObject(name))
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)

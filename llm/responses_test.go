@@ -166,7 +166,8 @@ func TestResponsesRefused(t *testing.T) {
 		status           int
 		code, msg        string
 	}{
-		{name: "model the key may not use", key: keyMini, model: "gpt-4o", status: 403, code: "model_not_allowed"},
+		{name: "model the key may not use", key: keyMini, model: "gpt-4o", status: 404, code: "model_not_found",
+			msg: `The model "gpt-4o" does not exist or you do not have access to it.`},
 		{name: "budget", key: keyBroke, model: "gpt-4o-mini", status: 429, code: "budget_exceeded"},
 		{name: "no key", key: "sk-wrong", model: "gpt-4o-mini", status: 401, code: "invalid_api_key"},
 		{name: "unknown model", key: keyAll, model: "nope", status: 404, code: "model_not_found"},

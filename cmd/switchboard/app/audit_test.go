@@ -127,11 +127,11 @@ func TestAuditLogRecordsDenialsAndAdminActions(t *testing.T) {
 		header                             map[string]string
 		status                             int
 	}{
-		{"POST", "/v1/chat/completions", auditAliceKey, "req-chat-denied", `{"model":"model-b","messages":[{"role":"user","content":"hi"}]}`, nil, 403},
+		{"POST", "/v1/chat/completions", auditAliceKey, "req-chat-denied", `{"model":"model-b","messages":[{"role":"user","content":"hi"}]}`, nil, 404},
 		{"POST", "/v1/chat/completions", auditAliceKey, "req-chat-ok", `{"model":"model-a","messages":[{"role":"user","content":"hi"}]}`, nil, 200},
 		{"POST", "/mcp", auditAliceKey, "req-mcp-ok", mcpCall, mcpHeaders, 200},
 		{"POST", "/mcp", auditAliceKey, "req-mcp-limited", mcpCall, mcpHeaders, 200}, // a tool error result, as MCP wants
-		{"POST", "/a2a/researcher", auditBobKey, "req-a2a-denied", a2aSend, map[string]string{"A2A-Version": "1.0"}, 403},
+		{"POST", "/a2a/researcher", auditBobKey, "req-a2a-denied", a2aSend, map[string]string{"A2A-Version": "1.0"}, 404},
 		{"POST", "/v1/chat/completions", auditWrongKey, "req-unknown-key", `{"model":"model-a","messages":[]}`, nil, 401},
 		{"GET", "/admin/keys", auditWrongKey, "req-admin-401", "", nil, 401},
 	}

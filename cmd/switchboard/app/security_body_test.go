@@ -95,9 +95,9 @@ func TestSecurityHostileJSON(t *testing.T) {
 		status           []int // any of these
 	}{
 		// alice may use model-a, never model-b: no copy of "model" may carry her to model-b.
-		{name: "chat forbidden model", path: "/v1/chat/completions", shape: shapeOpenAI, status: []int{403},
+		{name: "chat forbidden model", path: "/v1/chat/completions", shape: shapeOpenAI, status: []int{404},
 			body: `{"model":"model-b",` + msgs + `}`},
-		{name: "embeddings forbidden model", path: "/v1/embeddings", shape: shapeOpenAI, status: []int{403},
+		{name: "embeddings forbidden model", path: "/v1/embeddings", shape: shapeOpenAI, status: []int{404},
 			body: `{"model":"model-b","input":"hi"}`},
 		{name: "chat duplicate model (allowed first)", path: "/v1/chat/completions", shape: shapeOpenAI, status: []int{400},
 			body: `{"model":"model-a","model":"model-b",` + msgs + `}`},
@@ -113,7 +113,7 @@ func TestSecurityHostileJSON(t *testing.T) {
 			body: `{"model":"embed-a","model":"model-b","input":"hi"}`},
 		{name: "anthropic messages duplicate model", path: "/v1/messages", shape: shapeOpenAI, status: []int{400},
 			body: `{"model":"model-a","model":"model-b","max_tokens":16,` + msgs + `}`},
-		{name: "anthropic messages forbidden model", path: "/v1/messages", shape: shapeOpenAI, status: []int{403},
+		{name: "anthropic messages forbidden model", path: "/v1/messages", shape: shapeOpenAI, status: []int{404},
 			body: `{"model":"model-b","max_tokens":16,` + msgs + `}`},
 		{name: "anthropic messages max_tokens 2^70", path: "/v1/messages", shape: shapeOpenAI, status: []int{400},
 			body: `{"model":"model-a","max_tokens":1180591620717411303424,` + msgs + `}`},
