@@ -72,8 +72,11 @@ type LimitsConfig struct {
 	RPM         int64 `yaml:"rpm" mapstructure:"rpm" json:"rpm,omitempty"`
 	TPM         int64 `yaml:"tpm" mapstructure:"tpm" json:"tpm,omitempty"`
 	MaxParallel int64 `yaml:"max_parallel" mapstructure:"max_parallel" json:"max_parallel,omitempty"`
-	ToolRPM     int64 `yaml:"tool_rpm" mapstructure:"tool_rpm" json:"tool_rpm,omitempty"`
-	AgentRPM    int64 `yaml:"agent_rpm" mapstructure:"agent_rpm" json:"agent_rpm,omitempty"`
+	// MaxStreams caps the streams (LLM, MCP and A2A) held open at once, so
+	// one key or team cannot take every server.max_concurrent_streams slot.
+	MaxStreams int64 `yaml:"max_streams" mapstructure:"max_streams" json:"max_streams,omitempty"`
+	ToolRPM    int64 `yaml:"tool_rpm" mapstructure:"tool_rpm" json:"tool_rpm,omitempty"`
+	AgentRPM   int64 `yaml:"agent_rpm" mapstructure:"agent_rpm" json:"agent_rpm,omitempty"`
 	// PerModel maps a model name or glob to its own rpm/tpm. All models
 	// matching one pattern share its bucket; the most specific pattern applies.
 	PerModel map[string]ModelLimits `yaml:"per_model" mapstructure:"per_model" json:"per_model,omitempty"`
@@ -299,7 +302,7 @@ func (l *LimitsConfig) validate(p string) error {
 	for _, f := range []struct {
 		name string
 		v    int64
-	}{{"rpm", l.RPM}, {"tpm", l.TPM}, {"max_parallel", l.MaxParallel}, {"tool_rpm", l.ToolRPM}, {"agent_rpm", l.AgentRPM}} {
+	}{{"rpm", l.RPM}, {"tpm", l.TPM}, {"max_parallel", l.MaxParallel}, {"max_streams", l.MaxStreams}, {"tool_rpm", l.ToolRPM}, {"agent_rpm", l.AgentRPM}} {
 		if err := checkLimit(f.v); err != nil {
 			return fmt.Errorf("%s.%s: %v", p, f.name, err)
 		}

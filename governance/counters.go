@@ -38,6 +38,7 @@ const (
 	MetricAgentCalls
 	MetricParallel
 	MetricSpend
+	MetricStreams
 )
 
 // CounterKey names one counter: e.g. (key, key_3f…, requests, "") or, for a

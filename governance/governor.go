@@ -136,36 +136,43 @@ func (g *Governor) KeyByName(name string) (id, team string, ok bool) {
 // lookup. Wrong, missing, expired and disabled keys get an Unauthenticated
 // *Error whose message never contains the key.
 func (g *Governor) Authenticate(rawKey string) (*Principal, error) {
+	p, failure, err := g.identify(rawKey)
+	if err != nil {
+		g.metrics.authFailures[failure].Inc()
+		return nil, err
+	}
+	return p, nil
+}
+
+// identify is Authenticate without the metrics, for a check that runs
+// before the handler's own Authenticate, which counts a refused key once.
+// failure is the refusal's metric label.
+func (g *Governor) identify(rawKey string) (p *Principal, failure string, err *Error) {
 	if rawKey == "" {
-		g.metrics.authFailures["missing"].Inc()
-		return nil, unauthenticated("missing_key", "missing API key: send Authorization: Bearer <key> or x-api-key")
+		return nil, "missing", unauthenticated("missing_key", "missing API key: send Authorization: Bearer <key> or x-api-key")
 	}
 	s := g.state.Load()
 	if len(rawKey) > maxRawKeyLen || s.hasher == nil {
-		g.metrics.authFailures["invalid"].Inc()
-		return nil, unauthenticated("unknown_key", "invalid API key")
+		return nil, "invalid", unauthenticated("unknown_key", "invalid API key")
 	}
 	h := s.hasher.sum(rawKey)
 	if s.admin != nil && subtle.ConstantTimeCompare(h[:], s.adminHash[:]) == 1 {
-		return s.admin, nil
+		return s.admin, "", nil
 	}
 	e := s.byHash[h]
 	if e == nil {
 		e = g.lookupMissing(h)
 	}
 	if e == nil || subtle.ConstantTimeCompare(e.hash[:], h[:]) != 1 {
-		g.metrics.authFailures["invalid"].Inc()
-		return nil, unauthenticated("unknown_key", "invalid API key")
+		return nil, "invalid", unauthenticated("unknown_key", "invalid API key")
 	}
 	if e.disabled {
-		g.metrics.authFailures["disabled"].Inc()
-		return nil, unauthenticated("key_disabled", "API key disabled")
+		return nil, "disabled", unauthenticated("key_disabled", "API key disabled")
 	}
 	if !e.expires.IsZero() && !g.now().Before(e.expires) {
-		g.metrics.authFailures["expired"].Inc()
-		return nil, unauthenticated("key_expired", "API key expired")
+		return nil, "expired", unauthenticated("key_expired", "API key expired")
 	}
-	return &e.principal, nil
+	return &e.principal, "", nil
 }
 
 const maxRawKeyLen = 512
@@ -234,6 +241,9 @@ type limitSet struct {
 	maxParallel    int64
 	parallel       ConcurrencyCounter
 	parallelDenial rateDenial
+	maxStreams     int64
+	streams        ConcurrencyCounter
+	streamDenial   rateDenial
 	perModel       []modelLimit  // most specific first
 	modelDenial    [2]rateDenial // requests, tokens
 }
@@ -262,6 +272,9 @@ func compileLimits(c Counters, scope Scope, id string, l LimitsConfig) limitSet 
 		tokDenial:   newRateDenial(level, "tokens per minute", "tpm"),
 		parallelDenial: rateDenial{msg: "rate limit exceeded: too many concurrent requests for this " + level,
 			rule: "rate_limit." + level + ".max_parallel"},
+		maxStreams: l.MaxStreams,
+		streamDenial: rateDenial{msg: "rate limit exceeded: too many concurrent streams for this " + level,
+			rule: "rate_limit." + level + ".max_streams"},
 		modelDenial: [2]rateDenial{newRateDenial(level, "per-model requests per minute", "model_rpm"),
 			newRateDenial(level, "per-model tokens per minute", "model_tpm")},
 	}
@@ -276,6 +289,9 @@ func compileLimits(c Counters, scope Scope, id string, l LimitsConfig) limitSet 
 	}
 	if l.MaxParallel > 0 {
 		s.parallel = c.ConcurrencyCounter(CounterKey{Scope: scope, Metric: MetricParallel, ID: id})
+	}
+	if l.MaxStreams > 0 {
+		s.streams = c.ConcurrencyCounter(CounterKey{Scope: scope, Metric: MetricStreams, ID: id})
 	}
 	for p, m := range l.PerModel {
 		ml := modelLimit{glob: compileGlob(p, ""), pattern: p, rpm: m.RPM, tpm: m.TPM}

@@ -85,6 +85,7 @@ func (a *App) mount(cfg *config.Config) error {
 	if c.governor, err = governance.New(cfg.Governance, records, a.log, a.registry, gopts...); err != nil {
 		return fmt.Errorf("governance: %w", err)
 	}
+	a.streams.gov = c.governor
 	// Spans spilled by an earlier run (store down, process killed) hold spend the store has not seen yet: let the
 	// recorder replay them first, or a restart forgets that spend.
 	waitCtx, stopWaiting := context.WithTimeout(ctx, spillReplayWait)

@@ -149,7 +149,7 @@ func startBenchGateway(b *testing.B, upstream string, rc *governance.RedisConfig
 
 // freshRedisPrefix returns a key prefix no earlier run used, so counters and spend start empty, and deletes its
 // keys when the benchmark ends (after the gateways, whose cleanups run first, have stopped writing).
-func freshRedisPrefix(b *testing.B, addr string) string {
+func freshRedisPrefix(b testing.TB, addr string) string {
 	b.Helper()
 	id := make([]byte, 6)
 	if _, err := rand.Read(id); err != nil {

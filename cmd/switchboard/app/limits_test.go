@@ -311,10 +311,15 @@ func TestMaxConcurrentStreams(t *testing.T) {
 	}
 	cases := []struct {
 		name, method, path, body string
+		want                     string // in the body
 	}{
-		{"stream found after the handler", http.MethodGet, "/test/stream", ""},
-		{"stream asked for in the request", http.MethodPost, "/v1/chat/completions", `{"model":"m","stream" : true,"messages":[]}`},
-		{"Responses API stream asked for in the request", http.MethodPost, "/v1/responses", `{"model":"m","stream":true,"input":"hi"}`},
+		{"stream found after the handler", http.MethodGet, "/test/stream", "", `"too_many_streams"`},
+		{"stream asked for in the request", http.MethodPost, "/v1/chat/completions", `{"model":"m","stream" : true,"messages":[]}`,
+			`"too_many_streams"`},
+		{"Responses API stream asked for in the request", http.MethodPost, "/v1/responses", `{"model":"m","stream":true,"input":"hi"}`,
+			`"too_many_streams"`},
+		{"Anthropic stream, in Anthropic's shape", http.MethodPost, "/v1/messages", `{"model":"m","stream":true,"max_tokens":5,"messages":[]}`,
+			`"type":"overloaded_error"`},
 	}
 	for _, tc := range cases {
 		req, _ := http.NewRequest(tc.method, s.url+tc.path, strings.NewReader(tc.body))
@@ -324,8 +329,8 @@ func TestMaxConcurrentStreams(t *testing.T) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), `"too_many_streams"`) {
-			t.Fatalf("%s: status %d body %s, want 503 too_many_streams", tc.name, resp.StatusCode, body)
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), tc.want) {
+			t.Fatalf("%s: status %d body %s, want 503 with %s", tc.name, resp.StatusCode, body, tc.want)
 		}
 	}
 	first.Body.Close()

@@ -12,10 +12,13 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
+
+	"github.com/switchboard-gw/switchboard/governance"
 )
 
 // streamLimiter bounds streamed responses for every protocol in one place: how many run at once
-// (server.max_concurrent_streams) and how long each may run (server.max_stream_duration).
+// (server.max_concurrent_streams, and a key's and its team's limits.max_streams, so that one key cannot take
+// every slot) and how long each may run (server.max_stream_duration).
 //
 // A request that asks for a stream carries the duration limit as its context's deadline (fiber's UserContext),
 // so the protocol packages can end the stream themselves with their protocol's final error event; the
@@ -31,7 +34,8 @@ import (
 type streamLimiter struct {
 	slots  chan struct{}
 	maxDur time.Duration
-	held   sync.Map // net.Conn → *streamSlot
+	gov    streamGovernor // nil: no per-key limits
+	held   sync.Map       // net.Conn → *streamSlot
 	mu     sync.Mutex
 	active map[*streamSlot]struct{} // every slot taken, for a shutdown to end
 	// calls are the requests running that may turn into a stream without having asked for one (MCP POSTs): a
@@ -42,6 +46,12 @@ type streamLimiter struct {
 	refused  prometheus.Counter
 	expired  prometheus.Counter
 	prevHook func(net.Conn, fasthttp.ConnState)
+}
+
+// streamGovernor holds a stream's place under its key's and team's limits.max_streams and audits a refusal.
+type streamGovernor interface {
+	AcquireStream(rawKey string, kind governance.Kind) (*governance.StreamHold, *governance.Principal, error)
+	Denied(d governance.Denial)
 }
 
 // streamDeadlineGrace is how long a stream told of its deadline has to write its final event before the
@@ -84,6 +94,7 @@ func newStreamLimiter(max int, maxDur time.Duration, reg prometheus.Registerer) 
 type streamSlot struct {
 	l    *streamLimiter
 	once sync.Once
+	hold *governance.StreamHold // the key's and team's max_streams place
 	// endless: the stream never ends by itself (an MCP GET listening stream, an A2A subscription), so a
 	// shutdown ends it at once rather than letting it run on.
 	endless bool
@@ -114,6 +125,7 @@ func (s *streamSlot) release() {
 		s.l.mu.Lock()
 		delete(s.l.active, s)
 		s.l.mu.Unlock()
+		s.hold.Release()
 		if s.timer != nil {
 			s.timer.Stop()
 		}
@@ -211,10 +223,17 @@ func (l *streamLimiter) middleware(c *fiber.Ctx) error {
 	var watched *context.CancelCauseFunc
 	switch {
 	case wantsStream(c):
+		// The key's own limit first: a key at its limit must not take a server-wide slot, even for a moment.
+		hold, err := l.holdKeyStream(c)
+		if err != nil {
+			return refuseKeyStream(c, err)
+		}
 		if slot = l.acquire(); slot == nil {
+			hold.Release()
 			l.refused.Inc()
 			return refuseStream(c)
 		}
+		slot.hold = hold
 		// The stream outlives this middleware, so the context is cancelled on release, not here.
 		slot.endless = isEndless(c)
 		l.mu.Lock()
@@ -286,6 +305,33 @@ func (l *streamLimiter) middleware(c *fiber.Ctx) error {
 	})
 	l.held.Store(conn, slot)
 	return err
+}
+
+// holdKeyStream takes the stream's place under its key's and team's limits.max_streams. A request without a
+// valid key gets none and goes on to its handler, which refuses it in its protocol's shape.
+func (l *streamLimiter) holdKeyStream(c *fiber.Ctx) (*governance.StreamHold, error) {
+	if l.gov == nil {
+		return nil, nil
+	}
+	kind, name := streamTarget(c)
+	hold, p, err := l.gov.AcquireStream(governance.KeyFromHeaders(c.Get(fiber.HeaderAuthorization), c.Get("x-api-key")), kind)
+	if err != nil {
+		l.gov.Denied(governance.RequestDenial(c, p, kind, name, err))
+	}
+	return hold, err
+}
+
+// streamTarget is what a stream request calls, for the audit log: the agent is in the path, a model or tool
+// only in the body, which the handler parses.
+func streamTarget(c *fiber.Ctx) (governance.Kind, string) {
+	path := c.Path()
+	switch {
+	case strings.HasPrefix(path, "/a2a/"):
+		return governance.KindAgent, strings.Clone(strings.SplitN(path[len("/a2a/"):], "/", 2)[0])
+	case path == "/mcp" || strings.HasPrefix(path, "/mcp/"):
+		return governance.KindTool, ""
+	}
+	return governance.KindModel, ""
 }
 
 // connState gives the slot back once fasthttp finished writing a connection's response.
@@ -378,18 +424,48 @@ func skipJSONSpace(b []byte, i int) int {
 	return i
 }
 
-// refuseStream answers in the shape the protocol's clients parse: JSON-RPC for A2A and MCP, OpenAI JSON
-// elsewhere. 503 with Retry-After: the limit is the gateway's, not the caller's quota.
+// refuseStream answers a stream the server has no slot for. 503 with Retry-After: the limit is the gateway's,
+// not the caller's quota.
 func refuseStream(c *fiber.Ctx) error {
-	const msg = "too many streams running; retry shortly (server.max_concurrent_streams)"
 	c.Set(fiber.HeaderRetryAfter, "1")
-	c.Status(fiber.StatusServiceUnavailable)
+	return writeStreamRefusal(c, fiber.StatusServiceUnavailable, "server_error", "too_many_streams",
+		"too many streams running; retry shortly (server.max_concurrent_streams)")
+}
+
+// refuseKeyStream answers a stream its key's or team's limits.max_streams refused: 429 with Retry-After, as
+// the other rate limits (503 when the shared counters cannot be asked).
+func refuseKeyStream(c *fiber.Ctx, err error) error {
+	var ge *governance.Error
+	if !errors.As(err, &ge) {
+		return err
+	}
+	ge.RateLimitHeaders(func(k, v string) { c.Set(k, v) })
+	return writeStreamRefusal(c, ge.HTTPStatus(), ge.Type(), ge.Type(), ge.Message)
+}
+
+// writeStreamRefusal answers in the shape the protocol's clients parse: JSON-RPC for A2A and MCP, Anthropic's
+// error on /v1/messages, OpenAI JSON elsewhere.
+func writeStreamRefusal(c *fiber.Ctx, status int, typ, code, msg string) error {
+	c.Status(status)
 	path := c.Path()
-	if strings.HasPrefix(path, "/a2a/") || path == "/mcp" || strings.HasPrefix(path, "/mcp/") {
+	switch {
+	case strings.HasPrefix(path, "/a2a/") || path == "/mcp" || strings.HasPrefix(path, "/mcp/"):
 		return c.JSON(fiber.Map{"jsonrpc": "2.0", "id": nil, "error": fiber.Map{"code": -32000, "message": msg}})
+	case path == "/v1/messages":
+		return c.JSON(fiber.Map{"type": "error", "error": fiber.Map{"type": anthropicErrorType(status), "message": msg}})
 	}
 	return c.JSON(fiber.Map{"error": fiber.Map{
-		"message": msg, "type": "server_error", "code": "too_many_streams",
-		"request_id": c.GetRespHeader(fiber.HeaderXRequestID),
+		"message": msg, "type": typ, "code": code, "request_id": c.GetRespHeader(fiber.HeaderXRequestID),
 	}})
+}
+
+// anthropicErrorType is Anthropic's error.type for the statuses a stream refusal answers.
+func anthropicErrorType(status int) string {
+	switch status {
+	case fiber.StatusTooManyRequests:
+		return "rate_limit_error"
+	case fiber.StatusServiceUnavailable:
+		return "overloaded_error"
+	}
+	return "api_error"
 }
