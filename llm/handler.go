@@ -53,8 +53,9 @@ func (g *Gateway) serve(c *fiber.Ctx, kind callKind) (err error) {
 		return g.reject(c, writeErr, p, req.model, err)
 	}
 	var pinned *deployment
+	var carried int64
 	if kind == kindResponses {
-		if pinned, err = g.responsesTarget(grp, req, pinOwner(p.Team, p.KeyID)); err != nil {
+		if pinned, carried, err = g.responsesTarget(grp, req, pinOwner(p.Team, p.KeyID)); err != nil {
 			return g.reject(c, writeErr, p, req.model, err)
 		}
 	}
@@ -65,10 +66,11 @@ func (g *Gateway) serve(c *fiber.Ctx, kind callKind) (err error) {
 		price := reachablePrice(t, grp, kind, mayUse)
 		estimate = estimateUsage(req, kind)
 		// The budget hold must not fall short of the real cost, or concurrent calls overspend by more than one
-		// call's estimate: it prices the prompt at one token per byte, which no tokenizer exceeds. Rate limits
-		// reserve the typical count (four bytes a token) and are settled to the real one.
+		// call's estimate: it prices the prompt at one token per byte, which no tokenizer exceeds, plus the
+		// conversation a Responses follow-up continues. Rate limits reserve the typical count (four bytes a
+		// token) and are settled to the real one.
 		worst := estimate
-		worst.Input = int64(len(req.body))
+		worst.Input = saturatingAdd(int64(len(req.body)), carried)
 		hold = price.Cost(worst)
 	}
 	// Counting tokens is free and uses none, but it is a request: it counts against rpm and needs a budget left.
@@ -110,7 +112,7 @@ func (g *Gateway) serve(c *fiber.Ctx, kind callKind) (err error) {
 		c.Response().Header.SetContentType(fiber.MIMEApplicationJSON)
 		c.Response().SetBodyRaw(out.body)
 		if kind == kindResponses {
-			g.pins.remember(responseID(out.body), out.d, pinOwner(cl.span.Team, cl.span.KeyID))
+			g.pins.remember(responseID(out.body), out.d, pinOwner(cl.span.Team, cl.span.KeyID), out.usage.carried())
 		}
 		g.finish(cl, held, out, http.StatusOK, "")
 		return nil

@@ -21,6 +21,7 @@ const (
 	keyBroke   = "sk-test-broke-00000000000000000000" // budget of one nano-USD
 	keyLimited = "sk-test-limited-000000000000000000" // 1 request per minute
 	keyPrimary = "sk-test-primary-000000000000000000" // may use the "primary" group only
+	keyFifty   = "sk-test-fifty-00000000000000000000" // budget of $0.05 a day
 )
 
 func testGovernance() governance.Config {
@@ -32,6 +33,7 @@ func testGovernance() governance.Config {
 			{Name: "broke", Key: keyBroke, Budget: governance.BudgetConfig{USD: "0.000000001", Period: "daily"}},
 			{Name: "limited", Key: keyLimited, Limits: governance.LimitsConfig{RPM: 1}},
 			{Name: "primary-only", Key: keyPrimary, Allow: governance.ACLConfig{Models: []string{"primary"}}},
+			{Name: "fifty", Key: keyFifty, Budget: governance.BudgetConfig{USD: "0.05", Period: "daily"}},
 		},
 	}
 }

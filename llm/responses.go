@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -16,27 +17,29 @@ import (
 // remembers which deployment made each response this replica relayed, and a follow-up goes to that deployment
 // alone.
 
-// responsesTarget, for a previous_response_id this replica relayed, finds a deployment of the requested group on the provider account that stored it: the client
-// may change model along a conversation, and any deployment of that account knows the id. A response another team
-// (or another team-less key) made is refused as not found: the provider account is the gateway's, shared by every
-// tenant, and would continue that conversation for whoever names its id.
-func (g *Gateway) responsesTarget(grp *group, req *request, owner string) (*deployment, error) {
+// responsesTarget, for a previous_response_id this replica relayed, finds a deployment of the requested group on
+// the provider account that stored it: the client may change model along a conversation, and any deployment of
+// that account knows the id. A response another team (or another team-less key) made is refused as not found: the
+// provider account is the gateway's, shared by every tenant, and would continue that conversation for whoever names
+// its id. carried is the tokens of the conversation the follow-up continues, as far as this replica knows them: the
+// provider bills them as input, though the body holds none of them.
+func (g *Gateway) responsesTarget(grp *group, req *request, owner string) (d *deployment, carried int64, err error) {
 	if req.previousID == "" {
-		return nil, nil
+		return nil, 0, nil
 	}
 	p, ok := g.pins.lookup(req.previousID, time.Now())
 	if !ok {
-		return nil, nil
+		return nil, 0, nil
 	}
 	if p.owner != owner {
-		return nil, errBadRequest("previous_response_not_found", "Previous response with id %q not found.", req.previousID)
+		return nil, 0, errBadRequest("previous_response_not_found", "Previous response with id %q not found.", req.previousID)
 	}
 	for _, d := range grp.responses.deployments {
 		if d.account == p.account {
-			return d, nil
+			return d, p.tokens, nil
 		}
 	}
-	return nil, nil
+	return nil, p.tokens, nil
 }
 
 // unsupported refuses a call to a group none of whose deployments speaks the call's endpoint.
@@ -99,6 +102,8 @@ const (
 type responsePin struct {
 	account string // the deployment's account
 	owner   string // pinOwner of the call that made the response
+	// tokens is the response's input and output, which a follow-up carries as input; 0 while a stream runs.
+	tokens  int64
 	expires time.Time
 }
 
@@ -126,11 +131,11 @@ func newResponsePins(ttl time.Duration, max int) *responsePins {
 	return &responsePins{ttl: ttl, max: max, m: map[string]responsePin{}}
 }
 
-func (p *responsePins) remember(id string, d *deployment, owner string) {
+func (p *responsePins) remember(id string, d *deployment, owner string, tokens int64) {
 	if id == "" || len(id) > maxPinnedIDLen {
 		return
 	}
-	v := responsePin{account: d.account, owner: owner, expires: time.Now().Add(p.ttl)}
+	v := responsePin{account: d.account, owner: owner, tokens: tokens, expires: time.Now().Add(p.ttl)}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if _, ok := p.m[id]; ok {
@@ -146,6 +151,27 @@ func (p *responsePins) remember(id string, d *deployment, owner string) {
 	p.ring[p.next] = id
 	p.next = (p.next + 1) % p.max
 	p.m[id] = v
+}
+
+// carried is what a follow-up on a response with this usage carries as input: all of it, saturated rather than
+// wrapped (an upstream's counts are only checked not to be negative).
+func (u Usage) carried() int64 { return saturatingAdd(u.Input, u.Output) }
+
+func saturatingAdd(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}
+
+// carry records the tokens of a streamed response, known only at its end, on the pin its start made.
+func (p *responsePins) carry(id string, tokens int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if v, ok := p.m[id]; ok {
+		v.tokens = tokens
+		p.m[id] = v
+	}
 }
 
 func (p *responsePins) lookup(id string, now time.Time) (responsePin, bool) {
@@ -176,6 +202,7 @@ type responsesStream struct {
 	pins     *responsePins
 	d        *deployment
 	owner    string
+	id       string // of the response, from response.created
 	finished bool
 	u        Usage
 	deltas   int64 // relayed *.delta events, each about one token
@@ -201,7 +228,8 @@ func (s *responsesStream) event(ev, out []byte) ([]byte, error) {
 	case "response.created":
 		if r := topLevelValue(data, "response"); r != nil {
 			// Pinned now, not at the end: a client may send its follow-up as soon as it read response.completed.
-			s.pins.remember(responseID(r), s.d, s.owner)
+			s.id = responseID(r)
+			s.pins.remember(s.id, s.d, s.owner, 0)
 		}
 	case "response.completed", "response.incomplete":
 		s.finished = true
@@ -232,6 +260,8 @@ func (s *responsesStream) readUsage(data []byte) {
 	if raw := topLevelValue(r, "usage"); raw != nil && raw[0] == '{' {
 		if u, err := responsesUsage.read(raw); err == nil {
 			s.u = u
+			// Before the client reads the event this came in, and so before it can send a follow-up.
+			s.pins.carry(s.id, u.carried())
 		}
 	}
 }

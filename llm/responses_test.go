@@ -3,18 +3,22 @@ package llm
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	oai "github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/responses"
+	"github.com/switchboard-gw/switchboard/governance"
 	"github.com/switchboard-gw/switchboard/loadtest/mock"
 	"github.com/switchboard-gw/switchboard/trace"
 )
@@ -404,10 +408,10 @@ func TestResponsePinsBounded(t *testing.T) {
 	p := newResponsePins(time.Minute, 3)
 	d := &deployment{group: "g", id: "host/m", account: "acct"}
 	for _, id := range []string{"a", "b", "c", "d"} {
-		p.remember(id, d, "key:k")
+		p.remember(id, d, "key:k", 0)
 	}
 	// A deployment that relays an id another one made first does not take it over.
-	p.remember("b", &deployment{account: "echo"}, "key:k")
+	p.remember("b", &deployment{account: "echo"}, "key:k", 0)
 	now := time.Now()
 	if _, ok := p.lookup("a", now); ok {
 		t.Fatal("the oldest id outlived the cap")
@@ -420,7 +424,7 @@ func TestResponsePinsBounded(t *testing.T) {
 	if _, ok := p.lookup("d", now.Add(2*time.Minute)); ok {
 		t.Fatal("an id outlived its TTL")
 	}
-	p.remember(string(bytes.Repeat([]byte("x"), maxPinnedIDLen+1)), d, "key:k")
+	p.remember(string(bytes.Repeat([]byte("x"), maxPinnedIDLen+1)), d, "key:k", 0)
 	if len(p.m) != 3 {
 		t.Fatalf("an oversized id was kept: %d ids", len(p.m))
 	}
@@ -512,4 +516,117 @@ func TestResponsesUnpinnedFollowUpFindsItsAccount(t *testing.T) {
 func heavy(d DeploymentConfig) DeploymentConfig {
 	d.Weight = 100
 	return d
+}
+
+// conversationUpstream is a Responses API that bills a follow-up, as OpenAI does, for the whole conversation it
+// continues: the previous response's input and output tokens come back as input tokens, though the follow-up's
+// body holds none of them. Each call takes delay, so concurrent calls overlap.
+func conversationUpstream(t *testing.T, delay time.Duration) *httptest.Server {
+	t.Helper()
+	var mu sync.Mutex
+	carried := map[string]int64{} // response id -> tokens a follow-up carries
+	var seq int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Input              string `json:"input"`
+			PreviousResponseID string `json:"previous_response_id"`
+			MaxOutputTokens    int64  `json:"max_output_tokens"`
+			Stream             bool   `json:"stream"`
+		}
+		if json.NewDecoder(r.Body).Decode(&req) != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		time.Sleep(delay)
+		mu.Lock()
+		prev, ok := carried[req.PreviousResponseID]
+		seq++
+		id := fmt.Sprintf("resp_conv_%d", seq)
+		in, out := prev+int64(len(req.Input)/4+1), req.MaxOutputTokens
+		carried[id] = in + out
+		mu.Unlock()
+		if req.PreviousResponseID != "" && !ok {
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = io.WriteString(w, `{"error":{"message":"Previous response not found.","type":"invalid_request_error","code":"previous_response_not_found"}}`)
+			return
+		}
+		resp := fmt.Sprintf(`{"id":%q,"object":"response","status":"completed","model":"gpt-4o","output":[],`+
+			`"usage":{"input_tokens":%d,"output_tokens":%d,"total_tokens":%d}}`, id, in, out, in+out)
+		if !req.Stream {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, resp)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		created := fmt.Sprintf(`{"id":%q,"object":"response","status":"in_progress","model":"gpt-4o","output":[]}`, id)
+		_, _ = fmt.Fprintf(w, "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":%s}\n\n", created)
+		_, _ = fmt.Fprintf(w, "event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":1,\"response\":%s}\n\n", resp)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// A follow-up on a long conversation is billed the conversation, not its own few bytes: the budget hold covers
+// the conversation this replica relayed, so concurrent follow-ups cannot spend far past the budget.
+func TestResponsesFollowUpHoldCoversTheConversation(t *testing.T) {
+	t.Parallel()
+	for _, stream := range []bool{false, true} {
+		t.Run(fmt.Sprintf("first call streamed %v", stream), func(t *testing.T) {
+			t.Parallel()
+			up := conversationUpstream(t, 100*time.Millisecond)
+			cfg := Config{Models: []ModelConfig{{Name: "conv", Pricing: &PricingConfig{InputPerMTok: "1", OutputPerMTok: "1"},
+				Deployments: []DeploymentConfig{{Provider: ProviderOpenAI, BaseURL: up.URL + "/v1", Model: "gpt-4o"}}}}}
+			var gov *governance.Governor
+			h := newHarnessWith(t, cfg, func(g Governor) Governor { gov = g.(*governance.Governor); return g })
+			client := h.responsesClient(keyFifty)
+			ctx := context.Background()
+			// 10,000 tokens of conversation ($0.01), well inside the first call's hold of its 40 KB body.
+			first := respParams("conv", strings.Repeat("word ", 8000))
+			first.MaxOutputTokens = oai.Int(16)
+			var prevID string
+			if stream {
+				st := client.Responses.NewStreaming(ctx, first)
+				for st.Next() {
+					if ev := st.Current(); ev.Type == "response.completed" {
+						prevID = ev.Response.ID
+					}
+				}
+				if err := st.Err(); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				r, err := client.Responses.New(ctx, first)
+				if err != nil {
+					t.Fatal(err)
+				}
+				prevID = r.ID
+			}
+			// Ten follow-ups at once, each a few bytes with 16 output tokens, each billed the $0.01 conversation:
+			// $0.04 is left, so at most four fit.
+			var wg sync.WaitGroup
+			var served atomic.Int64
+			for range 10 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					p := respParams("conv", "go on")
+					p.MaxOutputTokens = oai.Int(16)
+					p.PreviousResponseID = oai.String(prevID)
+					if _, err := client.Responses.New(ctx, p); err == nil {
+						served.Add(1)
+					}
+				}()
+			}
+			wg.Wait()
+			if served.Load() == 0 {
+				t.Fatal("no follow-up was served, though the budget had room for some")
+			}
+			for _, b := range gov.Budgets("") {
+				if b.Name == "fifty" && (b.SpentNanoUSD > b.LimitNanoUSD || b.HeldNanoUSD != 0) {
+					t.Fatalf("spent %s USD of a %s USD budget (held %s)", governance.FormatUSD(b.SpentNanoUSD),
+						governance.FormatUSD(b.LimitNanoUSD), governance.FormatUSD(b.HeldNanoUSD))
+				}
+			}
+		})
+	}
 }
