@@ -329,7 +329,14 @@ func (g *Gateway) serve(c *fiber.Ctx) error {
 	}
 	name := c.Params("server")
 	v := g.view(name)
-	if v == nil || (name != "" && !g.mayUse(p, name)) {
+	if v != nil && name != "" && !g.mayUse(p, name) {
+		// Answered as an unknown server, so a key cannot find out which servers exist; audited as the refusal
+		// it is.
+		all := name + nameSeparator + "*"
+		g.gov.Denied(governance.RequestDenial(c, p, governance.KindTool, all, g.gov.Authorize(p, governance.KindTool, all).Err()))
+		v = nil
+	}
+	if v == nil {
 		return rpcError(c, fiber.StatusNotFound, codeInvalidParams, fmt.Sprintf("unknown MCP server %q", name))
 	}
 	if c.Method() == fiber.MethodDelete {

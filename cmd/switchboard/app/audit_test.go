@@ -42,7 +42,7 @@ func auditGateway(t *testing.T) (*started, config.Config) {
 			Keys: []governance.KeyConfig{
 				{Name: "alice", Key: auditAliceKey, Team: "platform", Allow: governance.ACLConfig{Models: []string{"model-a"}},
 					Limits: governance.LimitsConfig{ToolRPM: 1}},
-				{Name: "bob", Key: auditBobKey, Team: "other", Deny: governance.ACLConfig{Agents: []string{"researcher"}}},
+				{Name: "bob", Key: auditBobKey, Team: "other", Deny: governance.ACLConfig{Agents: []string{"researcher"}, Tools: []string{"weather__*"}}},
 			}}
 		cfg = *c
 	}, nil)
@@ -132,6 +132,7 @@ func TestAuditLogRecordsDenialsAndAdminActions(t *testing.T) {
 		{"POST", "/mcp", auditAliceKey, "req-mcp-ok", mcpCall, mcpHeaders, 200},
 		{"POST", "/mcp", auditAliceKey, "req-mcp-limited", mcpCall, mcpHeaders, 200}, // a tool error result, as MCP wants
 		{"POST", "/a2a/researcher", auditBobKey, "req-a2a-denied", a2aSend, map[string]string{"A2A-Version": "1.0"}, 404},
+		{"POST", "/mcp/weather", auditBobKey, "req-mcp-server-denied", mcpCall, mcpHeaders, 404},
 		{"POST", "/v1/chat/completions", auditWrongKey, "req-unknown-key", `{"model":"model-a","messages":[]}`, nil, 401},
 		{"GET", "/admin/keys", auditWrongKey, "req-admin-401", "", nil, 401},
 	}
@@ -171,7 +172,7 @@ func TestAuditLogRecordsDenialsAndAdminActions(t *testing.T) {
 	}
 	s.app.ReloadRejected(parseErr)
 
-	events := waitAudit(t, s, "req-chat-denied", "req-mcp-limited", "req-a2a-denied", "req-unknown-key", "req-admin-401",
+	events := waitAudit(t, s, "req-chat-denied", "req-mcp-limited", "req-a2a-denied", "req-mcp-server-denied", "req-unknown-key", "req-admin-401",
 		"req-key-create", "req-key-disable")
 	alice, bob := "cfg_alice", "cfg_bob"
 	for _, e := range events {
@@ -193,6 +194,9 @@ func TestAuditLogRecordsDenialsAndAdminActions(t *testing.T) {
 		"req-a2a-denied": {Actor: bob, ActorName: "bob", Team: "other", Action: "request.denied", Target: "agent:researcher",
 			Rule: `acl:key.deny.agents["researcher"]`, Status: "denied", RemoteAddr: "127.0.0.1",
 			Detail: "/a2a/researcher: agent not allowed for this key"},
+		"req-mcp-server-denied": {Actor: bob, ActorName: "bob", Team: "other", Action: "request.denied", Target: "tool:weather__*",
+			Rule: `acl:key.deny.tools["weather__*"]`, Status: "denied", RemoteAddr: "127.0.0.1",
+			Detail: "/mcp/weather: tool not allowed for this key"},
 		"req-unknown-key": {Action: "request.denied", Rule: "unknown_key", Status: "denied", RemoteAddr: "127.0.0.1",
 			Detail: "/v1/chat/completions: invalid API key"},
 		"req-admin-401": {Action: "request.denied", Rule: "unknown_key", Status: "denied", RemoteAddr: "127.0.0.1",
