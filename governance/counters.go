@@ -66,6 +66,10 @@ type BudgetResult struct {
 	Allowed bool
 	Spent   int64 // settled spend of the period, nano-USD
 	Held    int64 // estimates of requests in flight, nano-USD
+	// Period is the one the hold was checked and booked in: a later one than
+	// asked when the counter is already in it (another replica's clock, or
+	// this one's before a step back, started it). Settle the hold in it.
+	Period int64
 	// Unavailable: as in RateResult; nothing was held.
 	Unavailable bool
 }
@@ -309,16 +313,23 @@ func (b *budgetBucket) roll(period int64) {
 	}
 }
 
+// Hold never takes the counter back to an earlier period: a clock that is
+// behind (another replica's, near a period's end) would reset the new
+// period's spend, and the calls after it could spend the budget again. Such
+// a hold counts in the period the counter is in. A change of a budget's
+// period goes back through SetSpent.
 func (b *budgetBucket) Hold(period, limit, amount int64) BudgetResult {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.roll(period)
+	if period > b.period {
+		b.roll(period)
+	}
 	used := b.spent + b.held
 	if limit > 0 && (used >= limit || used+amount > limit) {
-		return BudgetResult{Spent: b.spent, Held: b.held}
+		return BudgetResult{Spent: b.spent, Held: b.held, Period: b.period}
 	}
 	b.held += amount
-	return BudgetResult{Allowed: true, Spent: b.spent, Held: b.held}
+	return BudgetResult{Allowed: true, Spent: b.spent, Held: b.held, Period: b.period}
 }
 
 func (b *budgetBucket) Settle(period, held, actual int64) (int64, int64) {

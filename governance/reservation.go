@@ -326,7 +326,11 @@ func (r *Reservation) bookHold(s *planStep, res BudgetResult, now time.Time) *Er
 		}
 		return e
 	}
-	r.budgets[r.nBudgets] = budgetTake{c: s.op.Spend, scope: s.scope, id: s.id, period: s.op.Period, limit: s.op.Limit, held: cost}
+	period := s.op.Period
+	if res.Period > period { // the counter is already in the next period: the call counts there
+		period = res.Period
+	}
+	r.budgets[r.nBudgets] = budgetTake{c: s.op.Spend, scope: s.scope, id: s.id, period: period, limit: s.op.Limit, held: cost}
 	r.nBudgets++
 	return nil
 }

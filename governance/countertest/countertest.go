@@ -129,6 +129,7 @@ func spendCases(t *testing.T, newCounters New) {
 		wantOK                bool
 		wantSpent, wantHeld   int64
 		wantBefore, wantAfter int64
+		wantPeriod            int64 // of a hold; 0: the period asked for
 	}
 	cases := []struct {
 		name  string
@@ -154,6 +155,20 @@ func spendCases(t *testing.T, newCounters New) {
 			{op: "settle", period: p1, a: 10, b: 10, wantAfter: 0},
 			{op: "spent", period: p2, wantHeld: 90},
 			{op: "spent", period: p1, wantHeld: 90},
+		}},
+		{name: "a hold from a clock still in the last period counts in the new one", steps: []step{
+			{op: "hold", period: p2, limit: 100, a: 60, wantOK: true, wantHeld: 60},
+			{op: "settle", period: p2, a: 60, b: 60, wantBefore: 0, wantAfter: 60},
+			{op: "hold", period: p1, limit: 100, a: 50, wantSpent: 60, wantPeriod: p2},
+			{op: "hold", period: p1, limit: 100, a: 40, wantOK: true, wantSpent: 60, wantHeld: 40, wantPeriod: p2},
+			{op: "settle", period: p2, a: 40, b: 40, wantBefore: 60, wantAfter: 100},
+			{op: "spent", period: p2, wantSpent: 100},
+			{op: "hold", period: p2, limit: 100, a: 1, wantSpent: 100},
+		}},
+		{name: "set spent takes a changed budget period back", steps: []step{
+			{op: "hold", period: p2, limit: 100, a: 0, wantOK: true},
+			{op: "set", period: p1, a: 30},
+			{op: "hold", period: p1, limit: 100, a: 70, wantOK: true, wantSpent: 30, wantHeld: 70},
 		}},
 		{name: "no limit admits anything", steps: []step{
 			{op: "hold", period: 0, limit: 0, a: big, wantOK: true, wantHeld: big},
@@ -182,7 +197,11 @@ func spendCases(t *testing.T, newCounters New) {
 				switch s.op {
 				case "hold":
 					r := c.Hold(s.period, s.limit, s.a)
-					if r != (governance.BudgetResult{Allowed: s.wantOK, Spent: s.wantSpent, Held: s.wantHeld}) {
+					want := governance.BudgetResult{Allowed: s.wantOK, Spent: s.wantSpent, Held: s.wantHeld, Period: s.period}
+					if s.wantPeriod != 0 {
+						want.Period = s.wantPeriod
+					}
+					if r != want {
 						t.Fatalf("step %d hold: %+v", i, r)
 					}
 				case "settle":

@@ -141,6 +141,9 @@ func (c *Counters) run(b *batch, reserve bool) ([]int64, error) {
 	return script.Run(ctx, c.s.client, b.keys, b.argv...).Int64Slice()
 }
 
+// reserveStride is how many numbers reserveScript returns per step.
+const reserveStride = 6
+
 // ReserveBatch implements governance.BatchCounters.
 func (c *Counters) ReserveBatch(ops []governance.CounterOp, now time.Time, out []governance.OpResult) int {
 	b := c.newBatch(len(ops), now)
@@ -156,7 +159,7 @@ func (c *Counters) ReserveBatch(ops []governance.CounterOp, now time.Time, out [
 	if err == nil {
 		res, err = c.run(b, true)
 	}
-	if err == nil && (len(res) == 0 || len(res)%5 != 0 || len(res) > 5*len(ops)) {
+	if err == nil && (len(res) == 0 || len(res)%reserveStride != 0 || len(res) > reserveStride*len(ops)) {
 		err = errors.New("unexpected reply of " + strconv.Itoa(len(res)) + " numbers")
 	}
 	if err != nil {
@@ -171,10 +174,10 @@ func (c *Counters) ReserveBatch(ops []governance.CounterOp, now time.Time, out [
 		}
 		return len(ops)
 	}
-	ran := len(res) / 5
-	admitted := res[len(res)-5] == 1
+	ran := len(res) / reserveStride
+	admitted := res[len(res)-reserveStride] == 1
 	for i, op := range ops[:ran] {
-		r := res[i*5 : i*5+5]
+		r := res[i*reserveStride : (i+1)*reserveStride]
 		ok := r[0] == 1
 		switch op.Kind {
 		case governance.OpTake:
@@ -185,7 +188,7 @@ func (c *Counters) ReserveBatch(ops []governance.CounterOp, now time.Time, out [
 				op.Concurrency.(*gauge).mine.Add(1)
 			}
 		case governance.OpHold:
-			out[i].Budget = governance.BudgetResult{Allowed: ok, Spent: join(r[1], r[2]), Held: join(r[3], r[4])}
+			out[i].Budget = governance.BudgetResult{Allowed: ok, Spent: join(r[1], r[2]), Held: join(r[3], r[4]), Period: r[5]}
 			if admitted {
 				op.Spend.(*spend).held.Add(op.Units)
 			}

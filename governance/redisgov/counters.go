@@ -252,7 +252,7 @@ func (sp *spend) Hold(period, limit, amount int64) governance.BudgetResult {
 	lh, ll := limbs(limit)
 	ah, al := limbs(amount)
 	res, err := sp.run(ctx, "hold", period, lh, ll, ah, al)
-	if err != nil || len(res) != 5 {
+	if err != nil || len(res) != 6 {
 		sp.dirty.Store(true)
 		sp.s.fail("budget_hold", err)
 		return governance.BudgetResult{Allowed: sp.s.failOpen, Unavailable: true}
@@ -260,7 +260,7 @@ func (sp *spend) Hold(period, limit, amount int64) governance.BudgetResult {
 	if res[0] == 1 {
 		sp.held.Add(amount)
 	}
-	return governance.BudgetResult{Allowed: res[0] == 1, Spent: join(res[1], res[2]), Held: join(res[3], res[4])}
+	return governance.BudgetResult{Allowed: res[0] == 1, Spent: join(res[1], res[2]), Held: join(res[3], res[4]), Period: res[5]}
 }
 
 func (sp *spend) Settle(period, held, actual int64) (before, after int64) {

@@ -299,3 +299,50 @@ func benchConfig() governance.Config {
 			Budget: governance.BudgetConfig{USD: "1000000", Period: "daily"}}},
 	}
 }
+
+// Two replicas whose clocks are a second apart straddle midnight: the one still in yesterday must not take the
+// shared budget back to yesterday's counter and so wipe today's spend, which would let today's calls past the
+// budget.
+func TestSkewedReplicasAtPeriodEndKeepTheNewPeriodsSpend(t *testing.T) {
+	t.Parallel()
+	cfg := governance.RedisConfig{Addr: testAddr(t), Prefix: testPrefix(t), Timeout: 5 * time.Second}
+	midnight := time.Date(2027, 3, 2, 0, 0, 0, 0, time.UTC)
+	gcfg := governance.Config{Secret: "skew-secret-0123456789",
+		Keys: []governance.KeyConfig{{Name: "k", Key: "sk-skew-0123456789abcdef", Budget: governance.BudgetConfig{USD: "1", Period: "daily"}}}}
+	replica := func(clock time.Time) (*governance.Governor, *governance.Principal) {
+		s := openAt(t, cfg, nil)
+		g, err := governance.New(gcfg, nil, slog.New(slog.DiscardHandler), nil, governance.WithCounters(s.Counters()),
+			governance.WithClock(func() time.Time { return clock }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := g.Authenticate("sk-skew-0123456789abcdef")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g, p
+	}
+	ahead, pa := replica(midnight.Add(time.Second))
+	behind, pb := replica(midnight.Add(-time.Second))
+	const cents = 10_000_000 // nano-USD
+	steps := []struct {
+		name   string
+		g      *governance.Governor
+		p      *governance.Principal
+		cost   int64
+		wantOK bool
+	}{
+		{"today's first call", ahead, pa, 60 * cents, true},
+		{"a call on the replica still in yesterday", behind, pb, 10 * cents, true},
+		{"today's call past the budget", ahead, pa, 60 * cents, false},
+		{"the late replica's call past today's budget", behind, pb, 40 * cents, false},
+		{"what is left of today", ahead, pa, 30 * cents, true},
+	}
+	for _, st := range steps {
+		res, err := st.g.Reserve(st.p, governance.Request{Kind: governance.KindModel, Name: "m", EstimatedCostNanoUSD: st.cost})
+		if (err == nil) != st.wantOK {
+			t.Fatalf("%s: %v, want admitted %v", st.name, err, st.wantOK)
+		}
+		res.Settle(st.cost, 0)
+	}
+}

@@ -133,7 +133,8 @@ return gauge(KEYS[1], ARGV[2], tonumber(ARGV[3]), ARGV[4])
 // dropped. key is the counter (p = period, sh/sl = spent); a holds the op's
 // arguments as limbs; ttl in ms (0: no expiry):
 //
-//	hold:   limitHi, limitLo, amountHi, amountLo → {ok, spentHi, spentLo, heldHi, heldLo}
+//	hold:   limitHi, limitLo, amountHi, amountLo → {ok, spentHi, spentLo, heldHi, heldLo, period}
+//	        (a hold never takes the counter back to an earlier period: see MemoryCounters; period is where it counts)
 //	settle: heldHi, heldLo, actualHi, actualLo   → {beforeHi, beforeLo, afterHi, afterLo}
 //	seed:   spentHi, spentLo                     → {1 if set}  (only when the period is not counted yet)
 //	spent:                                       → {spentHi, spentLo, heldHi, heldLo}
@@ -194,7 +195,7 @@ local function spend(key, op, period, a, ttl)
     return {1}
   end
   if op == 'hold' then
-    if p ~= period then p, sh, sl = period, 0, 0 end
+    if period > p then p, sh, sl = period, 0, 0 end
     local lh, ll, ah, al = a[1], a[2], a[3], a[4]
     local uh, ul = norm(sh + hh, sl + hl)
     local nh, nl = norm(uh + ah, ul + al)
@@ -202,10 +203,10 @@ local function spend(key, op, period, a, ttl)
     local full = uh > lh or (uh == lh and ul >= ll)
     local over = nh > lh or (nh == lh and nl > ll)
     save()
-    if limited and (full or over) then return {0, sh, sl, hh, hl} end
+    if limited and (full or over) then return {0, sh, sl, hh, hl, p} end
     addmine(ah, al)
     hh, hl = norm(hh + ah, hl + al)
-    return {1, sh, sl, hh, hl}
+    return {1, sh, sl, hh, hl, p}
   end
   -- settle
   addmine(-a[1], -a[2])
@@ -253,12 +254,12 @@ end
 //
 // At the first denial it undoes the earlier steps, newest first, as the
 // Governor's own rollback would (give, release, settle with no spend), and
-// stops. Returns five numbers per step that ran: allowed, then the level of
-// a take or spentHi, spentLo, heldHi, heldLo of a hold.
+// stops. Returns six numbers per step that ran: allowed, then the level of
+// a take or spentHi, spentLo, heldHi, heldLo, period of a hold.
 var reserveScript = redis.NewScript(`local LEASE, ME = KEYS[1], ARGV[1]` + liveLua + rateLua + gaugeLua + spendLua + batchLua + `
 for i = 1, #KEYS - 1 do
   local op, key = opname(i), KEYS[i + 1]
-  local r = {0, 0, 0, 0, 0}
+  local r = {0, 0, 0, 0, 0, 0}
   if op == 'take' then
     r[1], r[2] = rate(key, 'take', arg(i, 2), arg(i, 3), now, rttl)
   elseif op == 'acquire' then
@@ -266,7 +267,7 @@ for i = 1, #KEYS - 1 do
   else
     r = spend(key, 'hold', arg(i, 2), {arg(i, 3), arg(i, 4), arg(i, 5), arg(i, 6)}, ttlOf(arg(i, 2)))
   end
-  for k = 1, 5 do out[#out + 1] = r[k] end
+  for k = 1, 6 do out[#out + 1] = r[k] end
   if r[1] == 0 then
     for j = i - 1, 1, -1 do
       local jop, jkey = opname(j), KEYS[j + 1]
