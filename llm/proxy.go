@@ -76,14 +76,19 @@ type upstreamRequest struct {
 	stream   bool
 	deadline time.Time
 	trace    trace.SpanContext // sent as traceparent when valid
+	// ends, a stream's context (nil for other calls), ends the wait for the upstream's headers when the gateway
+	// cancels it with a cause of its own (to shut down); its deadline is already in deadline.
+	ends context.Context
 }
 
 // send performs the call. For streams the returned response's body is
 // unread and its connection has no read deadline; the caller must close it
 // through openStream.
+//
+// An *endedError means r.ends was ended while the upstream had not answered: the call is abandoned to a
+// goroutine of its own, which still holds r.body until the upstream answers or r.deadline passes.
 func (u *upstreamClient) send(r upstreamRequest) (*fasthttp.Response, error) {
 	req := fasthttp.AcquireRequest()
-	defer fasthttp.ReleaseRequest(req)
 	req.SetRequestURI(r.url)
 	req.Header.SetMethod(fasthttp.MethodPost)
 	req.Header.SetContentType("application/json")
@@ -102,16 +107,67 @@ func (u *upstreamClient) send(r upstreamRequest) (*fasthttp.Response, error) {
 	req.SetBodyRaw(r.body)
 	resp := fasthttp.AcquireResponse()
 	resp.StreamBody = r.stream
-	if err := u.hc.DoDeadline(req, resp, r.deadline); err != nil {
-		fasthttp.ReleaseResponse(resp)
+	if err := u.do(req, resp, r); err != nil {
+		var ended *endedError
+		if !errors.As(err, &ended) {
+			fasthttp.ReleaseRequest(req)
+			fasthttp.ReleaseResponse(resp)
+		}
 		return nil, err
 	}
+	fasthttp.ReleaseRequest(req)
 	// An error reply is read under the header deadline; only a stream that
 	// is really flowing runs on the idle-gap timer alone.
 	if r.stream && resp.StatusCode() >= 200 && resp.StatusCode() < 300 {
 		u.clearReadDeadline(resp)
 	}
 	return resp, nil
+}
+
+// do runs the call until the upstream answers, r.deadline passes or r.ends is ended with a cause of the
+// gateway's. fasthttp cannot cancel a call in flight, so in the last case the call runs on in a goroutine that
+// drops the upstream's answer and releases req and resp: a shutdown must not wait router.timeout for headers.
+func (u *upstreamClient) do(req *fasthttp.Request, resp *fasthttp.Response, r upstreamRequest) error {
+	if r.ends == nil || r.ends.Done() == nil {
+		return u.hc.DoDeadline(req, resp, r.deadline)
+	}
+	if err := endedBefore(r.ends); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- u.hc.DoDeadline(req, resp, r.deadline) }()
+	select {
+	case err := <-done:
+		return err
+	case <-r.ends.Done():
+	}
+	if err := endedBefore(r.ends); err != nil {
+		go func() {
+			if <-done == nil {
+				// Dropping the connection tells the upstream nobody reads its answer any more.
+				if rc, ok := resp.BodyStream().(fasthttp.ReadCloserWithError); ok {
+					_ = rc.CloseWithError(err)
+				} else {
+					_ = resp.CloseBodyStream()
+				}
+			}
+			fasthttp.ReleaseResponse(resp)
+			fasthttp.ReleaseRequest(req)
+		}()
+		return err
+	}
+	// The stream's deadline is r.deadline too: DoDeadline times out at the same moment.
+	return <-done
+}
+
+// endedBefore tells whether a stream's context was ended for a reason of the gateway's other than its
+// deadline, which the caller handles as server.max_stream_duration.
+func endedBefore(ends context.Context) error {
+	cause := context.Cause(ends)
+	if cause == nil || errors.Is(cause, context.DeadlineExceeded) {
+		return nil
+	}
+	return &endedError{cause}
 }
 
 func (u *upstreamClient) clearReadDeadline(resp *fasthttp.Response) {

@@ -266,8 +266,13 @@ func (g *Gateway) attempt(c *call, d *deployment) (*result, *apiError, outcome) 
 	}
 	resp, err := client.send(upstreamRequest{
 		url: target, body: body, headers: upstreamHeaders(c, d), stream: c.req.stream,
-		deadline: deadline, trace: upstreamParent,
+		deadline: deadline, trace: upstreamParent, ends: c.ends,
 	})
+	if ee := (*endedError)(nil); errors.As(err, &ee) {
+		// The abandoned call still sends body, so its buffer is left to the GC. Ended by the gateway, not
+		// failed by the deployment: no retry, no cooldown.
+		return fail(ee.apiError(), outcomeClientError, 0)
+	}
 	// send keeps no reference to the body once it returns, whichever code
 	// built it.
 	if cap(body) <= maxPooledBody {

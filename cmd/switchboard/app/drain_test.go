@@ -154,6 +154,66 @@ func TestShutdownEndsLongStreamsAndBillsThem(t *testing.T) {
 	}
 }
 
+// A stream whose upstream has not sent its headers yet when the shutdown's margin comes ends then too, with the
+// error in OpenAI's shape, and its span reaches the store: before, it held the drain until
+// server.shutdown_timeout (Serve failed with the drain's deadline) and its span came after the store closed.
+func TestShutdownEndsLLMStreamWaitingForHeaders(t *testing.T) {
+	t.Parallel()
+	llmUp, err := mock.StartLLM("127.0.0.1:0", mock.LLMOptions{Latency: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { llmUp.Close() })
+	dbPath := filepath.Join(t.TempDir(), "spans.db")
+	var storeCfg storage.Config
+	s := start(t, func(c *config.Config) {
+		c.Server.ShutdownTimeout = 2 * time.Second
+		c.Router.Timeout = time.Minute
+		c.Storage.SQLite.Path = dbPath
+		storeCfg = c.Storage
+		c.Models = []llm.ModelConfig{{Name: "oa", Deployments: []llm.DeploymentConfig{{
+			Provider: llm.ProviderOpenAI, BaseURL: llmUp.URL + "/v1", Model: "gpt-4o-mini"}}}}
+		c.Governance = governance.Config{Secret: "drain-governance-secret-0123456789", Keys: []governance.KeyConfig{{Name: "k", Key: drainKey}}}
+	}, nil)
+	s.waitReady(t)
+
+	cc := openai.DefaultConfig(drainKey)
+	cc.BaseURL = s.url + "/v1"
+	client := openai.NewClientWithConfig(cc)
+	ended := make(chan error, 1)
+	go func() {
+		st, err := client.CreateChatCompletionStream(context.Background(), openai.ChatCompletionRequest{
+			Model: "oa", Stream: true, Messages: []openai.ChatCompletionMessage{{Role: "user", Content: "hello"}},
+		})
+		if err == nil {
+			st.Close()
+		}
+		ended <- err
+	}()
+	for llmUp.Requests() == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	shutdownAt := time.Now()
+	s.stop()
+
+	var apiErr *openai.APIError
+	if err := <-ended; !errors.As(err, &apiErr) || apiErr.HTTPStatusCode != http.StatusServiceUnavailable ||
+		!strings.Contains(apiErr.Message, "shutting down") || apiErr.Code != "stream_ended" {
+		t.Errorf("stream waiting for its upstream at the shutdown: %v; want OpenAI's error, 503 stream_ended, the gateway shutting down", err)
+	}
+	if err := serveDone(t, s, 5*time.Second); err != nil {
+		t.Fatalf("Serve: %v, want nil: the stream was ended at the margin", err)
+	}
+	if took := time.Since(shutdownAt); took > 2*time.Second+500*time.Millisecond {
+		t.Errorf("shutdown took %s, server.shutdown_timeout is 2s", took)
+	}
+	_, spans := storedCalls(t, storeCfg, "chat oa")
+	if len(spans) != 1 || spans[0].Status != trace.StatusError || spans[0].HTTPStatus != http.StatusServiceUnavailable ||
+		!strings.Contains(spans[0].Error, "shutting down") {
+		t.Fatalf("stored spans %+v; want the stream's, an error naming the shutdown", spans)
+	}
+}
+
 func hasAttr(sp trace.Span, key, value string) bool {
 	for _, a := range sp.Attrs {
 		if a.Key == key && a.Value == value {
