@@ -3,8 +3,11 @@ package governance
 import (
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -162,122 +165,105 @@ var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$`)
 
 // Validate names the first bad field by its path under `governance:`.
 func (c *Config) Validate() error {
+	// Every problem is reported, in the order of the file, so that one run of `config validate` shows them all.
+	var errs []error
 	// A secret set without keys still keys what the gateway signs (MCP session IDs), so it is held to the
 	// same length.
 	needSecret := c.AdminKey != "" || len(c.Keys) > 0
 	if (needSecret || c.Secret != "") && len(c.Secret) < 16 {
-		return fmt.Errorf("secret: must be at least 16 characters (it keys the HMAC of every API key)")
+		errs = append(errs, fmt.Errorf("secret: must be at least 16 characters (it keys the HMAC of every API key)"))
 	}
 	if c.AdminKey != "" && len(c.AdminKey) < 16 {
-		return fmt.Errorf("admin_key: must be at least 16 characters")
+		errs = append(errs, fmt.Errorf("admin_key: must be at least 16 characters"))
 	}
 	orgs := make(map[string]bool, len(c.Orgs))
 	for i, o := range c.Orgs {
 		p := fmt.Sprintf("orgs[%d]", i)
-		if !nameRE.MatchString(o.Name) {
-			return fmt.Errorf("%s.name: must match %s", p, nameRE)
-		}
-		if orgs[o.Name] {
-			return fmt.Errorf("%s.name: duplicate org %q", p, o.Name)
+		switch {
+		case !nameRE.MatchString(o.Name):
+			errs = append(errs, fmt.Errorf("%s.name: must match %s", p, nameRE))
+		case orgs[o.Name]:
+			errs = append(errs, fmt.Errorf("%s.name: duplicate org %q", p, o.Name))
 		}
 		orgs[o.Name] = true
-		if err := o.Budget.validate(p + ".budget"); err != nil {
-			return err
-		}
+		errs = append(errs, o.Budget.validate(p+".budget"))
 	}
 	teams := make(map[string]bool, len(c.Teams))
 	for i, t := range c.Teams {
 		p := fmt.Sprintf("teams[%d]", i)
-		if err := t.validate(p, orgs); err != nil {
-			return err
-		}
+		errs = append(errs, t.validate(p, orgs))
 		if teams[t.Name] {
-			return fmt.Errorf("%s.name: duplicate team %q", p, t.Name)
+			errs = append(errs, fmt.Errorf("%s.name: duplicate team %q", p, t.Name))
 		}
 		teams[t.Name] = true
 	}
 	if c.Redis != nil {
-		if err := c.Redis.Validate(); err != nil {
-			return err
-		}
+		errs = append(errs, c.Redis.Validate())
 	}
 	names := make(map[string]bool, len(c.Keys))
 	hashes := make(map[string]bool, len(c.Keys))
 	for i, k := range c.Keys {
 		p := fmt.Sprintf("keys[%d]", i)
-		if err := k.validate(p, teams); err != nil {
-			return err
-		}
+		errs = append(errs, k.validate(p, teams))
 		if names[k.Name] {
-			return fmt.Errorf("%s.name: duplicate key name %q", p, k.Name)
+			errs = append(errs, fmt.Errorf("%s.name: duplicate key name %q", p, k.Name))
 		}
 		names[k.Name] = true
-		h := k.hashHex(c.Secret)
-		if hashes[h] {
-			return fmt.Errorf("%s: same key as an earlier entry", p)
+		if k.Key == "" && k.KeyHash == "" {
+			continue // no key to compare; validate said so
 		}
-		if c.AdminKey != "" && h == HashKey(c.Secret, c.AdminKey) {
-			return fmt.Errorf("%s.key: must differ from admin_key", p)
+		h := k.hashHex(c.Secret)
+		switch {
+		case hashes[h]:
+			errs = append(errs, fmt.Errorf("%s: same key as an earlier entry", p))
+		case c.AdminKey != "" && h == HashKey(c.Secret, c.AdminKey):
+			errs = append(errs, fmt.Errorf("%s.key: must differ from admin_key", p))
 		}
 		hashes[h] = true
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func (t *TeamConfig) validate(p string, orgs map[string]bool) error {
+	var errs []error
 	if !nameRE.MatchString(t.Name) {
-		return fmt.Errorf("%s.name: must match %s", p, nameRE)
+		errs = append(errs, fmt.Errorf("%s.name: must match %s", p, nameRE))
 	}
 	if t.Org != "" && !orgs[t.Org] {
-		return fmt.Errorf("%s.org: unknown org %q", p, t.Org)
+		errs = append(errs, fmt.Errorf("%s.org: unknown org %q", p, t.Org))
 	}
-	if err := t.Budget.validate(p + ".budget"); err != nil {
-		return err
-	}
-	if err := t.Limits.validate(p + ".limits"); err != nil {
-		return err
-	}
-	if err := t.Allow.validate(p + ".allow"); err != nil {
-		return err
-	}
-	return t.Deny.validate(p + ".deny")
+	return errors.Join(append(errs, t.Budget.validate(p+".budget"), t.Limits.validate(p+".limits"),
+		t.Allow.validate(p+".allow"), t.Deny.validate(p+".deny"))...)
 }
 
 func (k *KeyConfig) validate(p string, teams map[string]bool) error {
+	var errs []error
 	if !nameRE.MatchString(k.Name) {
-		return fmt.Errorf("%s.name: must match %s", p, nameRE)
+		errs = append(errs, fmt.Errorf("%s.name: must match %s", p, nameRE))
 	}
 	switch {
 	case k.Key != "" && k.KeyHash != "":
-		return fmt.Errorf("%s: set key or key_hash, not both", p)
+		errs = append(errs, fmt.Errorf("%s: set key or key_hash, not both", p))
 	case k.Key == "" && k.KeyHash == "":
-		return fmt.Errorf("%s.key: required (or key_hash)", p)
+		errs = append(errs, fmt.Errorf("%s.key: required (or key_hash)", p))
 	case k.Key != "" && len(k.Key) < 16:
-		return fmt.Errorf("%s.key: must be at least 16 characters", p)
+		errs = append(errs, fmt.Errorf("%s.key: must be at least 16 characters", p))
 	case k.KeyHash != "":
 		if _, err := parseKeyHash(k.KeyHash); err != nil {
-			return fmt.Errorf("%s.key_hash: %v", p, err)
+			errs = append(errs, fmt.Errorf("%s.key_hash: %v", p, err))
 		}
 	}
 	if k.Team != "" && !teams[k.Team] {
-		return fmt.Errorf("%s.team: unknown team %q", p, k.Team)
+		errs = append(errs, fmt.Errorf("%s.team: unknown team %q", p, k.Team))
 	}
 	if len(k.User) > 256 {
-		return fmt.Errorf("%s.user: longer than 256 characters", p)
+		errs = append(errs, fmt.Errorf("%s.user: longer than 256 characters", p))
 	}
 	if _, err := parseExpires(k.Expires); err != nil {
-		return fmt.Errorf("%s.expires: %v", p, err)
+		errs = append(errs, fmt.Errorf("%s.expires: %v", p, err))
 	}
-	if err := k.Budget.validate(p + ".budget"); err != nil {
-		return err
-	}
-	if err := k.Limits.validate(p + ".limits"); err != nil {
-		return err
-	}
-	if err := k.Allow.validate(p + ".allow"); err != nil {
-		return err
-	}
-	return k.Deny.validate(p + ".deny")
+	return errors.Join(append(errs, k.Budget.validate(p+".budget"), k.Limits.validate(p+".limits"),
+		k.Allow.validate(p+".allow"), k.Deny.validate(p+".deny"))...)
 }
 
 func (k *KeyConfig) hashHex(secret string) string {
@@ -289,36 +275,40 @@ func (k *KeyConfig) hashHex(secret string) string {
 }
 
 func (b *BudgetConfig) validate(p string) error {
+	var errs []error
 	if _, err := b.USD.NanoUSD(); err != nil {
-		return fmt.Errorf("%s.usd: %v", p, err)
+		errs = append(errs, fmt.Errorf("%s.usd: %v", p, err))
 	}
 	if _, err := parsePeriod(b.Period); err != nil {
-		return fmt.Errorf("%s.period: %v", p, err)
+		errs = append(errs, fmt.Errorf("%s.period: %v", p, err))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func (l *LimitsConfig) validate(p string) error {
+	var errs []error
 	for _, f := range []struct {
 		name string
 		v    int64
 	}{{"rpm", l.RPM}, {"tpm", l.TPM}, {"max_parallel", l.MaxParallel}, {"max_streams", l.MaxStreams}, {"tool_rpm", l.ToolRPM}, {"agent_rpm", l.AgentRPM}} {
 		if err := checkLimit(f.v); err != nil {
-			return fmt.Errorf("%s.%s: %v", p, f.name, err)
+			errs = append(errs, fmt.Errorf("%s.%s: %v", p, f.name, err))
 		}
 	}
-	for pat, m := range l.PerModel {
+	// Map order is random; the config loader sorts what it reports by line.
+	for _, pat := range slices.Sorted(maps.Keys(l.PerModel)) {
+		m := l.PerModel[pat]
 		if err := checkGlob(pat); err != nil {
-			return fmt.Errorf("%s.per_model[%q]: %v", p, pat, err)
+			errs = append(errs, fmt.Errorf("%s.per_model[%q]: %v", p, pat, err))
 		}
 		if err := checkLimit(m.RPM); err != nil {
-			return fmt.Errorf("%s.per_model[%q].rpm: %v", p, pat, err)
+			errs = append(errs, fmt.Errorf("%s.per_model[%q].rpm: %v", p, pat, err))
 		}
 		if err := checkLimit(m.TPM); err != nil {
-			return fmt.Errorf("%s.per_model[%q].tpm: %v", p, pat, err)
+			errs = append(errs, fmt.Errorf("%s.per_model[%q].tpm: %v", p, pat, err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func checkLimit(v int64) error {
@@ -329,17 +319,18 @@ func checkLimit(v int64) error {
 }
 
 func (a *ACLConfig) validate(p string) error {
+	var errs []error
 	for _, l := range []struct {
 		name string
 		v    []string
 	}{{"models", a.Models}, {"tools", a.Tools}, {"agents", a.Agents}} {
 		for i, g := range l.v {
 			if err := checkGlob(g); err != nil {
-				return fmt.Errorf("%s.%s[%d]: %v", p, l.name, i, err)
+				errs = append(errs, fmt.Errorf("%s.%s[%d]: %v", p, l.name, i, err))
 			}
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func checkGlob(g string) error {

@@ -1,6 +1,7 @@
 package governance
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -47,22 +48,23 @@ func (c RedisConfig) WithDefaults() RedisConfig {
 
 // Validate names the bad field under `governance.redis`.
 func (c *RedisConfig) Validate() error {
+	var errs []error
 	if _, port, err := net.SplitHostPort(c.Addr); err != nil || port == "" {
-		return fmt.Errorf("redis.addr: must be host:port, got %q", c.Addr)
+		errs = append(errs, fmt.Errorf("redis.addr: must be host:port, got %q", c.Addr))
 	}
 	if c.DB < 0 || c.DB > 15 {
-		return fmt.Errorf("redis.db: must be 0..15")
+		errs = append(errs, fmt.Errorf("redis.db: must be 0..15"))
 	}
 	if strings.ContainsAny(c.Prefix, " \t\r\n") || len(c.Prefix) > 64 {
-		return fmt.Errorf("redis.prefix: at most 64 characters without spaces")
+		errs = append(errs, fmt.Errorf("redis.prefix: at most 64 characters without spaces"))
 	}
 	if c.Timeout < 0 || c.Timeout > 10*time.Second {
-		return fmt.Errorf("redis.timeout: must be between 0 (default %v) and 10s", DefaultRedisTimeout)
+		errs = append(errs, fmt.Errorf("redis.timeout: must be between 0 (default %v) and 10s", DefaultRedisTimeout))
 	}
 	switch c.FailMode {
 	case "", FailClosed, FailOpen:
 	default:
-		return fmt.Errorf("redis.fail_mode: must be %q or %q", FailClosed, FailOpen)
+		errs = append(errs, fmt.Errorf("redis.fail_mode: must be %q or %q", FailClosed, FailOpen))
 	}
-	return nil
+	return errors.Join(errs...)
 }

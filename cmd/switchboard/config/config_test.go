@@ -402,3 +402,81 @@ func TestMisspeltEnvironmentOverrideIsRejected(t *testing.T) {
 		})
 	}
 }
+
+// A governance section with several mistakes reports each of them, in the order of the file; it used to stop at
+// the first, so fixing a file took one run per mistake.
+func TestParseReportsEveryGovernanceError(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		yaml string
+		want []string // the whole error, line by line
+	}{
+		{
+			name: "secrets, teams and keys",
+			yaml: `governance:
+  secret: short
+  admin_key: tiny
+  teams:
+    - name: "Bad Team!"
+      budget: {usd: "-1", period: 1d}
+    - name: ok
+      limits: {rpm: -5}
+  keys:
+    - name: a
+      key: sk-short
+      team: nope
+    - name: a
+      key_hash: zzz
+      allow: {models: [""]}
+`,
+			want: []string{
+				"cfg.yaml:2: governance.secret: must be at least 16 characters (it keys the HMAC of every API key)",
+				"cfg.yaml:3: governance.admin_key: must be at least 16 characters",
+				"cfg.yaml:5: governance.teams[0].name: must match ^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$",
+				"cfg.yaml:6: governance.teams[0].budget.usd: must not be negative",
+				"cfg.yaml:8: governance.teams[1].limits.rpm: must be between 0 (unlimited) and 100000000",
+				"cfg.yaml:11: governance.keys[0].key: must be at least 16 characters",
+				`cfg.yaml:12: governance.keys[0].team: unknown team "nope"`,
+				`cfg.yaml:13: governance.keys[1].name: duplicate key name "a"`,
+				"cfg.yaml:14: governance.keys[1].key_hash: want 64 hex characters (HMAC-SHA-256 of the key under secret)",
+				"cfg.yaml:15: governance.keys[1].allow.models[0]: must not be empty",
+			},
+		},
+		{
+			name: "redis and per-model limits",
+			yaml: `governance:
+  redis:
+    addr: nowhere
+    db: 99
+  keys:
+    - name: k
+      key: sk-long-enough-0123456789
+      limits:
+        per_model:
+          "gpt-4.1*": {rpm: -1}
+          "o1*": {tpm: -1}
+`,
+			want: []string{
+				// The secret is not in the file: its error names the line of the section.
+				"cfg.yaml:2: governance.secret: must be at least 16 characters (it keys the HMAC of every API key)",
+				`cfg.yaml:3: governance.redis.addr: must be host:port, got "nowhere"`,
+				"cfg.yaml:4: governance.redis.db: must be 0..15",
+				`cfg.yaml:10: governance.keys[0].limits.per_model["gpt-4.1*"].rpm: must be between 0 (unlimited) and 100000000`,
+				`cfg.yaml:11: governance.keys[0].limits.per_model["o1*"].tpm: must be between 0 (unlimited) and 100000000`,
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := Parse([]byte(tc.yaml), "cfg.yaml")
+			if err == nil {
+				t.Fatal("Parse accepted a bad config")
+			}
+			if got := strings.Split(err.Error(), "\n"); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("errors:\n%s\nwant:\n%s", err, strings.Join(tc.want, "\n"))
+			}
+		})
+	}
+}

@@ -329,23 +329,33 @@ func (s source) line(path string) int {
 	return line
 }
 
+// splitPath cuts "keys[0].limits.per_model[\"gpt-4.1*\"].rpm" into keys, [0], limits, per_model, ["gpt-4.1*"],
+// rpm: a quoted map key may hold dots and brackets of its own.
 func splitPath(path string) []string {
 	var parts []string
-	for _, seg := range strings.Split(path, ".") {
-		for seg != "" {
-			i := strings.IndexByte(seg, '[')
-			switch {
-			case i < 0:
-				parts, seg = append(parts, seg), ""
-			case i > 0:
-				parts, seg = append(parts, seg[:i]), seg[i:]
-			default:
-				end := strings.IndexByte(seg, ']')
-				if end < 0 {
-					return append(parts, seg)
-				}
-				parts, seg = append(parts, seg[:end+1]), seg[end+1:]
+	for path != "" {
+		switch {
+		case strings.HasPrefix(path, `["`):
+			quoted, err := strconv.QuotedPrefix(path[1:])
+			if err != nil || !strings.HasPrefix(path[1+len(quoted):], "]") {
+				return append(parts, path)
 			}
+			n := 1 + len(quoted) + 1
+			parts, path = append(parts, path[:n]), path[n:]
+		case path[0] == '[':
+			end := strings.IndexByte(path, ']')
+			if end < 0 {
+				return append(parts, path)
+			}
+			parts, path = append(parts, path[:end+1]), path[end+1:]
+		case path[0] == '.':
+			path = path[1:]
+		default:
+			end := strings.IndexAny(path, ".[")
+			if end < 0 {
+				end = len(path)
+			}
+			parts, path = append(parts, path[:end]), path[end:]
 		}
 	}
 	return parts
@@ -353,6 +363,18 @@ func splitPath(path string) []string {
 
 func child(node *yaml.Node, part string) *yaml.Node {
 	if idx, ok := strings.CutPrefix(part, "["); ok {
+		if key, err := strconv.Unquote(strings.TrimSuffix(idx, "]")); err == nil {
+			// A map key, such as a per_model pattern: names are kept exactly as written, so matched exactly.
+			if node.Kind != yaml.MappingNode {
+				return nil
+			}
+			for i := 0; i+1 < len(node.Content); i += 2 {
+				if node.Content[i].Value == key {
+					return node.Content[i+1]
+				}
+			}
+			return nil
+		}
 		var i int
 		if _, err := fmt.Sscanf(strings.TrimSuffix(idx, "]"), "%d", &i); err != nil || node.Kind != yaml.SequenceNode || i < 0 || i >= len(node.Content) {
 			return nil
