@@ -91,7 +91,6 @@ func New(cfg *config.Config, log *slog.Logger, level *slog.LevelVar) (*App, erro
 	a.fiber.Use(requestID, a.httpm.middleware, a.recoverPanic, a.streams.middleware)
 	a.fiber.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	a.fiber.Get("/readyz", a.readyz)
-	a.fiber.Get("/metrics", metricsHandler(a.registry))
 	if err := a.mount(cfg); err != nil {
 		// Release what was opened before the failure (the store, the recorder).
 		return nil, errors.Join(err, a.close(context.Background()))

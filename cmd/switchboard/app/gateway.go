@@ -121,6 +121,7 @@ func (a *App) mount(cfg *config.Config) error {
 	}
 	a.OnShutdown(func(context.Context) error { return c.a2a.Close() })
 
+	a.mountMetrics(cfg.Server, c.governor)
 	a.mountProfiling(c.governor)
 	dashboard.New(dashboard.Deps{Store: c.store, Governor: c.governor, Logger: a.log, PublicURL: cfg.Server.PublicURL}).Register(a.fiber)
 	c.governor.RegisterAdmin(a.fiber.Group("/admin"))

@@ -74,6 +74,10 @@ type ServerConfig struct {
 	MaxConcurrentStreams int `yaml:"max_concurrent_streams" mapstructure:"max_concurrent_streams"`
 	// MaxStreamDuration is how long a streamed response may run before the gateway ends it.
 	MaxStreamDuration time.Duration `yaml:"max_stream_duration" mapstructure:"max_stream_duration"`
+	// MetricsAuth makes /metrics answer only a scrape with MetricsToken or the admin key as its Bearer; off,
+	// it is public, as Prometheus expects by default.
+	MetricsAuth  bool   `yaml:"metrics_auth" mapstructure:"metrics_auth"`
+	MetricsToken string `yaml:"metrics_token" mapstructure:"metrics_token"` // usually env:NAME
 }
 
 // LogConfig chooses the log format and level.
@@ -134,6 +138,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.MaxStreamDuration <= 0 {
 		add("server.max_stream_duration", "must be positive")
+	}
+	switch {
+	case c.Server.MetricsToken != "" && !c.Server.MetricsAuth:
+		add("server.metrics_token", "set without server.metrics_auth: true, so /metrics would stay public")
+	case c.Server.MetricsToken != "" && len(c.Server.MetricsToken) < 16:
+		add("server.metrics_token", "must be at least 16 characters")
+	case c.Server.MetricsAuth && c.Server.MetricsToken == "" && c.Governance.AdminKey == "":
+		add("server.metrics_auth", "needs server.metrics_token or governance.admin_key, or no scrape could authenticate")
 	}
 	if _, err := ParseLevel(c.Log.Level); err != nil {
 		add("log.level", err.Error())

@@ -109,6 +109,21 @@ func TestParseReportsFieldAndLine(t *testing.T) {
 			want: []string{"cfg.yaml:2: storage.sqlite: set together with storage.clickhouse"},
 		},
 		{
+			name: "metrics auth without a credential a scrape could send",
+			yaml: "server:\n  metrics_auth: true\n",
+			want: []string{"cfg.yaml:2: server.metrics_auth: needs server.metrics_token or governance.admin_key"},
+		},
+		{
+			name: "a metrics token without metrics auth leaves /metrics public",
+			yaml: "server:\n  metrics_token: scrape-token-0123456789\n",
+			want: []string{"cfg.yaml:2: server.metrics_token: set without server.metrics_auth: true"},
+		},
+		{
+			name: "a short metrics token",
+			yaml: "server:\n  metrics_auth: true\n  metrics_token: short\n",
+			want: []string{"cfg.yaml:3: server.metrics_token: must be at least 16 characters"},
+		},
+		{
 			name: "a YAML syntax error has the file:line shape too",
 			yaml: "server:\n  listen: x\n bad: [\n",
 			want: []string{"cfg.yaml:2: did not find expected key"},
