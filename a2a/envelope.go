@@ -35,13 +35,6 @@ type envelope struct {
 	v1     bool
 }
 
-func (e envelope) handler(g *Gateway) http.Handler {
-	if e.v1 {
-		return g.v1
-	}
-	return g.v0
-}
-
 // readEnvelope reads the body (fiber has bounded its size) and puts it back
 // for the a2a-go handler. The dialect comes from A2A-Version as the official
 // JS SDK decides it (none or 0.x: 0.3); without the header a 1.0 method name

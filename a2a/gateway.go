@@ -11,11 +11,10 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/a2aproject/a2a-go/v2/a2a"
-	"github.com/a2aproject/a2a-go/v2/a2acompat/a2av0"
-	"github.com/a2aproject/a2a-go/v2/a2asrv"
 	a2alog "github.com/a2aproject/a2a-go/v2/log"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
@@ -62,8 +61,9 @@ type Gateway struct {
 	agents  *registry
 	cfg     atomic.Pointer[Config]
 
-	v1, v0 http.Handler
-	rpc    fiber.Handler
+	// handlers holds *rpcHandlers, a2a-go's JSON-RPC handlers for one call at a time.
+	handlers sync.Pool
+	rpc      fiber.Handler
 }
 
 // New validates cfg, builds the registry and fetches every card once
@@ -93,17 +93,8 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	g.metrics = m
 	g.agents = newRegistry(g.log, func(agent string) { g.metrics.cardErrors.WithLabelValues(agent).Inc() })
 	g.cfg.Store(&cfg)
-	// fasthttp does not report a closed client connection: a stream notices
-	// one only when it writes, so idle streams write keep-alives.
-	opts := []a2asrv.TransportOption{
-		a2asrv.WithTransportKeepAlive(cfg.streamKeepAlive()),
-		a2asrv.WithTransportPanicHandler(func(r any) error {
-			g.log.Error("a2a: panic while proxying", "panic", r)
-			return a2a.ErrInternalError
-		}),
-	}
-	g.v1 = a2asrv.NewJSONRPCHandler(proxy{}, opts...)
-	g.v0 = a2av0.NewJSONRPCHandler(proxy{}, opts...)
+	keepAlive := cfg.streamKeepAlive()
+	g.handlers.New = func() any { return newRPCHandlers(proxy{}, keepAlive, g.log) }
 	g.rpc = adaptor.HTTPHandler(http.HandlerFunc(g.serveRPC))
 	ctx, cancel := context.WithTimeout(context.Background(), cardFetchTimeout)
 	defer cancel()
@@ -281,7 +272,9 @@ func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request, env envelope, ad
 	// context lives until the stream ends.
 	ctx, cancel := context.WithCancel(withCall(a2alog.AttachLogger(context.Background(), g.callLog), c))
 	defer cancel()
-	env.handler(g).ServeHTTP(costHeader(redactWriter{w, adm.agent.secrets}, c), r.WithContext(ctx))
+	hs := g.handlers.Get().(*rpcHandlers)
+	hs.serve(costHeader(redactWriter{w, adm.agent.secrets}, c), r.WithContext(ctx), env.v1, c, cancel)
+	g.handlers.Put(hs)
 	if isStreamMethod(env.Method) {
 		c.mu.Lock()
 		gone := c.reached && !c.relayed
