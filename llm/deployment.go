@@ -23,7 +23,10 @@ import (
 // deployment is one upstream of a model group, built from config. Its
 // runtime state lives in st, which survives reloads.
 type deployment struct {
-	id            string // shown in spans and metrics; never holds a secret
+	id string // shown in spans and metrics; never holds a secret
+	// label names the deployment in what a client reads: its model and place in the config, not the upstream
+	// host its id holds, which is the operator's topology.
+	label         string
 	group         string // the model group it serves
 	provider      Provider
 	upstreamModel string
@@ -127,11 +130,12 @@ func buildTable(cfg Config, old map[string]*deploymentState) (*table, map[string
 			g.strategy = t.router.Strategy
 		}
 		ids := map[string]int{}
-		for _, dc := range m.Deployments {
+		for i, dc := range m.Deployments {
 			d, err := newDeployment(m, dc, t.router)
 			if err != nil {
 				return nil, nil, err
 			}
+			d.label = fmt.Sprintf("%s#%d", m.Name, i+1)
 			// Two deployments on the same endpoint and model get #2, #3...
 			if n := ids[d.id]; n > 0 {
 				ids[d.id] = n + 1

@@ -1,12 +1,18 @@
 package llm
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	openai "github.com/sashabaranov/go-openai"
 
 	"github.com/switchboard-gw/switchboard/loadtest/mock"
 )
@@ -116,5 +122,59 @@ func TestUpstreamClientErrorIsRelayed(t *testing.T) {
 	}
 	if up.Requests() != 1 {
 		t.Fatalf("a client error was retried: %d upstream requests", up.Requests())
+	}
+}
+
+// An upstream's failure reaches the client naming the deployment by its model and place in the config, never by
+// its upstream's host and port, which are the operator's network; streamed or not.
+func TestUpstreamFailureHidesTheUpstreamAddress(t *testing.T) {
+	t.Parallel()
+	refused, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusedAddr := refused.Addr().String()
+	refused.Close() // nothing listens there any more: connections are refused
+	failing := startMock(t, mock.LLMOptions{Fail: map[string]int{"gpt-4o-mini": 503}})
+	slow := startMock(t, mock.LLMOptions{Latency: 5 * time.Second})
+	cases := []struct {
+		name, addr string
+		dep        DeploymentConfig
+		want       string
+	}{
+		{"connection refused", refusedAddr,
+			DeploymentConfig{Provider: ProviderOpenAI, BaseURL: "http://" + refusedAddr + "/v1", Model: "gpt-4o-mini", Timeout: 5 * time.Second},
+			"deployment topo#1: connection failed"},
+		{"upstream error status", strings.TrimPrefix(failing.URL, "http://"), openaiDep(failing, "gpt-4o-mini"),
+			"deployment topo#1 answered HTTP 503"},
+		{"timeout", strings.TrimPrefix(slow.URL, "http://"),
+			DeploymentConfig{Provider: ProviderOpenAI, BaseURL: slow.URL + "/v1", Model: "gpt-4o-mini", Timeout: 200 * time.Millisecond},
+			"deployment topo#1: timed out after 200ms"},
+	}
+	for _, tc := range cases {
+		for _, stream := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s stream=%v", tc.name, stream), func(t *testing.T) {
+				t.Parallel()
+				h := newHarness(t, oneModel("topo", tc.dep))
+				req := openai.ChatCompletionRequest{Model: "topo", Messages: []openai.ChatCompletionMessage{{Role: "user", Content: "hi"}}}
+				var err error
+				if stream {
+					var st *openai.ChatCompletionStream
+					if st, err = h.client(keyAll).CreateChatCompletionStream(context.Background(), req); err == nil {
+						st.Close()
+					}
+				} else {
+					_, err = h.client(keyAll).CreateChatCompletion(context.Background(), req)
+				}
+				var apiErr *openai.APIError
+				if !errors.As(err, &apiErr) {
+					t.Fatalf("err %v, want the gateway's OpenAI error", err)
+				}
+				if !strings.Contains(apiErr.Message, tc.want) || strings.Contains(apiErr.Message, tc.addr) ||
+					strings.Contains(apiErr.Message, "127.0.0.1") {
+					t.Errorf("message %q; want it to name %q and not the upstream %s", apiErr.Message, tc.want, tc.addr)
+				}
+			})
+		}
 	}
 }

@@ -284,13 +284,15 @@ func (g *Gateway) attempt(c *call, d *deployment) (*result, *apiError, outcome) 
 			// Our limit, not the deployment's failure: no retry, no cooldown.
 			return fail(errDurationExceeded(), outcomeClientError, 0)
 		}
+		// The client reads the deployment's label; the line names its upstream and what the connection said.
+		g.log.Warn("deployment attempt failed", "deployment", d.id, "err", err, governance.LogRequestID(c.rc))
 		ae := &apiError{status: http.StatusBadGateway, typ: "server_error", code: "upstream_error",
-			message: fmt.Sprintf("deployment %s: connection failed", d.id)}
+			message: fmt.Sprintf("deployment %s: connection failed", d.label)}
 		switch {
 		case isTimeout(err):
-			ae.status, ae.message = http.StatusGatewayTimeout, fmt.Sprintf("deployment %s: timed out after %s", d.id, d.timeout)
+			ae.status, ae.message = http.StatusGatewayTimeout, fmt.Sprintf("deployment %s: timed out after %s", d.label, d.timeout)
 		case errors.Is(err, fasthttp.ErrBodyTooLarge):
-			ae.message = fmt.Sprintf("deployment %s: reply larger than router.max_response_bytes (%d bytes)", d.id, client.maxResponse)
+			ae.message = fmt.Sprintf("deployment %s: reply larger than router.max_response_bytes (%d bytes)", d.label, client.maxResponse)
 		}
 		return fail(ae, outcomeRetry, 0)
 	}
@@ -321,8 +323,10 @@ func (g *Gateway) attempt(c *call, d *deployment) (*result, *apiError, outcome) 
 			if ee := (*endedError)(nil); errors.As(perr, &ee) {
 				return fail(ee.apiError(), outcomeClientError, status)
 			}
+			g.log.Warn("deployment stream failed before its first event", "deployment", d.id, "err", perr,
+				governance.LogRequestID(c.rc))
 			ae := &apiError{status: http.StatusBadGateway, typ: "server_error", code: "upstream_error",
-				message: fmt.Sprintf("deployment %s: stream failed before its first event: %v", d.id, perr)}
+				message: fmt.Sprintf("deployment %s: stream failed before its first event: %s", d.label, streamFailure(perr))}
 			return fail(ae, outcomeRetry, status)
 		}
 		res.stream = st
@@ -333,7 +337,7 @@ func (g *Gateway) attempt(c *call, d *deployment) (*result, *apiError, outcome) 
 		releaseResponse(resp)
 		if terr != nil {
 			ae := &apiError{status: http.StatusBadGateway, typ: "server_error", code: "upstream_error",
-				message: fmt.Sprintf("deployment %s: unreadable reply: %v", d.id, terr)}
+				message: fmt.Sprintf("deployment %s: unreadable reply: %v", d.label, terr)}
 			return fail(ae, outcomeRetry, status)
 		}
 		res.body, res.usage = out, u
@@ -406,7 +410,7 @@ func classifyStatus(d *deployment, status int, raw []byte, retryAfter []byte) (*
 	if status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500 ||
 		status == http.StatusUnauthorized || status == http.StatusForbidden {
 		ae := &apiError{status: status, typ: "server_error", code: "upstream_error",
-			message: fmt.Sprintf("deployment %s answered HTTP %d", d.id, status)}
+			message: fmt.Sprintf("deployment %s answered HTTP %d", d.label, status)}
 		if secs, err := time.ParseDuration(string(retryAfter) + "s"); err == nil && secs > 0 && secs <= time.Hour {
 			ae.retryAfter = secs
 		}
@@ -414,7 +418,7 @@ func classifyStatus(d *deployment, status int, raw []byte, retryAfter []byte) (*
 	}
 	if eb.Error.Message == "" {
 		return &apiError{status: status, typ: "invalid_request_error", code: "upstream_rejected",
-			message: fmt.Sprintf("deployment %s rejected the request with HTTP %d", d.id, status)}, outcomeClientError
+			message: fmt.Sprintf("deployment %s rejected the request with HTTP %d", d.label, status)}, outcomeClientError
 	}
 	return &apiError{status: status, typ: eb.Error.Type, code: code, message: eb.Error.Message,
 		upstreamBody: raw, upstreamAnthropic: d.provider == ProviderAnthropic}, outcomeClientError

@@ -264,7 +264,7 @@ func relay(w *bufio.Writer, st *upstreamStream, first []byte) error {
 		// The upstream's own error event already reached the client, or there is no client to tell.
 		return err
 	}
-	ae := &apiError{status: http.StatusBadGateway, typ: "server_error", code: "upstream_error", message: "upstream stream failed: " + err.Error()}
+	ae := &apiError{status: http.StatusBadGateway, typ: "server_error", code: "upstream_error", message: "upstream stream failed: " + streamFailure(err)}
 	if errors.Is(err, errStreamDuration) {
 		ae = errDurationExceeded()
 	}
@@ -281,4 +281,15 @@ func relay(w *bufio.Writer, st *upstreamStream, first []byte) error {
 func errDurationExceeded() *apiError {
 	return &apiError{status: http.StatusGatewayTimeout, typ: "server_error", code: "stream_duration_exceeded",
 		message: errStreamDuration.Error()}
+}
+
+// streamFailure is what a client is told of a stream that failed: the gateway's own reasons as they are, and
+// a connection error only as such, as its text names the upstream's address (the span and log keep it).
+func streamFailure(err error) string {
+	for _, own := range []error{errStreamIdle, errStreamTruncated, errEventTooLarge} {
+		if errors.Is(err, own) {
+			return own.Error()
+		}
+	}
+	return "the connection to the upstream failed"
 }
