@@ -71,7 +71,7 @@ func (g *Gateway) serve(c *fiber.Ctx, kind callKind) (err error) {
 		// token) and are settled to the real one.
 		worst := estimate
 		worst.Input = saturatingAdd(int64(len(req.body)), carried)
-		hold = price.Cost(worst)
+		hold = price.dearestPrompt().Cost(worst)
 	}
 	// Counting tokens is free and uses none, but it is a request: it counts against rpm and needs a budget left.
 	res, err = g.gov.Reserve(p, governance.Request{Kind: governance.KindModel, Name: req.model,
@@ -325,6 +325,19 @@ func (p Price) explicit() Price {
 		}
 	}
 	return p
+}
+
+// dearestPrompt is p with every prompt token at the dearest rate a part of a prompt may bill at: a token per byte
+// bounds the tokens, not which of them the upstream reads from or writes to its cache, and an Anthropic cache write
+// costs up to twice plain input.
+func (p Price) dearestPrompt() Price {
+	e := p.explicit()
+	d := Price{Input: max(e.Input, e.CachedInput, e.CacheWrite, e.CacheWrite1h), Output: p.Output, LongAbove: p.LongAbove}
+	if p.Long != nil {
+		long := p.Long.dearestPrompt()
+		d.Long = &long
+	}
+	return d
 }
 
 // max is a price no lower than p or o for any usage: each field's maximum, and where either has a long-prompt

@@ -3,10 +3,15 @@ package llm
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/switchboard-gw/switchboard/governance"
 	"github.com/switchboard-gw/switchboard/loadtest/mock"
@@ -303,7 +308,8 @@ func TestReservationBoundsTheCost(t *testing.T) {
 }
 
 // The hold prices only the deployments that can serve the call: a Responses call to a group that also holds a dear
-// Anthropic deployment is held at its openai deployment's price, and a token count holds nothing.
+// Anthropic deployment is held at its openai deployment's price (a chat call's prompt at the Anthropic one's 1-hour
+// cache write price, twice its input price), and a token count holds nothing.
 func TestReservationPricesOnlyServingDeployments(t *testing.T) {
 	t.Parallel()
 	m := startMock(t, mock.LLMOptions{})
@@ -315,12 +321,13 @@ func TestReservationPricesOnlyServingDeployments(t *testing.T) {
 	h := newHarnessWith(t, oneModel("mixed", cheap, dear), func(g Governor) Governor { rec.Governor = g; return rec })
 	for _, tc := range []struct {
 		name, path, body string
-		perMTok          int64 // the price the hold must use, nano-USD per million tokens
+		inPerMTok        int64 // the prices the hold must use, nano-USD per million tokens
+		outPerMTok       int64
 		maxOut           int64
 	}{
-		{"chat may reach either", "/v1/chat/completions", `{"model":"mixed","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}`, 1000_000_000_000, 16},
-		{"responses reach openai only", "/v1/responses", `{"model":"mixed","max_output_tokens":16,"input":"hi"}`, 1_000_000_000, 16},
-		{"counting is free", "/v1/messages/count_tokens", `{"model":"mixed","messages":[{"role":"user","content":"hi"}]}`, 0, 0},
+		{"chat may reach either", "/v1/chat/completions", `{"model":"mixed","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}`, 2000_000_000_000, 1000_000_000_000, 16},
+		{"responses reach openai only", "/v1/responses", `{"model":"mixed","max_output_tokens":16,"input":"hi"}`, 1_000_000_000, 1_000_000_000, 16},
+		{"counting is free", "/v1/messages/count_tokens", `{"model":"mixed","messages":[{"role":"user","content":"hi"}]}`, 0, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec.mu.Lock()
@@ -335,9 +342,63 @@ func TestReservationPricesOnlyServingDeployments(t *testing.T) {
 				t.Fatalf("%d reservations", len(rec.reqs))
 			}
 			// A token per body byte in and max tokens out, at the price.
-			want := (int64(len(tc.body)) + tc.maxOut) * tc.perMTok / 1_000_000
+			want := (int64(len(tc.body))*tc.inPerMTok + tc.maxOut*tc.outPerMTok) / 1_000_000
 			if got := rec.reqs[0].EstimatedCostNanoUSD; got != want {
 				t.Fatalf("held %d nano-USD, want %d", got, want)
+			}
+		})
+	}
+}
+
+// The hold covers what the prompt may bill at its dearest: an Anthropic prompt written to the cache costs 1.25
+// (five minutes) or 2 (one hour) times plain input, so a prompt of as many tokens as bytes, the bound the hold
+// assumes, must still be covered when all of it is written to the cache.
+func TestReservationCoversCacheWrites(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, cacheControl string
+		usage              func(tokens int) string
+	}{
+		{"plain input", ``, func(n int) string { return fmt.Sprintf(`{"input_tokens":%d,"output_tokens":16}`, n) }},
+		{"5-minute cache write", `,"cache_control":{"type":"ephemeral"}`, func(n int) string {
+			return fmt.Sprintf(`{"input_tokens":0,"output_tokens":16,"cache_creation_input_tokens":%d}`, n)
+		}},
+		{"1-hour cache write", `,"cache_control":{"type":"ephemeral","ttl":"1h"}`, func(n int) string {
+			return fmt.Sprintf(`{"input_tokens":0,"output_tokens":16,"cache_creation_input_tokens":%[1]d,`+
+				`"cache_creation":{"ephemeral_5m_input_tokens":0,"ephemeral_1h_input_tokens":%[1]d}}`, n)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			body := `{"model":"claude","max_tokens":16,"system":[{"type":"text","text":"` + strings.Repeat("x", 2000) + `"` +
+				tc.cacheControl + `}],"messages":[{"role":"user","content":"hi"}]}`
+			// An Anthropic upstream that counts a token per byte of the client's body.
+			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				w.Header().Set("Content-Type", "application/json")
+				fmt.Fprintf(w, `{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"ok"}],`+
+					`"stop_reason":"end_turn","stop_sequence":null,"usage":%s}`, tc.usage(len(body)))
+			}))
+			defer up.Close()
+			dep := DeploymentConfig{Provider: ProviderAnthropic, BaseURL: up.URL, Model: "claude-sonnet-4-5", Timeout: 10 * time.Second}
+			dep.Pricing = &PricingConfig{InputPerMTok: "1000", OutputPerMTok: "1000"}
+			rec := &reserveRecorder{}
+			h := newHarnessWith(t, oneModel("claude", dep), func(g Governor) Governor { rec.Governor = g; return rec })
+			status, hdr, _, raw := h.post("/v1/messages", keyAll, body, "anthropic-version", "2023-06-01")
+			if status != 200 {
+				t.Fatalf("%d %s", status, raw)
+			}
+			cost, ok := parseUSD(hdr.Get("X-Switchboard-Cost-Usd"))
+			if !ok {
+				t.Fatalf("cost header %q", hdr.Get("X-Switchboard-Cost-Usd"))
+			}
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			if len(rec.reqs) != 1 {
+				t.Fatalf("%d reservations", len(rec.reqs))
+			}
+			if held := rec.reqs[0].EstimatedCostNanoUSD; held < cost {
+				t.Fatalf("held %d nano-USD for a call that cost %d", held, cost)
 			}
 		})
 	}
