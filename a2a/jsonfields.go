@@ -11,7 +11,8 @@ import (
 // looked at, and it lets the fast path see what encoding/json hides: a key
 // written twice, or written in another case ("taskID", "TaskId"), which Go
 // matches to the same field while a JavaScript or Python upstream reads it
-// as a different one.
+// as a different one, or under its proto name ("task_id"), which Go ignores
+// while an upstream that parses A2A's JSON as ProtoJSON reads it as the field.
 
 // fieldSet holds the raw values of the fields a caller asked for, and
 // where each starts in the object it was picked from.
@@ -26,9 +27,9 @@ const maxPicked = 4
 
 // pick walks the JSON object obj and returns the raw value of each name (nil
 // when absent). ok is false when obj is not exactly one well-formed object
-// (trailing bytes included) or when a name appears twice, or in another
-// case; callers then leave the body to the slow path, which decodes and
-// re-encodes it.
+// (trailing bytes included) or when a name appears twice, in another case
+// or with underscores; callers then leave the body to the slow path, which
+// decodes and re-encodes it.
 func pick(obj []byte, names ...string) (fieldSet, bool) {
 	fs := fieldSet{names: names[:min(len(names), maxPicked)]}
 	i := skipSpace(obj, 0)
@@ -65,7 +66,7 @@ func pick(obj []byte, names ...string) (fieldSet, bool) {
 			return fs, false
 		}
 		for n, name := range fs.names {
-			if !bytes.EqualFold(key, []byte(name)) {
+			if !sameField(key, name) {
 				continue
 			}
 			if string(key) != name || fs.values[n] != nil {
@@ -86,6 +87,15 @@ func pick(obj []byte, names ...string) (fieldSet, bool) {
 			return fs, false
 		}
 	}
+}
+
+// sameField reports whether key names the field name to some JSON reader:
+// in any case, and with underscores between words as proto names have them.
+func sameField(key []byte, name string) bool {
+	if bytes.IndexByte(key, '_') >= 0 {
+		key = bytes.ReplaceAll(key, []byte("_"), nil)
+	}
+	return bytes.EqualFold(key, []byte(name))
 }
 
 // get returns the raw value of name (nil when absent).

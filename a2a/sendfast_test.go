@@ -142,6 +142,33 @@ func TestSendFastPathForwardsBytesOnlyWhenAllParsersAgree(t *testing.T) {
 			},
 		},
 		{
+			// An agent that reads JSON-RPC with a protobuf JSON parser (ProtoJSON, as A2A 1.0's proto defines the
+			// JSON) takes a field under its proto name as well: the gateway must not forward one it did not check.
+			name: "a push config under its proto name does not reach an agent that does not allow push",
+			body: `{"jsonrpc":"2.0","id":"r1","method":"SendMessage","params":{"message":` + plainMessage +
+				`,"configuration":{"task_push_notification_config":{"url":"http://169.254.169.254/hook","token":"t"}}}}`,
+			reply: taskResult(completedTask),
+			check: func(t *testing.T, received []string, got outcome) {
+				for _, r := range received {
+					if strings.Contains(r, "169.254.169.254") {
+						t.Errorf("upstream got the webhook: %s", r)
+					}
+				}
+			},
+		},
+		{
+			name:  "a task id under its proto name is not forwarded unchecked",
+			body:  sendBody(`{"messageId":"m1","role":"ROLE_USER","parts":[{"text":"hi"}],"task_id":"t-of-another-key"}`),
+			reply: taskResult(completedTask),
+			check: func(t *testing.T, received []string, got outcome) {
+				for _, r := range received {
+					if strings.Contains(r, "t-of-another-key") {
+						t.Errorf("upstream got the unchecked task id: %s", r)
+					}
+				}
+			},
+		},
+		{
 			name:  "duplicate params are re-encoded",
 			body:  `{"jsonrpc":"2.0","id":"r1","method":"SendMessage","params":{"message":` + plainMessage + `},"params":{"message":` + plainMessage + `}}`,
 			reply: taskResult(completedTask),
