@@ -11,8 +11,9 @@ import (
 )
 
 // handleError answers errors that no protocol package turned into its own shape (404s, bodies over the limit,
-// recovered panics): as a JSON-RPC error on the MCP and A2A routes, whose clients parse nothing else, and as
-// OpenAI-style JSON, which is what most other clients of this port parse, everywhere else.
+// recovered panics): as a JSON-RPC error on the MCP and A2A routes, whose clients parse nothing else, in
+// Anthropic's shape on its routes, and as OpenAI-style JSON, which is what most other clients of this port parse,
+// everywhere else.
 func (a *App) handleError(c *fiber.Ctx, err error) error {
 	status := fiber.StatusInternalServerError
 	message := "internal error"
@@ -44,6 +45,12 @@ func (a *App) handleError(c *fiber.Ctx, err error) error {
 		}
 		return c.Status(status).JSON(fiber.Map{"jsonrpc": "2.0", "id": nil, "error": fiber.Map{"code": code, "message": message}})
 	}
+	if anthropicRoute(c.Path()) {
+		if kind == "internal_error" {
+			kind = "api_error" // Anthropic's name for it
+		}
+		return c.Status(status).JSON(fiber.Map{"type": "error", "error": fiber.Map{"type": kind, "message": message}})
+	}
 	return c.Status(status).JSON(fiber.Map{"error": fiber.Map{
 		"message":    message,
 		"type":       kind,
@@ -72,4 +79,9 @@ func jsonRPCRoute(path string) bool {
 		}
 	}
 	return false
+}
+
+// anthropicRoute reports whether path is one of Anthropic's API, whose SDKs read {"type":"error","error":{...}}.
+func anthropicRoute(path string) bool {
+	return path == "/v1/messages" || path == "/v1/messages/count_tokens"
 }

@@ -39,7 +39,7 @@ var routeFamilies = []routeFamily{
 		body: `{"model":"model-a","messages":[{"role":"user","content":"hi"}]}`},
 	{name: "models", method: "GET", path: "/v1/models", shape: shapeOpenAI},
 	{name: "embeddings", method: "POST", path: "/v1/embeddings", shape: shapeOpenAI, body: `{"model":"embed-a","input":"hi"}`},
-	{name: "anthropic-messages", method: "POST", path: "/v1/messages", shape: shapeOpenAI,
+	{name: "anthropic-messages", method: "POST", path: "/v1/messages", shape: shapeAnthropic,
 		body: `{"model":"model-a","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}`},
 	{name: "mcp", method: "POST", path: "/mcp", shape: shapeJSONRPC, body: mcpCall("weather__get_forecast"),
 		header: mcpHeader("weather__get_forecast")},

@@ -309,6 +309,8 @@ const (
 	shapeOpenAI  = "openai"  // {"error":{"message","type",...}}
 	shapeJSONRPC = "jsonrpc" // {"jsonrpc":"2.0","error":{"code","message"}}
 	shapeAdmin   = "admin"   // {"error":{"message","type"}}
+	// Anthropic's, which its SDKs and Claude Code parse: {"type":"error","error":{"type","message"}}
+	shapeAnthropic = "anthropic"
 )
 
 func checkShape(t *testing.T, shape string, r rawResponse) {
@@ -323,6 +325,17 @@ func checkShape(t *testing.T, shape string, r rawResponse) {
 		}
 		if json.Unmarshal([]byte(r.body), &e) != nil || e.Error.Message == "" || e.Error.Type == "" {
 			t.Errorf("want an %s error JSON, got %.300s", shape, r.body)
+		}
+	case shapeAnthropic:
+		var e struct {
+			Type  string `json:"type"`
+			Error struct {
+				Type    string `json:"type"`
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		if json.Unmarshal([]byte(r.body), &e) != nil || e.Type != "error" || e.Error.Type == "" || e.Error.Message == "" {
+			t.Errorf("want an Anthropic error JSON, got %.300s", r.body)
 		}
 	case shapeJSONRPC:
 		var e struct {
