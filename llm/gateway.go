@@ -107,6 +107,7 @@ func (g *Gateway) Register(r fiber.Router) {
 	r.Post("/v1/messages", func(c *fiber.Ctx) error { return g.serve(c, kindMessages) })
 	r.Post("/v1/messages/count_tokens", func(c *fiber.Ctx) error { return g.serve(c, kindCountTokens) })
 	r.Post("/v1/responses", func(c *fiber.Ctx) error { return g.serve(c, kindResponses) })
+	r.Get("/v1/responses", refuseResponsesWebSocket)
 	r.Get("/v1/models", g.models)
 	// "+" rather than ":model": a model name may hold a slash (openai/gpt-4o).
 	r.Get("/v1/models/+", g.model)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/gofiber/fiber/v2"
 )
 
 // The Responses API (POST /v1/responses) is served by the deployments whose provider speaks it, openai and azure:
@@ -281,4 +283,17 @@ func (s *responsesStream) errorEvent(ae *apiError) []byte {
 	}{"error", ae.code, ae.message, nil, s.seq + 1})
 	out := append([]byte("event: error\ndata: "), b...)
 	return append(out, "\n\n"...)
+}
+
+// refuseResponsesWebSocket answers a GET of /v1/responses. The Codex CLI, on OpenAI's built-in provider, first asks
+// for the Responses API over a WebSocket and takes only a 426 as "use HTTP": any other refusal (a 404, a 405) it
+// retries with backoff, some seven seconds and as many handshakes per session before it falls back to POST.
+func refuseResponsesWebSocket(c *fiber.Ctx) error {
+	if !strings.EqualFold(c.Get(fiber.HeaderUpgrade), "websocket") {
+		c.Set(fiber.HeaderAllow, fiber.MethodPost)
+		return fiber.ErrMethodNotAllowed
+	}
+	writeOpenAIError(c, &apiError{status: fiber.StatusUpgradeRequired, typ: "invalid_request_error", code: "websocket_not_supported",
+		message: "the gateway serves the Responses API over HTTP only: POST /v1/responses"})
+	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	oai "github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/responses"
@@ -628,5 +629,66 @@ func TestResponsesFollowUpHoldCoversTheConversation(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The Codex CLI on OpenAI's built-in provider (openai_base_url) opens each session with a WebSocket handshake on
+// /v1/responses and falls back to POST at once only on a 426: a 405 cost it seven handshakes and some seven
+// seconds of backoff per session. The handshake never reaches an upstream.
+func TestResponsesWebSocketHandshakeAsksForHTTP(t *testing.T) {
+	t.Parallel()
+	m := startMock(t, mock.LLMOptions{})
+	h := newHarness(t, oneModel("gpt-5-codex", openaiDep(m, "gpt-5-codex")))
+	codexHeaders := http.Header{
+		"Authorization":         {"Bearer " + keyAll},
+		"Openai-Beta":           {"responses_websockets=2026-02-06"},
+		"Originator":            {"codex_exec"},
+		"X-Codex-Turn-Metadata": {`{"session_id":"01a252ac-1db0-7911-8c08-39dee9dbf7c6","turn_id":""}`},
+	}
+	cases := []struct {
+		name   string
+		header http.Header
+		status int
+		code   string
+	}{
+		{"codex handshake", codexHeaders, http.StatusUpgradeRequired, "websocket_not_supported"},
+		{"handshake without a key", http.Header{"Openai-Beta": {"responses_websockets=2026-02-06"}}, http.StatusUpgradeRequired, "websocket_not_supported"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			conn, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(h.url, "http")+"/v1/responses",
+				&websocket.DialOptions{HTTPHeader: tc.header})
+			if err == nil {
+				conn.CloseNow()
+				t.Fatal("the handshake was accepted")
+			}
+			if resp == nil {
+				t.Fatalf("no answer to the handshake: %v", err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			var eb openAIErrorBody
+			if resp.StatusCode != tc.status || json.Unmarshal(body, &eb) != nil || eb.Error.Code == nil || *eb.Error.Code != tc.code {
+				t.Fatalf("handshake answered %d %s, want %d with an OpenAI error %q", resp.StatusCode, body, tc.status, tc.code)
+			}
+		})
+	}
+	t.Run("plain GET", func(t *testing.T) {
+		resp, err := httpClient.Get(h.url + "/v1/responses")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != http.MethodPost {
+			t.Fatalf("plain GET answered %d, Allow %q; want 405, Allow POST", resp.StatusCode, resp.Header.Get("Allow"))
+		}
+	})
+	if r := m.LastRequest(); r.Path != "" {
+		t.Fatalf("a handshake reached the upstream: %s %s", r.Method, r.Path)
+	}
+	// What Codex does next: the same turn over HTTP.
+	if _, err := h.responsesClient(keyAll).Responses.New(context.Background(), respParams("gpt-5-codex", "say hello")); err != nil {
+		t.Fatalf("POST after the refused handshake: %v", err)
 	}
 }
