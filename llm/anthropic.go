@@ -429,6 +429,56 @@ func anthropicToChat(body []byte, model string, completionTokens bool) ([]byte, 
 	return json.Marshal(out)
 }
 
+// toolResultToOpenAI is a tool result's text for an OpenAI tool message, and its images. A tool message holds
+// text only (OpenAI refuses an image in one), so the images go to the user message that follows the tool
+// messages, each after a line naming its call; the tool message says so, or the model would read an empty
+// result. Claude Code's Read tool answers this way for an image file, as do MCP tools that return screenshots.
+// Any other block (a PDF document, a search result) has no chat form and is refused rather than dropped.
+func toolResultToOpenAI(b anthropicBlock) (string, []openai.ChatMessagePart, error) {
+	var texts []string
+	var images []openai.ChatMessagePart
+	for _, c := range b.Content {
+		switch c.Type {
+		case "text":
+			texts = append(texts, c.Text)
+		case "image":
+			img, err := imagePart(c)
+			if err != nil {
+				return "", nil, fmt.Errorf("tool_result %s: %v", b.ToolUseID, err)
+			}
+			if len(images) == 0 {
+				images = append(images, openai.ChatMessagePart{Type: openai.ChatMessagePartTypeText,
+					Text: "Images returned by tool call " + b.ToolUseID + ":"})
+			}
+			images = append(images, img)
+		default:
+			return "", nil, fmt.Errorf("tool_result %s: content block type %q cannot be translated", b.ToolUseID, c.Type)
+		}
+	}
+	if len(images) > 0 {
+		texts = append(texts, "[the result's images follow in the next user message]")
+	}
+	content := strings.Join(texts, "\n\n")
+	if b.IsError {
+		// OpenAI's tool message has no error flag: the model learns
+		// of the failure from the text.
+		content = strings.TrimSuffix("Error: "+content, ": ")
+	}
+	return content, images, nil
+}
+
+// imagePart is an Anthropic image block as an OpenAI image part.
+func imagePart(b anthropicBlock) (openai.ChatMessagePart, error) {
+	if b.Source == nil {
+		return openai.ChatMessagePart{}, errors.New("image block without source")
+	}
+	u := b.Source.URL
+	if b.Source.Type == "base64" {
+		u = "data:" + b.Source.MediaType + ";base64," + b.Source.Data
+	}
+	return openai.ChatMessagePart{Type: openai.ChatMessagePartTypeImageURL, ImageURL: &openai.ChatMessageImageURL{URL: u}}, nil
+}
+
 func joinText(c anthropicContent) string {
 	var parts []string
 	for _, b := range c {
@@ -446,19 +496,19 @@ func messageToOpenAI(m anthropicMessage) ([]openai.ChatCompletionMessage, error)
 	var out []openai.ChatCompletionMessage
 	var parts []openai.ChatMessagePart
 	var calls []openai.ToolCall
+	// toolImages are the images tool results returned; they reach the model in the user message after the
+	// tool messages.
+	var toolImages []openai.ChatMessagePart
 	for _, b := range m.Content {
 		switch b.Type {
 		case "text":
 			parts = append(parts, openai.ChatMessagePart{Type: openai.ChatMessagePartTypeText, Text: b.Text})
 		case "image":
-			if b.Source == nil {
-				return nil, errors.New("image block without source")
+			img, err := imagePart(b)
+			if err != nil {
+				return nil, err
 			}
-			u := b.Source.URL
-			if b.Source.Type == "base64" {
-				u = "data:" + b.Source.MediaType + ";base64," + b.Source.Data
-			}
-			parts = append(parts, openai.ChatMessagePart{Type: openai.ChatMessagePartTypeImageURL, ImageURL: &openai.ChatMessageImageURL{URL: u}})
+			parts = append(parts, img)
 		case "tool_use":
 			args := string(b.Input)
 			if args == "" {
@@ -466,13 +516,12 @@ func messageToOpenAI(m anthropicMessage) ([]openai.ChatCompletionMessage, error)
 			}
 			calls = append(calls, openai.ToolCall{ID: b.ID, Type: openai.ToolTypeFunction, Function: openai.FunctionCall{Name: b.Name, Arguments: args}})
 		case "tool_result":
-			content := joinText(b.Content)
-			if b.IsError {
-				// OpenAI's tool message has no error flag: the model learns
-				// of the failure from the text.
-				content = strings.TrimSuffix("Error: "+content, ": ")
+			content, images, err := toolResultToOpenAI(b)
+			if err != nil {
+				return nil, err
 			}
 			out = append(out, openai.ChatCompletionMessage{Role: openai.ChatMessageRoleTool, ToolCallID: b.ToolUseID, Content: content})
+			toolImages = append(toolImages, images...)
 		case "thinking", "redacted_thinking":
 			// Reasoning traces have no OpenAI request form; the upstream
 			// model does not need its own past thinking.
@@ -480,6 +529,7 @@ func messageToOpenAI(m anthropicMessage) ([]openai.ChatCompletionMessage, error)
 			return nil, fmt.Errorf("content block type %q cannot be translated", b.Type)
 		}
 	}
+	parts = append(toolImages, parts...)
 	msg := openai.ChatCompletionMessage{Role: m.Role, ToolCalls: calls}
 	onlyText := true
 	for _, p := range parts {
