@@ -124,3 +124,56 @@ func sameParts(a, b []openai.ChatMessagePart) bool {
 	}
 	return true
 }
+
+// Claude Code asks for extended thinking and an effort level (its /model effort setting) on every turn. Through
+// an OpenAI-compatible reasoning model (o-series, GPT-5) neither reached the upstream, which thought at its
+// default; now they arrive as reasoning_effort, and only to models that take it.
+func TestClaudeCodeThinkingBecomesReasoningEffort(t *testing.T) {
+	t.Parallel()
+	m := startMock(t, mock.LLMOptions{})
+	h := newHarness(t, Config{Models: []ModelConfig{
+		{Name: "claude-opus-4-5-20251101", Deployments: []DeploymentConfig{openaiDep(m, "gpt-5.1")}},
+		{Name: "claude-sonnet-4-5-20250929", Deployments: []DeploymentConfig{openaiDep(m, "gpt-4.1")}},
+	}})
+	const opus, sonnet = "claude-opus-4-5-20251101", "claude-sonnet-4-5-20250929"
+	cases := []struct {
+		name, model, thinking, effort string
+	}{
+		// What Claude Code 2.1 sends for a claude-opus-4-5 model name.
+		{"enabled with effort", opus, `"thinking":{"budget_tokens":31999,"type":"enabled"},"output_config":{"effort":"high"},`, "high"},
+		// ... and for a model name it does not know.
+		{"adaptive with effort", opus, `"thinking":{"type":"adaptive"},"output_config":{"effort":"low"},`, "low"},
+		{"adaptive alone", opus, `"thinking":{"type":"adaptive"},`, "medium"},
+		{"effort max", opus, `"thinking":{"type":"adaptive"},"output_config":{"effort":"max"},`, "high"},
+		{"small budget", opus, `"thinking":{"budget_tokens":1024,"type":"enabled"},`, "low"},
+		{"middle budget", opus, `"thinking":{"budget_tokens":8000,"type":"enabled"},`, "medium"},
+		{"thinking disabled", opus, `"thinking":{"type":"disabled"},"output_config":{"effort":"high"},`, ""},
+		{"no thinking", opus, ``, ""},
+		{"not a reasoning model", sonnet, `"thinking":{"budget_tokens":31999,"type":"enabled"},"output_config":{"effort":"high"},`, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			body := `{"model":"` + tc.model + `","max_tokens":32000,"stream":true,` + tc.thinking + `
+			"context_management":{"edits":[{"type":"clear_thinking_20251015","keep":"all"}]},
+			"system":[{"type":"text","text":"You are a Claude agent, built on Anthropic's Claude Agent SDK.","cache_control":{"type":"ephemeral"}}],
+			"messages":[{"role":"user","content":[{"type":"text","text":"say hello"}]}]}`
+			status, _, _, raw := h.post("/v1/messages?beta=true", "", body, "x-api-key", keyAll, "anthropic-version", "2023-06-01",
+				"anthropic-beta", "claude-code-20250219,interleaved-thinking-2025-05-14,effort-2025-11-24")
+			var up map[string]json.RawMessage
+			upstream := m.LastRequest().Body
+			if status != http.StatusOK || json.Unmarshal(upstream, &up) != nil {
+				t.Fatalf("answered %d %s; upstream got %s", status, raw, upstream)
+			}
+			got := ""
+			if e, ok := up["reasoning_effort"]; ok {
+				_ = json.Unmarshal(e, &got)
+				if got == "" {
+					t.Fatalf("upstream got reasoning_effort %s", e)
+				}
+			}
+			if got != tc.effort || up["thinking"] != nil || up["output_config"] != nil {
+				t.Fatalf("upstream got reasoning_effort %q (body %s), want %q and no Anthropic fields", got, upstream, tc.effort)
+			}
+		})
+	}
+}
