@@ -26,42 +26,8 @@ type anthropicRequest struct {
 	Metadata      *anthropicMetadata   `json:"metadata,omitempty"`
 	Thinking      *anthropicThinking   `json:"thinking,omitempty"`
 	OutputConfig  *anthropicOutput     `json:"output_config,omitempty"`
-}
-
-type anthropicThinking struct {
-	Type         string `json:"type"` // enabled | adaptive | disabled
-	BudgetTokens int64  `json:"budget_tokens,omitempty"`
-}
-
-type anthropicOutput struct {
-	Effort string `json:"effort,omitempty"` // low | medium | high | max
-}
-
-// reasoningEffort is OpenAI's reasoning_effort for the request's thinking, as LiteLLM maps it: its effort when
-// it names one, else its budget (under 4,096 tokens low, under 16,384 medium, more high), and medium for
-// adaptive thinking without an effort. No thinking, or thinking disabled, leaves the model's default.
-func (in *anthropicRequest) reasoningEffort() string {
-	if in.Thinking == nil || (in.Thinking.Type != "enabled" && in.Thinking.Type != "adaptive") {
-		return ""
-	}
-	if in.OutputConfig != nil {
-		switch in.OutputConfig.Effort {
-		case "low", "medium", "high":
-			return in.OutputConfig.Effort
-		case "max":
-			// OpenAI's levels above high exist for a few models only.
-			return "high"
-		}
-	}
-	switch b := in.Thinking.BudgetTokens; {
-	case in.Thinking.Type == "adaptive":
-		return "medium"
-	case b < 4096:
-		return "low"
-	case b < 16384:
-		return "medium"
-	}
-	return "high"
+	// OutputFormat is structured outputs' first form, which Claude Code still sends beside output_config.format.
+	OutputFormat *anthropicFormat `json:"output_format,omitempty"`
 }
 
 type anthropicMetadata struct {
@@ -406,6 +372,7 @@ type openAIChatOut struct {
 	ParallelTools       *bool                          `json:"parallel_tool_calls,omitempty"`
 	User                string                         `json:"user,omitempty"`
 	ReasoningEffort     string                         `json:"reasoning_effort,omitempty"`
+	ResponseFormat      *openAIResponseFormat          `json:"response_format,omitempty"`
 }
 
 // anthropicToChat translates an Anthropic Messages request body into an
@@ -428,6 +395,11 @@ func anthropicToChat(body []byte, model string, completionTokens bool) ([]byte, 
 	if in.Metadata != nil {
 		out.User = in.Metadata.UserID
 	}
+	rf, err := in.responseFormat()
+	if err != nil {
+		return nil, err
+	}
+	out.ResponseFormat = rf
 	if refusesMaxTokens(model) {
 		// Only reasoning models take reasoning_effort; others answer it with a 400. max_tokens_field is not
 		// asked: an Azure deployment of gpt-4o may take max_completion_tokens too.

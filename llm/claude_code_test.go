@@ -177,3 +177,76 @@ func TestClaudeCodeThinkingBecomesReasoningEffort(t *testing.T) {
 		})
 	}
 }
+
+// Claude Code asks its small model for structured output: a session title (output_config.format) and the
+// memories to load (the older top-level output_format), and parses the reply as JSON. Through an
+// OpenAI-compatible deployment the schema was dropped, so the model answered in prose; now it is chat's
+// response_format, strict when OpenAI's strict mode takes the schema.
+func TestClaudeCodeStructuredOutputThroughOpenAI(t *testing.T) {
+	t.Parallel()
+	m := startMock(t, mock.LLMOptions{})
+	h := newHarness(t, oneModel("claude-haiku-4-5-20251001", openaiDep(m, "gpt-4.1-mini")))
+	const title = `{"type":"object","properties":{"title":{"type":"string"}},"required":["title"],"additionalProperties":false}`
+	const memories = `{"type":"object","properties":{"selected_memories":{"type":"array","items":{"type":"string"}},` +
+		`"selected_knowledge_ids":{"type":"array","items":{"type":"string"}}},"required":["selected_memories"],"additionalProperties":false}`
+	const nestedOpen = `{"type":"object","properties":{"files":{"type":"array","items":{"type":"object","properties":{"path":{"type":"string"}},"required":["path"]}}},"required":["files"],"additionalProperties":false}`
+	cases := []struct {
+		name, format string
+		status       int
+		schema       string
+		strict       bool
+	}{
+		{"session title", `"output_config":{"format":{"type":"json_schema","schema":` + title + `}},`, http.StatusOK, title, true},
+		{"memory selection", `"output_format":{"type":"json_schema","schema":` + memories + `},`, http.StatusOK, memories, false},
+		{"open nested object", `"output_config":{"format":{"type":"json_schema","schema":` + nestedOpen + `}},`, http.StatusOK, nestedOpen, false},
+		{"effort only", `"output_config":{"effort":"low"},`, http.StatusOK, "", false},
+		{"unknown format", `"output_config":{"format":{"type":"xml"}},`, http.StatusBadRequest, "", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := m.Requests()
+			body := `{"model":"claude-haiku-4-5-20251001","max_tokens":32000,"stream":true,"temperature":1,"thinking":{"type":"disabled"},` + tc.format + `
+			"system":[{"type":"text","text":"You are Claude Code, Anthropic's official CLI for Claude."},
+			          {"type":"text","text":"Generate a concise, sentence-case title (3-7 words) that captures the main topic or goal."}],
+			"messages":[{"role":"user","content":[{"type":"text","text":"<session>\ncall tool Glob please\n</session>"}]}]}`
+			status, _, _, raw := h.post("/v1/messages?beta=true", "", body, "authorization", "Bearer "+keyAll, "anthropic-version", "2023-06-01",
+				"anthropic-beta", "interleaved-thinking-2025-05-14,structured-outputs-2025-12-15")
+			if status != tc.status {
+				t.Fatalf("answered %d %s, want %d", status, raw, tc.status)
+			}
+			if status != http.StatusOK {
+				if !strings.Contains(string(raw), `"type":"invalid_request_error"`) || m.Requests() != before {
+					t.Fatalf("got %s, want an Anthropic invalid_request_error and no upstream call", raw)
+				}
+				return
+			}
+			var up struct {
+				ResponseFormat *struct {
+					Type       string `json:"type"`
+					JSONSchema struct {
+						Name   string          `json:"name"`
+						Schema json.RawMessage `json:"schema"`
+						Strict bool            `json:"strict"`
+					} `json:"json_schema"`
+				} `json:"response_format"`
+				OutputConfig json.RawMessage `json:"output_config"`
+				OutputFormat json.RawMessage `json:"output_format"`
+			}
+			upstream := m.LastRequest().Body
+			if err := json.Unmarshal(upstream, &up); err != nil || up.OutputConfig != nil || up.OutputFormat != nil {
+				t.Fatalf("upstream got %s (%v)", upstream, err)
+			}
+			if tc.schema == "" {
+				if up.ResponseFormat != nil {
+					t.Fatalf("upstream got a response_format: %s", upstream)
+				}
+				return
+			}
+			rf := up.ResponseFormat
+			if rf == nil || rf.Type != "json_schema" || rf.JSONSchema.Name == "" || string(rf.JSONSchema.Schema) != tc.schema ||
+				rf.JSONSchema.Strict != tc.strict {
+				t.Fatalf("upstream got %s, want response_format json_schema with the schema unchanged, strict %v", upstream, tc.strict)
+			}
+		})
+	}
+}
