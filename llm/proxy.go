@@ -34,6 +34,28 @@ type trackedConn struct {
 	owner *upstreamClient
 	key   connKey
 	once  sync.Once
+	// answered is set by a read and cleared by the next write: a write that finds it set starts a request on a
+	// pooled keep-alive connection, which the upstream may have closed while it sat idle.
+	answered bool
+	probe    peerProbe
+}
+
+func (c *trackedConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		c.answered = true
+	}
+	return n, err
+}
+
+func (c *trackedConn) Write(b []byte) (int, error) {
+	if c.answered {
+		c.answered = false
+		if c.probe.closed() {
+			return 0, errStaleConn
+		}
+	}
+	return c.Conn.Write(b)
 }
 
 func (c *trackedConn) Close() error {
@@ -41,18 +63,34 @@ func (c *trackedConn) Close() error {
 	return c.Conn.Close()
 }
 
+// errStaleConn is a pooled connection its upstream closed while it was idle, found before any byte of the
+// request was written: sending the request on another connection cannot run it twice. Servers close idle
+// connections after a few seconds (uvicorn, so vLLM, and Node.js after 5 s), so after a burst of parallel calls,
+// such as Claude Code's context count, every idle connection of the pool is stale at once.
+var errStaleConn = errors.New("pooled upstream connection was closed by the upstream")
+
+// maxConnsPerHost bounds the connections to one upstream host.
+const maxConnsPerHost = 4096
+
 func newUpstreamClient(maxResponse int) *upstreamClient {
 	u := &upstreamClient{maxResponse: maxResponse}
 	u.hc = &fasthttp.Client{
 		MaxResponseBodySize:      maxResponse,
 		NoDefaultUserAgentHeader: true,
-		MaxConnsPerHost:          4096,
+		MaxConnsPerHost:          maxConnsPerHost,
 		MaxConnWaitTimeout:       5 * time.Second,
 		MaxIdleConnDuration:      30 * time.Second,
 		ReadBufferSize:           16 << 10,
+		// Enough to go through a whole pool of stale connections, each
+		// refused before it was written to, and still dial a new one.
+		MaxIdemponentCallAttempts: maxConnsPerHost + 2,
 		// A stale pooled keep-alive connection fails before the upstream saw
-		// the request; only that case is safe to resend a POST for.
+		// the request; only that case is safe to resend a POST for. One the
+		// probe missed (closed as the request went out) shows as an EOF.
 		RetryIfErr: func(_ *fasthttp.Request, attempts int, err error) (bool, bool) {
+			if errors.Is(err, errStaleConn) {
+				return false, true
+			}
 			return false, attempts < 2 && (errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrConnectionClosed))
 		},
 		DialTimeout: func(addr string, timeout time.Duration) (net.Conn, error) {
@@ -61,6 +99,7 @@ func newUpstreamClient(maxResponse int) *upstreamClient {
 				return nil, err
 			}
 			tc := &trackedConn{Conn: c, owner: u, key: connKey{c.LocalAddr().String(), c.RemoteAddr().String()}}
+			tc.probe.init(c)
 			u.conns.Store(tc.key, tc)
 			return tc, nil
 		},

@@ -1,0 +1,47 @@
+//go:build unix
+
+package llm
+
+import (
+	"net"
+	"syscall"
+)
+
+// peerProbe tells whether the upstream closed a connection, without reading from it: a peek that does not wait
+// sees the end of the stream (or a reset) when the upstream closed it, and nothing when it is open and idle.
+type peerProbe struct {
+	raw  syscall.RawConn
+	peek func(fd uintptr) bool // bound once, so a probe allocates nothing
+	buf  [1]byte
+	shut bool
+}
+
+func (p *peerProbe) init(c net.Conn) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
+	p.raw, p.peek = raw, p.peekFD
+}
+
+func (p *peerProbe) peekFD(fd uintptr) bool {
+	n, _, err := syscall.Recvfrom(int(fd), p.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	// Bytes waiting (a TLS alert, an unasked-for 408) are left for the HTTP client to read and judge.
+	p.shut = (n == 0 && err == nil) || err == syscall.ECONNRESET
+	return true
+}
+
+func (p *peerProbe) closed() bool {
+	if p.raw == nil {
+		return false
+	}
+	p.shut = false
+	if p.raw.Read(p.peek) != nil {
+		return false
+	}
+	return p.shut
+}
