@@ -76,8 +76,8 @@ func TestIdleConnectionsClosedByTheUpstream(t *testing.T) {
 					t.Fatalf("stream %v, round %d, burst: %v", stream, round, err)
 				}
 			}
-			// Long enough for the upstream to close every idle connection.
-			time.Sleep(300 * time.Millisecond)
+			// Long enough for the upstream to close every idle connection, and for the gateway to check them.
+			time.Sleep(staleAfter + 200*time.Millisecond)
 			if err := call(stream); err != nil {
 				t.Fatalf("stream %v, round %d: the call after the pause failed: %v", stream, round, err)
 			}

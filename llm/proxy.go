@@ -35,15 +35,21 @@ type trackedConn struct {
 	key   connKey
 	once  sync.Once
 	// answered is set by a read and cleared by the next write: a write that finds it set starts a request on a
-	// pooled keep-alive connection, which the upstream may have closed while it sat idle.
-	answered bool
-	probe    peerProbe
+	// pooled keep-alive connection, which the upstream may have closed while it sat idle since answeredAt.
+	answered   bool
+	answeredAt time.Time
+	probe      peerProbe
 }
+
+// staleAfter is how long a pooled connection sits idle before a request on it first checks that the upstream has
+// not closed it. Servers close idle connections after seconds (gunicorn 2 s, uvicorn and Node.js 5 s), and the
+// check is a system call, which a connection busy with back-to-back calls should not pay for each of them.
+const staleAfter = time.Second
 
 func (c *trackedConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
-	if n > 0 {
-		c.answered = true
+	if n > 0 && !c.answered {
+		c.answered, c.answeredAt = true, time.Now()
 	}
 	return n, err
 }
@@ -51,7 +57,7 @@ func (c *trackedConn) Read(b []byte) (int, error) {
 func (c *trackedConn) Write(b []byte) (int, error) {
 	if c.answered {
 		c.answered = false
-		if c.probe.closed() {
+		if time.Since(c.answeredAt) >= staleAfter && c.probe.closed() {
 			return 0, errStaleConn
 		}
 	}
