@@ -152,7 +152,14 @@ func (u *upstreamClient) send(r upstreamRequest) (*fasthttp.Response, error) {
 	req.SetBodyRaw(r.body)
 	resp := fasthttp.AcquireResponse()
 	resp.StreamBody = r.stream
-	if err := u.do(req, resp, r); err != nil {
+	var err error
+	if r.ends == nil || r.ends.Done() == nil {
+		err = u.hc.DoDeadline(req, resp, r.deadline)
+	} else {
+		// Apart, so that what its goroutines capture is moved to the heap for watched streams only.
+		err = u.doWatched(req, resp, r.deadline, r.ends)
+	}
+	if err != nil {
 		var ended *endedError
 		if !errors.As(err, &ended) {
 			fasthttp.ReleaseRequest(req)
@@ -169,24 +176,21 @@ func (u *upstreamClient) send(r upstreamRequest) (*fasthttp.Response, error) {
 	return resp, nil
 }
 
-// do runs the call until the upstream answers, r.deadline passes or r.ends is ended with a cause of the
+// doWatched runs the call until the upstream answers, deadline passes or ends is ended with a cause of the
 // gateway's. fasthttp cannot cancel a call in flight, so in the last case the call runs on in a goroutine that
 // drops the upstream's answer and releases req and resp: a shutdown must not wait router.timeout for headers.
-func (u *upstreamClient) do(req *fasthttp.Request, resp *fasthttp.Response, r upstreamRequest) error {
-	if r.ends == nil || r.ends.Done() == nil {
-		return u.hc.DoDeadline(req, resp, r.deadline)
-	}
-	if err := endedBefore(r.ends); err != nil {
+func (u *upstreamClient) doWatched(req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time, ends context.Context) error {
+	if err := endedBefore(ends); err != nil {
 		return err
 	}
 	done := make(chan error, 1)
-	go func() { done <- u.hc.DoDeadline(req, resp, r.deadline) }()
+	go func() { done <- u.hc.DoDeadline(req, resp, deadline) }()
 	select {
 	case err := <-done:
 		return err
-	case <-r.ends.Done():
+	case <-ends.Done():
 	}
-	if err := endedBefore(r.ends); err != nil {
+	if err := endedBefore(ends); err != nil {
 		go func() {
 			if <-done == nil {
 				// Dropping the connection tells the upstream nobody reads its answer any more.
@@ -201,7 +205,7 @@ func (u *upstreamClient) do(req *fasthttp.Request, resp *fasthttp.Response, r up
 		}()
 		return err
 	}
-	// The stream's deadline is r.deadline too: DoDeadline times out at the same moment.
+	// The stream's deadline is deadline too: DoDeadline times out at the same moment.
 	return <-done
 }
 

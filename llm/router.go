@@ -268,10 +268,13 @@ func (g *Gateway) attempt(c *call, d *deployment) (*result, *apiError, outcome) 
 		url: target, body: body, headers: upstreamHeaders(c, d), stream: c.req.stream,
 		deadline: deadline, trace: upstreamParent, ends: c.ends,
 	})
-	if ee := (*endedError)(nil); errors.As(err, &ee) {
-		// The abandoned call still sends body, so its buffer is left to the GC. Ended by the gateway, not
-		// failed by the deployment: no retry, no cooldown.
-		return fail(ee.apiError(), outcomeClientError, 0)
+	if err != nil {
+		// Declared here, as errors.As moves it to the heap: a call that succeeded pays nothing for it.
+		if ee := (*endedError)(nil); errors.As(err, &ee) {
+			// The abandoned call still sends body, so its buffer is left to the GC. Ended by the gateway, not
+			// failed by the deployment: no retry, no cooldown.
+			return fail(ee.apiError(), outcomeClientError, 0)
+		}
 	}
 	// send keeps no reference to the body once it returns, whichever code
 	// built it.
