@@ -34,6 +34,8 @@ type RecorderConfig struct {
 	// RetryInterval is the pause between replay attempts while the sink
 	// keeps failing. Default 2s.
 	RetryInterval time.Duration `yaml:"retry_interval" mapstructure:"retry_interval"`
+	// OTLP also sends every span to an OpenTelemetry collector; nil exports nothing.
+	OTLP *OTLPConfig `yaml:"otlp" mapstructure:"otlp"`
 }
 
 // Config is the `trace:` block of the gateway's YAML.
@@ -80,6 +82,9 @@ func (c RecorderConfig) Validate() error {
 	}
 	if c.RetryInterval < 0 {
 		bad("retry_interval", "must not be negative")
+	}
+	if c.OTLP != nil {
+		c.OTLP.validate(bad)
 	}
 	return errors.Join(errs...)
 }

@@ -40,6 +40,7 @@ type Recorder struct {
 	log   *slog.Logger
 	spill *spill
 	m     *metrics
+	otlp  *otlpExporter // nil unless cfg.OTLP is set
 
 	// mu guards the queue, the overflow and closed. The queue is a list of
 	// chunks, BatchSize spans to a few of them: Record appends to the newest,
@@ -95,8 +96,15 @@ func NewRecorder(cfg RecorderConfig, sink Sink, reg prometheus.Registerer, log *
 		stopSpill:  make(chan struct{}),
 	}
 	r.m = newMetrics(r)
+	if cfg.OTLP != nil {
+		r.otlp = newOTLPExporter(*cfg.OTLP, log)
+		r.m.collectors = append(r.m.collectors, r.otlp.collectors...)
+	}
 	if reg != nil {
 		if err := r.m.register(reg); err != nil {
+			if r.otlp != nil {
+				r.otlp.close(context.Background()) // its queue is empty: this only stops its goroutine
+			}
 			return nil, fmt.Errorf("trace: metrics: %w", err)
 		}
 	}
@@ -186,6 +194,11 @@ func (r *Recorder) Close(ctx context.Context) error {
 		close(r.stopWriter)
 		close(r.stopSpill)
 		r.wg.Wait()
+		// After the writer's last batch, so that it is exported too, and before the spill's sync: the
+		// collector gets what time is left of ctx.
+		if r.otlp != nil {
+			r.otlp.close(ctx)
+		}
 		if err := r.spill.close(); err != nil {
 			r.setErr(err)
 		}
@@ -264,6 +277,11 @@ func (r *Recorder) writeQueued(ctx context.Context, partial bool) {
 // while older spans wait there (keeping order, and not hammering a sink that
 // is down) or when the write fails.
 func (r *Recorder) flush(ctx context.Context, batch [][]Span) {
+	if r.otlp != nil {
+		// Before the store write, and whatever its outcome: a collector need not wait for a store that is
+		// down, and spans replayed from the spill later are not sent twice.
+		r.otlp.enqueue(batch...)
+	}
 	if r.spill.pending() || ctx.Err() != nil {
 		r.toSpill(batch...)
 		return
@@ -339,6 +357,9 @@ func (r *Recorder) drainOverflow() {
 	spans := r.overflow
 	r.overflow = nil
 	r.mu.Unlock()
+	if r.otlp != nil && len(spans) > 0 {
+		r.otlp.enqueue(spans)
+	}
 	for len(spans) > 0 {
 		n := min(len(spans), r.cfg.BatchSize)
 		r.toSpill(spans[:n])
