@@ -161,7 +161,7 @@ func (a *App) reload(cfg *config.Config) error {
 	for section, changed := range map[string]bool{
 		"server":  old.Server != cfg.Server,
 		"storage": !reflect.DeepEqual(old.Storage, cfg.Storage),
-		"trace":   old.Trace != cfg.Trace,
+		"trace":   !reflect.DeepEqual(old.Trace, cfg.Trace),
 		// The handler is built once; only its level is a variable.
 		"log.format": old.Log.Format != cfg.Log.Format,
 	} {

@@ -19,6 +19,7 @@ import (
 	"github.com/switchboard-gw/switchboard/cmd/switchboard/config"
 	"github.com/switchboard-gw/switchboard/governance"
 	"github.com/switchboard-gw/switchboard/loadtest/mock"
+	"github.com/switchboard-gw/switchboard/trace"
 )
 
 // started is a gateway serving on a loopback port.
@@ -383,19 +384,27 @@ func TestReloadNamesWhatWaitsForARestart(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name   string
+		base   func(*config.Config) // nil: testConfig as it is
 		change func(*config.Config)
 		want   string // the section the warning names; "" for none
 	}{
-		{"log level applies at once", func(c *config.Config) { c.Log.Level = "debug" }, ""},
-		{"log format", func(c *config.Config) { c.Log.Format = "text" }, "log.format"},
-		{"server", func(c *config.Config) { c.Server.MaxBodyBytes = 1 << 20 }, "server"},
-		{"trace", func(c *config.Config) { c.Trace.BatchSize = 100 }, "trace"},
-		{"storage", func(c *config.Config) { c.Storage.SQLite.Path = "other.db" }, "storage"},
+		{"log level applies at once", nil, func(c *config.Config) { c.Log.Level = "debug" }, ""},
+		{"log format", nil, func(c *config.Config) { c.Log.Format = "text" }, "log.format"},
+		{"server", nil, func(c *config.Config) { c.Server.MaxBodyBytes = 1 << 20 }, "server"},
+		{"trace", nil, func(c *config.Config) { c.Trace.BatchSize = 100 }, "trace"},
+		{"trace.otlp", nil, func(c *config.Config) { c.Trace.OTLP = otlpAt("http://127.0.0.1:19599") }, "trace"},
+		// A reload reads the file anew: the same trace.otlp block is a new value, and no change.
+		{"trace.otlp read again", func(c *config.Config) { c.Trace.OTLP = otlpAt("http://127.0.0.1:19599") },
+			func(c *config.Config) { c.Trace.OTLP = otlpAt("http://127.0.0.1:19599") }, ""},
+		{"storage", nil, func(c *config.Config) { c.Storage.SQLite.Path = "other.db" }, "storage"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			cfg := testConfig(t)
+			if tc.base != nil {
+				tc.base(&cfg)
+			}
 			var buf lockedBuffer
 			log, level := NewLogger(cfg.Log, &buf)
 			a, err := New(&cfg, log, level)
@@ -423,6 +432,10 @@ func TestReloadNamesWhatWaitsForARestart(t *testing.T) {
 			}
 		})
 	}
+}
+
+func otlpAt(endpoint string) *trace.OTLPConfig {
+	return &trace.OTLPConfig{Endpoint: endpoint, Headers: map[string]string{"X-Api-Key": "k"}}
 }
 
 func TestProfilingNeedsTheAdminKey(t *testing.T) {

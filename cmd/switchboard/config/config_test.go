@@ -495,3 +495,36 @@ func TestParseReportsEveryGovernanceError(t *testing.T) {
 		})
 	}
 }
+
+// trace.otlp is read from the file with its header values as env: secrets; an unset variable or a bad endpoint
+// is an error naming the field, never a header's value.
+func TestTraceOTLPConfig(t *testing.T) {
+	t.Setenv("SB_TEST_OTLP_KEY", "hc-secret-0123")
+	tests := []struct {
+		name, yaml, want string // want "" = valid
+	}{
+		{"env header", "trace:\n  otlp:\n    endpoint: http://collector:4318\n    timeout: 5s\n    headers:\n      x-honeycomb-team: env:SB_TEST_OTLP_KEY\n", ""},
+		{"unset variable", "trace:\n  otlp:\n    endpoint: http://collector:4318\n    headers:\n      x-honeycomb-team: env:SB_TEST_OTLP_SURELY_UNSET\n",
+			"SB_TEST_OTLP_SURELY_UNSET is not set"},
+		{"bad endpoint", "trace:\n  otlp:\n    endpoint: collector:4317\n", "trace.otlp.endpoint"},
+		{"unknown key", "trace:\n  otlp:\n    endpont: http://collector:4318\n", "endpont"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(tc.yaml), "cfg.yaml")
+			if tc.want != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("error %v, want %q", err, tc.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := cfg.Trace.OTLP
+			if o == nil || o.Endpoint != "http://collector:4318" || o.Timeout != 5*time.Second || o.Headers["x-honeycomb-team"] != "hc-secret-0123" {
+				t.Fatalf("trace.otlp %+v", o)
+			}
+		})
+	}
+}
