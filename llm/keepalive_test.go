@@ -18,8 +18,26 @@ import (
 // and Node.js close after 5 s) left the pool full of dead connections after a burst of parallel calls, such as
 // the count_tokens fallbacks Claude Code sends for /context: the next call tried two of them, failed with a 502
 // and put the deployment in cooldown. Each call must succeed and reach the upstream exactly once.
+//
+// The connection's read deadline is the last call's until the next call has written its request: a deployment
+// whose timeout passed while the connection sat idle must still have it checked.
 func TestIdleConnectionsClosedByTheUpstream(t *testing.T) {
 	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		timeout time.Duration
+	}{
+		{"timeout longer than the pause", 10 * time.Second},
+		{"timeout shorter than the pause", staleAfter},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			idleConnectionsClosedByTheUpstream(t, tc.timeout)
+		})
+	}
+}
+
+func idleConnectionsClosedByTheUpstream(t *testing.T, timeout time.Duration) {
 	var served atomic.Int64
 	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -37,7 +55,7 @@ func TestIdleConnectionsClosedByTheUpstream(t *testing.T) {
 	up.Config.IdleTimeout = 100 * time.Millisecond
 	up.Start()
 	t.Cleanup(up.Close)
-	cfg := oneModel("gpt-4.1", DeploymentConfig{Provider: ProviderOpenAI, BaseURL: up.URL + "/v1", Model: "gpt-4.1", Timeout: 10 * time.Second})
+	cfg := oneModel("gpt-4.1", DeploymentConfig{Provider: ProviderOpenAI, BaseURL: up.URL + "/v1", Model: "gpt-4.1", Timeout: timeout})
 	cfg.Router.AllowedFails = 1
 	h := newHarness(t, cfg)
 	client := h.client(keyAll)

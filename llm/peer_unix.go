@@ -11,7 +11,7 @@ import (
 // sees the end of the stream (or a reset) when the upstream closed it, and nothing when it is open and idle.
 type peerProbe struct {
 	raw  syscall.RawConn
-	peek func(fd uintptr) bool // bound once, so a probe allocates nothing
+	peek func(fd uintptr) // bound once, so a probe allocates nothing
 	buf  [1]byte
 	shut bool
 }
@@ -28,11 +28,10 @@ func (p *peerProbe) init(c net.Conn) {
 	p.raw, p.peek = raw, p.peekFD
 }
 
-func (p *peerProbe) peekFD(fd uintptr) bool {
+func (p *peerProbe) peekFD(fd uintptr) {
 	n, _, err := syscall.Recvfrom(int(fd), p.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 	// Bytes waiting (a TLS alert, an unasked-for 408) are left for the HTTP client to read and judge.
 	p.shut = (n == 0 && err == nil) || err == syscall.ECONNRESET
-	return true
 }
 
 func (p *peerProbe) closed() bool {
@@ -40,7 +39,10 @@ func (p *peerProbe) closed() bool {
 		return false
 	}
 	p.shut = false
-	if p.raw.Read(p.peek) != nil {
+	// Control, not Read: until the request is written the connection keeps the last call's read deadline, and
+	// Read refuses to run at all once that has passed, as it has for a deployment whose timeout is shorter
+	// than the pause; the peek does not wait, so it needs no deadline.
+	if p.raw.Control(p.peek) != nil {
 		return false
 	}
 	return p.shut
