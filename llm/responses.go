@@ -79,7 +79,7 @@ func (g *Gateway) routePinned(c *call, d *deployment) (*result, error) {
 	if pick(one, nil, time.Now()) == nil {
 		ae := unavailable(one, time.Now())
 		ae.message = fmt.Sprintf("deployment %s, on the account that stored previous_response_id %q, is not available (cooling down or at capacity); "+
-			"the call is not sent to another deployment, which would not know the id", d.id, c.req.previousID)
+			"the call is not sent to another deployment, which would not know the id", d.label, c.req.previousID)
 		return nil, ae
 	}
 	res, ae, class := g.attempt(c, d)

@@ -692,3 +692,41 @@ func TestResponsesWebSocketHandshakeAsksForHTTP(t *testing.T) {
 		t.Fatalf("POST after the refused handshake: %v", err)
 	}
 }
+
+// A follow-up pinned to a deployment that fails, and then to one cooling down, is refused naming the deployment by
+// its model and place, never by its upstream's host and port, like every other upstream failure.
+func TestResponsesPinnedFailureHidesTheUpstreamAddress(t *testing.T) {
+	t.Parallel()
+	m := startMock(t, mock.LLMOptions{})
+	cfg := oneModel("gpt-4o-mini", openaiDep(m, "gpt-4o-mini"))
+	cfg.Router.AllowedFails = 1
+	h := newHarness(t, cfg)
+	ctx := context.Background()
+	cl := h.responsesClient(keyAll)
+	r, err := cl.Responses.New(ctx, respParams("gpt-4o-mini", "first"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := strings.TrimPrefix(m.URL, "http://")
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// In order: the first follow-up fails on the closed upstream and puts its deployment in cooldown, which the
+	// second one finds.
+	for _, tc := range []struct {
+		name   string
+		status int
+	}{
+		{"attempt failed", http.StatusBadGateway},
+		{"deployment cooling down", http.StatusServiceUnavailable},
+	} {
+		p := respParams("gpt-4o-mini", tc.name)
+		p.PreviousResponseID = oai.String(r.ID)
+		_, err := cl.Responses.New(ctx, p)
+		ae := refusal(t, err)
+		if ae.StatusCode != tc.status || !strings.Contains(ae.Message, "deployment gpt-4o-mini#1") ||
+			strings.Contains(ae.Message, addr) || strings.Contains(ae.Message, "127.0.0.1") {
+			t.Errorf("%s: %d %q; want %d naming gpt-4o-mini#1 and not the upstream %s", tc.name, ae.StatusCode, ae.Message, tc.status, addr)
+		}
+	}
+}
