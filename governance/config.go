@@ -212,6 +212,9 @@ func (c *Config) Validate() error {
 		if k.Key == "" && k.KeyHash == "" {
 			continue // no key to compare; validate said so
 		}
+		if _, err := parseKeyHash(k.KeyHash); k.KeyHash != "" && err != nil {
+			continue // unreadable, so no key either: every such hash would read as the same zero hash
+		}
 		h := k.hashHex(c.Secret)
 		switch {
 		case hashes[h]:

@@ -481,6 +481,22 @@ func TestParseReportsEveryGovernanceError(t *testing.T) {
 				`cfg.yaml:11: governance.keys[0].limits.per_model["o1*"].tpm: must be between 0 (unlimited) and 100000000`,
 			},
 		},
+		{
+			// Neither hash can be read, so neither is a key another entry repeats.
+			name: "two unreadable key hashes",
+			yaml: `governance:
+  secret: secret-0123456789abcdef
+  keys:
+    - name: a
+      key_hash: zzz
+    - name: b
+      key_hash: "hmac-sha256:0123"
+`,
+			want: []string{
+				"cfg.yaml:5: governance.keys[0].key_hash: want 64 hex characters (HMAC-SHA-256 of the key under secret)",
+				"cfg.yaml:7: governance.keys[1].key_hash: want 64 hex characters (HMAC-SHA-256 of the key under secret)",
+			},
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
