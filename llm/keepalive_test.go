@@ -20,24 +20,27 @@ import (
 // and put the deployment in cooldown. Each call must succeed and reach the upstream exactly once.
 //
 // The connection's read deadline is the last call's until the next call has written its request: a deployment
-// whose timeout passed while the connection sat idle must still have it checked.
+// whose timeout passed while the connection sat idle must still have it checked. An upstream over TLS sends its
+// close_notify alert before closing, so bytes wait on a connection it closed.
 func TestIdleConnectionsClosedByTheUpstream(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		timeout time.Duration
+		tls     bool
 	}{
-		{"timeout longer than the pause", 10 * time.Second},
-		{"timeout shorter than the pause", staleAfter},
+		{"timeout longer than the pause", 10 * time.Second, false},
+		{"timeout shorter than the pause", staleAfter, false},
+		{"TLS", 10 * time.Second, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			idleConnectionsClosedByTheUpstream(t, tc.timeout)
+			idleConnectionsClosedByTheUpstream(t, tc.timeout, tc.tls)
 		})
 	}
 }
 
-func idleConnectionsClosedByTheUpstream(t *testing.T, timeout time.Duration) {
+func idleConnectionsClosedByTheUpstream(t *testing.T, timeout time.Duration, tls bool) {
 	var served atomic.Int64
 	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -53,11 +56,19 @@ func idleConnectionsClosedByTheUpstream(t *testing.T, timeout time.Duration) {
 		fmt.Fprint(w, `{"id":"c","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`)
 	}))
 	up.Config.IdleTimeout = 100 * time.Millisecond
-	up.Start()
+	if tls {
+		up.StartTLS()
+	} else {
+		up.Start()
+	}
 	t.Cleanup(up.Close)
 	cfg := oneModel("gpt-4.1", DeploymentConfig{Provider: ProviderOpenAI, BaseURL: up.URL + "/v1", Model: "gpt-4.1", Timeout: timeout})
 	cfg.Router.AllowedFails = 1
 	h := newHarness(t, cfg)
+	if tls {
+		// The upstream's certificate is the test server's own; nothing else in the client changes.
+		h.gw.client.Load().hc.TLSConfig = up.Client().Transport.(*http.Transport).TLSClientConfig
+	}
 	client := h.client(keyAll)
 	req := openai.ChatCompletionRequest{Model: "gpt-4.1", Messages: []openai.ChatCompletionMessage{{Role: "user", Content: "hi"}}}
 	call := func(stream bool) error {

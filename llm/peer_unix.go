@@ -1,4 +1,4 @@
-//go:build unix
+//go:build unix && !linux
 
 package llm
 
@@ -8,7 +8,8 @@ import (
 )
 
 // peerProbe tells whether the upstream closed a connection, without reading from it: a peek that does not wait
-// sees the end of the stream (or a reset) when the upstream closed it, and nothing when it is open and idle.
+// sees the end of the stream (or a reset) when the upstream closed it, and nothing when it is open and idle. A TLS
+// upstream's close_notify alert waits before the end, so such a connection shows as an EOF once written to.
 type peerProbe struct {
 	raw  syscall.RawConn
 	peek func(fd uintptr) // bound once, so a probe allocates nothing
