@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -176,5 +177,51 @@ func TestUpstreamFailureHidesTheUpstreamAddress(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// A stream the upstream broke with an event the gateway cannot read says so, as it did before the upstream's address
+// was hidden; only a connection's own error is told as "the connection to the upstream failed", as its text names
+// that address.
+func TestStreamFailureSaysWhatFailed(t *testing.T) {
+	t.Parallel()
+	const (
+		start = `event: message_start` + "\n" + `data: {"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"m",` +
+			`"content":[],"stop_reason":null,"usage":{"input_tokens":3,"output_tokens":0}}}` + "\n\n" +
+			`event: content_block_start` + "\n" + `data: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}` + "\n\n" +
+			`event: content_block_delta` + "\n" + `data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hi"}}` + "\n\n"
+		broken = `event: content_block_delta` + "\n" + `data: {"type":"content_block_delta",` + "\n\n"
+	)
+	for _, tc := range []struct {
+		name   string
+		events []string // each flushed on its own
+	}{
+		{"before the first event", []string{broken}},
+		{"after the first event", []string{start, broken}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				w.Header().Set("Content-Type", "text/event-stream")
+				for _, ev := range tc.events {
+					fmt.Fprint(w, ev)
+					w.(http.Flusher).Flush()
+					time.Sleep(50 * time.Millisecond)
+				}
+			}))
+			t.Cleanup(up.Close)
+			cfg := oneModel("m", DeploymentConfig{Provider: ProviderAnthropic, BaseURL: up.URL, Model: "m"})
+			cfg.Router.Retries = 0
+			h := newHarness(t, cfg)
+			req := openai.ChatCompletionRequest{Model: "m", Messages: []openai.ChatCompletionMessage{{Role: "user", Content: "hi"}}}
+			st, err := h.client(keyAll).CreateChatCompletionStream(context.Background(), req)
+			if err == nil {
+				_, _, _, err = collect(t, st)
+			}
+			if err == nil || !strings.Contains(err.Error(), "unexpected end of JSON input") || strings.Contains(err.Error(), "connection") {
+				t.Fatalf("err %v; want the stream's failure named as the unreadable event it was, not a connection failure", err)
+			}
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -236,6 +237,9 @@ var (
 	// errStreamDuration is the gateway's own limit (server.max_stream_duration), never the upstream's fault.
 	errStreamDuration = errors.New("stream exceeded the gateway's maximum stream duration")
 	errEventTooLarge  = errors.New("upstream event larger than router.max_response_bytes")
+	// errUnreadableEvent wraps what the stream's translator found wrong with an event, told to the client as is:
+	// it is the upstream's output, not its connection, that failed.
+	errUnreadableEvent = errors.New("upstream sent an unreadable event")
 )
 
 // endedError is a stream the gateway ended before its time (to shut down): cause, its stream context's, says why.
@@ -352,8 +356,9 @@ func (s *upstreamStream) pump(out []byte) ([]byte, error) {
 						code: "upstream_error", message: "the upstream's error event quoted a credential; not relayed"})
 				}
 				out = append(out[:before], red...)
+				return out, terr
 			}
-			return out, terr
+			return out, fmt.Errorf("%w: %w", errUnreadableEvent, terr)
 		}
 		if s.tr.done() {
 			return out, nil

@@ -286,6 +286,9 @@ func errDurationExceeded() *apiError {
 // streamFailure is what a client is told of a stream that failed: the gateway's own reasons as they are, and
 // a connection error only as such, as its text names the upstream's address (the span and log keep it).
 func streamFailure(err error) string {
+	if errors.Is(err, errUnreadableEvent) {
+		return err.Error()
+	}
 	for _, own := range []error{errStreamIdle, errStreamTruncated, errEventTooLarge} {
 		if errors.Is(err, own) {
 			return own.Error()
