@@ -267,8 +267,7 @@ func toolChoiceToAnthropic(raw json.RawMessage) (*anthropicToolChoice, error) {
 	return &anthropicToolChoice{Type: "tool", Name: obj.Function.Name}, nil
 }
 
-// appendAnthropicMessage adds one OpenAI message; consecutive messages of
-// one role merge, since Anthropic wants user and assistant to alternate.
+// appendAnthropicMessage adds one OpenAI message.
 func appendAnthropicMessage(out *anthropicRequest, m openai.ChatCompletionMessage) error {
 	var role string
 	var blocks anthropicContent
@@ -303,15 +302,21 @@ func appendAnthropicMessage(out *anthropicRequest, m openai.ChatCompletionMessag
 	default:
 		return fmt.Errorf("role %q cannot be translated", m.Role)
 	}
+	addBlocks(out, role, blocks)
+	return nil
+}
+
+// addBlocks adds blocks to the conversation as role's; consecutive turns of one role merge, since Anthropic wants
+// user and assistant to alternate.
+func addBlocks(out *anthropicRequest, role string, blocks anthropicContent) {
 	if len(blocks) == 0 {
-		return nil
+		return
 	}
 	if n := len(out.Messages); n > 0 && out.Messages[n-1].Role == role {
 		out.Messages[n-1].Content = append(out.Messages[n-1].Content, blocks...)
-		return nil
+		return
 	}
 	out.Messages = append(out.Messages, anthropicMessage{Role: role, Content: blocks})
-	return nil
 }
 
 func contentParts(m openai.ChatCompletionMessage) []openai.ChatMessagePart {

@@ -90,8 +90,9 @@ type group struct {
 	chatSpan, embeddingsSpan, responsesSpan, countTokensSpan string
 	strategy                                                 Strategy
 	deployments                                              []*deployment
-	// responses and countTokens are the group as the Responses API and Anthropic's token counting see it: only
-	// the deployments that speak them. They share their state with the group; only routing reads them.
+	// responses and countTokens are the group as a Responses call that relies on the provider's conversation
+	// store and Anthropic's token counting see it: only the deployments that speak them natively. They share
+	// their state with the group; only routing reads them.
 	responses, countTokens *group
 	fallbacks              []string
 	ctxFallbacks           []string
@@ -175,13 +176,14 @@ func (g *group) only(serves func(*deployment) bool) *group {
 	return sub
 }
 
-// serving is the part of g that can serve a call of kind k: all of it but for the endpoints only some providers
-// speak.
-func (g *group) serving(k callKind) *group {
-	switch k {
-	case kindResponses:
+// serving is the part of g that can serve req, a call of kind k: all of it but for token counting, which only
+// Anthropic has, and a Responses call that keeps or continues a conversation on the provider, which only openai
+// and azure deployments can honour (the others' replies are translated, and the gateway stores none).
+func (g *group) serving(k callKind, req *request) *group {
+	switch {
+	case k == kindResponses && req.onProvider():
 		return g.responses
-	case kindCountTokens:
+	case k == kindCountTokens:
 		return g.countTokens
 	}
 	return g

@@ -6,9 +6,10 @@ import (
 	"errors"
 )
 
-// The client speaks OpenAI (chat, embeddings) or Anthropic (messages); the
-// deployment speaks OpenAI (openai, azure) or Anthropic. Same dialect means
-// raw bytes with the model field rewritten; different dialects translate.
+// The client speaks OpenAI (chat, embeddings, responses) or Anthropic
+// (messages); the deployment speaks OpenAI (openai, azure) or Anthropic. Same
+// dialect means raw bytes with the model field rewritten; different dialects
+// translate.
 // These four functions are the only place that decides which.
 
 func sameDialect(k callKind, p Provider) bool {
@@ -23,8 +24,14 @@ func upstreamFor(c *call, d *deployment, buf []byte) (string, []byte, *apiError)
 		return "", nil, errBadRequest("invalid_request", "model %q does not serve embeddings", c.req.model)
 	case c.kind == kindEmbeddings:
 		return d.embeddingsURL, c.req.upstreamBody(buf, d.quotedModel, false), nil
+	case c.kind == kindResponses && d.provider == ProviderAnthropic:
+		body, err := responsesToAnthropic(c.req.body, d.upstreamModel)
+		if err != nil {
+			return "", nil, errBadRequest("invalid_request", "%v", err)
+		}
+		return d.chatURL, body, nil
 	case c.kind == kindResponses:
-		// route gives a Responses call only deployments that speak it: the client's bytes, model rewritten.
+		// openai and azure speak the Responses API: the client's bytes, model rewritten.
 		return d.responsesURL, c.req.upstreamBody(buf, d.quotedModel, false), nil
 	case c.kind == kindCountTokens:
 		// Only Anthropic deployments count tokens, in the client's own dialect.
@@ -82,6 +89,8 @@ func credentialHeaders(kind callKind, clientHeaders [][2]string, d *deployment) 
 // pins learns, from a Responses stream, which deployment stored the response.
 func streamTranslatorFor(c *call, d *deployment, pins *responsePins) streamTranslator {
 	switch {
+	case c.kind == kindResponses && d.provider == ProviderAnthropic:
+		return newAnthropicToResponsesStream(pins, d, pinOwner(c.span.Team, c.span.KeyID), c.req.body)
 	case c.kind == kindResponses:
 		return &responsesStream{pins: pins, d: d, owner: pinOwner(c.span.Team, c.span.KeyID)}
 	case c.kind != kindMessages && d.provider != ProviderAnthropic:
@@ -98,6 +107,8 @@ func streamTranslatorFor(c *call, d *deployment, pins *responsePins) streamTrans
 // reads its usage. raw belongs to the upstream response: copy before keeping.
 func responseFor(c *call, d *deployment, raw []byte) ([]byte, Usage, error) {
 	switch {
+	case c.kind == kindResponses && d.provider == ProviderAnthropic:
+		return anthropicToResponsesResponse(raw, c.req.body)
 	case c.kind == kindResponses:
 		u, err := usageOfReply(raw, responsesUsage)
 		return bytes.Clone(raw), u, err

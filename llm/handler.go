@@ -49,7 +49,7 @@ func (g *Gateway) serve(c *fiber.Ctx, kind callKind) (err error) {
 	// A fallback is a model like any other: a key that may not call it directly must not reach it through
 	// another model's failure.
 	mayUse := func(model string) bool { return g.gov.Authorize(p, governance.KindModel, model).Allowed }
-	if err := unsupported(grp, kind); err != nil {
+	if err := unsupported(grp, kind, req); err != nil {
 		return g.reject(c, writeErr, p, req.model, err)
 	}
 	var pinned *deployment
@@ -63,7 +63,7 @@ func (g *Gateway) serve(c *fiber.Ctx, kind callKind) (err error) {
 	var hold int64
 	if kind != kindCountTokens {
 		// A pinned deployment is one of grp's, so its price is among these.
-		price := reachablePrice(t, grp, kind, mayUse)
+		price := reachablePrice(t, grp, kind, req, mayUse)
 		estimate = estimateUsage(req, kind)
 		// The budget hold must not fall short of the real cost, or concurrent calls overspend by more than one
 		// call's estimate: it prices the prompt at one token per byte, which no tokenizer exceeds, plus the
@@ -305,12 +305,12 @@ func maxPrice(g *group) Price {
 
 // reachablePrice is the dearest price among the deployments of the group and of the fallbacks the key may use that
 // can serve a call of kind, so a reservation covers whichever of them ends up answering, and no more.
-func reachablePrice(t *table, grp *group, kind callKind, mayUse func(string) bool) Price {
-	p := maxPrice(grp.serving(kind))
+func reachablePrice(t *table, grp *group, kind callKind, req *request, mayUse func(string) bool) Price {
+	p := maxPrice(grp.serving(kind, req))
 	for _, names := range [][]string{grp.fallbacks, grp.ctxFallbacks} {
 		for _, name := range names {
 			if fb := t.groups[name]; fb != nil && mayUse(name) {
-				p = p.max(maxPrice(fb.serving(kind)))
+				p = p.max(maxPrice(fb.serving(kind, req)))
 			}
 		}
 	}

@@ -26,11 +26,17 @@ type request struct {
 	streamOptsAt span
 	stream       bool
 	includeUsage bool // the client asked for the usage chunk itself
-	maxTokens    int64
-	choices      int64 // n: how many completions the upstream generates, each up to maxTokens
+	// providerStore: a Responses call asks its provider to keep the conversation ("store": true, a
+	// "conversation"), which only a deployment that speaks the API natively can.
+	providerStore bool
+	maxTokens     int64
+	choices       int64 // n: how many completions the upstream generates, each up to maxTokens
 	// previousID is a Responses call's previous_response_id: only the deployment that stored it knows it.
 	previousID string
 }
+
+// onProvider reports a Responses call that keeps or continues a conversation in its provider's store.
+func (r *request) onProvider() bool { return r.previousID != "" || r.providerStore }
 
 // estimateInput is the prompt's tokens, estimated from the body size.
 func (r *request) estimateInput() int64 { return tokensOfText(len(r.body)) }
@@ -46,11 +52,11 @@ const maxChoices = 128
 // scans for no more than it did before the Responses API came.
 var (
 	chatKeys      = []string{"model", "stream", "stream_options", "max_tokens", "max_completion_tokens", "n"}
-	responsesKeys = []string{"model", "stream", "max_output_tokens", "previous_response_id", "background"}
+	responsesKeys = []string{"model", "stream", "max_output_tokens", "previous_response_id", "background", "store", "conversation"}
 )
 
 // maxGuardedKeys bounds the lists above: parseBody marks the keys it saw in an array of this size.
-const maxGuardedKeys = 6
+const maxGuardedKeys = 7
 
 func init() {
 	if len(chatKeys) > maxGuardedKeys || len(responsesKeys) > maxGuardedKeys {
@@ -173,6 +179,16 @@ func (r *request) set(key string, at span) error {
 		if raw[0] != '"' || json.Unmarshal(raw, &r.previousID) != nil {
 			return errBadRequest("invalid_request", "field \"previous_response_id\" must be a string")
 		}
+	case "store":
+		switch string(raw) {
+		case "true":
+			r.providerStore = true
+		case "false", "null":
+		default:
+			return errBadRequest("invalid_request", "field \"store\" must be a boolean")
+		}
+	case "conversation":
+		r.providerStore = raw[0] != 'n'
 	case "background":
 		switch string(raw) {
 		case "false", "null":

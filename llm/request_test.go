@@ -326,7 +326,8 @@ func TestReservationPricesOnlyServingDeployments(t *testing.T) {
 		maxOut           int64
 	}{
 		{"chat may reach either", "/v1/chat/completions", `{"model":"mixed","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}`, 2000_000_000_000, 1000_000_000_000, 16},
-		{"responses reach openai only", "/v1/responses", `{"model":"mixed","max_output_tokens":16,"input":"hi"}`, 1_000_000_000, 1_000_000_000, 16},
+		{"responses may reach either", "/v1/responses", `{"model":"mixed","max_output_tokens":16,"input":"hi"}`, 2000_000_000_000, 1000_000_000_000, 16},
+		{"stored responses reach openai only", "/v1/responses", `{"model":"mixed","max_output_tokens":16,"input":"hi","store":true}`, 1_000_000_000, 1_000_000_000, 16},
 		{"counting is free", "/v1/messages/count_tokens", `{"model":"mixed","messages":[{"role":"user","content":"hi"}]}`, 0, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -13,11 +13,11 @@ import (
 	"github.com/gofiber/fiber/v2"
 )
 
-// The Responses API (POST /v1/responses) is served by the deployments whose provider speaks it, openai and azure:
-// they get the client's bytes with only "model" rewritten and their answer goes back as it came. A stored
-// response lives on the provider account that made it, so previous_response_id only works there: responsePins
-// remembers which deployment made each response this replica relayed, and a follow-up goes to that deployment
-// alone.
+// The Responses API (POST /v1/responses) is served by every deployment. Those whose provider speaks it, openai and
+// azure, get the client's bytes with only "model" rewritten and their answer goes back as it came; anthropic
+// deployments get it translated (responses_anthropic.go). A stored response lives on the provider account that
+// made it, so previous_response_id only works there: responsePins remembers which deployment made each response
+// this replica relayed, and a follow-up goes to that deployment alone.
 
 // responsesTarget, for a previous_response_id this replica relayed, finds a deployment of the requested group on
 // the provider account that stored it: the client may change model along a conversation, and any deployment of
@@ -36,6 +36,11 @@ func (g *Gateway) responsesTarget(grp *group, req *request, owner string) (d *de
 	if p.owner != owner {
 		return nil, 0, errBadRequest("previous_response_not_found", "Previous response with id %q not found.", req.previousID)
 	}
+	if p.account == "" {
+		return nil, 0, errBadRequest("unsupported_parameter",
+			"previous_response_id: response %q was answered by an Anthropic model through the gateway's translation, and %s; send the whole conversation in input instead",
+			req.previousID, errNoStore)
+	}
 	for _, d := range grp.responses.deployments {
 		if d.account == p.account {
 			return d, p.tokens, nil
@@ -44,16 +49,17 @@ func (g *Gateway) responsesTarget(grp *group, req *request, owner string) (d *de
 	return nil, p.tokens, nil
 }
 
-// unsupported refuses a call to a group none of whose deployments speaks the call's endpoint.
-func unsupported(grp *group, kind callKind) error {
-	if len(grp.serving(kind).deployments) > 0 {
+// unsupported refuses a call to a group none of whose deployments can serve it.
+func unsupported(grp *group, kind callKind, req *request) error {
+	if len(grp.serving(kind, req).deployments) > 0 {
 		return nil
 	}
 	switch kind {
 	case kindResponses:
-		return errBadRequest("model_not_supported",
-			"model %q cannot serve the Responses API: its deployments' providers (%s) do not speak it, only openai and azure do; call it through /v1/chat/completions or /v1/messages",
-			grp.name, providersOf(grp))
+		return errBadRequest("unsupported_parameter",
+			"model %q serves the Responses API through a translation to Anthropic's Messages API (its deployments' providers: %s), and %s: "+
+				"previous_response_id, \"store\": true and conversation need an openai or azure deployment; send the whole conversation in input, with \"store\": false or without it",
+			grp.name, providersOf(grp), errNoStore)
 	default:
 		return errBadRequest("model_not_supported",
 			"model %q cannot count tokens: its deployments' providers (%s) have no token counting endpoint, only anthropic does",

@@ -176,8 +176,6 @@ func TestResponsesRefused(t *testing.T) {
 		{name: "budget", key: keyBroke, model: "gpt-4o-mini", status: 429, code: "budget_exceeded"},
 		{name: "no key", key: "sk-wrong", model: "gpt-4o-mini", status: 401, code: "invalid_api_key"},
 		{name: "unknown model", key: keyAll, model: "nope", status: 404, code: "model_not_found"},
-		{name: "anthropic-only group", key: keyAll, model: "claude", status: 400, code: "model_not_supported",
-			msg: `model "claude" cannot serve the Responses API: its deployments' providers (anthropic)`},
 		{name: "background mode", key: keyAll, body: `{"model":"gpt-4o-mini","input":"hi","background":true}`, status: 400,
 			code: "unsupported_parameter", msg: "background mode is not supported"},
 		{name: "duplicate max_output_tokens", key: keyAll, body: `{"model":"gpt-4o-mini","input":"hi","max_output_tokens":16,"max_output_tokens":100000}`,
@@ -203,38 +201,59 @@ func TestResponsesRefused(t *testing.T) {
 	}
 }
 
-func TestResponsesOnlyOnDeploymentsThatSpeakIt(t *testing.T) {
+// TestResponsesMixedGroups: every deployment serves the Responses API, Anthropic's through the translation, but a
+// call that keeps or continues a conversation in the provider's store goes only to those that speak it natively,
+// fallbacks included.
+func TestResponsesMixedGroups(t *testing.T) {
 	t.Parallel()
 	oa, an := startMock(t, mock.LLMOptions{}), startMock(t, mock.LLMOptions{})
 	broken := startMock(t, mock.LLMOptions{Fail: map[string]int{"gpt-4o-mini": 500}})
+	// The cheaper deployment first: lowest-cost picks the Anthropic one whenever it may serve the call.
 	claude := anthropicDep(an, "claude-3-5-haiku-latest")
-	claude.Weight = 1000
+	claude.Pricing = &PricingConfig{InputPerMTok: "0", OutputPerMTok: "0"}
 	cfg := Config{Models: []ModelConfig{
-		{Name: "mixed", Deployments: []DeploymentConfig{claude, openaiDep(oa, "gpt-4o-mini")}},
+		{Name: "mixed", Strategy: StrategyLowestCost, Deployments: []DeploymentConfig{claude, openaiDep(oa, "gpt-4o-mini")}},
 		{Name: "primary", Deployments: []DeploymentConfig{openaiDep(broken, "gpt-4o-mini")}, Fallbacks: []string{"claude", "mixed"}},
 		{Name: "claude", Deployments: []DeploymentConfig{anthropicDep(an, "claude-3-5-haiku-latest")}},
 	}, Router: RouterConfig{RetryBackoff: time.Millisecond}}
 	h := newHarness(t, cfg)
-	for range 5 {
-		got, err := h.responsesClient(keyAll).Responses.New(context.Background(), respParams("mixed", "mixed group"))
-		if err != nil || got.OutputText() != "mixed group" {
-			t.Fatalf("mixed group: %v %+v", err, got)
-		}
+	stored := func(p responses.ResponseNewParams) responses.ResponseNewParams { p.Store = oai.Bool(true); return p }
+	cases := []struct {
+		name, model       string
+		params            func(responses.ResponseNewParams) responses.ResponseNewParams
+		wantAnthropic     bool // served by the Anthropic deployment, else by an OpenAI one
+		wantSpanModel     string
+		wantSpanFallbacks int32
+	}{
+		{name: "mixed group, to its cheaper Anthropic deployment", model: "mixed", wantAnthropic: true, wantSpanModel: "mixed"},
+		{name: "mixed group, store true only to OpenAI", model: "mixed", params: stored, wantSpanModel: "mixed"},
+		{name: "fallback to an Anthropic-only group", model: "primary", wantAnthropic: true, wantSpanModel: "claude", wantSpanFallbacks: 1},
+		{name: "store true falls back past the Anthropic-only group", model: "primary", params: stored, wantSpanModel: "mixed", wantSpanFallbacks: 1},
 	}
-	// The failing group falls back past the Anthropic-only group to the one that can answer.
-	got, err := h.responsesClient(keyAll).Responses.New(context.Background(), respParams("primary", "fall back"))
-	if err != nil || got.OutputText() != "fall back" {
-		t.Fatalf("fallback: %v %+v", err, got)
-	}
-	if an.Requests() != 0 {
-		t.Fatalf("the Anthropic deployment got %d Responses calls", an.Requests())
-	}
-	span := h.waitSpans("responses primary", 1)[0]
-	if span.Model != "mixed" || span.Fallbacks != 1 || span.Status != trace.StatusOK {
-		t.Fatalf("fallback span = %+v", span)
+	seen := map[string]int{} // spans per model so far
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			beforeAn, beforeOA := an.Requests(), oa.Requests()
+			p := respParams(tc.model, "mixed group")
+			if tc.params != nil {
+				p = tc.params(p)
+			}
+			got, err := h.responsesClient(keyAll).Responses.New(context.Background(), p)
+			if err != nil || got.OutputText() != "mixed group" {
+				t.Fatalf("%v %+v", err, got)
+			}
+			if tc.wantAnthropic != (an.Requests() > beforeAn) || tc.wantAnthropic == (oa.Requests() > beforeOA) {
+				t.Fatalf("anthropic got %d calls, openai %d", an.Requests()-beforeAn, oa.Requests()-beforeOA)
+			}
+			seen[tc.model]++
+			span := h.waitSpans("responses "+tc.model, seen[tc.model])[seen[tc.model]-1]
+			if span.Model != tc.wantSpanModel || span.Fallbacks != tc.wantSpanFallbacks || span.Status != trace.StatusOK {
+				t.Fatalf("span = %+v", span)
+			}
+		})
 	}
 	// A key that may not use the fallbacks gets the primary's failure.
-	_, err = h.responsesClient(keyPrimary).Responses.New(context.Background(), respParams("primary", "no fallback"))
+	_, err := h.responsesClient(keyPrimary).Responses.New(context.Background(), respParams("primary", "no fallback"))
 	if ae := refusal(t, err); ae.StatusCode != http.StatusBadGateway {
 		t.Fatalf("primary-only key: %d %s", ae.StatusCode, ae.Message)
 	}

@@ -113,7 +113,7 @@ func (g *Gateway) route(c *call) (*result, error) {
 	for i := 0; i < len(chain); i++ {
 		// Only the deployments that serve the call's kind; a fallback group with none is skipped. serve refused
 		// a requested group with none before anything was reserved.
-		grp := c.tbl.groups[chain[i]].serving(c.kind)
+		grp := c.tbl.groups[chain[i]].serving(c.kind, c.req)
 		if len(grp.deployments) == 0 {
 			continue
 		}
