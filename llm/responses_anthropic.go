@@ -51,6 +51,38 @@ type responsesTool struct {
 	Name        string          `json:"name"`
 	Description string          `json:"description"`
 	Parameters  json.RawMessage `json:"parameters"`
+	Tools       []responsesTool `json:"tools"` // of a namespace
+}
+
+// A namespace tool groups function tools under a name (the Codex CLI sends its sub-agent tools so); the model
+// calls one by its name and the namespace. Anthropic has no namespaces: each becomes a tool named
+// namespace + namespaceSep + name, and a call of that name goes back split.
+const namespaceSep = "__"
+
+// namespacedTools maps each flattened tool name of the request's namespace tools to its namespace and name; nil
+// when it has none.
+func namespacedTools(reqBody []byte) map[string][2]string {
+	raw := topLevelValue(reqBody, "tools")
+	if len(raw) == 0 || raw[0] != '[' || !bytes.Contains(raw, []byte(`"namespace"`)) {
+		return nil
+	}
+	var tools []responsesTool
+	if json.Unmarshal(raw, &tools) != nil {
+		return nil
+	}
+	var m map[string][2]string
+	for _, t := range tools {
+		if t.Type != "namespace" {
+			continue
+		}
+		if m == nil {
+			m = map[string][2]string{}
+		}
+		for _, sub := range t.Tools {
+			m[t.Name+namespaceSep+sub.Name] = [2]string{t.Name, sub.Name}
+		}
+	}
+	return m
 }
 
 // responsesItem is one input item: a message, a function call the model made, or its output.
@@ -60,6 +92,7 @@ type responsesItem struct {
 	Content   json.RawMessage `json:"content"`
 	CallID    string          `json:"call_id"`
 	Name      string          `json:"name"`
+	Namespace string          `json:"namespace"`
 	Arguments string          `json:"arguments"`
 	Output    json.RawMessage `json:"output"`
 }
@@ -120,14 +153,19 @@ func responsesToAnthropic(body []byte, model string) ([]byte, error) {
 		}
 	}
 	for i, t := range in.Tools {
-		if t.Type != "function" {
-			return nil, fmt.Errorf("tools[%d]: tool type %q is one of OpenAI's built-in tools, which an Anthropic model cannot run; only function tools are translated", i, t.Type)
+		switch t.Type {
+		case "function":
+			out.Tools = append(out.Tools, functionTool(t.Name, t))
+		case "namespace":
+			for j, sub := range t.Tools {
+				if sub.Type != "function" {
+					return nil, fmt.Errorf("tools[%d].tools[%d]: tool type %q cannot be translated for an Anthropic model; only function tools are", i, j, sub.Type)
+				}
+				out.Tools = append(out.Tools, functionTool(t.Name+namespaceSep+sub.Name, sub))
+			}
+		default:
+			return nil, fmt.Errorf("tools[%d]: tool type %q is one of OpenAI's built-in tools, which an Anthropic model cannot run; only function tools (alone or in a namespace) are translated", i, t.Type)
 		}
-		schema := t.Parameters
-		if isNull(schema) {
-			schema = json.RawMessage(`{"type":"object","properties":{}}`)
-		}
-		out.Tools = append(out.Tools, anthropicTool{Name: t.Name, Description: t.Description, InputSchema: schema})
 	}
 	tc, err := responsesToolChoice(in.ToolChoice)
 	if err != nil {
@@ -162,6 +200,14 @@ func responsesToAnthropic(body []byte, model string) ([]byte, error) {
 		return nil, errors.New("input: at least one message is required")
 	}
 	return json.Marshal(out)
+}
+
+func functionTool(name string, t responsesTool) anthropicTool {
+	schema := t.Parameters
+	if isNull(schema) {
+		schema = json.RawMessage(`{"type":"object","properties":{}}`)
+	}
+	return anthropicTool{Name: name, Description: t.Description, InputSchema: schema}
 }
 
 func responsesToolChoice(raw json.RawMessage) (*anthropicToolChoice, error) {
@@ -236,7 +282,11 @@ func appendResponsesItem(out *anthropicRequest, it responsesItem) error {
 		} else if !json.Valid(input) {
 			return fmt.Errorf("function_call %q: arguments are not valid JSON", it.CallID)
 		}
-		addBlocks(out, "assistant", anthropicContent{{Type: "tool_use", ID: it.CallID, Name: it.Name, Input: input}})
+		name := it.Name
+		if it.Namespace != "" {
+			name = it.Namespace + namespaceSep + name
+		}
+		addBlocks(out, "assistant", anthropicContent{{Type: "tool_use", ID: it.CallID, Name: name, Input: input}})
 	case "function_call_output":
 		content, err := responsesContent(it.Output)
 		if err != nil {
@@ -326,9 +376,19 @@ type responsesOutputItem struct {
 	ID        string
 	Status    string
 	Content   []responsesTextPart // of a message
-	CallID    string              // of a function call, and the next two
+	CallID    string              // of a function call, and the next three
 	Name      string
+	Namespace string
 	Arguments string
+}
+
+// functionCall is the output item of Anthropic's tool_use block; namespaced maps the names of namespaced tools.
+func functionCall(status, toolUseID, name string, namespaced map[string][2]string) responsesOutputItem {
+	it := responsesOutputItem{Type: "function_call", ID: functionCallItemID(toolUseID), Status: status, CallID: toolUseID, Name: name}
+	if n, ok := namespaced[name]; ok {
+		it.Namespace, it.Name = n[0], n[1]
+	}
+	return it
 }
 
 // MarshalJSON writes a message's content even when it has none yet (clients index into it) and a function call's
@@ -353,8 +413,9 @@ func (it responsesOutputItem) MarshalJSON() ([]byte, error) {
 		Status    string `json:"status"`
 		CallID    string `json:"call_id"`
 		Name      string `json:"name"`
+		Namespace string `json:"namespace,omitempty"`
 		Arguments string `json:"arguments"`
-	}{it.Type, it.ID, it.Status, it.CallID, it.Name, it.Arguments})
+	}{it.Type, it.ID, it.Status, it.CallID, it.Name, it.Namespace, it.Arguments})
 }
 
 type responsesTextPart struct {
@@ -446,6 +507,7 @@ func anthropicToResponsesResponse(raw, reqBody []byte) ([]byte, Usage, error) {
 	}
 	r := newResponsesObject(reqBody)
 	r.begin(in.ID, in.Model)
+	namespaced := namespacedTools(reqBody)
 	for _, b := range in.Content {
 		switch b.Type {
 		case "text":
@@ -461,8 +523,9 @@ func anthropicToResponsesResponse(raw, reqBody []byte) ([]byte, Usage, error) {
 			if args == "" {
 				args = "{}"
 			}
-			r.Output = append(r.Output, responsesOutputItem{Type: "function_call", ID: functionCallItemID(b.ID), Status: "completed",
-				CallID: b.ID, Name: b.Name, Arguments: args})
+			fc := functionCall("completed", b.ID, b.Name, namespaced)
+			fc.Arguments = args
+			r.Output = append(r.Output, fc)
 		}
 	}
 	stop := ""

@@ -18,6 +18,7 @@ type anthropicToResponsesStream struct {
 
 	tracker    anthropicUsageTracker
 	resp       *responsesObject // made from the request up front, begun at message_start
+	namespaced map[string][2]string
 	started    bool
 	blocks     map[int]*responsesBlock // Anthropic content block index -> the item it became
 	stop       string
@@ -34,7 +35,8 @@ type responsesBlock struct {
 }
 
 func newAnthropicToResponsesStream(pins *responsePins, d *deployment, owner string, reqBody []byte) *anthropicToResponsesStream {
-	return &anthropicToResponsesStream{pins: pins, d: d, owner: owner, resp: newResponsesObject(reqBody), blocks: map[int]*responsesBlock{}}
+	return &anthropicToResponsesStream{pins: pins, d: d, owner: owner, resp: newResponsesObject(reqBody),
+		namespaced: namespacedTools(reqBody), blocks: map[int]*responsesBlock{}}
 }
 
 // emit appends one event; fields are the event's own beside its type and sequence_number.
@@ -133,8 +135,7 @@ func (s *anthropicToResponsesStream) startBlock(out []byte, e *anthropicEvent) [
 		return s.emit(out, "response.content_part.added", map[string]any{"item_id": b.item.ID, "output_index": b.outputIndex,
 			"content_index": 0, "part": responsesTextPart{Type: "output_text", Annotations: []any{}}})
 	}
-	b.item = responsesOutputItem{Type: "function_call", ID: functionCallItemID(cb.ID), Status: "in_progress", CallID: cb.ID,
-		Name: cb.Name}
+	b.item = functionCall("in_progress", cb.ID, cb.Name, s.namespaced)
 	return s.emit(out, "response.output_item.added", map[string]any{"output_index": b.outputIndex, "item": b.item})
 }
 

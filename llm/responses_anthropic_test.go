@@ -162,81 +162,98 @@ func TestResponsesThroughAnthropic(t *testing.T) {
 	}
 }
 
-// TestResponsesToolRoundTripThroughAnthropic is the Agents SDK's loop: the model calls a function, the client runs
-// it and sends the call and its output back as input items.
+// TestResponsesToolRoundTripThroughAnthropic is the Agents SDK's and the Codex CLI's loop: the model calls a
+// function, the client runs it and sends the call and its output back as input items. A function in a namespace
+// (Codex sends its sub-agent tools so) reaches Anthropic under a flat name and comes back split.
 func TestResponsesToolRoundTripThroughAnthropic(t *testing.T) {
 	t.Parallel()
 	m := startMock(t, mock.LLMOptions{})
 	h := newHarness(t, oneModel("claude", anthropicDep(m, claudeUpstream)))
-	tools := []responses.ToolUnionParam{{OfFunction: &responses.FunctionToolParam{Name: "get_weather", Strict: oai.Bool(true),
-		Description: oai.String("the weather in a city"),
-		Parameters: map[string]any{"type": "object", "properties": map[string]any{"city": map[string]any{"type": "string"}},
-			"required": []string{"city"}, "additionalProperties": false}}}}
-	for _, stream := range []bool{false, true} {
-		t.Run(map[bool]string{false: "json", true: "stream"}[stream], func(t *testing.T) {
-			ask := func(p responses.ResponseNewParams) (responses.Response, []string) {
-				p.Tools = tools
-				if !stream {
-					got, err := h.responsesClient(keyAll).Responses.New(context.Background(), p)
-					if err != nil {
-						t.Fatal(err)
+	schema := map[string]any{"type": "object", "properties": map[string]any{"city": map[string]any{"type": "string"}},
+		"required": []string{"city"}, "additionalProperties": false}
+	plain := []responses.ToolUnionParam{{OfFunction: &responses.FunctionToolParam{Name: "get_weather", Strict: oai.Bool(true),
+		Description: oai.String("the weather in a city"), Parameters: schema}}}
+	namespaced := []responses.ToolUnionParam{{OfNamespace: &responses.NamespaceToolParam{Name: "weather", Description: "weather tools",
+		Tools: []responses.NamespaceToolToolUnionParam{{OfFunction: &responses.NamespaceToolToolFunctionParam{Name: "get_weather",
+			Description: oai.String("the weather in a city"), Parameters: schema}}}}}}
+	cases := []struct {
+		name          string
+		tools         []responses.ToolUnionParam
+		prompt        string
+		wantNamespace string
+		upstreamName  string // the tool's name on the Anthropic side
+	}{
+		{name: "function", tools: plain, prompt: "call tool get_weather for Paris", upstreamName: "get_weather"},
+		{name: "function in a namespace", tools: namespaced, prompt: "call tool weather__get_weather for Paris",
+			wantNamespace: "weather", upstreamName: "weather__get_weather"},
+	}
+	for _, tc := range cases {
+		for _, stream := range []bool{false, true} {
+			t.Run(tc.name+map[bool]string{false: ", json", true: ", stream"}[stream], func(t *testing.T) {
+				ask := func(p responses.ResponseNewParams) (responses.Response, []string) {
+					p.Tools = tc.tools
+					if !stream {
+						got, err := h.responsesClient(keyAll).Responses.New(context.Background(), p)
+						if err != nil {
+							t.Fatal(err)
+						}
+						return *got, nil
 					}
-					return *got, nil
+					s := readResponsesStream(t, h.responsesClient(keyAll).Responses.NewStreaming(context.Background(), p))
+					if s.err != nil {
+						t.Fatalf("accumulator: %v (events %v)", s.err, s.types)
+					}
+					return s.final, s.types
 				}
-				s := readResponsesStream(t, h.responsesClient(keyAll).Responses.NewStreaming(context.Background(), p))
-				if s.err != nil {
-					t.Fatalf("accumulator: %v (events %v)", s.err, s.types)
+				p := respParams("claude", tc.prompt)
+				p.ToolChoice = responses.ResponseNewParamsToolChoiceUnion{OfToolChoiceMode: oai.Opt(responses.ToolChoiceOptionsRequired)}
+				first, types := ask(p)
+				if len(first.Output) != 1 || first.Output[0].Type != "function_call" || first.Status != "completed" {
+					t.Fatalf("first reply %s", first.RawJSON())
 				}
-				return s.final, s.types
-			}
-			p := respParams("claude", "call tool get_weather for Paris")
-			p.ToolChoice = responses.ResponseNewParamsToolChoiceUnion{OfToolChoiceMode: oai.Opt(responses.ToolChoiceOptionsRequired)}
-			first, types := ask(p)
-			if len(first.Output) != 1 || first.Output[0].Type != "function_call" || first.Status != "completed" {
-				t.Fatalf("first reply %s", first.RawJSON())
-			}
-			fc := first.Output[0].AsFunctionCall()
-			var args map[string]string
-			if fc.Name != "get_weather" || !strings.HasPrefix(fc.CallID, "toolu_") || !strings.HasPrefix(fc.ID, "fc_") ||
-				json.Unmarshal([]byte(fc.Arguments), &args) != nil || args["city"] == "" {
-				t.Fatalf("function call %s", first.Output[0].RawJSON())
-			}
-			if stream {
-				want := "response.created response.in_progress response.output_item.added response.function_call_arguments.delta"
-				if got := strings.Join(types, " "); !strings.HasPrefix(got, want) ||
-					!strings.HasSuffix(got, "response.function_call_arguments.delta response.function_call_arguments.done response.output_item.done response.completed") {
-					t.Fatalf("events %v", types)
+				fc := first.Output[0].AsFunctionCall()
+				var args map[string]string
+				if fc.Name != "get_weather" || fc.Namespace != tc.wantNamespace || !strings.HasPrefix(fc.CallID, "toolu_") ||
+					!strings.HasPrefix(fc.ID, "fc_") || json.Unmarshal([]byte(fc.Arguments), &args) != nil || args["city"] == "" {
+					t.Fatalf("function call %s", first.Output[0].RawJSON())
 				}
-			}
-			var sent anthropicRequest
-			_ = json.Unmarshal(m.LastRequest().Body, &sent)
-			if len(sent.Tools) != 1 || sent.Tools[0].Name != "get_weather" || sent.Tools[0].Description != "the weather in a city" ||
-				!strings.Contains(string(sent.Tools[0].InputSchema), `"city"`) || sent.ToolChoice == nil || sent.ToolChoice.Type != "any" {
-				t.Fatalf("upstream tools %s", m.LastRequest().Body)
-			}
+				if stream {
+					want := "response.created response.in_progress response.output_item.added response.function_call_arguments.delta"
+					if got := strings.Join(types, " "); !strings.HasPrefix(got, want) ||
+						!strings.HasSuffix(got, "response.function_call_arguments.delta response.function_call_arguments.done response.output_item.done response.completed") {
+						t.Fatalf("events %v", types)
+					}
+				}
+				var sent anthropicRequest
+				_ = json.Unmarshal(m.LastRequest().Body, &sent)
+				if len(sent.Tools) != 1 || sent.Tools[0].Name != tc.upstreamName || sent.Tools[0].Description != "the weather in a city" ||
+					!strings.Contains(string(sent.Tools[0].InputSchema), `"city"`) || sent.ToolChoice == nil || sent.ToolChoice.Type != "any" {
+					t.Fatalf("upstream tools %s", m.LastRequest().Body)
+				}
 
-			call := fc.ToParam()
-			output := responses.ResponseInputItemParamOfFunctionCallOutput("sunny in Paris")
-			output.OfFunctionCallOutput.CallID = oai.String(fc.CallID)
-			p = respParams("claude", "")
-			p.Input = responses.ResponseNewParamsInputUnion{OfInputItemList: responses.ResponseInputParam{
-				responses.ResponseInputItemParamOfMessage("call tool get_weather for Paris", responses.EasyInputMessageRoleUser),
-				{OfFunctionCall: &call},
-				output,
-			}}
-			second, _ := ask(p)
-			if second.OutputText() != "sunny in Paris" || second.Status != "completed" {
-				t.Fatalf("second reply %s", second.RawJSON())
-			}
-			_ = json.Unmarshal(m.LastRequest().Body, &sent)
-			msgs := sent.Messages
-			if len(msgs) != 3 || msgs[1].Role != "assistant" || msgs[1].Content[0].Type != "tool_use" || msgs[1].Content[0].ID != fc.CallID ||
-				msgs[1].Content[0].Name != "get_weather" || string(msgs[1].Content[0].Input) != fc.Arguments ||
-				msgs[2].Role != "user" || msgs[2].Content[0].Type != "tool_result" || msgs[2].Content[0].ToolUseID != fc.CallID ||
-				joinText(msgs[2].Content[0].Content) != "sunny in Paris" {
-				t.Fatalf("upstream messages %s", m.LastRequest().Body)
-			}
-		})
+				call := fc.ToParam()
+				output := responses.ResponseInputItemParamOfFunctionCallOutput("sunny in Paris")
+				output.OfFunctionCallOutput.CallID = oai.String(fc.CallID)
+				p = respParams("claude", "")
+				p.Input = responses.ResponseNewParamsInputUnion{OfInputItemList: responses.ResponseInputParam{
+					responses.ResponseInputItemParamOfMessage(tc.prompt, responses.EasyInputMessageRoleUser),
+					{OfFunctionCall: &call},
+					output,
+				}}
+				second, _ := ask(p)
+				if second.OutputText() != "sunny in Paris" || second.Status != "completed" {
+					t.Fatalf("second reply %s", second.RawJSON())
+				}
+				_ = json.Unmarshal(m.LastRequest().Body, &sent)
+				msgs := sent.Messages
+				if len(msgs) != 3 || msgs[1].Role != "assistant" || msgs[1].Content[0].Type != "tool_use" || msgs[1].Content[0].ID != fc.CallID ||
+					msgs[1].Content[0].Name != tc.upstreamName || string(msgs[1].Content[0].Input) != fc.Arguments ||
+					msgs[2].Role != "user" || msgs[2].Content[0].Type != "tool_result" || msgs[2].Content[0].ToolUseID != fc.CallID ||
+					joinText(msgs[2].Content[0].Content) != "sunny in Paris" {
+					t.Fatalf("upstream messages %s", m.LastRequest().Body)
+				}
+			})
+		}
 	}
 }
 
@@ -261,6 +278,8 @@ func TestResponsesRefusedOnAnthropic(t *testing.T) {
 	}{
 		{"built-in tool", `{"model":"claude","input":"hi","tools":[{"type":"function","name":"f","parameters":{}},{"type":"web_search"}]}`,
 			"invalid_request", `tools[1]: tool type "web_search" is one of OpenAI's built-in tools`},
+		{"custom tool in a namespace", `{"model":"claude","input":"hi","tools":[{"type":"namespace","name":"ns","description":"d","tools":[{"type":"custom","name":"patch"}]}]}`,
+			"invalid_request", `tools[0].tools[0]: tool type "custom" cannot be translated`},
 		{"previous_response_id on an anthropic-only group", `{"model":"claude","input":"hi","previous_response_id":"resp_abc"}`,
 			"unsupported_parameter", "the gateway keeps no conversation store"},
 		{"store true", `{"model":"claude","input":"hi","store":true}`, "unsupported_parameter", "the gateway keeps no conversation store"},
