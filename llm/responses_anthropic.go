@@ -511,11 +511,7 @@ func anthropicToResponsesResponse(raw, reqBody []byte) ([]byte, Usage, error) {
 	for _, b := range in.Content {
 		switch b.Type {
 		case "text":
-			// Consecutive text blocks (Anthropic splits text around citations) are one message.
-			if n := len(r.Output); n > 0 && r.Output[n-1].Type == "message" {
-				r.Output[n-1].Content[0].Text += b.Text
-				continue
-			}
+			// One message per text block, as the stream gives them.
 			r.Output = append(r.Output, responsesOutputItem{Type: "message", ID: randomID("msg_"), Status: "completed",
 				Content: []responsesTextPart{{Type: "output_text", Text: b.Text, Annotations: []any{}}}})
 		case "tool_use":

@@ -385,3 +385,68 @@ func TestAnthropicToResponsesStreamUpstreamError(t *testing.T) {
 		t.Fatalf("out:\n%s", out)
 	}
 }
+
+// TestAnthropicToResponsesResponse covers what the mock does not send: several blocks, thinking, cache usage and
+// the other stop reasons.
+func TestAnthropicToResponsesResponse(t *testing.T) {
+	cases := []struct {
+		name, reply, reqBody   string
+		wantStatus, wantReason string
+		wantItems              string // type:name-or-text of each output item
+		wantUsage              string
+		wantCost               Usage
+	}{
+		{name: "text, thinking and calls",
+			reply: `{"id":"msg_1","model":"claude","content":[{"type":"thinking","thinking":"hmm","signature":"s"},{"type":"text","text":"let me look"},` +
+				`{"type":"tool_use","id":"toolu_a","name":"get_weather","input":{"city":"Paris"}},{"type":"tool_use","id":"toolu_b","name":"ns__f","input":{}}],` +
+				`"stop_reason":"tool_use","usage":{"input_tokens":10,"output_tokens":5}}`,
+			reqBody:    `{"model":"c","tools":[{"type":"namespace","name":"ns","description":"d","tools":[{"type":"function","name":"f"}]}]}`,
+			wantStatus: "completed", wantItems: `message:let me look function_call:get_weather{"city":"Paris"} function_call:ns.f{}`,
+			wantUsage: `{"input_tokens":10,"input_tokens_details":{"cached_tokens":0},"output_tokens":5,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":15}`,
+			wantCost:  Usage{Input: 10, Output: 5}},
+		{name: "cache reads and writes count as input",
+			reply:      `{"id":"msg_2","model":"claude","content":[{"type":"text","text":"hi"}],"stop_reason":"end_turn","usage":{"input_tokens":3,"cache_read_input_tokens":100,"cache_creation_input_tokens":20,"output_tokens":1}}`,
+			wantStatus: "completed", wantItems: "message:hi",
+			wantUsage: `{"input_tokens":123,"input_tokens_details":{"cached_tokens":100},"output_tokens":1,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":124}`,
+			wantCost:  Usage{Input: 123, Output: 1, Cached: 100, CacheWrite: 20}},
+		{name: "refusal",
+			reply:      `{"id":"msg_3","model":"claude","content":[],"stop_reason":"refusal","usage":{"input_tokens":3,"output_tokens":0}}`,
+			wantStatus: "incomplete", wantReason: "content_filter", wantItems: "",
+			wantUsage: `{"input_tokens":3,"input_tokens_details":{"cached_tokens":0},"output_tokens":0,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":3}`,
+			wantCost:  Usage{Input: 3}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			body := tc.reqBody
+			if body == "" {
+				body = `{"model":"c"}`
+			}
+			raw, u, err := anthropicToResponsesResponse([]byte(tc.reply), []byte(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got responses.Response
+			if err := json.Unmarshal(raw, &got); err != nil {
+				t.Fatal(err)
+			}
+			var items []string
+			for _, it := range got.Output {
+				switch it.Type {
+				case "message":
+					items = append(items, "message:"+it.Content[0].Text)
+				case "function_call":
+					fc := it.AsFunctionCall()
+					name := fc.Name
+					if fc.Namespace != "" {
+						name = fc.Namespace + "." + name
+					}
+					items = append(items, "function_call:"+name+fc.Arguments)
+				}
+			}
+			if string(got.Status) != tc.wantStatus || got.IncompleteDetails.Reason != tc.wantReason || strings.Join(items, " ") != tc.wantItems ||
+				got.Usage.RawJSON() != tc.wantUsage || u != tc.wantCost || !strings.HasPrefix(got.ID, "resp_") {
+				t.Fatalf("got %s, usage %+v", raw, u)
+			}
+		})
+	}
+}
