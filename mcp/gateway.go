@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -323,9 +324,10 @@ func (g *Gateway) serve(c *fiber.Ctx) error {
 		return rpcError(c, fiber.StatusRequestEntityTooLarge, codeInvalidRequest,
 			fmt.Sprintf("message larger than %d bytes", g.maxMessageBytes()))
 	}
-	p, err := g.gov.Authenticate(governance.KeyFromHeaders(c.Get(fiber.HeaderAuthorization), c.Get("x-api-key")))
+	key := governance.KeyFromHeaders(c.Get(fiber.HeaderAuthorization), c.Get("x-api-key"))
+	p, err := g.gov.Authenticate(key)
 	if err != nil {
-		return g.unauthorized(c, err)
+		return g.unauthorized(c, err, key != "")
 	}
 	name := c.Params("server")
 	v := g.view(name)
@@ -409,7 +411,15 @@ func rpcError(c *fiber.Ctx, status, code int, msg string) error {
 	})
 }
 
-func (g *Gateway) unauthorized(c *fiber.Ctx, err error) error {
+// unauthorized answers a request whose key was refused. A 401's challenge
+// names the metadata of the very resource asked for (/mcp or /mcp/<server>):
+// RFC 9728 §3.3 has a client drop metadata reached through the challenge
+// unless its resource is the URL it called, and the root metadata declares
+// /mcp.
+// When the request sent a key, the challenge also says why it was refused
+// (RFC 6750 §3): the Codex CLI shows the user this header and nothing of the
+// body, so without it "invalid API key" never reaches anyone.
+func (g *Gateway) unauthorized(c *fiber.Ctx, err error, sentKey bool) error {
 	status, msg := fiber.StatusUnauthorized, "authentication required"
 	var ge *governance.Error
 	if errors.As(err, &ge) {
@@ -417,7 +427,26 @@ func (g *Gateway) unauthorized(c *fiber.Ctx, err error) error {
 		g.gov.Denied(governance.RequestDenial(c, nil, "", "", err))
 	}
 	if status == fiber.StatusUnauthorized {
-		c.Set(fiber.HeaderWWWAuthenticate, fmt.Sprintf(`Bearer resource_metadata="%s%s"`, g.baseURL(c), metadataPath))
+		resource := "/mcp"
+		if s := c.Params("server"); serverNameRE.MatchString(s) {
+			resource += "/" + s
+		}
+		challenge := fmt.Sprintf(`Bearer resource_metadata="%s%s%s"`, g.baseURL(c), metadataPath, resource)
+		if sentKey {
+			challenge += `, error="invalid_token", error_description="` + challengeText(msg) + `"`
+		}
+		c.Set(fiber.HeaderWWWAuthenticate, challenge)
 	}
 	return rpcError(c, status, codeUnauthorized, msg)
+}
+
+// challengeText keeps the characters RFC 6750 §3 allows in error_description
+// (printable ASCII but '"' and '\'), so a message cannot break the header.
+func challengeText(msg string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
+			return -1
+		}
+		return r
+	}, msg)
 }

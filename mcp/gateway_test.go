@@ -393,11 +393,42 @@ func TestEdgeErrors(t *testing.T) {
 			if r.status != tc.wantStatus || !strings.Contains(r.body, tc.wantBody) {
 				t.Fatalf("got %d %s, want %d containing %s", r.status, r.body, tc.wantStatus, tc.wantBody)
 			}
-			if tc.wantStatus == http.StatusUnauthorized {
-				want := `Bearer resource_metadata="` + e.url + `/.well-known/oauth-protected-resource"`
-				if got := r.header.Get("WWW-Authenticate"); got != want {
-					t.Fatalf("WWW-Authenticate = %q, want %q", got, want)
-				}
+		})
+	}
+}
+
+// A 401's challenge names the metadata of the resource the client called and, when the client sent a key, why it
+// was refused (RFC 6750 §3). The Codex CLI shows its user this header and not the body: with a wrong key it said
+// only "AuthRequired(... resource_metadata=...)". The requests are the ones Claude Code 2.1.197 and Codex 0.171.0
+// send first.
+func TestUnauthorizedChallenge(t *testing.T) {
+	t.Parallel()
+	e := start(t, nil)
+	const (
+		claudeInit = `{"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"roots":{},"elicitation":{}},` +
+			`"clientInfo":{"name":"claude-code","title":"Claude Code","version":"2.1.197"}},"jsonrpc":"2.0","id":0}`
+		codexInit = `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18",` +
+			`"capabilities":{"elicitation":{"form":{},"url":{}}},"clientInfo":{"name":"codex-mcp-client","title":"Codex","version":"0.171.0"}}}`
+	)
+	md := e.url + "/.well-known/oauth-protected-resource"
+	tests := []struct {
+		name, method, path, auth, body string
+		want                           string
+	}{
+		{"claude code, no key", http.MethodPost, "/mcp", "", claudeInit,
+			`Bearer resource_metadata="` + md + `/mcp"`},
+		{"claude code, wrong key", http.MethodPost, "/mcp", "Bearer sk-sb-wrong-0123456789abcdef", claudeInit,
+			`Bearer resource_metadata="` + md + `/mcp", error="invalid_token", error_description="invalid API key"`},
+		{"codex, wrong key, one server", http.MethodPost, "/mcp/weather", "Bearer sk-sb-wrong-0123456789abcdef", codexInit,
+			`Bearer resource_metadata="` + md + `/mcp/weather", error="invalid_token", error_description="invalid API key"`},
+		{"codex mcp list probe", http.MethodGet, "/mcp/weather", "", "",
+			`Bearer resource_metadata="` + md + `/mcp/weather"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := request(t, tc.method, e.url+tc.path, "", tc.body, "Authorization", tc.auth, "Mcp-Protocol-Version", "")
+			if got := r.header.Get("WWW-Authenticate"); r.status != http.StatusUnauthorized || got != tc.want {
+				t.Fatalf("got %d, WWW-Authenticate %q, want 401 and %q", r.status, got, tc.want)
 			}
 		})
 	}
