@@ -313,6 +313,9 @@ func (g *Gateway) Register(r fiber.Router) {
 	r.Get(metadataPath, g.serveMetadata)
 	r.Get(metadataPath+"/mcp", g.serveMetadata)
 	r.Get(metadataPath+"/mcp/:server", g.serveMetadata)
+	for _, route := range oauthFallbacks {
+		r.Add(route.method, route.path, notAnAuthorizationServer)
+	}
 	r.All("/mcp", g.serve)
 	r.All("/mcp/:server", g.serve)
 }

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 	"github.com/switchboard-gw/switchboard/governance"
@@ -429,6 +431,41 @@ func TestUnauthorizedChallenge(t *testing.T) {
 			r := request(t, tc.method, e.url+tc.path, "", tc.body, "Authorization", tc.auth, "Mcp-Protocol-Version", "")
 			if got := r.header.Get("WWW-Authenticate"); r.status != http.StatusUnauthorized || got != tc.want {
 				t.Fatalf("got %d, WWW-Authenticate %q, want 401 and %q", r.status, got, tc.want)
+			}
+		})
+	}
+}
+
+// A client configured without a key meets a 401 and starts OAuth. Finding no authorization server, it registers at
+// the gateway's origin, as Claude Code and the Codex CLI do, which must fail with an OAuth error that says what to do,
+// not a body those clients cannot read (Claude Code showed "Invalid OAuth error response: ZodError").
+func TestOAuthClientWithoutKey(t *testing.T) {
+	t.Parallel()
+	e := start(t, nil)
+	for _, path := range []string{"/mcp", "/mcp/weather"} {
+		t.Run(path, func(t *testing.T) {
+			ctx := ctxT(t)
+			cli, err := client.NewOAuthStreamableHttpClient(e.url+path, client.OAuthConfig{
+				RedirectURI: "http://localhost:3118/callback", TokenStore: client.NewMemoryTokenStore(), PKCEEnabled: true,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cli.Close()
+			if err := cli.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			var init mcp.InitializeRequest
+			init.Params.ProtocolVersion = mcp.ProtocolVersion20251125
+			_, err = cli.Initialize(ctx, init)
+			if !client.IsOAuthAuthorizationRequiredError(err) {
+				t.Fatalf("initialize without a key: %v, want an OAuth authorization required error", err)
+			}
+			err = client.GetOAuthHandler(err).RegisterClient(ctx, "Claude Code (sb)")
+			var oauthErr transport.OAuthError
+			if !errors.As(err, &oauthErr) || oauthErr.ErrorCode != "invalid_request" ||
+				!strings.Contains(oauthErr.ErrorDescription, "a Switchboard API key in its Authorization header") {
+				t.Fatalf("registration: %v, want an OAuth error saying to send a key", err)
 			}
 		})
 	}

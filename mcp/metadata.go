@@ -6,6 +6,32 @@ import (
 	"github.com/gofiber/fiber/v2"
 )
 
+// oauthFallbacks are the endpoints an MCP client's OAuth flow falls back to
+// at the resource's origin when it finds no authorization server metadata
+// (MCP 2025-03-26, "Fallbacks for Servers without Metadata Discovery").
+// Claude Code and the Codex CLI go there when /mcp answers 401 to a server
+// configured without a key: they register at POST /register first. The
+// gateway issues no tokens, but a 404 in its own error shape is not an OAuth
+// error either, so they showed "Invalid OAuth error response: ZodError" or
+// a raw body instead of what the user has to do.
+var oauthFallbacks = []struct{ method, path string }{
+	{fiber.MethodPost, "/register"},
+	{fiber.MethodGet, "/authorize"},
+	{fiber.MethodPost, "/token"},
+}
+
+// notAnAuthorizationServer answers an oauthFallbacks endpoint with an OAuth
+// error (RFC 6749 §5.2, RFC 7591 §3.2.2), whose error_description the
+// clients show, saying how to authenticate instead. It names no "Bearer
+// <key>": Claude Code's log redacts what follows "Bearer".
+func notAnAuthorizationServer(c *fiber.Ctx) error {
+	return c.Status(fiber.StatusNotFound).JSON(fiber.Map{
+		"error": "invalid_request",
+		"error_description": "Switchboard is not an OAuth authorization server: configure this MCP server with " +
+			"a Switchboard API key in its Authorization header",
+	})
+}
+
 // metadataPath is the RFC 9728 well-known location of the protected-resource
 // metadata; the resource path may follow it (/.well-known/…/mcp).
 const metadataPath = "/.well-known/oauth-protected-resource"
