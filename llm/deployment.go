@@ -177,11 +177,14 @@ func (g *group) only(serves func(*deployment) bool) *group {
 }
 
 // serving is the part of g that can serve req, a call of kind k: all of it but for token counting, which only
-// Anthropic has, and a Responses call that keeps or continues a conversation on the provider, which only openai
-// and azure deployments can honour (the others' replies are translated, and the gateway stores none).
+// Anthropic has, and a Responses call that keeps or continues a conversation on the provider, or that the
+// translation to Anthropic's Messages API refuses (OpenAI's built-in tools), which only openai and azure
+// deployments can honour: picking an Anthropic deployment for it would answer 400 where its neighbour serves it.
 func (g *group) serving(k callKind, req *request) *group {
 	switch {
-	case k == kindResponses && req.onProvider():
+	case k == kindResponses && len(g.responses.deployments) == len(g.deployments):
+		return g
+	case k == kindResponses && (req.onProvider() || req.untranslatable() != nil):
 		return g.responses
 	case k == kindCountTokens:
 		return g.countTokens

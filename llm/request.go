@@ -33,6 +33,19 @@ type request struct {
 	choices       int64 // n: how many completions the upstream generates, each up to maxTokens
 	// previousID is a Responses call's previous_response_id: only the deployment that stored it knows it.
 	previousID string
+	// translation is what untranslatable found, once asked.
+	translation        error
+	translationChecked bool
+}
+
+// untranslatable is why the translation to Anthropic's Messages API cannot serve this Responses call; nil when
+// it can. Routing asks it for every group with an Anthropic deployment, so it translates once.
+func (r *request) untranslatable() error {
+	if !r.translationChecked {
+		r.translationChecked = true
+		_, r.translation = responsesToAnthropic(r.body, "")
+	}
+	return r.translation
 }
 
 // onProvider reports a Responses call that keeps or continues a conversation in its provider's store.

@@ -54,8 +54,10 @@ func unsupported(grp *group, kind callKind, req *request) error {
 	if len(grp.serving(kind, req).deployments) > 0 {
 		return nil
 	}
-	switch kind {
-	case kindResponses:
+	switch {
+	case kind == kindResponses && !req.onProvider():
+		return errBadRequest("invalid_request", "%v", req.untranslatable())
+	case kind == kindResponses:
 		return errBadRequest("unsupported_parameter",
 			"model %q serves the Responses API through a translation to Anthropic's Messages API (its deployments' providers: %s), and %s: "+
 				"previous_response_id, \"store\": true and conversation need an openai or azure deployment; send the whole conversation in input, with \"store\": false or without it",

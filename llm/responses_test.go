@@ -208,6 +208,7 @@ func TestResponsesMixedGroups(t *testing.T) {
 	t.Parallel()
 	oa, an := startMock(t, mock.LLMOptions{}), startMock(t, mock.LLMOptions{})
 	broken := startMock(t, mock.LLMOptions{Fail: map[string]int{"gpt-4o-mini": 500}})
+	broken2 := startMock(t, mock.LLMOptions{Fail: map[string]int{"gpt-4o-mini": 500}})
 	// The cheaper deployment first: lowest-cost picks the Anthropic one whenever it may serve the call.
 	claude := anthropicDep(an, "claude-3-5-haiku-latest")
 	claude.Pricing = &PricingConfig{InputPerMTok: "0", OutputPerMTok: "0"}
@@ -215,9 +216,16 @@ func TestResponsesMixedGroups(t *testing.T) {
 		{Name: "mixed", Strategy: StrategyLowestCost, Deployments: []DeploymentConfig{claude, openaiDep(oa, "gpt-4o-mini")}},
 		{Name: "primary", Deployments: []DeploymentConfig{openaiDep(broken, "gpt-4o-mini")}, Fallbacks: []string{"claude", "mixed"}},
 		{Name: "claude", Deployments: []DeploymentConfig{anthropicDep(an, "claude-3-5-haiku-latest")}},
+		// primary's twin, so that its failures do not cool primary's deployment down before the check below.
+		{Name: "primary2", Deployments: []DeploymentConfig{openaiDep(broken2, "gpt-4o-mini")}, Fallbacks: []string{"claude", "mixed"}},
 	}, Router: RouterConfig{RetryBackoff: time.Millisecond}}
 	h := newHarness(t, cfg)
 	stored := func(p responses.ResponseNewParams) responses.ResponseNewParams { p.Store = oai.Bool(true); return p }
+	// The Codex CLI sends OpenAI's built-in tools (web_search) beside its functions.
+	builtIn := func(p responses.ResponseNewParams) responses.ResponseNewParams {
+		p.Tools = []responses.ToolUnionParam{{OfWebSearch: &responses.WebSearchToolParam{Type: "web_search"}}}
+		return p
+	}
 	cases := []struct {
 		name, model       string
 		params            func(responses.ResponseNewParams) responses.ResponseNewParams
@@ -229,6 +237,8 @@ func TestResponsesMixedGroups(t *testing.T) {
 		{name: "mixed group, store true only to OpenAI", model: "mixed", params: stored, wantSpanModel: "mixed"},
 		{name: "fallback to an Anthropic-only group", model: "primary", wantAnthropic: true, wantSpanModel: "claude", wantSpanFallbacks: 1},
 		{name: "store true falls back past the Anthropic-only group", model: "primary", params: stored, wantSpanModel: "mixed", wantSpanFallbacks: 1},
+		{name: "mixed group, a built-in tool only to OpenAI", model: "mixed", params: builtIn, wantSpanModel: "mixed"},
+		{name: "a built-in tool falls back past the Anthropic-only group", model: "primary2", params: builtIn, wantSpanModel: "mixed", wantSpanFallbacks: 1},
 	}
 	seen := map[string]int{} // spans per model so far
 	for _, tc := range cases {
