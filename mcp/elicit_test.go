@@ -214,6 +214,23 @@ func (e *env) dialWith(t *testing.T, path, key, version string, topts []transpor
 	return cli
 }
 
+// waitListening waits until the gateway counts cli's GET stream, which mcp-go opens on a goroutine of its own after
+// the handshake: a sampling request sent before that finds no stream to go on.
+func (e *env) waitListening(t *testing.T, cli *client.Client) {
+	t.Helper()
+	session := cli.GetTransport().(*transport.StreamableHTTP).GetSessionId()
+	eventually(t, 5*time.Second, func() bool {
+		e.gw.listeners.mu.Lock()
+		defer e.gw.listeners.mu.Unlock()
+		for k := range e.gw.listeners.open {
+			if k.session == session {
+				return true
+			}
+		}
+		return false
+	}, "the client's GET stream to open")
+}
+
 // startAsking runs the harness's gateway with the asker (elicitingUpstream)
 // and sampler (askingUpstream) servers.
 func startAsking(t *testing.T) (*env, *askingUpstream) {
@@ -280,6 +297,9 @@ func TestUpstreamRequestsReachTheCaller(t *testing.T) {
 				version = mcp.ProtocolVersion20251125
 			}
 			cli := e.dialWith(t, "/mcp", keyAll, version, tc.topts, tc.opts...)
+			if tc.topts != nil {
+				e.waitListening(t, cli)
+			}
 			parent := newParent()
 			req := mcp.CallToolRequest{}
 			req.Params.Name = tc.tool
