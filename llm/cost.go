@@ -2,11 +2,10 @@ package llm
 
 import (
 	"math/bits"
-	"strconv"
 	"strings"
-)
 
-const nanoPerUSD = 1_000_000_000
+	"github.com/switchboard-gw/switchboard/trace"
+)
 
 // Price is what one million tokens cost, in nano-USD. A zero CachedInput, CacheWrite or CacheWrite1h means
 // those tokens cost the same as other input tokens.
@@ -94,27 +93,7 @@ const maxUSDLen = 32
 
 // appendUSD appends FormatUSD's text to b; every JSON reply's cost header is
 // written with it from a stack buffer.
-func appendUSD(b []byte, nano int64) []byte {
-	u := uint64(nano)
-	if nano < 0 {
-		b = append(b, '-')
-		u = uint64(-nano)
-	}
-	b = strconv.AppendUint(b, u/nanoPerUSD, 10)
-	if frac := u % nanoPerUSD; frac != 0 {
-		var f [9]byte
-		for i := len(f) - 1; i >= 0; i-- {
-			f[i] = byte('0' + frac%10)
-			frac /= 10
-		}
-		end := len(f)
-		for f[end-1] == '0' {
-			end--
-		}
-		b = append(append(b, '.'), f[:end]...)
-	}
-	return b
-}
+func appendUSD(b []byte, nano int64) []byte { return trace.AppendUSD(b, nano) }
 
 type fieldError struct{ field, msg string }
 

@@ -162,7 +162,7 @@ func appendSpanAttrs(b []byte, s *Span) []byte {
 	attr("switchboard.tool_server", s.ToolServer)
 	if s.CostNanoUSD != 0 {
 		var usd [24]byte
-		attr("switchboard.cost_usd", string(appendNanoUSD(usd[:0], s.CostNanoUSD)))
+		attr("switchboard.cost_usd", string(AppendUSD(usd[:0], s.CostNanoUSD)))
 		intAttr("switchboard.cost_nano_usd", s.CostNanoUSD)
 	}
 	if s.Retries != 0 {
@@ -214,8 +214,9 @@ func appendStrAttr(b []byte, key, val string) []byte {
 	return append(b, "}}"...)
 }
 
-// appendNanoUSD writes nano-USD as an exact decimal: 1500000 is "0.0015".
-func appendNanoUSD(b []byte, nano int64) []byte {
+// AppendUSD writes nano-USD as an exact decimal USD amount without trailing zeros: 1500000 is "0.0015". A span's
+// cost is written so in exports, and the LLM gateway's cost header too.
+func AppendUSD(b []byte, nano int64) []byte {
 	u := uint64(nano)
 	if nano < 0 {
 		b = append(b, '-')

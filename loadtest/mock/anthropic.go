@@ -56,65 +56,62 @@ type messagesRequest struct {
 	} `json:"tool_choice"`
 }
 
-// countTokens serves Anthropic's token counting: the input tokens the same request would use in messages.
-func (l *LLMServer) countTokens(ctx *fasthttp.RequestCtx) {
+// readMessages reads a Messages request as Anthropic checks it, answering the error itself when it is not one;
+// token counting takes no max_tokens.
+func readMessages(ctx *fasthttp.RequestCtx, needMaxTokens bool) (messagesRequest, bool) {
+	fail := func(msg string) (messagesRequest, bool) {
+		writeAnthropicError(ctx, http.StatusBadRequest, "invalid_request_error", msg)
+		return messagesRequest{}, false
+	}
 	if len(ctx.Request.Header.Peek("anthropic-version")) == 0 {
-		writeAnthropicError(ctx, http.StatusBadRequest, "invalid_request_error", "anthropic-version: header is required")
-		return
+		return fail("anthropic-version: header is required")
 	}
 	var req messagesRequest
 	if err := json.Unmarshal(ctx.Request.Body(), &req); err != nil {
-		writeAnthropicError(ctx, http.StatusBadRequest, "invalid_request_error", "invalid JSON body: "+err.Error())
-		return
+		return fail("invalid JSON body: " + err.Error())
 	}
 	switch {
 	case req.Model == "":
-		writeAnthropicError(ctx, http.StatusBadRequest, "invalid_request_error", "model: Field required")
-		return
+		return fail("model: Field required")
+	case needMaxTokens && req.MaxTokens < 1:
+		return fail("max_tokens: Field required and must be at least 1")
 	case len(req.Messages) == 0:
-		writeAnthropicError(ctx, http.StatusBadRequest, "invalid_request_error", "messages: at least one message is required")
-		return
-	case l.failFor(ctx, dialectAnthropic, req.Model, 0):
+		return fail("messages: at least one message is required")
+	}
+	return req, true
+}
+
+// texts is the text of the request's messages, and its prompt's characters and tokens with the system prompt.
+func (req *messagesRequest) texts() (texts []string, chars, tokens int) {
+	system := contentText(req.System)
+	chars, tokens = len(system), countTokens(system)
+	texts = make([]string, len(req.Messages))
+	for i, m := range req.Messages {
+		texts[i] = contentText(m.Content)
+		chars += len(texts[i])
+		tokens += countTokens(texts[i])
+	}
+	return texts, chars, tokens
+}
+
+// countTokens serves Anthropic's token counting: the input tokens the same request would use in messages.
+func (l *LLMServer) countTokens(ctx *fasthttp.RequestCtx) {
+	req, ok := readMessages(ctx, false)
+	if !ok || l.failFor(ctx, dialectAnthropic, req.Model, 0) {
 		return
 	}
-	n := countTokens(contentText(req.System))
-	for _, m := range req.Messages {
-		n += countTokens(contentText(m.Content))
-	}
+	_, _, n := req.texts()
 	writeJSON(ctx, http.StatusOK, []byte(`{"input_tokens":`+strconv.Itoa(n)+`}`))
 }
 
 // messages serves Anthropic's Messages API with the same deterministic
 // behaviour as chat completions.
 func (l *LLMServer) messages(ctx *fasthttp.RequestCtx, n int64, inj injection) {
-	if len(ctx.Request.Header.Peek("anthropic-version")) == 0 {
-		writeAnthropicError(ctx, http.StatusBadRequest, "invalid_request_error", "anthropic-version: header is required")
+	req, ok := readMessages(ctx, true)
+	if !ok {
 		return
 	}
-	var req messagesRequest
-	if err := json.Unmarshal(ctx.Request.Body(), &req); err != nil {
-		writeAnthropicError(ctx, http.StatusBadRequest, "invalid_request_error", "invalid JSON body: "+err.Error())
-		return
-	}
-	switch {
-	case req.Model == "":
-		writeAnthropicError(ctx, http.StatusBadRequest, "invalid_request_error", "model: Field required")
-		return
-	case req.MaxTokens < 1:
-		writeAnthropicError(ctx, http.StatusBadRequest, "invalid_request_error", "max_tokens: Field required and must be at least 1")
-		return
-	case len(req.Messages) == 0:
-		writeAnthropicError(ctx, http.StatusBadRequest, "invalid_request_error", "messages: at least one message is required")
-		return
-	}
-	system := contentText(req.System)
-	chars, inputTokens := len(system), countTokens(system)
-	texts := make([]string, len(req.Messages))
-	for i, m := range req.Messages {
-		texts[i] = contentText(m.Content)
-		chars += len(texts[i])
-		inputTokens += countTokens(texts[i])
-	}
+	texts, chars, inputTokens := req.texts()
 	if l.failFor(ctx, dialectAnthropic, req.Model, chars) {
 		return
 	}
