@@ -222,16 +222,7 @@ func chatToAnthropic(body []byte, model string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if in.ParallelToolCalls != nil && !*in.ParallelToolCalls && len(out.Tools) > 0 {
-		if tc == nil {
-			tc = &anthropicToolChoice{Type: "auto"}
-		}
-		tc.DisableParallelToolUse = true
-	}
-	if tc != nil && tc.Type == "none" && len(out.Tools) == 0 {
-		tc = nil
-	}
-	out.ToolChoice = tc
+	out.ToolChoice = withToolRules(tc, in.ParallelToolCalls, len(out.Tools))
 	for i, m := range in.Messages {
 		if err := appendAnthropicMessage(&out, m); err != nil {
 			return nil, fmt.Errorf("messages[%d]: %v", i, err)
@@ -599,6 +590,21 @@ func refusesMaxTokens(model string) bool {
 		}
 	}
 	return false
+}
+
+// withToolRules applies an OpenAI request's parallel_tool_calls: false to the Anthropic tool choice tc, and drops a
+// "none" choice when no tool is sent, which Anthropic refuses.
+func withToolRules(tc *anthropicToolChoice, parallel *bool, tools int) *anthropicToolChoice {
+	if parallel != nil && !*parallel && tools > 0 {
+		if tc == nil {
+			tc = &anthropicToolChoice{Type: "auto"}
+		}
+		tc.DisableParallelToolUse = true
+	}
+	if tc != nil && tc.Type == "none" && tools == 0 {
+		return nil
+	}
+	return tc
 }
 
 // anthropicURL accepts the base URL with or without its "/v1".

@@ -66,21 +66,41 @@ func anthropicErrorEvent(ae *apiError) []byte {
 	return append(append([]byte("event: error\ndata: "), ae.anthropicJSON()...), "\n\n"...)
 }
 
-// anthropicStream relays an Anthropic stream to an Anthropic client.
-type anthropicStream struct {
+// anthropicReading is what every reader of an Anthropic stream keeps: the usage its events report, and the text
+// and tool input they relayed, which bill a stream cut before its usage came.
+type anthropicReading struct {
 	tracker    anthropicUsageTracker
-	finished   bool
-	deltaBytes int // text and tool input relayed
+	deltaBytes int
 }
 
-func (s *anthropicStream) event(ev, out []byte) ([]byte, error) {
+// read decodes an SSE event as an Anthropic event and counts it; nil for an event without data.
+func (r *anthropicReading) read(ev []byte) (*anthropicEvent, error) {
 	_, data := sseData(ev)
-	out = append(out, ev...)
 	if data == nil {
-		return out, nil
+		return nil, nil
 	}
 	var e anthropicEvent
 	if err := json.Unmarshal(data, &e); err != nil {
+		return nil, err
+	}
+	r.tracker.observe(&e)
+	r.deltaBytes += e.deltaBytes()
+	return &e, nil
+}
+
+func (r *anthropicReading) usage() Usage         { return r.tracker.u.usage() }
+func (r *anthropicReading) partialOutput() int64 { return tokensOfText(r.deltaBytes) }
+
+// anthropicStream relays an Anthropic stream to an Anthropic client.
+type anthropicStream struct {
+	anthropicReading
+	finished bool
+}
+
+func (s *anthropicStream) event(ev, out []byte) ([]byte, error) {
+	out = append(out, ev...)
+	e, err := s.read(ev)
+	if e == nil {
 		return out, err
 	}
 	switch e.Type {
@@ -89,14 +109,10 @@ func (s *anthropicStream) event(ev, out []byte) ([]byte, error) {
 	case "error":
 		return out, errUpstreamStreamError
 	}
-	s.deltaBytes += e.deltaBytes()
-	s.tracker.observe(&e)
 	return out, nil
 }
 
 func (s *anthropicStream) done() bool                     { return s.finished }
-func (s *anthropicStream) usage() Usage                   { return s.tracker.u.usage() }
-func (s *anthropicStream) partialOutput() int64           { return tokensOfText(s.deltaBytes) }
 func (s *anthropicStream) errorEvent(ae *apiError) []byte { return anthropicErrorEvent(ae) }
 
 // deltaBytes is the text or tool input a content_block_delta adds.
@@ -109,14 +125,13 @@ func (e *anthropicEvent) deltaBytes() int {
 
 // anthropicToChatStream turns Anthropic events into OpenAI chunks.
 type anthropicToChatStream struct {
+	anthropicReading
 	clientWantsUsage bool
-	tracker          anthropicUsageTracker
 	id, model        string
 	created          int64
 	toolIndex        map[int]int // content block index -> tool call index
 	finish           openai.FinishReason
 	finished         bool
-	deltaBytes       int // text and tool input relayed
 }
 
 func newAnthropicToChatStream(clientWantsUsage bool) *anthropicToChatStream {
@@ -140,16 +155,10 @@ func appendData(out []byte, v any) []byte {
 }
 
 func (s *anthropicToChatStream) event(ev, out []byte) ([]byte, error) {
-	_, data := sseData(ev)
-	if data == nil {
-		return out, nil
-	}
-	var e anthropicEvent
-	if err := json.Unmarshal(data, &e); err != nil {
+	e, err := s.read(ev)
+	if e == nil {
 		return out, err
 	}
-	s.tracker.observe(&e)
-	s.deltaBytes += e.deltaBytes()
 	switch e.Type {
 	case "message_start":
 		if e.Message != nil {
@@ -210,9 +219,7 @@ func (s *anthropicToChatStream) event(ev, out []byte) ([]byte, error) {
 	return out, nil
 }
 
-func (s *anthropicToChatStream) done() bool           { return s.finished }
-func (s *anthropicToChatStream) usage() Usage         { return s.tracker.u.usage() }
-func (s *anthropicToChatStream) partialOutput() int64 { return tokensOfText(s.deltaBytes) }
+func (s *anthropicToChatStream) done() bool { return s.finished }
 func (s *anthropicToChatStream) errorEvent(ae *apiError) []byte {
 	return append(append([]byte("data: "), ae.openAIJSON()...), "\n\n"...)
 }

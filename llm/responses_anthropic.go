@@ -171,16 +171,7 @@ func responsesToAnthropic(body []byte, model string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if in.ParallelToolCalls != nil && !*in.ParallelToolCalls && len(out.Tools) > 0 {
-		if tc == nil {
-			tc = &anthropicToolChoice{Type: "auto"}
-		}
-		tc.DisableParallelToolUse = true
-	}
-	if tc != nil && tc.Type == "none" && len(out.Tools) == 0 {
-		tc = nil
-	}
-	out.ToolChoice = tc
+	out.ToolChoice = withToolRules(tc, in.ParallelToolCalls, len(out.Tools))
 	if in.Text != nil && in.Text.Format != nil {
 		switch f := in.Text.Format; f.Type {
 		case "", "text":

@@ -1,7 +1,6 @@
 package llm
 
 import (
-	"encoding/json"
 	"strings"
 )
 
@@ -16,7 +15,7 @@ type anthropicToResponsesStream struct {
 	d     *deployment
 	owner string
 
-	tracker    anthropicUsageTracker
+	anthropicReading
 	resp       *responsesObject // made from the request up front, begun at message_start
 	namespaced map[string][2]string
 	started    bool
@@ -24,7 +23,6 @@ type anthropicToResponsesStream struct {
 	stop       string
 	seq        int64 // sequence_number of the next event
 	finished   bool
-	deltaBytes int // text and arguments relayed
 }
 
 // responsesBlock is an output item under way.
@@ -47,16 +45,10 @@ func (s *anthropicToResponsesStream) emit(out []byte, typ string, fields map[str
 }
 
 func (s *anthropicToResponsesStream) event(ev, out []byte) ([]byte, error) {
-	_, data := sseData(ev)
-	if data == nil {
-		return out, nil
-	}
-	var e anthropicEvent
-	if err := json.Unmarshal(data, &e); err != nil {
+	e, err := s.read(ev)
+	if e == nil {
 		return out, err
 	}
-	s.tracker.observe(&e)
-	s.deltaBytes += e.deltaBytes()
 	switch e.Type {
 	case "message_start":
 		var id, model string
@@ -70,7 +62,7 @@ func (s *anthropicToResponsesStream) event(ev, out []byte) ([]byte, error) {
 		out = s.emit(out, "response.created", map[string]any{"response": s.resp})
 		return s.emit(out, "response.in_progress", map[string]any{"response": s.resp}), nil
 	case "content_block_start":
-		return s.startBlock(out, &e), nil
+		return s.startBlock(out, e), nil
 	case "content_block_delta":
 		b := s.blocks[e.Index]
 		if b == nil || e.Delta == nil {
@@ -165,9 +157,7 @@ func (s *anthropicToResponsesStream) stopBlock(out []byte, index int) []byte {
 	return s.emit(out, "response.output_item.done", map[string]any{"output_index": b.outputIndex, "item": b.item})
 }
 
-func (s *anthropicToResponsesStream) done() bool           { return s.finished }
-func (s *anthropicToResponsesStream) usage() Usage         { return s.tracker.u.usage() }
-func (s *anthropicToResponsesStream) partialOutput() int64 { return tokensOfText(s.deltaBytes) }
+func (s *anthropicToResponsesStream) done() bool { return s.finished }
 
 // errorEvent is the Responses API's own error event, following on from the events relayed so far.
 func (s *anthropicToResponsesStream) errorEvent(ae *apiError) []byte {
