@@ -44,14 +44,20 @@ func openAIUsageFrom(u Usage) openai.Usage {
 	return out
 }
 
+// readAnthropicReply decodes a non-streamed Anthropic reply and its usage, for a translation to another dialect.
+func readAnthropicReply(raw []byte) (anthropicResponse, Usage, error) {
+	var in anthropicResponse
+	if err := json.Unmarshal(raw, &in); err != nil {
+		return in, Usage{}, err
+	}
+	u, err := in.Usage.counts()
+	return in, u, err
+}
+
 // anthropicToChatResponse turns an Anthropic reply into an OpenAI chat
 // completion.
 func anthropicToChatResponse(raw []byte) ([]byte, Usage, error) {
-	var in anthropicResponse
-	if err := json.Unmarshal(raw, &in); err != nil {
-		return nil, Usage{}, err
-	}
-	u, err := in.Usage.counts()
+	in, u, err := readAnthropicReply(raw)
 	if err != nil {
 		return nil, Usage{}, err
 	}

@@ -488,11 +488,7 @@ func functionCallItemID(toolUseID string) string {
 
 // anthropicToResponsesResponse turns an Anthropic reply into a Responses object.
 func anthropicToResponsesResponse(raw, reqBody []byte) ([]byte, Usage, error) {
-	var in anthropicResponse
-	if err := json.Unmarshal(raw, &in); err != nil {
-		return nil, Usage{}, err
-	}
-	u, err := in.Usage.counts()
+	in, u, err := readAnthropicReply(raw)
 	if err != nil {
 		return nil, Usage{}, err
 	}
