@@ -54,21 +54,7 @@ func TestShutdownEndsLongStreamsAndBillsThem(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { llmUp.Close() })
-	dbPath := filepath.Join(t.TempDir(), "spans.db")
-	var storeCfg storage.Config
-	s := start(t, func(c *config.Config) {
-		c.Server.ShutdownTimeout = 2 * time.Second
-		c.Storage.SQLite.Path = dbPath
-		storeCfg = c.Storage
-		c.Models = []llm.ModelConfig{{Name: "oa", Deployments: []llm.DeploymentConfig{{
-			Provider: llm.ProviderOpenAI, BaseURL: llmUp.URL + "/v1", Model: "gpt-4o-mini"}}}}
-		c.Governance = governance.Config{Secret: "drain-governance-secret-0123456789", Keys: []governance.KeyConfig{{Name: "k", Key: drainKey}}}
-	}, nil)
-	s.waitReady(t)
-
-	cc := openai.DefaultConfig(drainKey)
-	cc.BaseURL = s.url + "/v1"
-	client := openai.NewClientWithConfig(cc)
+	s, client, storeCfg := startDrainLLM(t, llmUp.URL, nil)
 	type outcome struct {
 		text string
 		err  error // io.EOF: the stream ended with [DONE]
@@ -164,22 +150,7 @@ func TestShutdownEndsLLMStreamWaitingForHeaders(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { llmUp.Close() })
-	dbPath := filepath.Join(t.TempDir(), "spans.db")
-	var storeCfg storage.Config
-	s := start(t, func(c *config.Config) {
-		c.Server.ShutdownTimeout = 2 * time.Second
-		c.Router.Timeout = time.Minute
-		c.Storage.SQLite.Path = dbPath
-		storeCfg = c.Storage
-		c.Models = []llm.ModelConfig{{Name: "oa", Deployments: []llm.DeploymentConfig{{
-			Provider: llm.ProviderOpenAI, BaseURL: llmUp.URL + "/v1", Model: "gpt-4o-mini"}}}}
-		c.Governance = governance.Config{Secret: "drain-governance-secret-0123456789", Keys: []governance.KeyConfig{{Name: "k", Key: drainKey}}}
-	}, nil)
-	s.waitReady(t)
-
-	cc := openai.DefaultConfig(drainKey)
-	cc.BaseURL = s.url + "/v1"
-	client := openai.NewClientWithConfig(cc)
+	s, client, storeCfg := startDrainLLM(t, llmUp.URL, func(c *config.Config) { c.Router.Timeout = time.Minute })
 	ended := make(chan error, 1)
 	go func() {
 		st, err := client.CreateChatCompletionStream(context.Background(), openai.ChatCompletionRequest{
@@ -543,4 +514,27 @@ func storedCalls(t *testing.T, cfg storage.Config, name string) (storage.Store, 
 		}
 	}
 	return store, out
+}
+
+// startDrainLLM runs a gateway with a 2 s shutdown timeout, one model "oa" on upstream and its spans in SQLite, with
+// tweak's changes, and returns it, a go-openai client with its key and its store's config.
+func startDrainLLM(t *testing.T, upstream string, tweak func(*config.Config)) (*started, *openai.Client, storage.Config) {
+	t.Helper()
+	dbPath := filepath.Join(t.TempDir(), "spans.db")
+	var storeCfg storage.Config
+	s := start(t, func(c *config.Config) {
+		c.Server.ShutdownTimeout = 2 * time.Second
+		c.Storage.SQLite.Path = dbPath
+		storeCfg = c.Storage
+		c.Models = []llm.ModelConfig{{Name: "oa", Deployments: []llm.DeploymentConfig{{
+			Provider: llm.ProviderOpenAI, BaseURL: upstream + "/v1", Model: "gpt-4o-mini"}}}}
+		c.Governance = governance.Config{Secret: "drain-governance-secret-0123456789", Keys: []governance.KeyConfig{{Name: "k", Key: drainKey}}}
+		if tweak != nil {
+			tweak(c)
+		}
+	}, nil)
+	s.waitReady(t)
+	cc := openai.DefaultConfig(drainKey)
+	cc.BaseURL = s.url + "/v1"
+	return s, openai.NewClientWithConfig(cc), storeCfg
 }
